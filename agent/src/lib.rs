@@ -1,0 +1,7 @@
+//! xfrm-agent: one declarative IPsec policy file → kernel XFRM policies and ESP SAs.
+//!
+//! Data flows one way: file → [`policy_schema::Policy`] → [`plan::desired`] →
+//! [`plan::diff`] → kernel ops. Nothing under `plan` does I/O or reads the clock.
+
+pub mod model;
+pub mod secret;
