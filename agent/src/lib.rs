@@ -3,5 +3,8 @@
 //! Data flows one way: file → [`policy_schema::Policy`] → [`plan::desired`] →
 //! [`plan::diff`] → kernel ops. Nothing under `plan` does I/O or reads the clock.
 
+pub mod cli;
+pub mod keys;
 pub mod model;
+pub mod plan;
 pub mod secret;

@@ -1,3 +1,9 @@
-fn main() {
-    println!("xfrm-agent");
+//! The `xfrm-agent` binary.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    agent::cli::dispatch(agent::cli::Cli::parse())
 }

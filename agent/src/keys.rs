@@ -1,0 +1,291 @@
+//! Host identity: X25519 private keys, their files, and the per-pair key schedule.
+//!
+//! Per pair of identities the X25519 shared secret is extracted once with HKDF-SHA256
+//! (salted with both public keys, so the pair is bound to who they are) and cached; SA keys
+//! are then expanded per direction, per epoch, bound to both addresses and the cipher.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use hkdf::Hkdf;
+use policy_schema::{Policy, PublicKey};
+use sha2::Sha256;
+use x25519_dalek::StaticSecret;
+
+use crate::secret::Secret;
+
+/// Version label mixed into every derivation; bump it to change the key schedule.
+pub const KDF_LABEL: &[u8] = b"xfrm-agent v1";
+
+/// Why a key could not be loaded or used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read private key {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "private key {path} is readable by group or others (mode {mode:04o}); \
+         run `chmod 600 {path}` (it is refused, like ssh does)"
+    )]
+    Permissions { path: PathBuf, mode: u32 },
+    #[error("private key {what} is not base64 of 32 bytes")]
+    Malformed { what: String },
+    #[error(
+        "no host in the policy has the public key {0} of this private key \
+         (add it to [[hosts]], or pass --host NAME for tooling)"
+    )]
+    NotInPolicy(PublicKey),
+    #[error("--host {0}: no such host in the policy")]
+    UnknownHost(String),
+    #[error("cluster {cluster}: the key {path} is not the cluster's private key")]
+    WrongClusterKey { cluster: String, path: PathBuf },
+}
+
+/// An X25519 private key. Debug never prints it; the library zeroizes it on drop.
+#[derive(Clone)]
+pub struct PrivateKey(StaticSecret);
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PrivateKey([redacted], public {})", self.public())
+    }
+}
+
+impl PrivateKey {
+    /// A fresh random key from the OS generator.
+    pub fn generate() -> PrivateKey {
+        PrivateKey(StaticSecret::random())
+    }
+    pub fn from_bytes(bytes: [u8; 32]) -> PrivateKey {
+        PrivateKey(StaticSecret::from(bytes))
+    }
+    /// Parse base64 text (surrounding whitespace ignored).
+    pub fn from_base64(text: &str, what: &str) -> Result<PrivateKey, KeyError> {
+        let malformed = || KeyError::Malformed { what: what.into() };
+        let bytes = zeroize::Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|_| malformed())?,
+        );
+        let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| malformed())?;
+        Ok(PrivateKey::from_bytes(arr))
+    }
+    pub fn to_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.0.as_bytes())
+    }
+    pub fn public(&self) -> PublicKey {
+        PublicKey(x25519_dalek::PublicKey::from(&self.0).to_bytes())
+    }
+    /// Read a key file, refusing one that group or others can read.
+    pub fn load(path: &Path) -> Result<PrivateKey, KeyError> {
+        let read_err = |source| KeyError::Read {
+            path: path.into(),
+            source,
+        };
+        let mut file = std::fs::File::open(path).map_err(read_err)?;
+        check_permissions(path, &file)?;
+        let mut text = zeroize::Zeroizing::new(String::new());
+        file.read_to_string(&mut text).map_err(read_err)?;
+        PrivateKey::from_base64(&text, &path.display().to_string())
+    }
+    fn shared(&self, peer: &PublicKey) -> Secret {
+        let peer = x25519_dalek::PublicKey::from(peer.0);
+        Secret::new(self.0.diffie_hellman(&peer).as_bytes().to_vec())
+    }
+}
+
+#[cfg(unix)]
+fn check_permissions(path: &Path, file: &std::fs::File) -> Result<(), KeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = file
+        .metadata()
+        .map_err(|source| KeyError::Read {
+            path: path.into(),
+            source,
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Permissions {
+            path: path.into(),
+            mode: mode & 0o7777,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_permissions(_: &Path, _: &std::fs::File) -> Result<(), KeyError> {
+    Ok(())
+}
+
+/// The extracted secret of one pair of identities, ready to expand SA keys from.
+#[derive(Clone)]
+pub struct PairKey(Hkdf<Sha256>);
+
+impl fmt::Debug for PairKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PairKey([redacted])")
+    }
+}
+
+impl PairKey {
+    /// Both sides compute the same value: the public keys are ordered before use.
+    fn new(local: &PrivateKey, peer: &PublicKey) -> PairKey {
+        let me = local.public();
+        let (a, b) = if me <= *peer {
+            (me, *peer)
+        } else {
+            (*peer, me)
+        };
+        let mut salt = Vec::with_capacity(KDF_LABEL.len() + 64);
+        salt.extend_from_slice(KDF_LABEL);
+        salt.extend_from_slice(&a.0);
+        salt.extend_from_slice(&b.0);
+        let shared = local.shared(peer);
+        PairKey(Hkdf::<Sha256>::new(Some(&salt), shared.expose()))
+    }
+    /// `len` bytes of key material for `info` (which must bind direction, epoch, cipher…).
+    pub fn expand(&self, info: &[u8], len: usize) -> Secret {
+        let mut out = vec![0u8; len];
+        self.0
+            .expand(info, &mut out)
+            .expect("SA keys are far below HKDF's 255*32-byte limit");
+        Secret::new(out)
+    }
+}
+
+/// Who this agent is: a host of the policy, its key, and the keys of the clusters (virtual
+/// addresses) it is a member of. Pair secrets are computed once per peer key and cached.
+pub struct Identity {
+    pub host: String,
+    key: PrivateKey,
+    cluster_keys: BTreeMap<String, PrivateKey>,
+    cache: Mutex<HashMap<(PublicKey, PublicKey), Arc<PairKey>>>,
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("host", &self.host)
+            .field("public", &self.key.public())
+            .field("clusters", &self.cluster_keys.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Identity {
+    /// Find this host in the policy by its public key (or by name with `host_override`).
+    pub fn resolve(
+        policy: &Policy,
+        key: PrivateKey,
+        host_override: Option<&str>,
+    ) -> Result<Identity, KeyError> {
+        let host = match host_override {
+            Some(name) => policy
+                .host(name)
+                .ok_or_else(|| KeyError::UnknownHost(name.into()))?,
+            None => policy
+                .host_by_key(&key.public())
+                .ok_or(KeyError::NotInPolicy(key.public()))?,
+        };
+        Ok(Identity {
+            host: host.name.clone(),
+            key,
+            cluster_keys: BTreeMap::new(),
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+    /// Add the private key of a cluster this host is a member of; it must match the file.
+    pub fn add_cluster_key(
+        &mut self,
+        policy: &Policy,
+        cluster: &str,
+        key: PrivateKey,
+        path: &Path,
+    ) -> Result<(), KeyError> {
+        let ok = policy
+            .cluster(cluster)
+            .is_some_and(|c| c.public_key == key.public());
+        if !ok {
+            return Err(KeyError::WrongClusterKey {
+                cluster: cluster.into(),
+                path: path.into(),
+            });
+        }
+        self.cluster_keys.insert(cluster.into(), key);
+        Ok(())
+    }
+    pub fn public(&self) -> PublicKey {
+        self.key.public()
+    }
+    /// Whether this agent holds the private key of `cluster`.
+    pub fn has_cluster_key(&self, cluster: &str) -> bool {
+        self.cluster_keys.contains_key(cluster)
+    }
+    /// The pair secret between our host key and `peer`.
+    pub fn pair(&self, peer: &PublicKey) -> Arc<PairKey> {
+        self.pair_with(&self.key, peer)
+    }
+    /// The pair secret between a cluster's key (which we must hold) and `peer`.
+    pub fn cluster_pair(&self, cluster: &str, peer: &PublicKey) -> Option<Arc<PairKey>> {
+        let key = self.cluster_keys.get(cluster)?;
+        Some(self.pair_with(key, peer))
+    }
+    fn pair_with(&self, local: &PrivateKey, peer: &PublicKey) -> Arc<PairKey> {
+        let id = (local.public(), *peer);
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry(id)
+            .or_insert_with(|| Arc::new(PairKey::new(local, peer)))
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pair_keys_agree_on_both_sides() {
+        let a = PrivateKey::generate();
+        let b = PrivateKey::generate();
+        let ab = PairKey::new(&a, &b.public()).expand(b"x", 20);
+        let ba = PairKey::new(&b, &a.public()).expand(b"x", 20);
+        assert_eq!(ab, ba);
+        assert_ne!(ab, PairKey::new(&a, &b.public()).expand(b"y", 20));
+    }
+
+    #[test]
+    fn base64_round_trip_and_malformed() {
+        let k = PrivateKey::generate();
+        let k2 = PrivateKey::from_base64(&format!("{}\n", k.to_base64()), "t").unwrap();
+        assert_eq!(k.public(), k2.public());
+        assert!(PrivateKey::from_base64("AAAA", "t").is_err());
+        assert!(PrivateKey::from_base64("not base64!", "t").is_err());
+    }
+
+    #[test]
+    fn world_readable_key_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("xfrm-agent-keytest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("k.key");
+        std::fs::write(&path, PrivateKey::generate().to_base64()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = PrivateKey::load(&path).unwrap_err();
+        assert!(
+            matches!(err, KeyError::Permissions { mode: 0o644, .. }),
+            "{err}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(PrivateKey::load(&path).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

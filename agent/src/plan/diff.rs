@@ -1,0 +1,1 @@
+//! `diff(desired, observed) -> Vec<Op>`: minimal, safely ordered kernel writes.
