@@ -149,22 +149,21 @@ pub fn desired(
                 id.has_cluster_key(&c.name) && c.addresses.iter().any(|a| local.contains(a))
             })
             .collect();
+        let my_rules = rules.for_party(&me_party);
+        let held_parties: Vec<(&Cluster, Party, Vec<_>)> = held
+            .iter()
+            .map(|c| {
+                let party = cluster_party(c);
+                let r = rules.for_party(&party);
+                (*c, party, r)
+            })
+            .collect();
         for peer in peers(policy, me, &held) {
             let pair = id.pair(&peer.key);
-            states::transport_sas(&cx, &rules, &me_party, &peer, &pair, &mut states);
-            for c in &held {
-                if peer.name == me.name {
-                    continue;
-                }
+            states::transport_sas(&cx, &my_rules, &me_party, &peer, &pair, &mut states);
+            for (c, party, party_rules) in &held_parties {
                 if let Some(pair) = id.cluster_pair(&c.name, &peer.key) {
-                    states::transport_sas(
-                        &cx,
-                        &rules,
-                        &cluster_party(c),
-                        &peer,
-                        &pair,
-                        &mut states,
-                    );
+                    states::transport_sas(&cx, party_rules, party, &peer, &pair, &mut states);
                 }
             }
         }

@@ -104,39 +104,82 @@ impl<'a> Rules<'a> {
         Rules { rules }
     }
 
+    /// The rules that can match traffic of local address `a` at all, with which side `a`
+    /// is on — computed once per local address, not once per peer.
+    pub fn for_party(&self, party: &Party) -> Vec<LocalRules<'_>> {
+        party.addrs.iter().map(|a| self.for_local(a)).collect()
+    }
+
+    fn for_local(&self, a: &IpAddr) -> LocalRules<'_> {
+        let fam = Family::of(a);
+        let rules = self
+            .rules
+            .iter()
+            .filter(|(r, _, _)| {
+                !r.protocol
+                    .and_then(|p| p.family())
+                    .is_some_and(|f| f != fam)
+            })
+            .filter_map(|(r, from, to)| {
+                let (in_to, in_from) = (any_contains(to, a), any_contains(from, a));
+                (in_to || in_from).then_some(LocalRule {
+                    rule: r,
+                    from,
+                    to,
+                    in_to,
+                    in_from,
+                })
+            })
+            .collect();
+        LocalRules { a: *a, rules }
+    }
+}
+
+/// A rule as seen from one local address.
+struct LocalRule<'a> {
+    rule: &'a Rule,
+    from: &'a [IpNet],
+    to: &'a [IpNet],
+    in_to: bool,
+    in_from: bool,
+}
+
+/// The rules that concern one local address, in file order.
+pub struct LocalRules<'a> {
+    a: IpAddr,
+    rules: Vec<LocalRule<'a>>,
+}
+
+impl LocalRules<'_> {
     /// The SA profiles the pair (local `a`, remote `b`) needs, first match wins: a matching
     /// rule without protocol ends the search (it takes all remaining traffic of the pair).
-    fn needs(&self, a: &IpAddr, b: &IpAddr) -> Vec<Need> {
-        let mut by_profile: BTreeMap<(Cipher, Mode), Vec<Narrow>> = BTreeMap::new();
-        for (rule, from, to) in &self.rules {
-            let a_to = any_contains(to, a) && any_contains(from, b);
-            let a_from = any_contains(from, a) && any_contains(to, b);
+    fn needs(&self, b: &IpAddr) -> Vec<Need> {
+        let mut by_profile: Vec<((Cipher, Mode), Vec<Narrow>)> = Vec::new();
+        for lr in &self.rules {
+            let a_to = lr.in_to && any_contains(lr.from, b);
+            let a_from = lr.in_from && any_contains(lr.to, b);
             if !(a_to || a_from) {
                 continue;
             }
-            if rule
-                .protocol
-                .and_then(|p| p.family())
-                .is_some_and(|f| f != Family::of(a))
-            {
-                continue;
+            if lr.rule.action.uses_esp() {
+                let profile = (lr.rule.cipher, lr.rule.mode);
+                let narrow = rule_narrow(lr.rule, a_to, a_from);
+                match by_profile.iter_mut().find(|(p, _)| *p == profile) {
+                    Some((_, v)) => v.push(narrow),
+                    None => by_profile.push((profile, vec![narrow])),
+                }
             }
-            if rule.action.uses_esp() {
-                by_profile
-                    .entry((rule.cipher, rule.mode))
-                    .or_default()
-                    .push(rule_narrow(rule, a_to, a_from));
-            }
-            if rule.protocol.is_none() {
+            if lr.rule.protocol.is_none() {
                 break;
             }
         }
+        by_profile.sort_by_key(|(p, _)| *p);
         by_profile
             .into_iter()
             .map(|((cipher, mode), narrows)| Need {
                 cipher,
                 mode,
-                out_sel: pinned_selector(*a, *b, &narrows),
+                out_sel: pinned_selector(self.a, *b, &narrows),
             })
             .collect()
     }
@@ -233,7 +276,7 @@ fn emit(
 /// Transport-mode SAs between our party `me` and the peer party `peer`.
 pub fn transport_sas(
     cx: &SaContextAll,
-    rules: &Rules,
+    mine: &[LocalRules],
     me: &Party,
     peer: &Party,
     pair: &PairKey,
@@ -244,9 +287,10 @@ pub fn transport_sas(
     } else {
         Encapsulation::None
     };
-    for a in me.addrs {
+    for local in mine {
+        let a = &local.a;
         for b in peer.addrs.iter().filter(|b| b.is_ipv4() == a.is_ipv4()) {
-            for need in rules.needs(a, b) {
+            for need in local.needs(b) {
                 emit(
                     cx,
                     pair,
