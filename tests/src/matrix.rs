@@ -174,11 +174,17 @@ pub fn run(
     })();
     let results = started.and_then(|()| probe_all(exec, &hosts, cells, o));
     // Stop everything whatever happened, then report the first error.
-    let mut packets: BTreeMap<String, Vec<Packet>> = BTreeMap::new();
     let mut stop_err = None;
+    let mut marked = results.is_ok();
+    for s in &mut servers {
+        if let Err(e) = s.mark() {
+            (marked, stop_err) = (false, stop_err.or(Some(e)));
+        }
+    }
+    let mut packets: BTreeMap<String, Vec<Packet>> = BTreeMap::new();
     for c in captures {
         let host = c.host.clone();
-        match c.stop() {
+        match c.stop(marked) {
             Ok(p) => {
                 packets.insert(host, p);
             }

@@ -174,14 +174,19 @@ fn expect_echo(sent: &[u8], back: &[u8]) -> std::io::Result<()> {
     }
 }
 
-/// Serve TCP and UDP echo on every (address, port) until `stop` returns (stdin EOF).
+/// The UDP port capture markers are sent to on the loopback (discard).
+pub const MARK_PORT: u16 = 9;
+
+/// Serve TCP and UDP echo on every (address, port) until `control` reaches EOF.
 /// Specific addresses, not a wildcard: a UDP reply must leave from the address that was
-/// asked (a router has several).
+/// asked (a router has several). Each `mark` line on `control` sends one datagram to
+/// 127.0.0.1:9 and answers `marked`: a capture that has seen it has seen everything sent
+/// before it (libpcap delivers packets in order).
 pub fn serve(
     addrs: &[IpAddr],
     tcp_ports: &[u16],
     udp_ports: &[u16],
-    stop: impl FnOnce(),
+    control: impl std::io::BufRead,
 ) -> std::io::Result<()> {
     for a in addrs {
         for &port in tcp_ports {
@@ -204,7 +209,14 @@ pub fn serve(
     }
     println!("ready");
     std::io::stdout().flush()?;
-    stop();
+    let marker = UdpSocket::bind("127.0.0.1:0")?;
+    for line in control.lines() {
+        if line?.trim() == "mark" {
+            marker.send_to(b"xfrm-lab mark", ("127.0.0.1", MARK_PORT))?;
+            println!("marked");
+            std::io::stdout().flush()?;
+        }
+    }
     Ok(())
 }
 

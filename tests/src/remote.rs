@@ -70,7 +70,9 @@ impl<'a> Capture<'a> {
             format!("{dir}/capture-{host}.pcap"),
         );
         let script = format!(
-            "echo $$ > {pidfile}; exec tcpdump -i any -y LINUX_SLL2 -U -n -s 256 -w {file} 'ip or ip6'"
+            // --immediate-mode: without it packets wait in the ring for up to a second
+            // and the ones still there when tcpdump is stopped are lost.
+            "echo $$ > {pidfile}; exec tcpdump -i any -y LINUX_SLL2 --immediate-mode -U -n -s 256 -w {file} 'ip or ip6'"
         );
         let mut child = exec
             .command(host, &["sh".into(), "-c".into(), script])
@@ -94,8 +96,13 @@ impl<'a> Capture<'a> {
         })
     }
 
-    /// Stop the capture and read back its packets.
-    pub fn stop(mut self) -> anyhow::Result<Vec<Packet>> {
+    /// Stop the capture and read back its packets. With `marked`, first wait (bounded) until
+    /// the file holds the loopback marker the host's echo server sent: then every packet
+    /// sent before it is in the file too.
+    pub fn stop(mut self, marked: bool) -> anyhow::Result<Vec<Packet>> {
+        if marked {
+            self.wait_for_marker()?;
+        }
         self.exec
             .interrupt(&self.host, &self.child, &self.pidfile)?;
         let st = wait_bounded(&mut self.child, &format!("tcpdump on {}", self.host))?;
@@ -108,6 +115,21 @@ impl<'a> Capture<'a> {
         pcap::parse(&bytes).with_context(|| format!("capture of {}", self.host))
     }
 
+    fn wait_for_marker(&self) -> anyhow::Result<()> {
+        let is_marker = |p: &Packet| {
+            p.dst == IpAddr::from([127, 0, 0, 1])
+                && matches!(p.kind, pcap::Kind::Udp { dport, .. } if dport == crate::probe::MARK_PORT)
+        };
+        for _ in 0..300 {
+            let bytes = self.exec.read_file(&self.host, &self.file)?;
+            if pcap::parse(&bytes).is_ok_and(|ps| ps.iter().any(is_marker)) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("the capture on {} never saw its end marker", self.host)
+    }
+
     /// Where the capture file is inside the host (kept for failure reports).
     pub fn file(&self) -> &str {
         &self.file
@@ -118,6 +140,7 @@ impl<'a> Capture<'a> {
 pub struct Server {
     host: String,
     child: Child,
+    lines: mpsc::Receiver<String>,
 }
 
 impl Server {
@@ -156,7 +179,16 @@ impl Server {
         Ok(Server {
             host: host.into(),
             child,
+            lines: rx,
         })
+    }
+
+    /// Have the host send a capture end marker (see [`Capture::stop`]).
+    pub fn mark(&mut self) -> anyhow::Result<()> {
+        let stdin = self.child.stdin.as_mut().expect("piped");
+        stdin.write_all(b"mark\n")?;
+        stdin.flush()?;
+        wait_for(&self.lines, "marked", &format!("marker on {}", self.host))
     }
 
     /// Close its stdin and wait for it to exit.

@@ -28,11 +28,7 @@ fn serve(args: &[String]) -> Result<(), String> {
             _ => return Err(format!("unknown option {a}")),
         }
     }
-    probe::serve(&addrs, &tcp, &udp, || {
-        let mut sink = Vec::new();
-        let _ = std::io::stdin().read_to_end(&mut sink);
-    })
-    .map_err(|e| format!("serve: {e}"))
+    probe::serve(&addrs, &tcp, &udp, std::io::stdin().lock()).map_err(|e| format!("serve: {e}"))
 }
 
 fn run() -> Result<(), String> {
