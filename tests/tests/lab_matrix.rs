@@ -12,7 +12,7 @@ use e2e::require_lab;
 use e2e::topology::Topology;
 use policy_schema::Policy;
 
-/// The seed policy file the lab runs: examples/ once it exists, else the stand-in.
+/// The policy file the lab runs (a copy in its state directory).
 fn seed_policy(lab: &Lab) -> Policy {
     let text = std::fs::read_to_string(&lab.policy).expect("policy file");
     match policy_schema::load("policy.toml", &text) {
@@ -111,11 +111,7 @@ fn the_seed_expectations_cover_every_outcome() {
     }
 }
 
+/// The policy the lab runs by default: the seed scenario with its IPv6 addresses.
 fn seed_path() -> std::path::PathBuf {
-    let ex = e2e::repo_root().join("examples/seed-site-dmz.toml");
-    if ex.exists() {
-        ex
-    } else {
-        e2e::repo_root().join("tests/lab/seed-site-dmz.toml")
-    }
+    e2e::repo_root().join("examples/dual-stack.toml")
 }
