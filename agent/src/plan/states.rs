@@ -115,11 +115,7 @@ impl<'a> Rules<'a> {
         let rules = self
             .rules
             .iter()
-            .filter(|(r, _, _)| {
-                !r.protocol
-                    .and_then(|p| p.family())
-                    .is_some_and(|f| f != fam)
-            })
+            .filter(|(r, _, _)| r.protocol.and_then(|p| p.family()).is_none_or(|f| f == fam))
             .filter_map(|(r, from, to)| {
                 let (in_to, in_from) = (any_contains(to, a), any_contains(from, a));
                 (in_to || in_from).then_some(LocalRule {
