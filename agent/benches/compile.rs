@@ -75,8 +75,10 @@ fn inventory(n: u32) -> Policy {
         mode: Mode::Transport,
         cipher: Cipher::AesGcm128,
     });
-    let mut ownership = Ownership::default();
-    ownership.spi = (0x1000_0000, 0x7fff_ffff);
+    let ownership = Ownership {
+        spi: (0x1000_0000, 0x7fff_ffff),
+        ..Ownership::default()
+    };
     Policy {
         version: 1,
         defaults: Defaults::default(),
