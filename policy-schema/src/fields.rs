@@ -11,7 +11,10 @@ use crate::model::{Defaults, Ownership};
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Kind {
     /// An integer in an inclusive range.
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     Bool,
     /// A name: `[A-Za-z0-9][A-Za-z0-9_.-]{0,62}`.
     Name,
@@ -70,15 +73,33 @@ impl TableSpec {
 }
 
 const fn req(name: &'static str, kind: Kind, doc: &'static str) -> Field {
-    Field { name, kind, required: true, doc, default: None }
+    Field {
+        name,
+        kind,
+        required: true,
+        doc,
+        default: None,
+    }
 }
 
 const fn opt(name: &'static str, kind: Kind, doc: &'static str) -> Field {
-    Field { name, kind, required: false, doc, default: None }
+    Field {
+        name,
+        kind,
+        required: false,
+        doc,
+        default: None,
+    }
 }
 
 const fn dflt(name: &'static str, kind: Kind, doc: &'static str, d: fn() -> Value) -> Field {
-    Field { name, kind, required: false, doc, default: Some(d) }
+    Field {
+        name,
+        kind,
+        required: false,
+        doc,
+        default: Some(d),
+    }
 }
 
 pub(crate) const CIPHERS: &[&str] = &[
@@ -109,14 +130,57 @@ pub(crate) static DEFAULTS: TableSpec = TableSpec {
     name: "defaults",
     doc: "Values every rule and SA inherits unless it says otherwise.",
     fields: &[
-        dflt("cipher", Kind::Enum(CIPHERS), "ESP cipher suite of rules that name none.", || json!(d().cipher.as_str())),
-        dflt("mode", Kind::Enum(MODES), "ESP mode of rules that name none.", || json!(d().mode.as_str())),
-        dflt("rekey-interval", Kind::Duration, "Length of a key epoch; keys change at every multiple of it (Unix time).", || json!(d().rekey_interval)),
-        dflt("clock-skew", Kind::Duration, "Largest clock difference between two hosts that key rotation tolerates.", || json!(d().clock_skew)),
-        dflt("grace", Kind::Duration, "How long an old inbound SA stays after every peer may have switched.", || json!(d().grace)),
-        dflt("replay-window", Kind::Int { min: REPLAY_WINDOW.0, max: REPLAY_WINDOW.1 }, "ESN anti-replay window, in packets.", || json!(d().replay_window)),
-        dflt("allow-legacy", Kind::Bool, "Accept 3des-hmac-sha1 (with a warning).", || json!(d().allow_legacy)),
-        dflt("exempt-neighbor-discovery", Kind::Bool, "Let IPv6 neighbour discovery (ICMPv6 133-137) pass in clear.", || json!(d().exempt_neighbor_discovery)),
+        dflt(
+            "cipher",
+            Kind::Enum(CIPHERS),
+            "ESP cipher suite of rules that name none.",
+            || json!(d().cipher.as_str()),
+        ),
+        dflt(
+            "mode",
+            Kind::Enum(MODES),
+            "ESP mode of rules that name none.",
+            || json!(d().mode.as_str()),
+        ),
+        dflt(
+            "rekey-interval",
+            Kind::Duration,
+            "Length of a key epoch; keys change at every multiple of it (Unix time).",
+            || json!(d().rekey_interval),
+        ),
+        dflt(
+            "clock-skew",
+            Kind::Duration,
+            "Largest clock difference between two hosts that key rotation tolerates.",
+            || json!(d().clock_skew),
+        ),
+        dflt(
+            "grace",
+            Kind::Duration,
+            "How long an old inbound SA stays after every peer may have switched.",
+            || json!(d().grace),
+        ),
+        dflt(
+            "replay-window",
+            Kind::Int {
+                min: REPLAY_WINDOW.0,
+                max: REPLAY_WINDOW.1,
+            },
+            "ESN anti-replay window, in packets.",
+            || json!(d().replay_window),
+        ),
+        dflt(
+            "allow-legacy",
+            Kind::Bool,
+            "Accept 3des-hmac-sha1 (with a warning).",
+            || json!(d().allow_legacy),
+        ),
+        dflt(
+            "exempt-neighbor-discovery",
+            Kind::Bool,
+            "Let IPv6 neighbour discovery (ICMPv6 133-137) pass in clear.",
+            || json!(d().exempt_neighbor_discovery),
+        ),
     ],
 };
 
@@ -135,11 +199,32 @@ pub(crate) static HOST: TableSpec = TableSpec {
     doc: "An IPsec member: one agent with one X25519 key.",
     fields: &[
         req("name", Kind::Name, "Unique host name."),
-        req("addresses", Kind::Addresses, "The host's own unicast addresses."),
-        req("public-key", Kind::Key, "X25519 public key, standard base64 of 32 bytes."),
-        opt("zones", Kind::Names, "Zones the host declares itself in; each address must lie in one of them."),
-        dflt("encapsulation", Kind::Enum(ENCAPSULATIONS), "\"udp\": ESP-in-UDP on port 4500 (RFC 3948) for paths that drop protocol 50.", || json!("none")),
-        opt("gateway-for", Kind::Prefixes, "Subnets this host protects as a tunnel-mode gateway."),
+        req(
+            "addresses",
+            Kind::Addresses,
+            "The host's own unicast addresses.",
+        ),
+        req(
+            "public-key",
+            Kind::Key,
+            "X25519 public key, standard base64 of 32 bytes.",
+        ),
+        opt(
+            "zones",
+            Kind::Names,
+            "Zones the host declares itself in; each address must lie in one of them.",
+        ),
+        dflt(
+            "encapsulation",
+            Kind::Enum(ENCAPSULATIONS),
+            "\"udp\": ESP-in-UDP on port 4500 (RFC 3948) for paths that drop protocol 50.",
+            || json!("none"),
+        ),
+        opt(
+            "gateway-for",
+            Kind::Prefixes,
+            "Subnets this host protects as a tunnel-mode gateway.",
+        ),
     ],
 };
 
@@ -148,10 +233,27 @@ pub(crate) static CLUSTER: TableSpec = TableSpec {
     doc: "Virtual addresses shared by member hosts (failover), with their own key.",
     fields: &[
         req("name", Kind::Name, "Unique cluster name."),
-        req("addresses", Kind::Addresses, "The shared unicast addresses."),
-        req("public-key", Kind::Key, "X25519 public key of the cluster, distinct from every host key."),
-        req("members", Kind::Names, "Names of the hosts that may hold the addresses (at least one)."),
-        dflt("encapsulation", Kind::Enum(ENCAPSULATIONS), "\"udp\": ESP-in-UDP on port 4500.", || json!("none")),
+        req(
+            "addresses",
+            Kind::Addresses,
+            "The shared unicast addresses.",
+        ),
+        req(
+            "public-key",
+            Kind::Key,
+            "X25519 public key of the cluster, distinct from every host key.",
+        ),
+        req(
+            "members",
+            Kind::Names,
+            "Names of the hosts that may hold the addresses (at least one).",
+        ),
+        dflt(
+            "encapsulation",
+            Kind::Enum(ENCAPSULATIONS),
+            "\"udp\": ESP-in-UDP on port 4500.",
+            || json!("none"),
+        ),
     ],
 };
 
@@ -160,10 +262,27 @@ pub(crate) static EXEMPTION: TableSpec = TableSpec {
     doc: "Traffic that never gets IPsec (ICMP, IKE, DHCP, Intel AMT, ...).",
     fields: &[
         req("name", Kind::Name, "Unique exemption name."),
-        req("protocol", Kind::Protocol, "icmp, icmpv6, tcp, udp, or an IP protocol number 1-255."),
-        opt("ports", Kind::Ports, "Service ports (tcp, udp and other port protocols only); absent = all."),
-        dflt("direction", Kind::Enum(DIRECTIONS), "Who opens the connection: peers to our ports (in), we to theirs (out), or both.", || json!("both")),
-        opt("peers", Kind::Endpoints, "Remote endpoints it applies to; absent = any peer."),
+        req(
+            "protocol",
+            Kind::Protocol,
+            "icmp, icmpv6, tcp, udp, or an IP protocol number 1-255.",
+        ),
+        opt(
+            "ports",
+            Kind::Ports,
+            "Service ports (tcp, udp and other port protocols only); absent = all.",
+        ),
+        dflt(
+            "direction",
+            Kind::Enum(DIRECTIONS),
+            "Who opens the connection: peers to our ports (in), we to theirs (out), or both.",
+            || json!("both"),
+        ),
+        opt(
+            "peers",
+            Kind::Endpoints,
+            "Remote endpoints it applies to; absent = any peer.",
+        ),
     ],
 };
 
@@ -172,13 +291,37 @@ pub(crate) static RULE: TableSpec = TableSpec {
     doc: "A rule: first match in file order wins; a rule from A to B also matches B to A.",
     fields: &[
         req("name", Kind::Name, "Unique rule name."),
-        req("from", Kind::Endpoints, "One side: any, zone:NAME, host:NAME, cluster:NAME, a prefix or an address."),
+        req(
+            "from",
+            Kind::Endpoints,
+            "One side: any, zone:NAME, host:NAME, cluster:NAME, a prefix or an address.",
+        ),
         req("to", Kind::Endpoints, "The other side, same forms."),
-        opt("protocol", Kind::Protocol, "Restrict to one protocol; absent = all."),
-        opt("ports", Kind::Ports, "Ports on the `to` side (needs a port protocol); absent = all."),
-        req("action", Kind::Enum(ACTIONS), "require: ESP only; request: ESP when possible; permit: clear; block: drop."),
-        opt("mode", Kind::Enum(MODES), "ESP mode; absent = [defaults].mode."),
-        opt("cipher", Kind::Enum(CIPHERS), "Cipher suite; absent = [defaults].cipher."),
+        opt(
+            "protocol",
+            Kind::Protocol,
+            "Restrict to one protocol; absent = all.",
+        ),
+        opt(
+            "ports",
+            Kind::Ports,
+            "Ports on the `to` side (needs a port protocol); absent = all.",
+        ),
+        req(
+            "action",
+            Kind::Enum(ACTIONS),
+            "require: ESP only; request: ESP when possible; permit: clear; block: drop.",
+        ),
+        opt(
+            "mode",
+            Kind::Enum(MODES),
+            "ESP mode; absent = [defaults].mode.",
+        ),
+        opt(
+            "cipher",
+            Kind::Enum(CIPHERS),
+            "Cipher suite; absent = [defaults].cipher.",
+        ),
     ],
 };
 
@@ -186,10 +329,18 @@ pub(crate) static ROOT: TableSpec = TableSpec {
     name: "policy",
     doc: "xfrm-agent policy file.",
     fields: &[
-        req("version", Kind::Int { min: 1, max: 1 }, "Format version; must be 1."),
+        req(
+            "version",
+            Kind::Int { min: 1, max: 1 },
+            "Format version; must be 1.",
+        ),
         opt("defaults", Kind::Table(&DEFAULTS), DEFAULTS.doc),
         opt("ownership", Kind::Table(&OWNERSHIP), OWNERSHIP.doc),
-        opt("zones", Kind::ZoneMap, "Named sets of prefixes: name = [\"10.10.0.0/24\", ...]."),
+        opt(
+            "zones",
+            Kind::ZoneMap,
+            "Named sets of prefixes: name = [\"10.10.0.0/24\", ...].",
+        ),
         opt("hosts", Kind::TableArray(&HOST), HOST.doc),
         opt("clusters", Kind::TableArray(&CLUSTER), CLUSTER.doc),
         opt("exemptions", Kind::TableArray(&EXEMPTION), EXEMPTION.doc),

@@ -48,7 +48,10 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, Diagnostics> {
         }),
         None => {
             // Unreachable if every missing value was reported; never hand out a half policy.
-            rep.error(0, "internal error: a required value is missing but was not reported");
+            rep.error(
+                0,
+                "internal error: a required value is missing but was not reported",
+            );
             Err(Diagnostics(rep.finish()))
         }
     }
@@ -66,14 +69,19 @@ pub fn load_path(path: &Path) -> Result<Loaded, Diagnostics> {
             message,
         }])
     };
-    let bytes = std::fs::read(path).map_err(|e| fail(1, 1, format!("cannot read the policy file: {e}")))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| fail(1, 1, format!("cannot read the policy file: {e}")))?;
     match String::from_utf8(bytes) {
         Ok(text) => load(&file, &text),
         Err(e) => {
             let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
             let valid = std::str::from_utf8(valid).unwrap_or_default();
             let (line, col) = report::LineIndex::new(valid).locate(valid, valid.len());
-            Err(fail(line, col, "the file is not valid UTF-8 (expected UTF-8 text, as TOML requires)".into()))
+            Err(fail(
+                line,
+                col,
+                "the file is not valid UTF-8 (expected UTF-8 text, as TOML requires)".into(),
+            ))
         }
     }
 }

@@ -10,7 +10,8 @@ const HEX_PATTERN: &str = "^0[xX][0-9a-fA-F]{1,8}$";
 const KEY_PATTERN: &str = "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$";
 const DURATION_PATTERN: &str = "^([0-9]+[smhd])+$";
 const PORT_RANGE_PATTERN: &str = "^[0-9]{1,5}(-[0-9]{1,5})?$";
-const ENDPOINT_PATTERN: &str = "^(any|(zone|host|cluster):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}|[0-9A-Fa-f.:]+(/[0-9]{1,3})?)$";
+const ENDPOINT_PATTERN: &str =
+    "^(any|(zone|host|cluster):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}|[0-9A-Fa-f.:]+(/[0-9]{1,3})?)$";
 const ADDRESS_PATTERN: &str = "^[0-9A-Fa-f.:]+$";
 const PREFIX_PATTERN: &str = "^[0-9A-Fa-f.:]+(/[0-9]{1,3})?$";
 
@@ -40,7 +41,10 @@ fn kind_schema(kind: &Kind, required: bool) -> Value {
         Kind::Key => json!({"type": "string", "pattern": KEY_PATTERN}),
         Kind::Addresses => list(json!({"type": "string", "pattern": ADDRESS_PATTERN}), 1),
         Kind::Prefixes => list(json!({"type": "string", "pattern": PREFIX_PATTERN}), 0),
-        Kind::Names => list(json!({"type": "string", "pattern": NAME_PATTERN}), usize::from(required)),
+        Kind::Names => list(
+            json!({"type": "string", "pattern": NAME_PATTERN}),
+            usize::from(required),
+        ),
         Kind::Endpoints => list(json!({"type": "string", "pattern": ENDPOINT_PATTERN}), 1),
         Kind::Protocol => json!({"anyOf": [
             {"type": "string", "enum": crate::values::PROTOCOL_NAMES},
@@ -79,7 +83,12 @@ fn table_schema(spec: &TableSpec) -> Value {
         .iter()
         .map(|f| (f.name.to_string(), field_schema(f)))
         .collect();
-    let required: Vec<&str> = spec.fields.iter().filter(|f| f.required).map(|f| f.name).collect();
+    let required: Vec<&str> = spec
+        .fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.name)
+        .collect();
     json!({
         "type": "object",
         "description": spec.doc,
@@ -92,7 +101,10 @@ fn table_schema(spec: &TableSpec) -> Value {
 pub(crate) fn json_schema() -> Value {
     let mut s = table_schema(&ROOT);
     let obj = s.as_object_mut().expect("object");
-    obj.insert("$schema".into(), json!("https://json-schema.org/draft/2020-12/schema"));
+    obj.insert(
+        "$schema".into(),
+        json!("https://json-schema.org/draft/2020-12/schema"),
+    );
     obj.insert("title".into(), json!("xfrm-agent policy file"));
     s
 }

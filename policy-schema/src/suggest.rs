@@ -48,7 +48,10 @@ pub(crate) fn closest<'c>(
 }
 
 /// ` (did you mean "x"?)`, or nothing.
-pub(crate) fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> String {
+pub(crate) fn did_you_mean<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> String {
     closest(word, candidates)
         .map(|c| format!(" (did you mean \"{c}\"?)"))
         .unwrap_or_default()
@@ -73,7 +76,10 @@ mod tests {
         assert_eq!(closest("Permit", actions), Some("permit"));
         assert_eq!(closest("allow", actions), None);
         assert_eq!(closest("x", ["y"]), None);
-        assert_eq!(closest("rekey", ["grace", "rekey-interval"]), Some("rekey-interval"));
+        assert_eq!(
+            closest("rekey", ["grace", "rekey-interval"]),
+            Some("rekey-interval")
+        );
         assert_eq!(closest("aes-gcm", ["aes-gcm-128", "aes-gcm-256"]), None);
         assert_eq!(did_you_mean("bock", actions), " (did you mean \"block\"?)");
         assert_eq!(did_you_mean("zzzzz", actions), "");

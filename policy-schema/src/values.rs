@@ -72,9 +72,10 @@ pub(crate) fn port_range(s: &str) -> Result<PortRange, String> {
     let num = |t: &str| -> Result<u16, String> {
         let t = t.trim();
         if t.is_empty() || !t.chars().all(|c| c.is_ascii_digit()) {
-            return Err(format!(
+            return Err(
                 "is not a port or port range (expected a number 1-65535 or \"lo-hi\", e.g. \"16992-16995\")"
-            ));
+                    .to_string(),
+            );
         }
         port(t.parse::<i64>().unwrap_or(i64::MAX))
     };
@@ -126,7 +127,12 @@ pub(crate) fn prefix(s: &str) -> Result<IpNet, String> {
 pub(crate) fn address(s: &str) -> Result<IpAddr, String> {
     let a: IpAddr = match s.parse() {
         Ok(a) => a,
-        Err(_) if s.contains('/') && s.split('/').next().is_some_and(|a| a.parse::<IpAddr>().is_ok()) => {
+        Err(_)
+            if s.contains('/')
+                && s.split('/')
+                    .next()
+                    .is_some_and(|a| a.parse::<IpAddr>().is_ok()) =>
+        {
             return Err(format!(
                 "is a prefix (expected a plain address without /length, e.g. \"{}\")",
                 s.split('/').next().unwrap_or_default()
@@ -185,7 +191,9 @@ pub(crate) fn u32_hex(s: &str) -> Result<u32, String> {
     let digits = s
         .strip_prefix("0x")
         .or_else(|| s.strip_prefix("0X"))
-        .ok_or_else(|| "is not a number (expected an integer or a \"0x…\" hex string)".to_string())?;
+        .ok_or_else(|| {
+            "is not a number (expected an integer or a \"0x…\" hex string)".to_string()
+        })?;
     if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err("is not a hex number (expected \"0x\" followed by hex digits)".into());
     }

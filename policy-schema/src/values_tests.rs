@@ -14,7 +14,9 @@ fn durations() {
     assert!(duration("1w").is_err());
     assert!(duration("-1s").is_err());
     assert!(duration("99999999999999999999s").is_err());
-    assert!(duration("300000000000000d").unwrap_err().contains("too long"));
+    assert!(duration("300000000000000d")
+        .unwrap_err()
+        .contains("too long"));
     assert!(duration("90").unwrap_err().contains("did you mean \"90s\""));
     assert_eq!(duration_int(30), Ok(30));
     assert!(duration_int(-1).is_err());
@@ -29,7 +31,10 @@ fn ports() {
     assert_eq!(port_range("80"), Ok(PortRange::single(80)));
     assert_eq!(
         port_range("16992-16995"),
-        Ok(PortRange { lo: 16992, hi: 16995 })
+        Ok(PortRange {
+            lo: 16992,
+            hi: 16995
+        })
     );
     assert!(port_range("200-100")
         .unwrap_err()
@@ -68,7 +73,9 @@ fn addresses() {
     assert!(address("::1").unwrap_err().contains("loopback"));
     assert!(address("224.0.0.1").unwrap_err().contains("multicast"));
     assert!(address("ff02::1").unwrap_err().contains("multicast"));
-    assert!(address("255.255.255.255").unwrap_err().contains("broadcast"));
+    assert!(address("255.255.255.255")
+        .unwrap_err()
+        .contains("broadcast"));
     assert!(address("10.0.0.256").is_err());
 }
 
@@ -76,8 +83,12 @@ fn addresses() {
 fn keys() {
     let k = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
     assert_eq!(public_key(k).unwrap().to_base64(), k);
-    assert!(public_key("AQIDBA==").unwrap_err().contains("decodes to 4 bytes"));
-    assert!(public_key("not base64!").unwrap_err().contains("not valid base64"));
+    assert!(public_key("AQIDBA==")
+        .unwrap_err()
+        .contains("decodes to 4 bytes"));
+    assert!(public_key("not base64!")
+        .unwrap_err()
+        .contains("not valid base64"));
     assert!(public_key("AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHy_=")
         .unwrap_err()
         .contains("URL-safe"));
@@ -118,8 +129,12 @@ fn names() {
 fn protocols() {
     assert_eq!(protocol_name("tcp"), Ok(Protocol::Tcp));
     assert_eq!(protocol_name("icmpv6"), Ok(Protocol::Icmpv6));
-    assert!(protocol_name("sctp").unwrap_err().contains("did you mean 132?"));
-    assert!(protocol_name("tpc").unwrap_err().contains("did you mean \"tcp\"?"));
+    assert!(protocol_name("sctp")
+        .unwrap_err()
+        .contains("did you mean 132?"));
+    assert!(protocol_name("tpc")
+        .unwrap_err()
+        .contains("did you mean \"tcp\"?"));
     assert!(protocol_name("50").unwrap_err().contains("without quotes"));
     assert_eq!(protocol_number(6), Ok(Protocol::Tcp));
     assert_eq!(protocol_number(58), Ok(Protocol::Icmpv6));

@@ -7,7 +7,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 fn cases(dir: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(dir);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(dir);
     let mut out: Vec<PathBuf> = fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("dir entry").path())
@@ -72,7 +74,13 @@ fn golden(dir: &str, run: impl Fn(&str, &str) -> Result<String, String>) -> usiz
             failures.push(format!("{dir}/{name}:\n{}", diff(&expected, &actual)));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases differ (BLESS=1 rewrites):\n\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ (BLESS=1 rewrites):\n\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
     cases.len()
 }
 
@@ -82,26 +90,36 @@ fn lines<T: ToString>(items: impl IntoIterator<Item = T>) -> String {
 
 #[test]
 fn invalid_files_report_exactly_the_expected_diagnostics() {
-    let n = golden("invalid", |name, text| match policy_schema::load(name, text) {
-        Ok(_) => Err("loaded, but it should have failed".into()),
-        Err(d) => {
-            assert!(d.errors().count() > 0, "{name}: Err without an error");
-            Ok(lines(&d.0))
+    let n = golden("invalid", |name, text| {
+        match policy_schema::load(name, text) {
+            Ok(_) => Err("loaded, but it should have failed".into()),
+            Err(d) => {
+                assert!(d.errors().count() > 0, "{name}: Err without an error");
+                Ok(lines(&d.0))
+            }
         }
     });
-    assert!(n >= 35, "the corpus has {n} invalid files, expected at least 35");
+    assert!(
+        n >= 35,
+        "the corpus has {n} invalid files, expected at least 35"
+    );
 }
 
 #[test]
 fn valid_files_load_with_exactly_the_expected_warnings() {
-    let n = golden("valid", |name, text| match policy_schema::load(name, text) {
-        Ok(l) => Ok(lines(&l.warnings)),
-        Err(d) => Err(format!("failed to load:\n{d}")),
+    let n = golden("valid", |name, text| {
+        match policy_schema::load(name, text) {
+            Ok(l) => Ok(lines(&l.warnings)),
+            Err(d) => Err(format!("failed to load:\n{d}")),
+        }
     });
     assert!(n >= 3, "expected at least 3 valid files, found {n}");
 }
 
 #[test]
 fn the_diff_marks_changed_lines() {
-    assert_eq!(diff("a\nb\nc\n", "a\nx\nc\n"), "--- expected\n+++ actual\n a\n-b\n+x\n c\n");
+    assert_eq!(
+        diff("a\nb\nc\n", "a\nx\nc\n"),
+        "--- expected\n+++ actual\n a\n-b\n+x\n c\n"
+    );
 }

@@ -18,7 +18,12 @@ pub(crate) fn check_defaults(rep: &mut Report, raw: &RawPolicy) {
     let d = &raw.defaults;
     let v = &d.values;
     if d.durations_complete {
-        let at = d.rekey_at.or(d.skew_at).or(d.grace_at).or(d.table_at).unwrap_or(0);
+        let at = d
+            .rekey_at
+            .or(d.skew_at)
+            .or(d.grace_at)
+            .or(d.table_at)
+            .unwrap_or(0);
         let need = 2 * (2 * u128::from(v.clock_skew) + u128::from(v.grace));
         if v.rekey_interval < MIN_REKEY {
             rep.error(
@@ -58,7 +63,10 @@ fn legacy(rep: &mut Report, at: usize, label: &str, c: Cipher, allowed: bool) {
     if allowed {
         rep.warn(
             at,
-            format!("{label}: cipher \"{}\" is a legacy cipher: {why}; allowed by allow-legacy = true", c.as_str()),
+            format!(
+                "{label}: cipher \"{}\" is a legacy cipher: {why}; allowed by allow-legacy = true",
+                c.as_str()
+            ),
         );
     } else {
         rep.error(
@@ -82,14 +90,21 @@ fn hex((lo, hi): (u32, u32)) -> String {
 pub(crate) fn check_ownership(rep: &mut Report, raw: &RawPolicy) {
     let o = &raw.ownership;
     let table = o.table_at.unwrap_or(0);
-    let (reqid, prio, spi) = (o.values.reqid, o.values.priority, o.values.spi);
+    let (reqid, prio) = (o.values.reqid, o.values.priority);
     let at = o.reqid_at.unwrap_or(table);
     if reqid.0 == 0 {
         // A template with reqid 0 matches SAs of any reqid (xfrm_state_ok): not ownable.
         rep.error(at, format!("ownership: reqid-range {} contains 0, which the kernel treats as \"any reqid\" (expected lo >= 1)", hex(reqid)));
     }
     if width(reqid) < MIN_REQIDS {
-        rep.error(at, format!("ownership: reqid-range {} holds {} reqids (expected at least {MIN_REQIDS})", hex(reqid), width(reqid)));
+        rep.error(
+            at,
+            format!(
+                "ownership: reqid-range {} holds {} reqids (expected at least {MIN_REQIDS})",
+                hex(reqid),
+                width(reqid)
+            ),
+        );
     }
     let need = PRIORITY_RESERVE + (raw.exemptions.len() + raw.rules.len()) as u64;
     if width(prio) < need {
@@ -101,16 +116,22 @@ pub(crate) fn check_ownership(rep: &mut Report, raw: &RawPolicy) {
             ),
         );
     }
-    let at = o.spi_at.unwrap_or(table);
+    check_spi(rep, raw, o.spi_at.unwrap_or(table));
+}
+
+/// SPIs: never the reserved ones, and room for every sender's slots.
+fn check_spi(rep: &mut Report, raw: &RawPolicy, at: usize) {
+    let spi = raw.ownership.values.spi;
     if spi.0 < 256 {
         rep.error(at, format!("ownership: spi-range {} starts below 256 (expected lo >= 256: RFC 4303 reserves SPIs 1-255, and 0 means no SA)", hex(spi)));
     }
-    let senders: u64 = raw.hosts.iter().map(|h| h.addresses.len() as u64).sum::<u64>()
-        + raw
-            .clusters
-            .iter()
-            .map(|c| (c.addresses.len() * c.members.len()) as u64)
-            .sum::<u64>();
+    let host_addrs: usize = raw.hosts.iter().map(|h| h.addresses.len()).sum();
+    let cluster_addrs: usize = raw
+        .clusters
+        .iter()
+        .map(|c| c.addresses.len() * c.members.len())
+        .sum();
+    let senders = (host_addrs + cluster_addrs) as u64;
     let need = SPIS_PER_SENDER * SLOT_HEADROOM * senders;
     if width(spi) < need {
         rep.error(

@@ -1,7 +1,7 @@
 //! Endpoints → prefixes over the raw policy (the same meaning as `Policy::resolve`).
 
-use std::collections::HashMap;
 use std::collections::BTreeSet;
+use std::collections::HashMap;
 
 use ipnet::IpNet;
 
@@ -28,16 +28,28 @@ impl Resolver {
             clusters: HashMap::new(),
         };
         for z in &raw.zones {
-            insert(&mut r.zones, &z.name.v, z.prefixes.iter().map(|p| p.v).collect());
+            insert(
+                &mut r.zones,
+                &z.name.v,
+                z.prefixes.iter().map(|p| p.v).collect(),
+            );
         }
         for h in &raw.hosts {
             if let Some(n) = &h.name {
-                insert(&mut r.hosts, &n.v, h.addresses.iter().map(|a| IpNet::from(a.v)).collect());
+                insert(
+                    &mut r.hosts,
+                    &n.v,
+                    h.addresses.iter().map(|a| IpNet::from(a.v)).collect(),
+                );
             }
         }
         for c in &raw.clusters {
             if let Some(n) = &c.name {
-                insert(&mut r.clusters, &n.v, c.addresses.iter().map(|a| IpNet::from(a.v)).collect());
+                insert(
+                    &mut r.clusters,
+                    &n.v,
+                    c.addresses.iter().map(|a| IpNet::from(a.v)).collect(),
+                );
             }
         }
         r

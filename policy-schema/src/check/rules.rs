@@ -59,7 +59,9 @@ fn protocol_family(
     side: &str,
     fams: &BTreeSet<Family>,
 ) -> bool {
-    let Some(need) = p.v.family() else { return true };
+    let Some(need) = p.v.family() else {
+        return true;
+    };
     if fams.is_empty() || fams.contains(&need) {
         return true;
     }
@@ -148,7 +150,10 @@ struct Owner<'r> {
 
 impl Owner<'_> {
     fn inside(&self, side: &[IpNet], tunnel: bool) -> bool {
-        let addr = self.addresses.iter().any(|a| side.iter().any(|p| p.contains(a)));
+        let addr = self
+            .addresses
+            .iter()
+            .any(|a| side.iter().any(|p| p.contains(a)));
         let gw = tunnel
             && self
                 .gateway_for
@@ -165,44 +170,7 @@ pub(crate) fn check_coverage(rep: &mut Report, raw: &RawPolicy, res: &Resolver) 
     if raw.rules.iter().any(|r| !r.origin.complete) {
         return;
     }
-    let nets = |l: &[Sp<std::net::IpAddr>]| l.iter().map(|a| IpNet::from(a.v)).collect();
-    // Owners: hosts first, then clusters; a cluster stands in for its members.
-    let mut owners: Vec<Owner> = raw
-        .hosts
-        .iter()
-        .map(|h| Owner { addresses: nets(&h.addresses), gateway_for: &h.gateway_for })
-        .collect();
-    owners.extend(raw.clusters.iter().map(|c| Owner { addresses: nets(&c.addresses), gateway_for: &[] }));
-    let mut paired = vec![false; owners.len()];
-    for r in &raw.rules {
-        if !r.action.as_ref().is_some_and(|a| a.v.uses_esp()) {
-            continue;
-        }
-        let tunnel = r.mode.as_ref().map_or(raw.defaults.values.mode, |m| m.v) == Mode::Tunnel;
-        let (from, to) = (res.resolve_all(&r.from), res.resolve_all(&r.to));
-        let inside = |side: &[IpNet]| -> Vec<usize> {
-            (0..owners.len()).filter(|&i| owners[i].inside(side, tunnel)).collect()
-        };
-        let (f, t) = (inside(&from), inside(&to));
-        for (mine, theirs) in [(&f, &t), (&t, &f)] {
-            for &i in mine {
-                if theirs.iter().any(|&j| j != i) {
-                    paired[i] = true;
-                }
-            }
-        }
-    }
-    for (ci, c) in raw.clusters.iter().enumerate() {
-        if !paired[raw.hosts.len() + ci] {
-            continue;
-        }
-        for m in &c.members {
-            let member = raw.hosts.iter().position(|h| h.name.as_ref().is_some_and(|n| n.v == m.v));
-            if let Some(hi) = member {
-                paired[hi] = true;
-            }
-        }
-    }
+    let paired = paired_owners(raw, res);
     for (h, ok) in raw.hosts.iter().zip(&paired) {
         if !ok && h.origin.complete {
             let at = h.name.as_ref().map_or(h.origin.at, |n| n.at);
@@ -215,4 +183,52 @@ pub(crate) fn check_coverage(rep: &mut Report, raw: &RawPolicy, res: &Resolver) 
             );
         }
     }
+}
+
+/// For hosts then clusters: does some ESP rule put it on one side and someone else on the
+/// other. A paired cluster pairs its members (they hold its addresses).
+fn paired_owners(raw: &RawPolicy, res: &Resolver) -> Vec<bool> {
+    let nets = |l: &[Sp<std::net::IpAddr>]| l.iter().map(|a| IpNet::from(a.v)).collect();
+    let hosts = raw.hosts.iter().map(|h| Owner {
+        addresses: nets(&h.addresses),
+        gateway_for: &h.gateway_for,
+    });
+    let clusters = raw.clusters.iter().map(|c| Owner {
+        addresses: nets(&c.addresses),
+        gateway_for: &[],
+    });
+    let owners: Vec<Owner> = hosts.chain(clusters).collect();
+    let mut paired = vec![false; owners.len()];
+    for r in raw
+        .rules
+        .iter()
+        .filter(|r| r.action.as_ref().is_some_and(|a| a.v.uses_esp()))
+    {
+        let tunnel = r.mode.as_ref().map_or(raw.defaults.values.mode, |m| m.v) == Mode::Tunnel;
+        let inside = |side: &[IpNet]| -> Vec<usize> {
+            (0..owners.len())
+                .filter(|&i| owners[i].inside(side, tunnel))
+                .collect()
+        };
+        let (f, t) = (
+            inside(&res.resolve_all(&r.from)),
+            inside(&res.resolve_all(&r.to)),
+        );
+        for (mine, theirs) in [(&f, &t), (&t, &f)] {
+            for &i in mine {
+                paired[i] |= theirs.iter().any(|&j| j != i);
+            }
+        }
+    }
+    for (ci, c) in raw.clusters.iter().enumerate() {
+        if paired[raw.hosts.len() + ci] {
+            for m in &c.members {
+                let named = |h: &&crate::raw::RawHost| h.name.as_ref().is_some_and(|n| n.v == m.v);
+                if let Some(hi) = raw.hosts.iter().position(|h| named(&h)) {
+                    paired[hi] = true;
+                }
+            }
+        }
+    }
+    paired
 }

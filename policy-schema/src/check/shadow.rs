@@ -1,8 +1,9 @@
 //! Rules that can never match because an earlier rule takes all their traffic. First match
 //! wins and rules are mirrored, so rule j is dead if its (from, to) lies inside an earlier
-//! rule's (from, to) or (to, from) and its protocol and ports inside that rule's. The test
-//! is per prefix (each of j's prefixes inside one of i's), which can miss a rule shadowed
-//! only by a union of prefixes but never warns about a rule that can match.
+//! rule's (from, to) or (to, from) and its protocol and ports inside that rule's (ports are
+//! on the `to` side, so a mirrored match only counts when the earlier rule has no ports).
+//! The test is per prefix (each of j's prefixes inside one of i's), which can miss a rule
+//! shadowed only by a union of prefixes but never warns about a rule that can match.
 
 use ipnet::IpNet;
 
@@ -37,25 +38,31 @@ impl Selector {
 
     /// Everything `inner` matches, `self` matches too.
     fn contains(&self, inner: &Selector) -> bool {
-        let straight = covered(&inner.from, &self.from) && covered(&inner.to, &self.to);
-        let mirrored = covered(&inner.from, &self.to) && covered(&inner.to, &self.from);
-        (straight || mirrored) && self.contains_service(inner)
-    }
-
-    fn contains_service(&self, inner: &Selector) -> bool {
-        match self.protocol {
-            None => return true,
-            Some(p) if inner.protocol != Some(p) => return false,
-            Some(_) => {}
+        if !self.contains_protocol(inner) {
+            return false;
         }
-        if self.ports.is_empty() {
+        let straight = covered(&inner.from, &self.from) && covered(&inner.to, &self.to);
+        if straight && self.contains_ports(inner) {
             return true;
         }
-        !inner.ports.is_empty()
-            && inner
-                .ports
-                .iter()
-                .all(|ip| self.ports.iter().any(|op| op.contains(ip)))
+        // Mirrored, `inner`'s ports sit on the side `self` leaves unconstrained, and `self`'s
+        // ports on the side `inner` leaves open: contained only if `self` has no ports.
+        let mirrored = covered(&inner.from, &self.to) && covered(&inner.to, &self.from);
+        mirrored && self.ports.is_empty()
+    }
+
+    fn contains_protocol(&self, inner: &Selector) -> bool {
+        self.protocol.is_none() || inner.protocol == self.protocol
+    }
+
+    /// Ports on the `to` side (empty = all).
+    fn contains_ports(&self, inner: &Selector) -> bool {
+        self.ports.is_empty()
+            || (!inner.ports.is_empty()
+                && inner
+                    .ports
+                    .iter()
+                    .all(|ip| self.ports.iter().any(|op| op.contains(ip))))
     }
 }
 
@@ -64,7 +71,9 @@ pub(crate) fn check(rep: &mut Report, raw: &RawPolicy, res: &Resolver) {
     for (j, rj) in raw.rules.iter().enumerate() {
         let Some(sj) = &selectors[j] else { continue };
         let earlier = selectors[..j].iter().enumerate();
-        let by = earlier.filter_map(|(i, s)| Some((i, s.as_ref()?))).find(|(_, si)| si.contains(sj));
+        let by = earlier
+            .filter_map(|(i, s)| Some((i, s.as_ref()?)))
+            .find(|(_, si)| si.contains(sj));
         if let Some((i, _)) = by {
             let ri = &raw.rules[i];
             let msg = format!(

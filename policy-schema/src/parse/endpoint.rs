@@ -23,7 +23,12 @@ fn names_in(item: Option<&Item>) -> Vec<String> {
         Some(Item::ArrayOfTables(a)) => a.iter().map(|t| t as &dyn TableLike).collect(),
         Some(Item::Value(v)) => v
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_inline_table()).map(|t| t as &dyn TableLike).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_inline_table())
+                    .map(|t| t as &dyn TableLike)
+                    .collect()
+            })
             .unwrap_or_default(),
         _ => Vec::new(),
     };
@@ -61,7 +66,9 @@ const ENDPOINT_EXPECTED: &str =
     "expected any, zone:NAME, host:NAME, cluster:NAME, an address or a prefix";
 
 fn looks_like_ip(s: &str) -> bool {
-    s.split('/').next().is_some_and(|a| a.parse::<IpAddr>().is_ok())
+    s.split('/')
+        .next()
+        .is_some_and(|a| a.parse::<IpAddr>().is_ok())
 }
 
 pub(crate) fn endpoint(s: &str, known: &Known) -> Result<Endpoint, String> {
@@ -102,7 +109,9 @@ fn reference(kind: &str, name: &str, known: &Known) -> Result<Endpoint, String> 
             let fixed = closest(kind, ["zone", "host", "cluster"])
                 .map(|k| format!(" (did you mean \"{k}:{name}\"?)"))
                 .unwrap_or_default();
-            return Err(format!("has an unknown endpoint kind \"{kind}:\" ({ENDPOINT_EXPECTED}){fixed}"));
+            return Err(format!(
+                "has an unknown endpoint kind \"{kind}:\" ({ENDPOINT_EXPECTED}){fixed}"
+            ));
         }
     };
     if list.iter().any(|n| n == name) {
@@ -134,7 +143,10 @@ mod tests {
         assert_eq!(endpoint("any", &k), Ok(Endpoint::Any));
         assert_eq!(endpoint("zone:dmz", &k), Ok(Endpoint::Zone("dmz".into())));
         assert_eq!(endpoint("host:db", &k), Ok(Endpoint::Host("db".into())));
-        assert_eq!(endpoint("cluster:sql", &k), Ok(Endpoint::Cluster("sql".into())));
+        assert_eq!(
+            endpoint("cluster:sql", &k),
+            Ok(Endpoint::Cluster("sql".into()))
+        );
         assert_eq!(
             endpoint("10.0.0.0/8", &k),
             Ok(Endpoint::Prefix("10.0.0.0/8".parse().unwrap()))
@@ -149,14 +161,19 @@ mod tests {
     fn explains_mistakes() {
         let k = known();
         let e = endpoint("zone:intranot", &k).unwrap_err();
-        assert!(e.contains("unknown zone") && e.contains("\"zone:intranet\""), "{e}");
+        assert!(
+            e.contains("unknown zone") && e.contains("\"zone:intranet\""),
+            "{e}"
+        );
         let e = endpoint("zones:dmz", &k).unwrap_err();
         assert!(e.contains("did you mean \"zone:dmz\""), "{e}");
         let e = endpoint("intranet", &k).unwrap_err();
         assert!(e.contains("did you mean \"zone:intranet\""), "{e}");
         let e = endpoint("anyy", &k).unwrap_err();
         assert!(e.contains("did you mean \"any\""), "{e}");
-        assert!(endpoint("10.1.2.3/8", &k).unwrap_err().contains("10.0.0.0/8"));
+        assert!(endpoint("10.1.2.3/8", &k)
+            .unwrap_err()
+            .contains("10.0.0.0/8"));
         assert!(endpoint("host:nope", &k).is_err());
     }
 }

@@ -63,7 +63,13 @@ impl<'a> Entries<'a> {
         at: usize,
         label: String,
     ) -> Self {
-        let mut e = Entries { spec, table, at, label, ok: true };
+        let mut e = Entries {
+            spec,
+            table,
+            at,
+            label,
+            ok: true,
+        };
         let names: Vec<&str> = spec.fields.iter().map(|f| f.name).collect();
         for (k, _) in table.iter() {
             if spec.field(k).is_none() {
@@ -166,7 +172,9 @@ impl<'a> Entries<'a> {
 
     pub fn int(&mut self, rep: &mut Report, name: &str) -> Option<Sp<i64>> {
         self.scalar(rep, name, |kind, v| {
-            let Kind::Int { min, max } = *kind else { unreachable!("{name} is not an Int") };
+            let Kind::Int { min, max } = *kind else {
+                unreachable!("{name} is not an Int")
+            };
             let i = v
                 .as_integer()
                 .ok_or_else(|| format!("is {}, expected {}", type_desc(v), kind.expected()))?;
@@ -196,7 +204,9 @@ impl<'a> Entries<'a> {
     /// One of the kind's enumerated strings (the canonical `&'static str`).
     pub fn choice(&mut self, rep: &mut Report, name: &str) -> Option<Sp<&'static str>> {
         self.scalar(rep, name, |kind, v| {
-            let Kind::Enum(list) = *kind else { unreachable!("{name} is not an Enum") };
+            let Kind::Enum(list) = *kind else {
+                unreachable!("{name} is not an Enum")
+            };
             let s = want_str(v, &kind.expected())?;
             list.iter().copied().find(|c| *c == s).ok_or_else(|| {
                 format!(

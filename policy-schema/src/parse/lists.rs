@@ -82,15 +82,25 @@ impl Entries<'_> {
                 return Ok(s.to_string());
             }
             let hint = crate::suggest::did_you_mean(s, known.iter().map(String::as_str));
-            Err(format!("is not a defined {what}, expected one defined in {table}{hint}"))
+            Err(format!(
+                "is not a defined {what}, expected one defined in {table}{hint}"
+            ))
         })
         .map(|l| l.v)
         .unwrap_or_default()
     }
 
-    pub fn endpoints(&mut self, rep: &mut Report, name: &str, known: &Known) -> Option<Sp<Vec<Sp<Endpoint>>>> {
+    pub fn endpoints(
+        &mut self,
+        rep: &mut Report,
+        name: &str,
+        known: &Known,
+    ) -> Option<Sp<Vec<Sp<Endpoint>>>> {
         self.list(rep, name, |v| {
-            endpoint(want_str(v, "an endpoint string such as \"any\" or \"zone:intranet\"")?, known)
+            endpoint(
+                want_str(v, "an endpoint string such as \"any\" or \"zone:intranet\"")?,
+                known,
+            )
         })
     }
 
@@ -141,7 +151,12 @@ impl Entries<'_> {
             }
         }
         if ok && bounds[0] > bounds[1] {
-            self.bad(rep, name, v, "is inverted (expected [lo, hi] with lo <= hi)");
+            self.bad(
+                rep,
+                name,
+                v,
+                "is inverted (expected [lo, hi] with lo <= hi)",
+            );
             return None;
         }
         ok.then(|| Sp::new((bounds[0], bounds[1]), start(v.span(), self.at)))

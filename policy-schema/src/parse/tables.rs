@@ -5,7 +5,9 @@ use toml_edit::TableLike;
 use super::endpoint::Known;
 use super::entries::{start, want_str, Entries};
 use crate::model::{Action, Cipher, Direction, Encapsulation, Mode};
-use crate::raw::{Origin, RawCluster, RawDefaults, RawExemption, RawHost, RawOwnership, RawRule, RawZone, Sp};
+use crate::raw::{
+    Origin, RawCluster, RawDefaults, RawExemption, RawHost, RawOwnership, RawRule, RawZone, Sp,
+};
 use crate::report::Report;
 use crate::values;
 
@@ -120,39 +122,46 @@ pub(crate) fn zones(rep: &mut Report, table: &dyn TableLike, at: usize) -> Vec<R
             );
             complete = false;
         }
-        let label = format!("zones.{name}");
-        let mut prefixes = Vec::new();
-        match item.as_value().and_then(|v| v.as_array()) {
-            Some(arr) => {
-                for el in arr.iter() {
-                    let el_at = start(el.span(), key_at);
-                    let parsed = want_str(el, "a prefix string such as \"10.0.0.0/24\"")
-                        .and_then(values::prefix);
-                    match parsed {
-                        Ok(p) => prefixes.push(Sp::new(p, el_at)),
-                        Err(frag) => {
-                            rep.error(el_at, format!("{label}: prefix {} {frag}", rep.raw(el.span())));
-                            complete = false;
-                        }
-                    }
-                }
-            }
-            None => {
-                let found = super::entries::item_desc(item);
-                rep.error(
-                    start(item.span(), key_at),
-                    format!("{label} is {found}, expected a list of prefixes, e.g. [\"10.0.0.0/24\"]"),
-                );
-                complete = false;
-            }
-        }
+        let (prefixes, ok) = zone_prefixes(rep, name, item, key_at);
         out.push(RawZone {
             name: Sp::new(name.to_string(), key_at),
             prefixes,
-            complete,
+            complete: complete && ok,
         });
     }
     out
+}
+
+fn zone_prefixes(
+    rep: &mut Report,
+    name: &str,
+    item: &toml_edit::Item,
+    key_at: usize,
+) -> (Vec<Sp<ipnet::IpNet>>, bool) {
+    let Some(arr) = item.as_value().and_then(|v| v.as_array()) else {
+        let found = super::entries::item_desc(item);
+        rep.error(
+            start(item.span(), key_at),
+            format!("zones.{name} is {found}, expected a list of prefixes, e.g. [\"10.0.0.0/24\"]"),
+        );
+        return (Vec::new(), false);
+    };
+    let mut prefixes = Vec::new();
+    let mut ok = true;
+    for el in arr.iter() {
+        let el_at = start(el.span(), key_at);
+        let parsed =
+            want_str(el, "a prefix string such as \"10.0.0.0/24\"").and_then(values::prefix);
+        match parsed {
+            Ok(p) => prefixes.push(Sp::new(p, el_at)),
+            Err(frag) => {
+                let raw = rep.raw(el.span());
+                rep.error(el_at, format!("zones.{name}: prefix {raw} {frag}"));
+                ok = false;
+            }
+        }
+    }
+    (prefixes, ok)
 }
 
 fn origin(e: &Entries) -> Origin {
@@ -170,7 +179,10 @@ pub(crate) fn host(rep: &mut Report, e: &mut Entries, known: &Known) -> RawHost 
         public_key: e.key(rep, "public-key"),
         zones: e.refs(rep, "zones", &known.zones, "zone", "[zones]"),
         encapsulation: encapsulation(e.choice(rep, "encapsulation")),
-        gateway_for: e.prefixes(rep, "gateway-for").map(|l| l.v).unwrap_or_default(),
+        gateway_for: e
+            .prefixes(rep, "gateway-for")
+            .map(|l| l.v)
+            .unwrap_or_default(),
         ..RawHost::default()
     };
     h.origin = origin(e);
