@@ -199,25 +199,30 @@ fn paired_owners(raw: &RawPolicy, res: &Resolver) -> Vec<bool> {
     });
     let owners: Vec<Owner> = hosts.chain(clusters).collect();
     let mut paired = vec![false; owners.len()];
-    for r in raw
+    let esp = raw
         .rules
         .iter()
-        .filter(|r| r.action.as_ref().is_some_and(|a| a.v.uses_esp()))
-    {
+        .filter(|r| r.action.as_ref().is_some_and(|a| a.v.uses_esp()));
+    for r in esp {
+        if paired.iter().all(|p| *p) {
+            break;
+        }
         let tunnel = r.mode.as_ref().map_or(raw.defaults.values.mode, |m| m.v) == Mode::Tunnel;
-        let inside = |side: &[IpNet]| -> Vec<usize> {
-            (0..owners.len())
-                .filter(|&i| owners[i].inside(side, tunnel))
-                .collect()
+        let (from, to) = (res.resolve_all(&r.from), res.resolve_all(&r.to));
+        // Two owners per side are enough to know whether a side has someone besides `i`.
+        let two = |side: &[IpNet]| -> Vec<usize> {
+            let mut inside = (0..owners.len()).filter(|&i| owners[i].inside(side, tunnel));
+            inside.by_ref().take(2).collect()
         };
-        let (f, t) = (
-            inside(&res.resolve_all(&r.from)),
-            inside(&res.resolve_all(&r.to)),
-        );
-        for (mine, theirs) in [(&f, &t), (&t, &f)] {
-            for &i in mine {
-                paired[i] |= theirs.iter().any(|&j| j != i);
-            }
+        let (f, t) = (two(&from), two(&to));
+        if f.is_empty() || t.is_empty() {
+            continue;
+        }
+        for (i, (owner, done)) in owners.iter().zip(paired.iter_mut()).enumerate() {
+            let other = |side: &[usize]| side.iter().any(|&j| j != i);
+            *done = *done
+                || (other(&t) && owner.inside(&from, tunnel))
+                || (other(&f) && owner.inside(&to, tunnel));
         }
     }
     for (ci, c) in raw.clusters.iter().enumerate() {

@@ -1,6 +1,7 @@
 //! Endpoints (`any`, `zone:NAME`, `host:NAME`, `cluster:NAME`, prefixes, addresses), parsed
 //! with the names the file defines at hand so that a typo gets a suggestion.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 use toml_edit::{Item, TableLike};
@@ -12,13 +13,39 @@ use crate::values;
 /// The names the file defines, collected before the full parse.
 #[derive(Debug, Default)]
 pub(crate) struct Known {
-    pub zones: Vec<String>,
-    pub hosts: Vec<String>,
-    pub clusters: Vec<String>,
+    pub zones: NameSet,
+    pub hosts: NameSet,
+    pub clusters: NameSet,
+}
+
+/// Names in file order (for suggestions) with a hash set (for lookups: a 10k-host file
+/// refers to hosts by name 10k times).
+#[derive(Debug, Default)]
+pub(crate) struct NameSet {
+    names: Vec<String>,
+    set: HashSet<String>,
+}
+
+impl NameSet {
+    pub fn contains(&self, name: &str) -> bool {
+        self.set.contains(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(String::as_str)
+    }
+}
+
+impl FromIterator<String> for NameSet {
+    fn from_iter<I: IntoIterator<Item = String>>(iter: I) -> Self {
+        let names: Vec<String> = iter.into_iter().collect();
+        let set = names.iter().cloned().collect();
+        NameSet { names, set }
+    }
 }
 
 /// The `name` strings of an array of tables, however it is written.
-fn names_in(item: Option<&Item>) -> Vec<String> {
+fn names_in(item: Option<&Item>) -> NameSet {
     let tables: Vec<&dyn TableLike> = match item {
         Some(Item::ArrayOfTables(a)) => a.iter().map(|t| t as &dyn TableLike).collect(),
         Some(Item::Value(v)) => v
@@ -88,7 +115,7 @@ pub(crate) fn endpoint(s: &str, known: &Known) -> Result<Endpoint, String> {
         (&known.hosts, "host"),
         (&known.clusters, "cluster"),
     ];
-    if let Some((_, kind)) = kind_of.iter().find(|(l, _)| l.iter().any(|n| n == s)) {
+    if let Some((_, kind)) = kind_of.iter().find(|(l, _)| l.contains(s)) {
         return Err(format!(
             "is not an endpoint ({ENDPOINT_EXPECTED}) (did you mean \"{kind}:{s}\"?)"
         ));
@@ -114,10 +141,10 @@ fn reference(kind: &str, name: &str, known: &Known) -> Result<Endpoint, String> 
             ));
         }
     };
-    if list.iter().any(|n| n == name) {
+    if list.contains(name) {
         return Ok(make(name.to_string()));
     }
-    let fixed = closest(name, list.iter().map(String::as_str))
+    let fixed = closest(name, list.iter())
         .map(|n| format!(" (did you mean \"{kind}:{n}\"?)"))
         .unwrap_or_default();
     Err(format!(
@@ -131,9 +158,9 @@ mod tests {
 
     fn known() -> Known {
         Known {
-            zones: vec!["intranet".into(), "dmz".into()],
-            hosts: vec!["site".into(), "db".into()],
-            clusters: vec!["sql".into()],
+            zones: ["intranet", "dmz"].map(String::from).into_iter().collect(),
+            hosts: ["site", "db"].map(String::from).into_iter().collect(),
+            clusters: ["sql".to_string()].into_iter().collect(),
         }
     }
 

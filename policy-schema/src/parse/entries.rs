@@ -118,8 +118,9 @@ impl<'a> Entries<'a> {
 
     /// The field, its key's offset and its item, if the table has it.
     pub fn get(&self, name: &str) -> Option<(&'static Field, usize, &'a Item)> {
-        let field = self.spec.field(name)?;
-        debug_assert!(self.spec.fields.iter().any(|f| f.name == name));
+        let field = self.spec.field(name);
+        debug_assert!(field.is_some(), "{name} is not a key of {}", self.spec.name);
+        let field = field?;
         let item = self.table.get(name)?;
         Some((field, self.key_at(name), item))
     }

@@ -3,7 +3,7 @@
 
 use toml_edit::Value;
 
-use super::endpoint::{endpoint, Known};
+use super::endpoint::{endpoint, Known, NameSet};
 use super::entries::{start, type_desc, want_str, Entries};
 use crate::fields::Kind;
 use crate::model::{Endpoint, PortRange};
@@ -72,16 +72,16 @@ impl Entries<'_> {
         &mut self,
         rep: &mut Report,
         name: &str,
-        known: &[String],
+        known: &NameSet,
         what: &str,
         table: &str,
     ) -> Vec<Sp<String>> {
         self.list(rep, name, |v| {
             let s = want_str(v, "a name string")?;
-            if known.iter().any(|k| k == s) {
+            if known.contains(s) {
                 return Ok(s.to_string());
             }
-            let hint = crate::suggest::did_you_mean(s, known.iter().map(String::as_str));
+            let hint = crate::suggest::did_you_mean(s, known.iter());
             Err(format!(
                 "is not a defined {what}, expected one defined in {table}{hint}"
             ))
