@@ -105,6 +105,8 @@ pub(crate) struct RawExemption {
     pub ports_at: Option<usize>,
     pub ports: Vec<Sp<PortRange>>,
     pub direction: Direction,
+    /// Offset of the `direction` value, if the file gives one.
+    pub direction_at: Option<usize>,
     pub peers: Vec<Sp<Endpoint>>,
     pub peers_at: Option<usize>,
 }

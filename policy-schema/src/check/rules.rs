@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use ipnet::IpNet;
 
 use super::resolve::{covered, families, family_name, Resolver};
-use crate::model::{Endpoint, Family, Mode, Protocol};
+use crate::model::{Direction, Endpoint, Family, Mode, Protocol};
 use crate::raw::{RawPolicy, RawRule, Sp};
 use crate::report::Report;
 
@@ -16,6 +16,15 @@ pub(crate) fn check(rep: &mut Report, raw: &RawPolicy, res: &Resolver) {
         let label = &x.origin.label;
         if let (Some(at), Some(p)) = (x.ports_at, &x.protocol) {
             ports_protocol(rep, label, at, Some(p.v));
+        }
+        if let (Some(at), Some(p)) = (x.direction_at, &x.protocol) {
+            // Without ports nothing in a packet says who opened the exchange.
+            if !p.v.has_ports() && x.direction != Direction::Both {
+                rep.warn(
+                    at,
+                    format!("{label}: direction has no effect for protocol {}, which has no ports: both packet directions are exempted", p.v),
+                );
+            }
         }
         if let (Some(p), Some(_)) = (&x.protocol, x.peers_at) {
             if x.origin.complete {

@@ -39,7 +39,7 @@ fn action(s: &str) -> Action {
     }
 }
 
-fn direction(s: Option<Sp<&str>>) -> Direction {
+fn direction(s: Option<&Sp<&str>>) -> Direction {
     match s.map(|s| s.v) {
         Some("in") => Direction::In,
         Some("out") => Direction::Out,
@@ -206,7 +206,7 @@ pub(crate) fn exemption(rep: &mut Report, e: &mut Entries, known: &Known) -> Raw
     let name = e.name(rep, "name");
     let protocol = e.protocol(rep, "protocol");
     let ports = e.ports(rep, "ports");
-    let direction = direction(e.choice(rep, "direction"));
+    let dir = e.choice(rep, "direction");
     let peers = e.endpoints(rep, "peers", known);
     RawExemption {
         origin: origin(e),
@@ -214,7 +214,8 @@ pub(crate) fn exemption(rep: &mut Report, e: &mut Entries, known: &Known) -> Raw
         protocol,
         ports_at: ports.as_ref().map(|p| p.at),
         ports: ports.map(|p| p.v).unwrap_or_default(),
-        direction,
+        direction: direction(dir.as_ref()),
+        direction_at: dir.map(|d| d.at),
         peers_at: peers.as_ref().map(|p| p.at),
         peers: peers.map(|p| p.v).unwrap_or_default(),
     }
