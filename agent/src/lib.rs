@@ -7,4 +7,6 @@ pub mod cli;
 pub mod keys;
 pub mod model;
 pub mod plan;
+pub mod render;
 pub mod secret;
+pub mod show;
