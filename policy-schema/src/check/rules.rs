@@ -115,24 +115,18 @@ fn rule_families(rep: &mut Report, r: &RawRule, res: &Resolver) {
     }
 }
 
-/// In tunnel mode every prefix needs a tunnel endpoint: a host whose gateway-for covers it,
-/// or, for a single address, the host or cluster that owns it (a host tunnels for itself).
+/// In tunnel mode every prefix needs a tunnel endpoint: a host whose gateway-for covers it
+/// (the compiler builds tunnels between gateways only; a host that tunnels for itself lists
+/// its own address in gateway-for).
 fn tunnel_gateways(rep: &mut Report, raw: &RawPolicy, r: &RawRule, res: &Resolver) {
     let gateways: Vec<IpNet> = raw
         .hosts
         .iter()
         .flat_map(|h| h.gateway_for.iter().map(|g| g.v))
         .collect();
-    let own: BTreeSet<IpNet> = raw
-        .hosts
-        .iter()
-        .flat_map(|h| h.addresses.iter())
-        .chain(raw.clusters.iter().flat_map(|c| c.addresses.iter()))
-        .map(|a| IpNet::from(a.v))
-        .collect();
     for e in r.from.iter().chain(r.to.iter()) {
         for p in res.resolve(&e.v) {
-            if own.contains(&p) || covered(&[p], &gateways) {
+            if covered(&[p], &gateways) {
                 continue;
             }
             let via = match &e.v {
