@@ -97,6 +97,19 @@ fn validate(s: &Value, v: &Value, path: &str, errs: &mut Vec<String>) {
             return fail(format!("{v} is not of type {t}"));
         }
     }
+    scalar(s, v, path, errs);
+    combinators(s, v, path, errs);
+    if let Some(arr) = v.as_array() {
+        array(s, arr, path, errs);
+    }
+    if let Some(obj) = v.as_object() {
+        object(s, obj, path, errs);
+    }
+}
+
+/// enum, const, minimum, maximum, pattern.
+fn scalar(s: &Map<String, Value>, v: &Value, path: &str, errs: &mut Vec<String>) {
+    let mut fail = |why: String| errs.push(format!("{path}: {why}"));
     if let Some(e) = s.get("enum").and_then(Value::as_array) {
         if !e.contains(v) {
             fail(format!("{v} not in enum"));
@@ -126,6 +139,11 @@ fn validate(s: &Value, v: &Value, path: &str, errs: &mut Vec<String>) {
             fail(format!("{v} does not match {p}"));
         }
     }
+}
+
+/// anyOf, not.
+fn combinators(s: &Map<String, Value>, v: &Value, path: &str, errs: &mut Vec<String>) {
+    let mut fail = |why: String| errs.push(format!("{path}: {why}"));
     if let Some(any) = s.get("anyOf").and_then(Value::as_array) {
         let ok = any.iter().any(|sub| {
             let mut e = Vec::new();
@@ -142,12 +160,6 @@ fn validate(s: &Value, v: &Value, path: &str, errs: &mut Vec<String>) {
         if e.is_empty() {
             fail(format!("{v} matches a `not` schema"));
         }
-    }
-    if let Some(arr) = v.as_array() {
-        array(s, arr, path, errs);
-    }
-    if let Some(obj) = v.as_object() {
-        object(s, obj, path, errs);
     }
 }
 
