@@ -371,3 +371,41 @@ impl Kind {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Action, Cipher, Mode};
+
+    /// The enumerations the parser accepts are exactly the model's names.
+    #[test]
+    fn enums_match_the_model() {
+        assert_eq!(CIPHERS, Cipher::ALL.map(Cipher::as_str));
+        assert_eq!(MODES, [Mode::Transport, Mode::Tunnel].map(Mode::as_str));
+        let actions = [
+            Action::Require,
+            Action::Request,
+            Action::Permit,
+            Action::Block,
+        ];
+        assert_eq!(ACTIONS, actions.map(Action::as_str));
+    }
+
+    #[test]
+    fn every_table_has_unique_documented_keys() {
+        for spec in [
+            &ROOT, &DEFAULTS, &OWNERSHIP, &HOST, &CLUSTER, &EXEMPTION, &RULE,
+        ] {
+            for (i, f) in spec.fields.iter().enumerate() {
+                assert!(!f.doc.is_empty(), "{}.{}", spec.name, f.name);
+                assert!(spec.fields[..i].iter().all(|g| g.name != f.name));
+                assert!(
+                    !(f.required && f.default.is_some()),
+                    "{}.{}",
+                    spec.name,
+                    f.name
+                );
+            }
+        }
+    }
+}
