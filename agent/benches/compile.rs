@@ -152,9 +152,27 @@ fn summary() {
     );
 }
 
+#[inline(never)]
+fn profile_section(p: &Policy, id: &Identity) {
+    for _ in 0..5 {
+        compile(p, id);
+    }
+}
+
 criterion_group!(benches, bench);
 
 fn main() {
+    // COMPILE_PROFILE=N: only N hosts, warm, 5 compiles (for callgrind/perf).
+    if let Some(n) = std::env::var("COMPILE_PROFILE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        let p = inventory(n);
+        let id = Identity::resolve(&p, key(0), None).unwrap();
+        compile(&p, &id);
+        profile_section(&p, &id);
+        return;
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
     summary();

@@ -164,6 +164,19 @@ impl PairKey {
             .expect("SA keys are far below HKDF's 255*32-byte limit");
         Secret::new(out)
     }
+    /// `a + b` bytes for `info`, split into two secrets (encryption key, authentication
+    /// key) without an intermediate heap copy.
+    pub fn expand_split(&self, info: &[u8], a: usize, b: usize) -> (Secret, Secret) {
+        let mut buf = zeroize::Zeroizing::new([0u8; 64]);
+        let okm = &mut buf[..a + b];
+        self.0
+            .expand(info, okm)
+            .expect("SA keys are far below HKDF's 255*32-byte limit");
+        (
+            Secret::new(okm[..a].to_vec()),
+            Secret::new(okm[a..].to_vec()),
+        )
+    }
 }
 
 /// Who this agent is: a host of the policy, its key, and the keys of the clusters (virtual

@@ -6,6 +6,7 @@
 //! Only what the kernel stores is in a `*Spec`; where an object came from (rule, peer, epoch)
 //! rides beside it in `Desired` and is never compared.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
@@ -207,20 +208,21 @@ impl fmt::Display for SaKey {
     }
 }
 
-/// ESP transforms, with the algorithm names the kernel's crypto API knows.
+/// ESP transforms, with the algorithm names the kernel's crypto API knows (static when
+/// compiled, owned when decoded from the kernel: a compile makes tens of thousands).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Algorithm {
     /// An AEAD (`rfc4106(gcm(aes))`, `rfc7539esp(chacha20,poly1305)`); key includes the salt.
     Aead {
-        name: String,
+        name: Cow<'static, str>,
         key: Secret,
         icv_bits: u32,
     },
     /// Encryption plus truncated HMAC (`cbc(aes)` + `hmac(sha256)`).
     EncAuth {
-        enc_name: String,
+        enc_name: Cow<'static, str>,
         enc_key: Secret,
-        auth_name: String,
+        auth_name: Cow<'static, str>,
         auth_key: Secret,
         trunc_bits: u32,
     },
@@ -230,7 +232,7 @@ impl Algorithm {
     /// The name shown to users (`plan --json` field `algorithm`).
     pub fn display_name(&self) -> String {
         match self {
-            Algorithm::Aead { name, .. } => name.clone(),
+            Algorithm::Aead { name, .. } => name.to_string(),
             Algorithm::EncAuth {
                 enc_name,
                 auth_name,

@@ -39,11 +39,31 @@ pub fn host(addr: IpAddr) -> IpNet {
     IpNet::from(addr)
 }
 
-/// Address bytes with a family tag, for hashing and key derivation.
-pub fn addr_bytes(addr: &IpAddr) -> Vec<u8> {
+/// Address bytes with a family tag, for hashing and key derivation (no allocation).
+pub fn addr_tagged(addr: &IpAddr) -> TaggedAddr {
+    let mut b = [0u8; 17];
     match addr {
-        IpAddr::V4(a) => [&[4u8][..], &a.octets()].concat(),
-        IpAddr::V6(a) => [&[6u8][..], &a.octets()].concat(),
+        IpAddr::V4(a) => {
+            b[0] = 4;
+            b[1..5].copy_from_slice(&a.octets());
+            TaggedAddr(b, 5)
+        }
+        IpAddr::V6(a) => {
+            b[0] = 6;
+            b[1..].copy_from_slice(&a.octets());
+            TaggedAddr(b, 17)
+        }
+    }
+}
+
+/// A family tag and the address octets.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TaggedAddr([u8; 17], usize);
+
+impl std::ops::Deref for TaggedAddr {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0[..self.1]
     }
 }
 

@@ -23,7 +23,7 @@ use std::net::IpAddr;
 use policy_schema::{Cipher, Encapsulation, Mode, Policy};
 use sha2::{Digest, Sha256};
 
-use super::net::addr_bytes;
+use super::net::{addr_tagged, TaggedAddr};
 
 /// SPIs per slot.
 pub const SLOT_SIZE: u32 = 256;
@@ -51,7 +51,7 @@ pub fn profile(cipher: Cipher, mode: Mode, encap: Encapsulation) -> u32 {
 fn slot_hash(addr: &IpAddr) -> u64 {
     let mut h = Sha256::new();
     h.update(b"xfrm-agent v1 spi-slot");
-    h.update(addr_bytes(addr));
+    h.update(&*addr_tagged(addr));
     let d = h.finalize();
     u64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
 }
@@ -65,12 +65,12 @@ impl SpiTable {
     pub fn build(policy: &Policy) -> SpiTable {
         let (lo, hi) = policy.ownership.spi;
         let n = ((u64::from(hi) - u64::from(lo) + 1) / u64::from(SLOT_SIZE)).max(1);
-        let mut addrs: Vec<(u64, Vec<u8>, IpAddr)> = policy
+        let mut addrs: Vec<(u64, TaggedAddr, IpAddr)> = policy
             .hosts
             .iter()
             .flat_map(|h| h.addresses.iter())
             .chain(policy.clusters.iter().flat_map(|c| c.addresses.iter()))
-            .map(|a| (slot_hash(a) % n, addr_bytes(a), *a))
+            .map(|a| (slot_hash(a) % n, addr_tagged(a), *a))
             .collect();
         addrs.sort();
         addrs.dedup_by(|x, y| x.2 == y.2);

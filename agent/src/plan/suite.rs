@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use policy_schema::{Cipher, Encapsulation, Mode};
 
-use super::net::addr_bytes;
+use super::net::addr_tagged;
 use crate::keys::{PairKey, KDF_LABEL};
 use crate::model::Algorithm;
 
@@ -36,55 +36,67 @@ pub struct SaContext<'a> {
 impl SaContext<'_> {
     /// HKDF info: version label, purpose, suite, epoch and both addresses in direction order,
     /// so A→B and B→A get unrelated keys and nothing is reused across epochs or suites.
-    fn info(&self) -> Vec<u8> {
-        let mut info = Vec::with_capacity(96);
-        info.extend_from_slice(KDF_LABEL);
-        info.extend_from_slice(b" esp-sa ");
-        info.extend_from_slice(self.cipher.as_str().as_bytes());
-        info.push(b' ');
-        info.extend_from_slice(self.mode.as_str().as_bytes());
-        info.push(match self.encap {
-            Encapsulation::None => b'0',
-            Encapsulation::Udp => b'u',
+    /// Built on the stack: this runs once per SA, tens of thousands of times per compile.
+    fn info(&self, buf: &mut [u8; 128]) -> usize {
+        let mut n = 0;
+        let mut put = |bytes: &[u8]| {
+            buf[n..n + bytes.len()].copy_from_slice(bytes);
+            n += bytes.len();
+        };
+        put(KDF_LABEL);
+        put(b" esp-sa ");
+        put(self.cipher.as_str().as_bytes());
+        put(b" ");
+        put(self.mode.as_str().as_bytes());
+        put(match self.encap {
+            Encapsulation::None => b"0",
+            Encapsulation::Udp => b"u",
         });
-        info.extend_from_slice(&self.epoch.to_be_bytes());
-        info.extend_from_slice(&addr_bytes(self.src));
-        info.extend_from_slice(&addr_bytes(self.dst));
-        info
+        put(&self.epoch.to_be_bytes());
+        put(&addr_tagged(self.src));
+        put(&addr_tagged(self.dst));
+        n
     }
 
     /// The kernel algorithm with its derived key.
     pub fn algorithm(&self, pair: &PairKey) -> Algorithm {
         let (enc_len, auth_len) = key_lengths(self.cipher);
-        let material = pair.expand(&self.info(), enc_len + auth_len);
-        let bytes = material.expose();
-        let enc = || crate::secret::Secret::new(bytes[..enc_len].to_vec());
-        let auth = || crate::secret::Secret::new(bytes[enc_len..].to_vec());
+        let mut buf = [0u8; 128];
+        let n = self.info(&mut buf);
+        let (enc_key, auth_key) = pair.expand_split(&buf[..n], enc_len, auth_len);
+        let mut keys = Some((enc_key, auth_key));
+        let mut take = || keys.take().expect("one algorithm per SA");
         match self.cipher {
             Cipher::AesGcm128 | Cipher::AesGcm256 => Algorithm::Aead {
                 name: "rfc4106(gcm(aes))".into(),
-                key: enc(),
+                key: take().0,
                 icv_bits: 128,
             },
             Cipher::Chacha20Poly1305 => Algorithm::Aead {
                 name: "rfc7539esp(chacha20,poly1305)".into(),
-                key: enc(),
+                key: take().0,
                 icv_bits: 128,
             },
-            Cipher::AesCbcHmacSha256 => Algorithm::EncAuth {
-                enc_name: "cbc(aes)".into(),
-                enc_key: enc(),
-                auth_name: "hmac(sha256)".into(),
-                auth_key: auth(),
-                trunc_bits: 128,
-            },
-            Cipher::TripleDesHmacSha1 => Algorithm::EncAuth {
-                enc_name: "cbc(des3_ede)".into(),
-                enc_key: enc(),
-                auth_name: "hmac(sha1)".into(),
-                auth_key: auth(),
-                trunc_bits: 96,
-            },
+            Cipher::AesCbcHmacSha256 => {
+                let (enc_key, auth_key) = take();
+                Algorithm::EncAuth {
+                    enc_name: "cbc(aes)".into(),
+                    enc_key,
+                    auth_name: "hmac(sha256)".into(),
+                    auth_key,
+                    trunc_bits: 128,
+                }
+            }
+            Cipher::TripleDesHmacSha1 => {
+                let (enc_key, auth_key) = take();
+                Algorithm::EncAuth {
+                    enc_name: "cbc(des3_ede)".into(),
+                    enc_key,
+                    auth_name: "hmac(sha1)".into(),
+                    auth_key,
+                    trunc_bits: 96,
+                }
+            }
         }
     }
 }
