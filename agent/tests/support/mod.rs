@@ -393,3 +393,43 @@ pub fn render_plan(p: &agent::plan::diff::Plan) -> String {
     }
     out
 }
+
+pub mod ns;
+
+/// Parse fixture-format text (used by kernel tests to build Desired values by hand).
+pub fn desired_from(text: &str) -> Desired {
+    parse_desired(text)
+}
+
+/// A varied policy set: v4 and v6, ports, marks, allow/block/required/use, tunnel
+/// templates, fwd.
+pub const SAMPLE_POLICIES: &str = "
+policy dir=out src=10.0.0.0/24 dst=10.0.0.0/24 proto=1 prio=0x10010 action=allow origin=exemption:icmp
+policy dir=in src=10.0.0.0/24 dst=10.0.0.0/24 proto=1 prio=0x10010 action=allow origin=exemption:icmp
+policy dir=in src=10.0.0.0/24 dst=10.0.0.1/32 proto=6 dport=16992/0xfffc prio=0x10011 action=allow origin=exemption:amt
+policy dir=out src=10.0.0.1/32 dst=10.0.0.0/24 proto=17 sport=68 dport=67 prio=0x10012 action=allow origin=exemption:dhcp
+policy dir=out src=10.0.0.0/24 dst=10.0.0.0/24 prio=0x10100 action=esp origin=rule:intranet
+policy dir=in src=10.0.0.0/24 dst=10.0.0.0/24 prio=0x10100 action=esp origin=rule:intranet
+policy dir=out src=10.0.0.0/24 dst=10.5.0.0/16 prio=0x10101 action=esp level=use origin=rule:lab
+policy dir=fwd src=10.7.0.0/16 dst=10.8.0.0/16 prio=0x10102 action=esp mode=tunnel tunnel=192.0.2.1,192.0.2.2 origin=rule:gw
+policy dir=out src=10.0.0.0/24 dst=10.9.0.0/16 prio=0x10103 action=block origin=rule:deny
+policy dir=out src=fd00::/64 dst=fd00::/64 prio=0x10100 action=esp origin=rule:intranet6
+policy dir=in src=fd00::/64 dst=fd00::/64 prio=0x10100 action=esp origin=rule:intranet6
+policy dir=in src=::/0 dst=fd00::1/128 proto=58 sport=135/0xffff prio=0x10013 action=allow origin=builtin:nd
+policy dir=out src=fd01::/64 dst=fd02::/64 prio=0x10104 action=esp mode=tunnel tunnel=fd00::1,fd00::2 origin=rule:gw6
+policy dir=out src=10.0.0.0/24 dst=10.6.0.0/16 mark=0x10/0xff prio=0x10105 action=allow origin=rule:marked
+";
+
+/// A varied SA set: GCM, ChaCha20-Poly1305, CBC+HMAC-SHA256, 3DES+HMAC-SHA1, ESP-in-UDP,
+/// IPv6, tunnel mode, both directions.
+pub const SAMPLE_STATES: &str = "
+sa dst=10.0.0.2 spi=0x40000102 src=10.0.0.1 alg=gcm peer=b dir=out epoch=3 seq=0x100000005
+sa dst=10.0.0.1 spi=0x40000101 src=10.0.0.2 alg=gcm key=2 peer=b dir=in epoch=3
+sa dst=10.0.0.3 spi=0x40000203 src=10.0.0.1 alg=chacha peer=c dir=out epoch=3
+sa dst=10.0.0.1 spi=0x40000201 src=10.0.0.3 alg=cbc peer=c dir=in epoch=3
+sa dst=10.0.0.4 spi=0x40000304 src=10.0.0.1 alg=3des peer=d dir=out epoch=3
+sa dst=10.0.0.5 spi=0x40000405 src=10.0.0.1 alg=gcm256 encap=4500/4500 peer=e dir=out epoch=3
+sa dst=fd00::2 spi=0x40000502 src=fd00::1 alg=gcm peer=b6 dir=out epoch=3
+sa dst=fd00::1 spi=0x40000501 src=fd00::2 alg=cbc window=64 peer=b6 dir=in epoch=3
+sa dst=192.0.2.2 spi=0x40000602 src=192.0.2.1 mode=tunnel alg=gcm peer=gw dir=out epoch=3
+";
