@@ -10,3 +10,4 @@ pub mod keys;
 pub mod model;
 pub mod plan;
 pub mod secret;
+pub mod status;

@@ -61,18 +61,21 @@ impl fmt::Display for Nack {
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
     #[error("netlink socket: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     #[error("kernel refused: {0}")]
     Nack(Nack),
     #[error("{0}")]
     Classified(ErrorKindText),
     #[error("cannot decode kernel message: {0}")]
     Decode(String),
-    #[error("netns {name}: {source}")]
-    Netns {
-        name: String,
-        source: std::io::Error,
-    },
+    #[error("cannot enter network namespace {name} (/run/netns/{name}): {error}")]
+    Netns { name: String, error: std::io::Error },
+}
+
+impl From<std::io::Error> for KernelError {
+    fn from(e: std::io::Error) -> KernelError {
+        KernelError::Io(e)
+    }
 }
 
 /// A classified error with its human text (missing feature, permission).

@@ -11,9 +11,9 @@ use super::error::KernelError;
 
 /// Enter the named network namespace (a bind mount under /run/netns).
 pub fn enter(name: &str) -> Result<(), KernelError> {
-    let err = |source| KernelError::Netns {
+    let err = |error| KernelError::Netns {
         name: name.to_string(),
-        source,
+        error,
     };
     if name.contains('/') || name.is_empty() || name == "." || name == ".." {
         return Err(err(std::io::Error::other("not a namespace name")));
