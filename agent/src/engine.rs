@@ -115,6 +115,14 @@ pub fn reconcile(
             ..Outcome::default()
         });
     }
+    if plan.ops.is_empty() {
+        // Nothing to write: the observation just made is the verification.
+        return Ok(Outcome {
+            verified: plan.conflicts.is_empty(),
+            plan,
+            ..Outcome::default()
+        });
+    }
     let (mut applied, first) = run_ops(sock, &plan.ops)?;
     let (retry, mut failed): (Vec<Failure>, Vec<Failure>) =
         first.into_iter().partition(|f| f.error.can_retry());

@@ -197,11 +197,12 @@ pub fn diff(desired: &Desired, observed: &Observed, own: &Ownership) -> Plan {
 
 fn diff_states(d: &Desired, o: &Observed, ph: &mut Phases, conflicts: &mut Vec<Conflict>) {
     for (k, want) in &d.states {
-        let label = sa_label(&want.meta);
+        // Labels are built only for ops: a no-op diff of 10k objects allocates nothing.
+        let label = || sa_label(&want.meta);
         if o.foreign_states.contains(k) {
             conflicts.push(Conflict {
                 object: k.to_string(),
-                label,
+                label: label(),
             });
             continue;
         }
@@ -210,17 +211,17 @@ fn diff_states(d: &Desired, o: &Observed, ph: &mut Phases, conflicts: &mut Vec<C
             SaDir::Out => (&mut ph.sa_out, want.meta.initial_seq),
         };
         match o.states.get(k) {
-            None => bucket.push(op(OpKind::AddSa(*k, want.spec.clone(), seq), label)),
+            None => bucket.push(op(OpKind::AddSa(*k, want.spec.clone(), seq), label())),
             Some(have) if have.spec == want.spec => {}
             Some(have) if updatable_in_place(&have.spec, &want.spec) => {
-                bucket.push(op(OpKind::UpdateSa(*k, want.spec.clone()), label))
+                bucket.push(op(OpKind::UpdateSa(*k, want.spec.clone()), label()))
             }
             Some(_) => {
                 // Keys, algorithm, selector, reqid, mode or replay changed: the kernel
                 // cannot update those in place, so replace (the one listed exception to
                 // deletes-last; it is the same SA).
-                bucket.push(op(OpKind::DelSa(*k), format!("{label} (replace)")));
-                bucket.push(op(OpKind::AddSa(*k, want.spec.clone(), seq), label));
+                bucket.push(op(OpKind::DelSa(*k), format!("{} (replace)", label())));
+                bucket.push(op(OpKind::AddSa(*k, want.spec.clone(), seq), label()));
             }
         }
     }
@@ -252,11 +253,11 @@ fn diff_policies(
 ) -> Vec<PolicyKey> {
     let mut guarded = Vec::new();
     for (k, want) in &d.policies {
-        let label = want.origin.to_string();
+        let label = || want.origin.to_string();
         if o.foreign_policies.contains(k) {
             conflicts.push(Conflict {
                 object: k.to_string(),
-                label,
+                label: label(),
             });
             continue;
         }
@@ -266,13 +267,13 @@ fn diff_policies(
             &mut ph.permissive
         };
         match o.policies.get(k) {
-            None => bucket.push(op(OpKind::AddPolicy(*k, want.spec.clone()), label)),
+            None => bucket.push(op(OpKind::AddPolicy(*k, want.spec.clone()), label())),
             Some(have) if *have == want.spec => {}
             Some(have) => {
                 if weakens(have, &want.spec) {
                     guarded.push(*k);
                 }
-                bucket.push(op(OpKind::UpdatePolicy(*k, want.spec.clone()), label));
+                bucket.push(op(OpKind::UpdatePolicy(*k, want.spec.clone()), label()));
             }
         }
     }
