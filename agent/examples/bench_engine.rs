@@ -140,15 +140,29 @@ fn print_batch(d: &Desired) {
         );
     }
     for (k, s) in &d.states {
-        let Algorithm::Aead { name, key, icv_bits } = &s.spec.alg else {
+        let Algorithm::Aead {
+            name,
+            key,
+            icv_bits,
+        } = &s.spec.alg
+        else {
             unreachable!()
         };
         println!(
             "xfrm state add src {} dst {} proto esp spi {:#x} reqid {} mode transport \
              flag esn replay-window {} aead '{}' {} {} sel src {} dst {} \
              limit time-soft {} limit time-hard {}",
-            s.spec.src, k.dst, k.spi, s.spec.reqid, s.spec.replay_window, name, hex(key),
-            icv_bits, s.spec.sel.src, s.spec.sel.dst, s.spec.lifetime.soft_secs,
+            s.spec.src,
+            k.dst,
+            k.spi,
+            s.spec.reqid,
+            s.spec.replay_window,
+            name,
+            hex(key),
+            icv_bits,
+            s.spec.sel.src,
+            s.spec.sel.dst,
+            s.spec.lifetime.soft_secs,
             s.spec.lifetime.hard_secs
         );
     }

@@ -179,7 +179,11 @@ pub fn render(s: &Status) -> String {
                 sa.algorithm,
                 sa.bytes,
                 sa.packets,
-                if sa.last_used == 0 { "never".to_string() } else { sa.last_used.to_string() },
+                if sa.last_used == 0 {
+                    "never".to_string()
+                } else {
+                    sa.last_used.to_string()
+                },
                 state
             );
         }
@@ -187,7 +191,11 @@ pub fn render(s: &Status) -> String {
     let _ = writeln!(out, "policies");
     for p in &s.policies {
         let state = if p.installed { "" } else { "  MISSING/DIFFERS" };
-        let _ = writeln!(out, "  {} priority {} ({}){state}", p.policy, p.priority, p.origin);
+        let _ = writeln!(
+            out,
+            "  {} priority {} ({}){state}",
+            p.policy, p.priority, p.origin
+        );
     }
     if !s.stale.is_empty() {
         let _ = writeln!(out, "stale (ours, not in the policy; apply removes them)");
@@ -213,7 +221,8 @@ mod tests {
 
     #[test]
     fn counters_keep_nonzero_and_the_always_shown() {
-        let t = "XfrmInError              0\nXfrmInNoStates           0\nXfrmOutBundleGenError    3\n";
+        let t =
+            "XfrmInError              0\nXfrmInNoStates           0\nXfrmOutBundleGenError    3\n";
         let c = parse_xfrm_stat(t);
         assert_eq!(c.get("XfrmInNoStates"), Some(&0));
         assert_eq!(c.get("XfrmOutBundleGenError"), Some(&3));

@@ -116,7 +116,8 @@ type SaGen = (Option<(u8, u8)>, Option<(u8, u8)>, bool);
 fn build(pgen: &[PolicyGen], sgen: &[SaGen]) -> (Desired, Observed) {
     let mut d = Desired::default();
     let mut o = Observed::default();
-    for (i, (k, ((din, dv, da), (oin, ov, oa, foreign)))) in keys().into_iter().zip(pgen).enumerate()
+    for (i, (k, ((din, dv, da), (oin, ov, oa, foreign)))) in
+        keys().into_iter().zip(pgen).enumerate()
     {
         if *din {
             let spec = spec(i, *dv, *da);
@@ -182,7 +183,11 @@ fn check(d: &Desired, o: &Observed) -> Result<(), TestCaseError> {
     let plan = diff(d, o, &own);
     let after = apply_in_memory(o, &plan.ops).map_err(TestCaseError::fail)?;
     let again = diff(d, &after, &own);
-    prop_assert!(again.ops.is_empty(), "not converged:\n{}", render_plan(&again));
+    prop_assert!(
+        again.ops.is_empty(),
+        "not converged:\n{}",
+        render_plan(&again)
+    );
     // What we can reach: keys held by foreign objects are never written (conflicts).
     let mut dspd = desired_spd(d);
     dspd.retain(|k, _| !o.foreign_policies.contains(k));
@@ -229,7 +234,12 @@ fn weakened_protective_policy_is_guarded() {
     let k = ks[0];
     let catch_all = *ks
         .iter()
-        .find(|c| c.dir == k.dir && c.sel.src.prefix_len() == 0 && c.sel.dst.prefix_len() == 0 && c.sel.proto == 0)
+        .find(|c| {
+            c.dir == k.dir
+                && c.sel.src.prefix_len() == 0
+                && c.sel.dst.prefix_len() == 0
+                && c.sel.proto == 0
+        })
         .expect("catch-all key");
     let mut o = Observed::default();
     o.policies.insert(k, spec(0, 0, 2));
@@ -243,6 +253,11 @@ fn weakened_protective_policy_is_guarded() {
         },
     );
     let plan = diff(&d, &o, &Ownership::default());
-    assert_eq!(plan.ops.first().map(|o| o.kind.sign()), Some('+'), "{}", render_plan(&plan));
+    assert_eq!(
+        plan.ops.first().map(|o| o.kind.sign()),
+        Some('+'),
+        "{}",
+        render_plan(&plan)
+    );
     check(&d, &o).unwrap();
 }

@@ -86,7 +86,15 @@ fn policy_deleted_by_someone_else_is_restored_and_nothing_else_touched() {
         assert!(reconcile(&mut sock, &d, &own(), false).unwrap().verified);
     });
     ns.ip(&[
-        "xfrm", "policy", "delete", "dir", "out", "src", "10.0.0.0/24", "dst", "10.0.0.0/24",
+        "xfrm",
+        "policy",
+        "delete",
+        "dir",
+        "out",
+        "src",
+        "10.0.0.0/24",
+        "dst",
+        "10.0.0.0/24",
     ]);
     ns.run(move || {
         let mut sock = kernel::open().unwrap();
@@ -113,19 +121,55 @@ fn foreign_policies_survive_apply_and_flush() {
     let ns = TestNetns::new("frg");
     // Other priority (outside our band), and in-band but with a foreign reqid.
     ns.ip(&[
-        "xfrm", "policy", "add", "dir", "out", "src", "10.0.0.0/24", "dst", "10.0.0.0/24",
-        "priority", "100", "tmpl", "proto", "esp", "reqid", "5", "mode", "transport",
+        "xfrm",
+        "policy",
+        "add",
+        "dir",
+        "out",
+        "src",
+        "10.0.0.0/24",
+        "dst",
+        "10.0.0.0/24",
+        "priority",
+        "100",
+        "tmpl",
+        "proto",
+        "esp",
+        "reqid",
+        "5",
+        "mode",
+        "transport",
     ]);
     ns.ip(&[
-        "xfrm", "policy", "add", "dir", "in", "src", "172.16.0.0/12", "dst", "172.16.0.0/12",
-        "priority", "65600", "tmpl", "proto", "esp", "reqid", "6", "mode", "transport",
+        "xfrm",
+        "policy",
+        "add",
+        "dir",
+        "in",
+        "src",
+        "172.16.0.0/12",
+        "dst",
+        "172.16.0.0/12",
+        "priority",
+        "65600",
+        "tmpl",
+        "proto",
+        "esp",
+        "reqid",
+        "6",
+        "mode",
+        "transport",
     ]);
     let before = ns.ip(&["xfrm", "policy", "show"]);
     let d = desired_from(SAMPLE_POLICIES);
     ns.run(move || {
         let mut sock = kernel::open().unwrap();
         let out = reconcile(&mut sock, &d, &own(), false).unwrap();
-        assert_eq!(out.plan.conflicts.len(), 1, "the out intranet key is foreign");
+        assert_eq!(
+            out.plan.conflicts.len(),
+            1,
+            "the out intranet key is foreign"
+        );
         assert!(!out.verified, "a conflict is not a verified apply");
         assert!(out.failed.is_empty());
         let obs = kernel::observe(&mut sock, &own()).unwrap();

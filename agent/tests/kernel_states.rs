@@ -47,7 +47,11 @@ fn states_read_back_identical_and_second_apply_is_noop() {
     ns.run(move || {
         let mut sock = kernel::open().unwrap();
         let out = reconcile(&mut sock, &d, &own(), false).unwrap();
-        let errs: Vec<String> = out.failed.iter().map(|f| format!("{}: {}", f.op, f.error)).collect();
+        let errs: Vec<String> = out
+            .failed
+            .iter()
+            .map(|f| format!("{}: {}", f.op, f.error))
+            .collect();
         assert!(errs.is_empty(), "{errs:#?}");
         assert_eq!(out.applied, n);
         assert!(out.verified, "remaining: {:#?}", out.remaining);
@@ -56,9 +60,24 @@ fn states_read_back_identical_and_second_apply_is_noop() {
         assert!(again.verified);
     });
     // The outbound SA starts at the op's initial sequence (ESN high and low halves).
-    let st = ns.ip(&["xfrm", "state", "get", "src", "10.0.0.1", "dst", "10.0.0.2", "proto", "esp", "spi", "0x40000102"]);
+    let st = ns.ip(&[
+        "xfrm",
+        "state",
+        "get",
+        "src",
+        "10.0.0.1",
+        "dst",
+        "10.0.0.2",
+        "proto",
+        "esp",
+        "spi",
+        "0x40000102",
+    ]);
     assert!(st.contains("oseq-hi 0x1, oseq 0x5"), "{st}");
-    assert!(st.contains("replay-window 1024") || st.contains("replay_window 1024"), "{st}");
+    assert!(
+        st.contains("replay-window 1024") || st.contains("replay_window 1024"),
+        "{st}"
+    );
 }
 
 #[test]
@@ -108,12 +127,38 @@ fn state_deleted_by_someone_else_is_restored() {
         let mut sock = kernel::open().unwrap();
         assert!(reconcile(&mut sock, &d, &own(), false).unwrap().verified);
     });
-    ns.ip(&["xfrm", "state", "delete", "dst", "10.0.0.3", "proto", "esp", "spi", "0x40000203"]);
+    ns.ip(&[
+        "xfrm",
+        "state",
+        "delete",
+        "dst",
+        "10.0.0.3",
+        "proto",
+        "esp",
+        "spi",
+        "0x40000203",
+    ]);
     // A foreign SA (reqid outside our range) must survive.
     ns.ip(&[
-        "xfrm", "state", "add", "src", "10.0.0.1", "dst", "10.0.0.9", "proto", "esp", "spi",
-        "0x40000999", "reqid", "7", "mode", "transport", "aead", "rfc4106(gcm(aes))",
-        "0x0102030405060708090a0b0c0d0e0f1011121314", "128",
+        "xfrm",
+        "state",
+        "add",
+        "src",
+        "10.0.0.1",
+        "dst",
+        "10.0.0.9",
+        "proto",
+        "esp",
+        "spi",
+        "0x40000999",
+        "reqid",
+        "7",
+        "mode",
+        "transport",
+        "aead",
+        "rfc4106(gcm(aes))",
+        "0x0102030405060708090a0b0c0d0e0f1011121314",
+        "128",
     ]);
     ns.run(move || {
         let mut sock = kernel::open().unwrap();

@@ -11,8 +11,8 @@ use anyhow::Context as _;
 use serde_json::json;
 
 use crate::engine::{self, Outcome};
-use crate::keys::{Identity, PrivateKey};
 use crate::kernel;
+use crate::keys::{Identity, PrivateKey};
 use crate::model::Desired;
 use crate::plan::{self, Timestamp};
 
@@ -79,8 +79,17 @@ pub(super) fn exit_code(out: &Outcome, dry_run: bool) -> ExitCode {
 /// Applied counts per sign: planned minus failed (failed ops are listed separately).
 fn counts(out: &Outcome, dry_run: bool) -> (usize, usize, usize) {
     let count = |sign: char| {
-        let planned = out.plan.ops.iter().filter(|o| o.kind.sign() == sign).count();
-        let failed = out.failed.iter().filter(|f| f.op.kind.sign() == sign).count();
+        let planned = out
+            .plan
+            .ops
+            .iter()
+            .filter(|o| o.kind.sign() == sign)
+            .count();
+        let failed = out
+            .failed
+            .iter()
+            .filter(|f| f.op.kind.sign() == sign)
+            .count();
         if dry_run {
             planned
         } else {

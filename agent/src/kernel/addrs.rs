@@ -56,9 +56,7 @@ pub fn parse_addr(m: &RawMsg<'_>) -> Option<IpAddr> {
         let v = &p[off + 4..off + len];
         let ip = match (family as i32, v.len()) {
             (libc::AF_INET, 4) => Some(IpAddr::V4(Ipv4Addr::new(v[0], v[1], v[2], v[3]))),
-            (libc::AF_INET6, 16) => {
-                Some(IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(v).ok()?)))
-            }
+            (libc::AF_INET6, 16) => Some(IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(v).ok()?))),
             _ => None,
         };
         match ty {

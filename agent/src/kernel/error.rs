@@ -96,7 +96,10 @@ impl KernelError {
         match self {
             KernelError::Io(e) if e.raw_os_error() == Some(libc::EPERM) => ErrorKind::Permission,
             KernelError::Io(e)
-                if matches!(e.raw_os_error(), Some(libc::ENOBUFS | libc::EAGAIN | libc::EINTR)) =>
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOBUFS | libc::EAGAIN | libc::EINTR)
+                ) =>
             {
                 ErrorKind::Transient
             }

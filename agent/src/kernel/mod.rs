@@ -105,10 +105,7 @@ fn dump_states(
 
 /// Execute ops in order (batched); one result per op. Deleting what is gone is success.
 /// A NACK on an SA write that means "this kernel lacks ESP / this algorithm" is classified.
-pub fn apply(
-    sock: &mut NlSocket,
-    ops: &[Op],
-) -> Result<Vec<Result<(), KernelError>>, KernelError> {
+pub fn apply(sock: &mut NlSocket, ops: &[Op]) -> Result<Vec<Result<(), KernelError>>, KernelError> {
     let reqs: Vec<_> = ops.iter().map(|o| encode::op_request(&o.kind)).collect();
     let acks = sock.transact(&reqs)?;
     Ok(ops

@@ -60,7 +60,12 @@ fn policies_roundtrip() {
     };
     let cases = vec![
         (Dir::Out, tcp, None, PolicyAction::Allow),
-        (Dir::In, sel("::/0", "fd00::1/128"), None, PolicyAction::Block),
+        (
+            Dir::In,
+            sel("::/0", "fd00::1/128"),
+            None,
+            PolicyAction::Block,
+        ),
         (
             Dir::Out,
             sel("0.0.0.0/0", "10.0.0.0/8"),
@@ -161,7 +166,15 @@ fn spec(src: &str, dst: &str, alg: Algorithm, encap: Option<Encap>) -> SaSpec {
 fn states_roundtrip() {
     let cases = vec![
         ("10.0.0.1", "10.0.0.2", gcm(), None),
-        ("10.0.0.1", "10.0.0.2", cbc(), Some(Encap { sport: 4500, dport: 4500 })),
+        (
+            "10.0.0.1",
+            "10.0.0.2",
+            cbc(),
+            Some(Encap {
+                sport: 4500,
+                dport: 4500,
+            }),
+        ),
         ("fd00::1", "fd00::2", gcm(), None),
         ("fd00::1", "fd00::2", cbc(), None),
     ];

@@ -183,7 +183,13 @@ impl NlSocket {
             while i < reqs.len() && i - start < BATCH_MSGS && buf.len() < BATCH_BYTES {
                 let r = &reqs[i];
                 let seq = base.wrapping_add((i - start) as u32);
-                push_msg(&mut buf, r.ty, NLM_F_REQUEST | NLM_F_ACK | r.flags, seq, &r.payload);
+                push_msg(
+                    &mut buf,
+                    r.ty,
+                    NLM_F_REQUEST | NLM_F_ACK | r.flags,
+                    seq,
+                    &r.payload,
+                );
                 i += 1;
             }
             self.seq = base.wrapping_add((i - start) as u32);
@@ -298,7 +304,7 @@ fn push_msg(buf: &mut Vec<u8>, ty: u16, flags: u16, seq: u32, payload: &[u8]) {
     buf.extend_from_slice(&seq.to_ne_bytes());
     buf.extend_from_slice(&0u32.to_ne_bytes());
     buf.extend_from_slice(payload);
-    while buf.len() % 4 != 0 {
+    while !buf.len().is_multiple_of(4) {
         buf.push(0);
     }
 }
@@ -332,7 +338,7 @@ mod tests {
         p.extend_from_slice(&alen.to_ne_bytes());
         p.extend_from_slice(&NLMSGERR_ATTR_MSG.to_ne_bytes());
         p.extend_from_slice(text);
-        while p.len() % 4 != 0 {
+        while !p.len().is_multiple_of(4) {
             p.push(0);
         }
         let mut buf = Vec::new();

@@ -277,7 +277,11 @@ fn diff_policies(
             }
         }
     }
-    for (k, have) in o.policies.iter().filter(|(k, _)| !d.policies.contains_key(k)) {
+    for (k, have) in o
+        .policies
+        .iter()
+        .filter(|(k, _)| !d.policies.contains_key(k))
+    {
         let bucket = if have.action.is_protective() {
             &mut ph.del_protective
         } else {
@@ -319,7 +323,10 @@ fn add_guards(
     }
     for (g, label) in keys {
         if o.foreign_policies.contains(&g) {
-            conflicts.push(Conflict { object: g.to_string(), label });
+            conflicts.push(Conflict {
+                object: g.to_string(),
+                label,
+            });
             continue;
         }
         if o.policies.contains_key(&g) {

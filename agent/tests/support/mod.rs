@@ -28,7 +28,9 @@ fn fields(line: &str) -> (String, HashMap<String, String>) {
     let kind = it.next().unwrap_or_default().to_string();
     let map = it
         .map(|t| {
-            let (k, v) = t.split_once('=').unwrap_or_else(|| panic!("bad token {t:?}"));
+            let (k, v) = t
+                .split_once('=')
+                .unwrap_or_else(|| panic!("bad token {t:?}"));
             (k.to_string(), v.to_string())
         })
         .collect();
