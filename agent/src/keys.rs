@@ -47,9 +47,10 @@ pub enum KeyError {
     WrongClusterKey { cluster: String, path: PathBuf },
 }
 
-/// An X25519 private key. Debug never prints it; the library zeroizes it on drop.
+/// An X25519 private key (with its public key, computed once). Debug never prints the
+/// secret; the library zeroizes it on drop.
 #[derive(Clone)]
-pub struct PrivateKey(StaticSecret);
+pub struct PrivateKey(StaticSecret, PublicKey);
 
 impl fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -60,10 +61,14 @@ impl fmt::Debug for PrivateKey {
 impl PrivateKey {
     /// A fresh random key from the OS generator.
     pub fn generate() -> PrivateKey {
-        PrivateKey(StaticSecret::random())
+        PrivateKey::from_secret(StaticSecret::random())
     }
     pub fn from_bytes(bytes: [u8; 32]) -> PrivateKey {
-        PrivateKey(StaticSecret::from(bytes))
+        PrivateKey::from_secret(StaticSecret::from(bytes))
+    }
+    fn from_secret(s: StaticSecret) -> PrivateKey {
+        let public = PublicKey(x25519_dalek::PublicKey::from(&s).to_bytes());
+        PrivateKey(s, public)
     }
     /// Parse base64 text (surrounding whitespace ignored).
     pub fn from_base64(text: &str, what: &str) -> Result<PrivateKey, KeyError> {
@@ -80,7 +85,7 @@ impl PrivateKey {
         base64::engine::general_purpose::STANDARD.encode(self.0.as_bytes())
     }
     pub fn public(&self) -> PublicKey {
-        PublicKey(x25519_dalek::PublicKey::from(&self.0).to_bytes())
+        self.1
     }
     /// Read a key file, refusing one that group or others can read.
     pub fn load(path: &Path) -> Result<PrivateKey, KeyError> {

@@ -9,5 +9,7 @@ pub mod kernel;
 pub mod keys;
 pub mod model;
 pub mod plan;
+pub mod render;
 pub mod secret;
+pub mod show;
 pub mod status;

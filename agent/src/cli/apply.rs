@@ -5,39 +5,15 @@
 //! `--netns NAME` enters /run/netns/NAME (setns) before any socket is opened.
 
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use serde_json::json;
 
 use crate::engine::{self, Outcome};
 use crate::kernel;
-use crate::keys::{Identity, PrivateKey};
+use super::context::{self, Context};
 use crate::model::Desired;
-use crate::plan::{self, Timestamp};
-
-/// The policy and who we are. Stand-in for the lead's `cli::context::load` until it lands.
-pub(super) struct Context {
-    pub policy: policy_schema::Policy,
-    pub identity: Identity,
-}
-
-pub(super) fn load_policy(path: &std::path::Path) -> anyhow::Result<policy_schema::Policy> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read policy {}", path.display()))?;
-    let loaded = policy_schema::load(&path.display().to_string(), &text)?;
-    for w in &loaded.warnings {
-        eprintln!("{w}");
-    }
-    Ok(loaded.policy)
-}
-
-pub(super) fn load(args: &super::PolicyArgs) -> anyhow::Result<Context> {
-    let policy = load_policy(&args.config)?;
-    let key = PrivateKey::load(&args.key)?;
-    let identity = Identity::resolve(&policy, key, args.host.as_deref())?;
-    Ok(Context { policy, identity })
-}
+use crate::plan;
 
 /// Enter the namespace, load the policy and compute what this host needs now.
 pub(super) fn desired_here(
@@ -45,18 +21,10 @@ pub(super) fn desired_here(
     netns: &super::NetnsArgs,
 ) -> anyhow::Result<(Context, Desired)> {
     kernel::netns::enter_opt(netns.netns.as_deref())?;
-    let ctx = load(args)?;
+    let ctx = context::load(args)?;
+    context::print_warnings(&ctx.warnings);
     let local = kernel::addrs::local_addrs().context("reading local addresses")?;
-    let now = match args.now {
-        Some(s) => Timestamp::from_secs(s),
-        None => Timestamp(
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0),
-        ),
-    };
-    let desired = plan::desired(&ctx.policy, &ctx.identity, &local, now)?;
+    let desired = plan::desired(&ctx.policy, &ctx.identity, &local, context::now(args))?;
     Ok((ctx, desired))
 }
 

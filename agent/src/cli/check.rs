@@ -3,10 +3,47 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-pub fn run(_config: &Path) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("check: not implemented yet")
+pub fn run(config: &Path) -> anyhow::Result<ExitCode> {
+    let text = match std::fs::read_to_string(config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{}: cannot read: {e}", config.display());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    match policy_schema::load(&config.display().to_string(), &text) {
+        Ok(loaded) => {
+            super::context::print_warnings(&loaded.warnings);
+            let p = &loaded.policy;
+            println!(
+                "{}: valid ({} zones, {} hosts, {} clusters, {} exemptions, {} rules, {} warnings)",
+                config.display(),
+                p.zones.len(),
+                p.hosts.len(),
+                p.clusters.len(),
+                p.exemptions.len(),
+                p.rules.len(),
+                loaded.warnings.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(diags) => {
+            eprintln!("{diags}");
+            let n = diags.errors().count();
+            eprintln!(
+                "{}: invalid ({n} error{})",
+                config.display(),
+                if n == 1 { "" } else { "s" }
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 pub fn run_schema() -> anyhow::Result<ExitCode> {
-    anyhow::bail!("schema: not implemented yet")
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&policy_schema::json_schema())?
+    );
+    Ok(ExitCode::SUCCESS)
 }

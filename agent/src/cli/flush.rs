@@ -13,7 +13,11 @@ use crate::kernel;
 pub fn run(args: &super::FlushArgs) -> anyhow::Result<ExitCode> {
     kernel::netns::enter_opt(args.netns.netns.as_deref())?;
     let own = match &args.config {
-        Some(path) => super::apply::load_policy(path)?.ownership,
+        Some(path) => {
+            let (policy, warnings) = super::context::load_policy(path)?;
+            super::context::print_warnings(&warnings);
+            policy.ownership
+        }
         None => Ownership::default(),
     };
     let mut sock = kernel::open().context("opening the XFRM netlink socket")?;

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod apply;
 mod check;
+pub mod context;
 mod flush;
 mod keys;
 mod plan;
@@ -71,6 +72,9 @@ pub struct PolicyArgs {
     /// Act as this host instead of the one the key identifies (tooling only).
     #[arg(long)]
     pub host: Option<String>,
+    /// A cluster's private key, NAME=FILE (default: cluster-NAME.key beside --key).
+    #[arg(long, value_name = "NAME=FILE")]
+    pub cluster_key: Vec<String>,
     /// Compute for this Unix time instead of now (testing, time travel).
     #[arg(long, hide = true)]
     pub now: Option<u64>,

@@ -4,12 +4,30 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use policy_schema::Policy;
+use std::collections::BTreeMap;
+
+use policy_schema::{Cipher, Cluster, Host, Mode, Policy};
 
 use crate::keys::Identity;
 use crate::model::Desired;
+use epoch::Timeline;
+use spi::SpiTable;
+use states::{Party, Rules, SaContextAll};
 
 pub mod diff;
+pub mod epoch;
+pub mod net;
+pub mod policies;
+pub mod ports;
+pub mod spi;
+pub mod states;
+pub mod suite;
+pub mod tunnel;
+
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
+mod tests;
 
 /// A moment, in nanoseconds since the Unix epoch (passed in; the plan never reads a clock).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -37,13 +55,159 @@ pub enum PlanError {
     UnknownHost(String),
 }
 
+/// Where our objects sit in the owned reqid range and priority band.
+///
+/// reqid = range start + cipher × 2 + mode: stable whatever the file order, so inserting a
+/// rule never re-keys an SA. Priorities: guards at the band start, built-ins next, then
+/// exemptions, then rules — rules start at a fixed offset (up to 1024 exemptions) so that
+/// adding an exemption does not renumber every rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    reqid_base: u32,
+    /// Transition guards (the diff inserts them around unsafe reorderings).
+    pub guard: u32,
+    pub builtin: u32,
+    exemption_base: u32,
+    rule_base: u32,
+}
+
+impl Layout {
+    pub fn new(policy: &Policy) -> Layout {
+        let (lo, hi) = policy.ownership.priority;
+        let width = hi - lo;
+        let exemptions = policy.exemptions.len() as u32;
+        let rules = policy.rules.len() as u32;
+        let room = width.saturating_sub(16 + rules) / 2;
+        let exemption_slots = exemptions.max(room.min(1024));
+        Layout {
+            reqid_base: policy.ownership.reqid.0,
+            guard: lo,
+            builtin: lo + 1,
+            exemption_base: lo + 16,
+            rule_base: lo + 16 + exemption_slots,
+        }
+    }
+    pub fn exemption(&self, i: usize) -> u32 {
+        self.exemption_base + i as u32
+    }
+    pub fn rule(&self, j: usize) -> u32 {
+        self.rule_base + j as u32
+    }
+    pub fn reqid(&self, cipher: Cipher, mode: Mode) -> u32 {
+        let m = match mode {
+            Mode::Transport => 0,
+            Mode::Tunnel => 1,
+        };
+        self.reqid_base + cipher.index() * 2 + m
+    }
+}
+
 /// The XFRM policies and SAs this host needs at `now`.
+///
+/// `local` only matters for cluster addresses: their SAs exist only on the member that
+/// holds the address right now (and whose identity has the cluster's key).
 pub fn desired(
     policy: &Policy,
     id: &Identity,
     local: &LocalAddrs,
     now: Timestamp,
 ) -> Result<Desired, PlanError> {
-    let _ = (policy, id, local, now);
-    todo!("compiler")
+    let me = policy
+        .host(&id.host)
+        .ok_or_else(|| PlanError::UnknownHost(id.host.clone()))?;
+    let layout = Layout::new(policy);
+    let member_of: Vec<&Cluster> = policy
+        .clusters
+        .iter()
+        .filter(|c| c.members.iter().any(|m| m == &me.name))
+        .collect();
+    // Policies cover cluster addresses on every member, held or not, so a failover only
+    // changes SAs — never the policies the peers' traffic is checked against.
+    let mut policy_addrs = me.addresses.clone();
+    policy_addrs.extend(member_of.iter().flat_map(|c| c.addresses.iter().copied()));
+    let policies = policies::policies(policy, me, &policy_addrs, &layout);
+
+    let timeline = Timeline::from_defaults(&policy.defaults);
+    let view = timeline.view(now.secs());
+    let spis = SpiTable::build(policy);
+    let cx = SaContextAll {
+        spis: &spis,
+        timeline,
+        view: &view,
+        layout: &layout,
+        replay_window: policy.defaults.replay_window,
+        now_ns: now.nanos(),
+    };
+    let mut states = BTreeMap::new();
+    if states::any_esp(policy) {
+        let rules = Rules::new(policy);
+        let me_party = host_party(me);
+        let held: Vec<&Cluster> = member_of
+            .iter()
+            .copied()
+            .filter(|c| {
+                id.has_cluster_key(&c.name) && c.addresses.iter().any(|a| local.contains(a))
+            })
+            .collect();
+        let my_rules = rules.for_party(&me_party);
+        let held_parties: Vec<(&Cluster, Party, Vec<_>)> = held
+            .iter()
+            .map(|c| {
+                let party = cluster_party(c);
+                let r = rules.for_party(&party);
+                (*c, party, r)
+            })
+            .collect();
+        for peer in peers(policy, me, &held) {
+            let pair = id.pair(&peer.key);
+            states::transport_sas(&cx, &my_rules, &me_party, &peer, &pair, &mut states);
+            for (c, party, party_rules) in &held_parties {
+                if let Some(pair) = id.cluster_pair(&c.name, &peer.key) {
+                    states::transport_sas(&cx, party_rules, party, &peer, &pair, &mut states);
+                }
+            }
+        }
+        states::tunnel_sas(&cx, policy, me, &|k| id.pair(k), &mut states);
+    }
+    let next_change = (!states.is_empty()).then_some(view.next_change);
+    Ok(Desired {
+        host: me.name.clone(),
+        policies,
+        states,
+        next_change,
+    })
+}
+
+fn host_party(h: &Host) -> Party<'_> {
+    Party {
+        name: h.name.clone(),
+        addrs: &h.addresses,
+        key: h.public_key,
+        encap: h.encapsulation,
+    }
+}
+
+fn cluster_party(c: &Cluster) -> Party<'_> {
+    Party {
+        name: format!("cluster:{}", c.name),
+        addrs: &c.addresses,
+        key: c.public_key,
+        encap: c.encapsulation,
+    }
+}
+
+/// Every identity we may exchange SAs with: the other hosts, and the clusters whose
+/// addresses we do not hold ourselves (traffic to a held address is local).
+fn peers<'a>(policy: &'a Policy, me: &Host, held: &[&Cluster]) -> Vec<Party<'a>> {
+    let hosts = policy
+        .hosts
+        .iter()
+        .filter(|h| h.name != me.name)
+        .map(host_party);
+    let clusters = policy
+        .clusters
+        .iter()
+        .filter(|c| !held.iter().any(|h| h.name == c.name))
+        .map(cluster_party);
+    hosts.chain(clusters).collect()
 }

@@ -1,0 +1,88 @@
+//! Loading what every policy command needs: the validated policy and this host's identity.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use policy_schema::{Diagnostic, Policy};
+
+use super::PolicyArgs;
+use crate::keys::{Identity, PrivateKey};
+use crate::plan::Timestamp;
+
+/// A loaded policy and identity.
+pub struct Context {
+    pub policy: Policy,
+    pub warnings: Vec<Diagnostic>,
+    pub identity: Identity,
+    pub config: PathBuf,
+}
+
+/// Read and validate a policy file; all located errors in one message.
+pub fn load_policy(path: &Path) -> anyhow::Result<(Policy, Vec<Diagnostic>)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read policy file {}", path.display()))?;
+    match policy_schema::load(&path.display().to_string(), &text) {
+        Ok(l) => Ok((l.policy, l.warnings)),
+        Err(d) => Err(anyhow::anyhow!("{d}\n{}: invalid policy", path.display())),
+    }
+}
+
+/// The file a cluster's private key is looked for in when no `--cluster-key` names it:
+/// `cluster-NAME.key` beside the host key.
+pub fn default_cluster_key(host_key: &Path, cluster: &str) -> PathBuf {
+    host_key
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(format!("cluster-{cluster}.key"))
+}
+
+/// Load policy and identity, including the keys of the clusters this host is a member of.
+pub fn load(args: &PolicyArgs) -> anyhow::Result<Context> {
+    let (policy, warnings) = load_policy(&args.config)?;
+    let key = PrivateKey::load(&args.key)?;
+    let mut identity = Identity::resolve(&policy, key, args.host.as_deref())?;
+    let me = identity.host.clone();
+    for c in policy.clusters.iter().filter(|c| c.members.contains(&me)) {
+        let named = args.cluster_key.iter().find_map(|s| {
+            s.split_once('=')
+                .filter(|(n, _)| *n == c.name)
+                .map(|(_, p)| PathBuf::from(p))
+        });
+        let path = named
+            .clone()
+            .unwrap_or_else(|| default_cluster_key(&args.key, &c.name));
+        if named.is_none() && !path.exists() {
+            tracing::warn!(cluster = %c.name, path = %path.display(),
+                "member of a cluster without its key: its addresses get no SAs here");
+            continue;
+        }
+        let ck = PrivateKey::load(&path)?;
+        identity.add_cluster_key(&policy, &c.name, ck, &path)?;
+    }
+    Ok(Context {
+        policy,
+        warnings,
+        identity,
+        config: args.config.clone(),
+    })
+}
+
+/// `--now` or the system clock.
+pub fn now(args: &PolicyArgs) -> Timestamp {
+    match args.now {
+        Some(s) => Timestamp::from_secs(s),
+        None => {
+            let d = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            Timestamp(d.as_nanos() as u64)
+        }
+    }
+}
+
+/// Print warnings to stderr, located.
+pub fn print_warnings(warnings: &[Diagnostic]) {
+    for w in warnings {
+        eprintln!("{w}");
+    }
+}

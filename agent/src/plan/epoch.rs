@@ -1,0 +1,205 @@
+//! Key epochs and the make-before-break timeline.
+//!
+//! `epoch = floor(t / interval)`; epoch e starts at `T(e) = e * interval`. With a tolerated
+//! clock skew `s` between any two hosts and a grace period `g`:
+//!
+//! ```text
+//!            T(e+1)-s        T(e+1)   T(e+1)+s      T(e+1)+2s+g
+//! inbound  : e ───── +e+1 ──────────────────────────── -e ──────
+//! outbound : e ──────────────────────── e+1 ────────────────────
+//! ```
+//! - the inbound SA of the next epoch is installed `s` before the boundary, so a peer whose
+//!   clock runs up to `s` ahead can already use it;
+//! - outbound switches `s` after the boundary, when every peer (clock up to `s` behind) has
+//!   installed the inbound side;
+//! - the old inbound SA stays until every peer (clock up to `s` behind) has switched, plus
+//!   `g` for packets in flight.
+//!
+//! Validation guarantees `interval >= 2 * (2s + g)`, so at most three inbound epochs overlap.
+
+use policy_schema::Defaults;
+
+/// Which epochs this host's SAs belong to at one moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EpochView {
+    /// The epoch of the time itself.
+    pub current: u64,
+    /// The epoch outbound SAs use.
+    pub outbound: u64,
+    /// Epochs with an inbound SA installed (ascending).
+    pub inbound: Vec<u64>,
+    /// Unix second at which this view changes next.
+    pub next_change: u64,
+}
+
+/// The timeline parameters, in seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeline {
+    pub interval: u64,
+    pub skew: u64,
+    pub grace: u64,
+}
+
+impl Timeline {
+    pub fn from_defaults(d: &Defaults) -> Timeline {
+        Timeline {
+            interval: d.rekey_interval.max(1),
+            skew: d.clock_skew,
+            grace: d.grace,
+        }
+    }
+
+    /// Start of epoch `e`, in Unix seconds.
+    pub fn start(&self, e: u64) -> u64 {
+        e.saturating_mul(self.interval)
+    }
+
+    /// The epochs in force at Unix second `t`.
+    pub fn view(&self, t: u64) -> EpochView {
+        let Timeline {
+            interval,
+            skew,
+            grace,
+        } = *self;
+        let e = t / interval;
+        let start = self.start(e);
+        let next = self.start(e + 1);
+        let mut inbound = Vec::with_capacity(3);
+        if e > 0 && t < start + 2 * skew + grace {
+            inbound.push(e - 1);
+        }
+        inbound.push(e);
+        if t + skew >= next {
+            inbound.push(e + 1);
+        }
+        let outbound = if t >= start + skew || e == 0 {
+            e
+        } else {
+            e - 1
+        };
+        let next_change = [
+            start + skew,
+            start + 2 * skew + grace,
+            next.saturating_sub(skew),
+            next + skew,
+        ]
+        .into_iter()
+        .filter(|&c| c > t)
+        .min()
+        .unwrap_or(next + skew);
+        EpochView {
+            current: e,
+            outbound,
+            inbound,
+            next_change,
+        }
+    }
+
+    /// Seconds an SA may live in the kernel before it hard-expires: well beyond its planned
+    /// life (at most `interval + 3s + g`), so it only fires if the agent stopped rotating —
+    /// then traffic is dropped (the policies stay), never sent in clear.
+    pub fn hard_lifetime(&self) -> u64 {
+        2 * self.interval + 4 * self.skew + 2 * self.grace
+    }
+
+    /// Soft expiry: the kernel warns (and we rotate) before the hard limit.
+    pub fn soft_lifetime(&self) -> u64 {
+        self.interval * 3 / 2 + 4 * self.skew + 2 * self.grace
+    }
+
+    /// The first outbound ESN sequence number for an SA of `epoch` installed at `now_ns`.
+    ///
+    /// It grows with time at `rate` numbers per second, where `rate` is chosen so that an SA
+    /// installed as late as its hard lifetime still starts below 2^32 - 2^20: the peer's ESN
+    /// logic then infers the right high half and the SA's whole life fits. A re-installed SA
+    /// (restart, drift repair, failover to another holder of a cluster address) therefore
+    /// starts above every number the previous one used, as long as that one sent fewer than
+    /// `rate` packets per second on average — no replay-window drops at the peer.
+    pub fn initial_seq(&self, epoch: u64, now_ns: u64) -> u64 {
+        let base_ns = self.start(epoch).saturating_sub(self.skew) * 1_000_000_000;
+        let elapsed_ns = now_ns.saturating_sub(base_ns);
+        let rate = self.seq_rate();
+        let seq = (elapsed_ns as u128 * rate as u128 / 1_000_000_000) as u64;
+        // Sequence number 0 is never sent; start at 1 at the earliest.
+        seq.clamp(1, (1u64 << 32) - (1 << 20))
+    }
+
+    /// Sequence numbers per second handed out by [`Timeline::initial_seq`].
+    pub fn seq_rate(&self) -> u64 {
+        ((1u64 << 32) - (1 << 21)) / (self.hard_lifetime() + self.skew).max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tl() -> Timeline {
+        Timeline {
+            interval: 100,
+            skew: 5,
+            grace: 10,
+        }
+    }
+
+    #[test]
+    fn steps_of_one_epoch() {
+        let t = tl();
+        // Mid-epoch 3: one inbound, outbound 3.
+        let v = t.view(350);
+        assert_eq!((v.outbound, v.inbound.clone()), (3, vec![3]));
+        assert_eq!(v.next_change, 395);
+        // 395: next inbound appears.
+        assert_eq!(t.view(395).inbound, vec![3, 4]);
+        assert_eq!(t.view(395).next_change, 405);
+        // 400..405: epoch 4 but still sending on 3.
+        assert_eq!(t.view(400).outbound, 3);
+        assert_eq!(t.view(400).inbound, vec![3, 4]);
+        // 405: switch outbound; 420: old inbound gone.
+        assert_eq!(t.view(405).outbound, 4);
+        assert_eq!(t.view(405).next_change, 420);
+        assert_eq!(t.view(419).inbound, vec![3, 4]);
+        assert_eq!(t.view(420).inbound, vec![4]);
+        assert_eq!(t.view(420).next_change, 495);
+    }
+
+    #[test]
+    fn epoch_zero_has_no_previous() {
+        let v = tl().view(0);
+        assert_eq!(v.inbound, vec![0]);
+        assert_eq!(v.outbound, 0);
+    }
+
+    #[test]
+    fn initial_seq_grows_with_time_and_stays_in_range() {
+        let t = tl();
+        let a = t.initial_seq(4, 400 * 1_000_000_000);
+        let b = t.initial_seq(4, 400 * 1_000_000_000 + 1_000_000);
+        assert!(b > a);
+        let late = t.initial_seq(4, (400 + t.hard_lifetime()) * 1_000_000_000);
+        assert!(late < (1 << 32) - (1 << 20));
+    }
+
+    proptest::proptest! {
+        /// A peer whose clock is off by up to `skew` only ever sends on an epoch we receive.
+        #[test]
+        fn peers_within_skew_always_hit_an_inbound_sa(t in 0u64..100_000, d in -5i64..=5) {
+            let tl = tl();
+            let peer_t = (t as i64 + d).max(0) as u64;
+            let peer_out = tl.view(peer_t).outbound;
+            proptest::prop_assert!(tl.view(t).inbound.contains(&peer_out),
+                "t={t} peer_t={peer_t} out={peer_out} in={:?}", tl.view(t).inbound);
+        }
+
+        /// Nothing changes strictly between now and next_change.
+        #[test]
+        fn view_is_constant_until_next_change(t in 0u64..100_000, k in 0u64..200) {
+            let tl = tl();
+            let v = tl.view(t);
+            let u = (t + k).min(v.next_change - 1);
+            let w = tl.view(u);
+            proptest::prop_assert_eq!((v.outbound, &v.inbound), (w.outbound, &w.inbound));
+            proptest::prop_assert!(v.next_change > t);
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Exemptions, built-ins and rules → XFRM policies for one host.
+//!
+//! Policies are O(rules × local addresses × remote prefixes × port blocks), never O(peers):
+//! "any ↔ my subnet, require" is one `out` and one `in` catch-all per local address whose
+//! ESP template has wildcard addresses, so the kernel picks the per-peer SA by the packet's
+//! addresses and the template's reqid.
+//!
+//! Precedence (lower XFRM priority wins, LAB-NOTES "Precedence"): transition guards, then
+//! built-ins, then exemptions in file order, then rules in file order (first match wins).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use policy_schema::{Action, Direction, Family, Host, Mode, Policy, Rule};
+
+use super::net::{any_contains, any_of, host, of_family};
+use super::ports::blocks_of;
+use super::tunnel::{tunnel_links, TunnelLink};
+use super::Layout;
+use crate::model::{
+    DesiredPolicy, Dir, Level, Origin, PolicyAction, PolicyKey, PolicySpec, PortMatch, Selector,
+    Template,
+};
+
+/// ICMPv6 neighbour discovery (RFC 4861 types 133–137): without it, a catch-all `require`
+/// on a global IPv6 address stops address resolution and every IPv6 flow with it.
+const NDP_TYPES: (u16, u16) = (133, 137);
+
+/// Collects policies; the first writer of a key wins (it has the higher precedence).
+struct Builder {
+    out: BTreeMap<PolicyKey, DesiredPolicy>,
+}
+
+impl Builder {
+    fn add(
+        &mut self,
+        dir: Dir,
+        sel: Selector,
+        priority: u32,
+        action: &PolicyAction,
+        origin: &Origin,
+    ) {
+        let key = PolicyKey {
+            dir,
+            sel,
+            mark: None,
+        };
+        self.out.entry(key).or_insert_with(|| DesiredPolicy {
+            spec: PolicySpec {
+                priority,
+                action: action.clone(),
+            },
+            origin: origin.clone(),
+        });
+    }
+}
+
+/// Which side of a connection the local address is on, for port placement.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Side {
+    /// Peers connect to our ports: `in` matches dport, `out` matches sport.
+    Server,
+    /// We connect to the peers' ports: `out` matches dport, `in` matches sport.
+    Client,
+}
+
+fn sel(src: IpNet, dst: IpNet, proto: u8, sport: PortMatch, dport: PortMatch) -> Selector {
+    Selector {
+        src,
+        dst,
+        proto,
+        sport,
+        dport,
+    }
+}
+
+/// The `in` and `out` selectors for traffic between local `a` and remote `r`.
+fn pair_selectors(
+    a: IpNet,
+    r: IpNet,
+    proto: u8,
+    port: PortMatch,
+    side: Side,
+) -> [(Dir, Selector); 2] {
+    let any = PortMatch::ANY;
+    match side {
+        Side::Server => [
+            (Dir::In, sel(r, a, proto, any, port)),
+            (Dir::Out, sel(a, r, proto, port, any)),
+        ],
+        Side::Client => [
+            (Dir::Out, sel(a, r, proto, any, port)),
+            (Dir::In, sel(r, a, proto, port, any)),
+        ],
+    }
+}
+
+/// Every XFRM policy this host needs.
+pub fn policies(
+    policy: &Policy,
+    me: &Host,
+    local: &[IpAddr],
+    layout: &Layout,
+) -> BTreeMap<PolicyKey, DesiredPolicy> {
+    let mut b = Builder {
+        out: BTreeMap::new(),
+    };
+    builtins(policy, local, layout, &mut b);
+    for (i, ex) in policy.exemptions.iter().enumerate() {
+        let prio = layout.exemption(i);
+        let origin = Origin::Exemption(ex.name.clone());
+        let proto = ex.protocol.number();
+        for a in local {
+            let fam = Family::of(a);
+            if ex.protocol.family().is_some_and(|f| f != fam) {
+                continue;
+            }
+            let peers = if ex.peers.is_empty() {
+                vec![any_of(fam)]
+            } else {
+                of_family(&ex.peers, fam)
+            };
+            let sides: &[Side] = match ex.direction {
+                Direction::In => &[Side::Server],
+                Direction::Out => &[Side::Client],
+                Direction::Both => &[Side::Server, Side::Client],
+            };
+            for r in peers {
+                for port in blocks_of(&ex.ports) {
+                    for side in sides {
+                        for (dir, s) in pair_selectors(host(*a), r, proto, port, *side) {
+                            b.add(dir, s, prio, &PolicyAction::Allow, &origin);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (j, rule) in policy.rules.iter().enumerate() {
+        let prio = layout.rule(j);
+        let origin = Origin::Rule(rule.name.clone());
+        match rule.mode {
+            Mode::Transport => transport_rule(policy, rule, local, prio, layout, &origin, &mut b),
+            Mode::Tunnel => {
+                for link in tunnel_links(policy, rule, me) {
+                    tunnel_rule(rule, &link, prio, layout, &origin, &mut b);
+                }
+            }
+        }
+    }
+    b.out
+}
+
+fn builtins(policy: &Policy, local: &[IpAddr], layout: &Layout, b: &mut Builder) {
+    let has_v6 = local.iter().any(|a| a.is_ipv6());
+    if !(policy.defaults.exempt_neighbor_discovery && has_v6) {
+        return;
+    }
+    let origin = Origin::Builtin("ipv6-neighbor-discovery".into());
+    let any6 = any_of(Family::V6);
+    let types = policy_schema::PortRange {
+        lo: NDP_TYPES.0,
+        hi: NDP_TYPES.1,
+    };
+    for t in blocks_of(&[types]) {
+        // ICMP type travels in the selector's source-port field (xfrm_flowi_sport).
+        for dir in [Dir::In, Dir::Out] {
+            let s = sel(any6, any6, 58, t, PortMatch::ANY);
+            b.add(dir, s, layout.builtin, &PolicyAction::Allow, &origin);
+        }
+    }
+}
+
+/// The policy action of a rule; ESP templates use the rule's profile reqid.
+fn rule_action(rule: &Rule, layout: &Layout, tunnel: Option<(IpAddr, IpAddr)>) -> PolicyAction {
+    let tmpl = |level| {
+        PolicyAction::Protect(vec![Template {
+            mode: rule.mode,
+            reqid: layout.reqid(rule.cipher, rule.mode),
+            level,
+            tunnel,
+        }])
+    };
+    match rule.action {
+        Action::Require => tmpl(Level::Required),
+        Action::Request => tmpl(Level::Use),
+        Action::Permit => PolicyAction::Allow,
+        Action::Block => PolicyAction::Block,
+    }
+}
+
+fn transport_rule(
+    policy: &Policy,
+    rule: &Rule,
+    local: &[IpAddr],
+    prio: u32,
+    layout: &Layout,
+    origin: &Origin,
+    b: &mut Builder,
+) {
+    let from = policy.resolve_all(&rule.from);
+    let to = policy.resolve_all(&rule.to);
+    let action = rule_action(rule, layout, None);
+    let proto = rule.protocol.map_or(0, |p| p.number());
+    let ports = blocks_of(&rule.ports);
+    for a in local {
+        let fam = Family::of(a);
+        if rule
+            .protocol
+            .and_then(|p| p.family())
+            .is_some_and(|f| f != fam)
+        {
+            continue;
+        }
+        let mut sels: Vec<(Dir, Selector)> = Vec::new();
+        for (contains_me, remote, side) in [(&to, &from, Side::Server), (&from, &to, Side::Client)]
+        {
+            if !any_contains(contains_me, a) {
+                continue;
+            }
+            for r in of_family(remote, fam) {
+                for port in &ports {
+                    sels.extend(pair_selectors(host(*a), r, proto, *port, side));
+                }
+            }
+        }
+        for (dir, s) in prune(sels) {
+            b.add(dir, s, prio, &action, origin);
+        }
+    }
+}
+
+fn tunnel_rule(
+    rule: &Rule,
+    link: &TunnelLink,
+    prio: u32,
+    layout: &Layout,
+    origin: &Origin,
+    b: &mut Builder,
+) {
+    let proto = rule.protocol.map_or(0, |p| p.number());
+    let out_action = rule_action(rule, layout, Some((link.local_addr, link.peer_addr)));
+    let in_action = rule_action(rule, layout, Some((link.peer_addr, link.local_addr)));
+    for port in blocks_of(&rule.ports) {
+        for (dir, s) in pair_selectors(link.local_net, link.remote_net, proto, port, link.side()) {
+            if dir == Dir::Out {
+                b.add(Dir::Out, s, prio, &out_action, origin);
+            } else {
+                // Decapsulated traffic for the subnet behind us is forwarded: without a `fwd`
+                // policy holding the template it is dropped (XfrmInNoPols, LAB-NOTES).
+                b.add(Dir::Fwd, s, prio, &in_action, origin);
+                b.add(Dir::In, s, prio, &in_action, origin);
+            }
+        }
+    }
+}
+
+/// Drop selectors contained in another of the same rule and direction: same action and
+/// priority, so the larger one already says everything.
+fn prune(mut sels: Vec<(Dir, Selector)>) -> Vec<(Dir, Selector)> {
+    sels.sort();
+    sels.dedup();
+    let keep: Vec<bool> = sels
+        .iter()
+        .enumerate()
+        .map(|(i, (d, s))| {
+            !sels
+                .iter()
+                .enumerate()
+                .any(|(j, (d2, s2))| j != i && d == d2 && contains(s2, s) && (s2 != s || j < i))
+        })
+        .collect();
+    sels.into_iter()
+        .zip(keep)
+        .filter_map(|(x, k)| k.then_some(x))
+        .collect()
+}
+
+fn port_contains(outer: &PortMatch, inner: &PortMatch) -> bool {
+    if outer.is_any() {
+        return true;
+    }
+    if inner.is_any() {
+        return false;
+    }
+    let (olo, ohi) = outer.range();
+    let (ilo, ihi) = inner.range();
+    olo <= ilo && ihi <= ohi
+}
+
+/// Every packet `inner` matches, `outer` matches too.
+pub fn contains(outer: &Selector, inner: &Selector) -> bool {
+    outer.src.contains(&inner.src)
+        && outer.dst.contains(&inner.dst)
+        && (outer.proto == 0 || outer.proto == inner.proto)
+        && port_contains(&outer.sport, &inner.sport)
+        && port_contains(&outer.dport, &inner.dport)
+}

@@ -1,0 +1,375 @@
+//! The ESP SAs this host needs: for every (local address, peer address) pair that an ESP
+//! rule covers, one outbound SA and the inbound SAs of the epochs in force.
+//!
+//! Both ends run this same computation from the same file, each from its own side; the
+//! outbound SA of A towards B and the inbound SA of B from A then agree on SPI, key,
+//! algorithm and selector without any negotiation.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use policy_schema::{Action, Cipher, Encapsulation, Family, Mode, Policy, PublicKey, Rule};
+
+use super::epoch::{EpochView, Timeline};
+use super::net::{any_contains, any_of, host};
+use super::ports::blocks_of;
+use super::spi::{profile, SpiTable};
+use super::suite::SaContext;
+use super::tunnel::tunnel_links;
+use super::Layout;
+use crate::keys::PairKey;
+use crate::model::{
+    DesiredSa, Encap, Lifetime, PortMatch, SaDir, SaKey, SaMeta, SaSpec, Selector, NAT_T_PORT,
+};
+
+/// One side of an SA pair: a host, or a cluster's virtual addresses.
+#[derive(Clone, Debug)]
+pub struct Party<'a> {
+    /// Host name, or `cluster:NAME`.
+    pub name: String,
+    pub addrs: &'a [IpAddr],
+    pub key: PublicKey,
+    pub encap: Encapsulation,
+}
+
+/// An SA profile with the selector narrowing every rule behind it agrees on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Need {
+    cipher: Cipher,
+    mode: Mode,
+    /// Selector for local→remote traffic (the inbound SA uses it mirrored).
+    out_sel: Selector,
+}
+
+/// Narrowing of one rule for one pair: protocol, port block and which end is the server.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Narrow {
+    proto: u8,
+    port: Option<PortMatch>,
+    local_is_server: Option<bool>,
+}
+
+fn rule_narrow(rule: &Rule, a_to: bool, a_from: bool) -> Narrow {
+    let proto = rule.protocol.map_or(0, |p| p.number());
+    let blocks = blocks_of(&rule.ports);
+    let port = (blocks.len() == 1 && !blocks[0].is_any()).then(|| blocks[0]);
+    // Ports sit on the `to` side; they pin only when the pair's orientation is unambiguous.
+    let local_is_server = match (a_to, a_from) {
+        (true, false) => Some(true),
+        (false, true) => Some(false),
+        _ => None,
+    };
+    Narrow {
+        proto,
+        port,
+        local_is_server,
+    }
+}
+
+/// The selector for a→b traffic that fits every narrowing of the rules sharing the SA.
+fn pinned_selector(a: IpAddr, b: IpAddr, narrows: &[Narrow]) -> Selector {
+    let mut s = Selector::between(host(a), host(b));
+    let first = narrows[0];
+    if first.proto == 0 || narrows.iter().any(|n| n.proto != first.proto) {
+        return s;
+    }
+    s.proto = first.proto;
+    let same_port = narrows
+        .iter()
+        .all(|n| n.port == first.port && n.local_is_server == first.local_is_server);
+    if let (true, Some(port), Some(server)) = (same_port, first.port, first.local_is_server) {
+        if server {
+            s.sport = port;
+        } else {
+            s.dport = port;
+        }
+    }
+    s
+}
+
+/// Pre-resolved rule prefixes (resolving per peer would be O(peers × rules × prefixes)).
+pub struct Rules<'a> {
+    rules: Vec<(&'a Rule, Vec<IpNet>, Vec<IpNet>)>,
+}
+
+impl<'a> Rules<'a> {
+    pub fn new(policy: &'a Policy) -> Rules<'a> {
+        let rules = policy
+            .rules
+            .iter()
+            .filter(|r| r.mode == Mode::Transport)
+            .map(|r| (r, policy.resolve_all(&r.from), policy.resolve_all(&r.to)))
+            .collect();
+        Rules { rules }
+    }
+
+    /// The rules that can match traffic of local address `a` at all, with which side `a`
+    /// is on — computed once per local address, not once per peer.
+    pub fn for_party(&self, party: &Party) -> Vec<LocalRules<'_>> {
+        party.addrs.iter().map(|a| self.for_local(a)).collect()
+    }
+
+    fn for_local(&self, a: &IpAddr) -> LocalRules<'_> {
+        let fam = Family::of(a);
+        let rules = self
+            .rules
+            .iter()
+            .filter(|(r, _, _)| r.protocol.and_then(|p| p.family()).is_none_or(|f| f == fam))
+            .filter_map(|(r, from, to)| {
+                let (in_to, in_from) = (any_contains(to, a), any_contains(from, a));
+                (in_to || in_from).then_some(LocalRule {
+                    rule: r,
+                    from,
+                    to,
+                    in_to,
+                    in_from,
+                })
+            })
+            .collect();
+        LocalRules { a: *a, rules }
+    }
+}
+
+/// A rule as seen from one local address.
+struct LocalRule<'a> {
+    rule: &'a Rule,
+    from: &'a [IpNet],
+    to: &'a [IpNet],
+    in_to: bool,
+    in_from: bool,
+}
+
+/// The rules that concern one local address, in file order.
+pub struct LocalRules<'a> {
+    a: IpAddr,
+    rules: Vec<LocalRule<'a>>,
+}
+
+impl LocalRules<'_> {
+    /// The SA profiles the pair (local `a`, remote `b`) needs, first match wins: a matching
+    /// rule without protocol ends the search (it takes all remaining traffic of the pair).
+    fn needs(&self, b: &IpAddr) -> Vec<Need> {
+        let mut by_profile: Vec<((Cipher, Mode), Vec<Narrow>)> = Vec::new();
+        for lr in &self.rules {
+            let a_to = lr.in_to && any_contains(lr.from, b);
+            let a_from = lr.in_from && any_contains(lr.to, b);
+            if !(a_to || a_from) {
+                continue;
+            }
+            if lr.rule.action.uses_esp() {
+                let profile = (lr.rule.cipher, lr.rule.mode);
+                let narrow = rule_narrow(lr.rule, a_to, a_from);
+                match by_profile.iter_mut().find(|(p, _)| *p == profile) {
+                    Some((_, v)) => v.push(narrow),
+                    None => by_profile.push((profile, vec![narrow])),
+                }
+            }
+            if lr.rule.protocol.is_none() {
+                break;
+            }
+        }
+        by_profile.sort_by_key(|(p, _)| *p);
+        by_profile
+            .into_iter()
+            .map(|((cipher, mode), narrows)| Need {
+                cipher,
+                mode,
+                out_sel: pinned_selector(self.a, *b, &narrows),
+            })
+            .collect()
+    }
+}
+
+/// Everything the SA builder needs that does not change per pair.
+pub struct SaContextAll<'a> {
+    pub spis: &'a SpiTable,
+    pub timeline: Timeline,
+    pub view: &'a EpochView,
+    pub layout: &'a Layout,
+    pub replay_window: u32,
+    pub now_ns: u64,
+}
+
+fn mirror(s: &Selector) -> Selector {
+    Selector {
+        src: s.dst,
+        dst: s.src,
+        proto: s.proto,
+        sport: s.dport,
+        dport: s.sport,
+    }
+}
+
+/// One SA profile between `a` (ours) and `b` (the peer's), all epochs in force.
+#[allow(clippy::too_many_arguments)]
+fn emit(
+    cx: &SaContextAll,
+    pair: &PairKey,
+    peer: &str,
+    a: IpAddr,
+    b: IpAddr,
+    cipher: Cipher,
+    mode: Mode,
+    encap: Encapsulation,
+    out_sel: Selector,
+    out: &mut BTreeMap<SaKey, DesiredSa>,
+) {
+    let prof = profile(cipher, mode, encap);
+    let encap = (encap == Encapsulation::Udp).then_some(Encap {
+        sport: NAT_T_PORT,
+        dport: NAT_T_PORT,
+    });
+    let lifetime = Lifetime {
+        soft_secs: cx.timeline.soft_lifetime(),
+        hard_secs: cx.timeline.hard_lifetime(),
+    };
+    let mut add = |dir: SaDir, src: IpAddr, dst: IpAddr, epoch: u64, sel: Selector| {
+        let Some(spi) = cx.spis.spi(&src, epoch, prof) else {
+            return;
+        };
+        let ctx = SaContext {
+            cipher,
+            mode,
+            encap: if encap.is_some() {
+                Encapsulation::Udp
+            } else {
+                Encapsulation::None
+            },
+            epoch,
+            src: &src,
+            dst: &dst,
+        };
+        let initial_seq = match dir {
+            SaDir::Out => cx.timeline.initial_seq(epoch, cx.now_ns),
+            SaDir::In => 0,
+        };
+        let spec = SaSpec {
+            src,
+            reqid: cx.layout.reqid(cipher, mode),
+            mode,
+            sel,
+            alg: ctx.algorithm(pair),
+            replay_window: cx.replay_window,
+            esn: true,
+            encap,
+            lifetime,
+        };
+        let meta = SaMeta {
+            peer: peer.to_string(),
+            dir,
+            epoch,
+            initial_seq,
+        };
+        out.insert(SaKey { dst, spi }, DesiredSa { spec, meta });
+    };
+    add(SaDir::Out, a, b, cx.view.outbound, out_sel);
+    for &e in &cx.view.inbound {
+        add(SaDir::In, b, a, e, mirror(&out_sel));
+    }
+}
+
+/// Transport-mode SAs between our party `me` and the peer party `peer`.
+pub fn transport_sas(
+    cx: &SaContextAll,
+    mine: &[LocalRules],
+    me: &Party,
+    peer: &Party,
+    pair: &PairKey,
+    out: &mut BTreeMap<SaKey, DesiredSa>,
+) {
+    let encap = if me.encap == Encapsulation::Udp || peer.encap == Encapsulation::Udp {
+        Encapsulation::Udp
+    } else {
+        Encapsulation::None
+    };
+    for local in mine {
+        let a = &local.a;
+        for b in peer.addrs.iter().filter(|b| b.is_ipv4() == a.is_ipv4()) {
+            for need in local.needs(b) {
+                emit(
+                    cx,
+                    pair,
+                    &peer.name,
+                    *a,
+                    *b,
+                    need.cipher,
+                    need.mode,
+                    encap,
+                    need.out_sel,
+                    out,
+                );
+            }
+        }
+    }
+}
+
+/// Tunnel-mode SAs of this gateway: one profile per (peer gateway, outer pair, cipher).
+pub fn tunnel_sas(
+    cx: &SaContextAll,
+    policy: &Policy,
+    me: &policy_schema::Host,
+    pair_of: &dyn Fn(&PublicKey) -> std::sync::Arc<PairKey>,
+    out: &mut BTreeMap<SaKey, DesiredSa>,
+) {
+    // (peer, local outer, peer outer, cipher) → inner (local, remote) subnet pairs.
+    type Group<'a> =
+        BTreeMap<(String, IpAddr, IpAddr, Cipher), (&'a policy_schema::Host, Vec<(IpNet, IpNet)>)>;
+    let mut groups: Group = BTreeMap::new();
+    for rule in policy
+        .rules
+        .iter()
+        .filter(|r| r.mode == Mode::Tunnel && r.action.uses_esp())
+    {
+        for link in tunnel_links(policy, rule, me) {
+            let k = (
+                link.peer.name.clone(),
+                link.local_addr,
+                link.peer_addr,
+                rule.cipher,
+            );
+            let g = groups.entry(k).or_insert_with(|| (link.peer, Vec::new()));
+            if !g.1.contains(&(link.local_net, link.remote_net)) {
+                g.1.push((link.local_net, link.remote_net));
+            }
+        }
+    }
+    for ((name, a, b, cipher), (peer, inner)) in groups {
+        let encap =
+            if me.encapsulation == Encapsulation::Udp || peer.encapsulation == Encapsulation::Udp {
+                Encapsulation::Udp
+            } else {
+                Encapsulation::None
+            };
+        // One inner pair: pin it. Several: the tunnel endpoints already bind the SA (the
+        // template checks them), so the selector stays open within the outer family.
+        let out_sel = match inner.as_slice() {
+            [(l, r)] if l.addr().is_ipv4() == a.is_ipv4() => Selector::between(*l, *r),
+            _ => {
+                let fam = Family::of(&a);
+                Selector::between(any_of(fam), any_of(fam))
+            }
+        };
+        let pair = pair_of(&peer.public_key);
+        emit(
+            cx,
+            &pair,
+            &name,
+            a,
+            b,
+            cipher,
+            Mode::Tunnel,
+            encap,
+            out_sel,
+            out,
+        );
+    }
+}
+
+/// Whether any rule of the policy uses ESP at all (else no SA and no rotation).
+pub fn any_esp(policy: &Policy) -> bool {
+    policy
+        .rules
+        .iter()
+        .any(|r| matches!(r.action, Action::Require | Action::Request))
+}

@@ -1,0 +1,104 @@
+//! Policies built in code for unit and property tests of the compiler.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use policy_schema::{
+    Action, Cipher, Defaults, Direction, Encapsulation, Endpoint, Exemption, Host, Mode, Ownership,
+    Policy, PortRange, Protocol, Rule, Zone,
+};
+
+use crate::keys::{Identity, PrivateKey};
+
+/// A deterministic private key per seed (tests only).
+pub fn key(seed: u32) -> PrivateKey {
+    let mut b = [7u8; 32];
+    b[..4].copy_from_slice(&seed.to_be_bytes());
+    PrivateKey::from_bytes(b)
+}
+
+pub fn host(name: &str, addrs: &[&str], seed: u32) -> Host {
+    Host {
+        name: name.into(),
+        addresses: addrs
+            .iter()
+            .map(|a| a.parse::<IpAddr>().expect("addr"))
+            .collect(),
+        public_key: key(seed).public(),
+        zones: vec![],
+        encapsulation: Encapsulation::None,
+        gateway_for: vec![],
+    }
+}
+
+pub fn net(s: &str) -> IpNet {
+    s.parse().expect("prefix")
+}
+
+pub fn rule(name: &str, from: Vec<Endpoint>, to: Vec<Endpoint>, action: Action) -> Rule {
+    Rule {
+        name: name.into(),
+        from,
+        to,
+        protocol: None,
+        ports: vec![],
+        action,
+        mode: Mode::Transport,
+        cipher: Cipher::AesGcm128,
+    }
+}
+
+pub fn exemption(name: &str, protocol: Protocol, ports: &[(u16, u16)]) -> Exemption {
+    Exemption {
+        name: name.into(),
+        protocol,
+        ports: ports.iter().map(|&(lo, hi)| PortRange { lo, hi }).collect(),
+        direction: Direction::Both,
+        peers: vec![],
+    }
+}
+
+/// The seed scenario: site and db in the intranet, mp in the DMZ over UDP, any ↔ intranet
+/// required, ICMP/IKE/AMT exempt. Keys: site 1, db 2, mp 3.
+pub fn seed() -> Policy {
+    let mut mp = host("mp", &["10.20.0.20", "fd00:20::20"], 3);
+    mp.encapsulation = Encapsulation::Udp;
+    Policy {
+        version: 1,
+        defaults: Defaults::default(),
+        ownership: Ownership::default(),
+        zones: vec![
+            Zone {
+                name: "intranet".into(),
+                prefixes: vec![net("10.10.0.0/24"), net("fd00:10::/64")],
+            },
+            Zone {
+                name: "dmz".into(),
+                prefixes: vec![net("10.20.0.0/24"), net("fd00:20::/64")],
+            },
+        ],
+        hosts: vec![
+            host("site", &["10.10.0.10", "fd00:10::10"], 1),
+            host("db", &["10.10.0.11", "fd00:10::11"], 2),
+            mp,
+        ],
+        clusters: vec![],
+        exemptions: vec![
+            exemption("icmp", Protocol::Icmp, &[]),
+            exemption("icmpv6", Protocol::Icmpv6, &[]),
+            exemption("ike", Protocol::Udp, &[(500, 500), (4500, 4500)]),
+            exemption("amt", Protocol::Tcp, &[(16992, 16995)]),
+        ],
+        rules: vec![rule(
+            "intranet-isolation",
+            vec![Endpoint::Any],
+            vec![Endpoint::Zone("intranet".into())],
+            Action::Require,
+        )],
+    }
+}
+
+/// The identity of `name`, whose key seed is `seed`.
+pub fn identity(p: &Policy, seed: u32) -> Identity {
+    Identity::resolve(p, key(seed), None).expect("host in policy")
+}

@@ -1,0 +1,225 @@
+//! Long-running helpers on lab hosts, through the [`Exec`] seam: packet captures, echo
+//! servers, and prober runs. Each is started, waited for by an event (a line on its
+//! output), and stopped explicitly; none outlives the test.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::exec::Exec;
+use crate::pcap::{self, Packet};
+use crate::probe::{Batch, Result as ProbeResult};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Forward a child's output lines to a channel, from a thread that drains it to the end.
+fn lines_of(r: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// Wait for a line containing `needle`, or fail with what was seen.
+fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, what: &str) -> anyhow::Result<()> {
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + READY_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) if l.contains(needle) => return Ok(()),
+            Ok(l) => seen.push(l),
+            Err(_) => bail!("{what} did not become ready: {}", seen.join(" | ")),
+        }
+    }
+}
+
+fn wait_bounded(child: &mut Child, what: &str) -> anyhow::Result<std::process::ExitStatus> {
+    for _ in 0..300 {
+        if let Some(st) = child.try_wait()? {
+            return Ok(st);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    bail!("{what} did not exit within 30 s (killed)")
+}
+
+/// `tcpdump -i any` inside one host, in SLL2 framing so the direction of each packet is known.
+pub struct Capture<'a> {
+    exec: &'a dyn Exec,
+    pub host: String,
+    child: Child,
+    pidfile: String,
+    file: String,
+}
+
+impl<'a> Capture<'a> {
+    pub fn start(exec: &'a dyn Exec, host: &str) -> anyhow::Result<Capture<'a>> {
+        let dir = exec.scratch_dir();
+        let (pidfile, file) = (
+            format!("{dir}/capture-{host}.pid"),
+            format!("{dir}/capture-{host}.pcap"),
+        );
+        let script = format!(
+            // --immediate-mode: without it packets wait in the ring for up to a second
+            // and the ones still there when tcpdump is stopped are lost.
+            "echo $$ > {pidfile}; exec tcpdump -i any -y LINUX_SLL2 --immediate-mode -U -n -s 256 -w {file} 'ip or ip6'"
+        );
+        let mut child = exec
+            .command(host, &["sh".into(), "-c".into(), script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting tcpdump on {host}"))?;
+        let rx = lines_of(child.stderr.take().expect("piped"));
+        if let Err(e) = wait_for(&rx, "listening on", &format!("tcpdump on {host}")) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+        Ok(Capture {
+            exec,
+            host: host.into(),
+            child,
+            pidfile,
+            file,
+        })
+    }
+
+    /// Stop the capture and read back its packets. With `marked`, first wait (bounded) until
+    /// the file holds the loopback marker the host's echo server sent: then every packet
+    /// sent before it is in the file too.
+    pub fn stop(mut self, marked: bool) -> anyhow::Result<Vec<Packet>> {
+        if marked {
+            self.wait_for_marker()?;
+        }
+        self.exec
+            .interrupt(&self.host, &self.child, &self.pidfile)?;
+        let st = wait_bounded(&mut self.child, &format!("tcpdump on {}", self.host))?;
+        anyhow::ensure!(
+            st.success() || st.code() == Some(130),
+            "tcpdump on {} ended with {st}",
+            self.host
+        );
+        let bytes = self.exec.read_file(&self.host, &self.file)?;
+        pcap::parse(&bytes).with_context(|| format!("capture of {}", self.host))
+    }
+
+    fn wait_for_marker(&self) -> anyhow::Result<()> {
+        let is_marker = |p: &Packet| {
+            p.dst == IpAddr::from([127, 0, 0, 1])
+                && matches!(p.kind, pcap::Kind::Udp { dport, .. } if dport == crate::probe::MARK_PORT)
+        };
+        for _ in 0..300 {
+            let bytes = self.exec.read_file(&self.host, &self.file)?;
+            if pcap::parse(&bytes).is_ok_and(|ps| ps.iter().any(is_marker)) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("the capture on {} never saw its end marker", self.host)
+    }
+
+    /// Where the capture file is inside the host (kept for failure reports).
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+}
+
+/// `lab-probe serve` on one host: echo on TCP and UDP ports until its stdin closes.
+pub struct Server {
+    host: String,
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    pub fn start(
+        exec: &dyn Exec,
+        host: &str,
+        addrs: &[IpAddr],
+        tcp: &[u16],
+        udp: &[u16],
+    ) -> anyhow::Result<Server> {
+        let join = |p: &[u16]| p.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
+        let mut argv = vec![
+            exec.probe_path(),
+            "serve".into(),
+            "--tcp".into(),
+            join(tcp),
+            "--udp".into(),
+            join(udp),
+        ];
+        for a in addrs {
+            argv.extend(["--addr".into(), a.to_string()]);
+        }
+        let mut child = exec
+            .command(host, &argv)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting lab-probe serve on {host}"))?;
+        let rx = lines_of(child.stdout.take().expect("piped"));
+        if let Err(e) = wait_for(&rx, "ready", &format!("echo server on {host}")) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+        Ok(Server {
+            host: host.into(),
+            child,
+            lines: rx,
+        })
+    }
+
+    /// Have the host send a capture end marker (see [`Capture::stop`]).
+    pub fn mark(&mut self) -> anyhow::Result<()> {
+        let stdin = self.child.stdin.as_mut().expect("piped");
+        stdin.write_all(b"mark\n")?;
+        stdin.flush()?;
+        wait_for(&self.lines, "marked", &format!("marker on {}", self.host))
+    }
+
+    /// Close its stdin and wait for it to exit.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        drop(self.child.stdin.take());
+        wait_bounded(&mut self.child, &format!("echo server on {}", self.host))?;
+        Ok(())
+    }
+}
+
+/// Start `lab-probe run` on `host` with `batch`; [`finish_probes`] collects the results.
+pub fn start_probes(exec: &dyn Exec, host: &str, batch: &Batch) -> anyhow::Result<Child> {
+    let mut child = exec
+        .command(host, &[exec.probe_path(), "run".into()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting lab-probe run on {host}"))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    stdin.write_all(serde_json::to_string(batch)?.as_bytes())?;
+    drop(stdin);
+    Ok(child)
+}
+
+pub fn finish_probes(child: Child, host: &str) -> anyhow::Result<Vec<ProbeResult>> {
+    let out = child.wait_with_output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "lab-probe run on {host} failed ({})",
+        out.status
+    );
+    serde_json::from_slice(&out.stdout).with_context(|| format!("results from {host}"))
+}
