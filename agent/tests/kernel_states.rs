@@ -171,3 +171,22 @@ fn state_deleted_by_someone_else_is_restored() {
         assert_eq!(obs.foreign_states.len(), 1);
     });
 }
+
+#[test]
+fn compiled_plan_installs_and_reads_back_identical() {
+    if !esp("compiled_plan_installs_and_reads_back_identical") {
+        return;
+    }
+    let ns = TestNetns::new("cst");
+    let d = support::policy::varied_desired();
+    let n = d.policies.len() + d.states.len();
+    ns.run(move || {
+        let mut sock = kernel::open().unwrap();
+        let out = reconcile(&mut sock, &d, &own(), false).unwrap();
+        let errs: Vec<String> = out.failed.iter().map(|f| format!("{}: {}", f.op, f.error)).collect();
+        assert!(errs.is_empty(), "{errs:#?}");
+        assert_eq!(out.applied, n);
+        assert!(out.verified, "{:#?}", out.remaining);
+        assert!(reconcile(&mut sock, &d, &own(), false).unwrap().plan.ops.is_empty());
+    });
+}
