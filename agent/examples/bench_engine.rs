@@ -2,9 +2,13 @@
 //! policy file). Run it inside a throw-away namespace (`ip netns exec`), never in the root
 //! namespace. Builds the same object sets as the `ip -batch` files it prints.
 //!
-//!   bench_engine batch  policies|peers N          ip -batch text on stdout
-//!   bench_engine apply  policies|peers N [change] reconcile; timings as one JSON line
-//!   bench_engine status policies|peers N          observe + status report; timings
+//!   bench_engine batch  SET N          ip -batch text on stdout
+//!   bench_engine apply  SET N [change] reconcile; timings as one JSON line
+//!   bench_engine status SET N          observe + status report; timings
+//!
+//! SET: `policies` (N distinct /32 policies), `peers` (N peers, 2 SAs each, built by hand),
+//! `compiled` (an N-host policy compiled by plan::desired for one host, rendered for ip
+//! -batch by agent::render).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
@@ -124,6 +128,68 @@ fn peers(n: u32, change: bool) -> Desired {
     d
 }
 
+/// An N-host intranet: one require rule, an ICMP exemption; the plan of host 0.
+fn compiled(n: u32, change: bool) -> Desired {
+    use policy_schema::*;
+    let key = |i: u32| {
+        let mut b = [7u8; 32];
+        b[..4].copy_from_slice(&i.to_be_bytes());
+        agent::keys::PrivateKey::from_bytes(b)
+    };
+    let hosts = (0..n)
+        .map(|i| Host {
+            name: format!("h{i}"),
+            addresses: vec![IpAddr::V4(peer_addr(i))],
+            public_key: key(i).public(),
+            zones: vec![],
+            encapsulation: Encapsulation::None,
+            gateway_for: vec![],
+        })
+        .collect();
+    let policy = Policy {
+        version: 1,
+        defaults: Defaults::default(),
+        ownership: Ownership::default(),
+        zones: vec![Zone {
+            name: "intranet".into(),
+            prefixes: vec!["10.0.0.0/8".parse().unwrap()],
+        }],
+        hosts,
+        clusters: vec![],
+        exemptions: vec![Exemption {
+            name: "icmp".into(),
+            protocol: Protocol::Icmp,
+            ports: vec![],
+            direction: Direction::Both,
+            peers: vec![],
+        }],
+        rules: vec![Rule {
+            name: "isolation".into(),
+            from: vec![Endpoint::Any],
+            to: vec![Endpoint::Zone("intranet".into())],
+            protocol: None,
+            ports: vec![],
+            action: Action::Require,
+            mode: policy_schema::Mode::Transport,
+            cipher: Cipher::AesGcm128,
+        }],
+    };
+    let id = agent::keys::Identity::resolve(&policy, key(0), None).expect("host 0");
+    // The change: one hour later every pair rotates; instead move one peer by removing it.
+    let mut d = agent::plan::desired(
+        &policy,
+        &id,
+        &agent::plan::LocalAddrs::new(),
+        agent::plan::Timestamp::from_secs(1_800_000_000),
+    )
+    .expect("compiles");
+    if change {
+        let gone = IpAddr::V4(peer_addr(1));
+        d.states.retain(|k, s| k.dst != gone && s.spec.src != gone);
+    }
+    d
+}
+
 fn hex(s: &Secret) -> String {
     format!("0x{}", s.to_hex())
 }
@@ -179,10 +245,12 @@ fn main() -> anyhow::Result<()> {
     let d = match set {
         "policies" => policies(n, change),
         "peers" => peers(n, change),
+        "compiled" => compiled(n, change),
         s => anyhow::bail!("unknown set {s}"),
     };
     let own = Ownership::default();
     match cmd {
+        "batch" if set == "compiled" => print!("{}", agent::render::render(&d, true)),
         "batch" => print_batch(&d),
         "apply" => {
             let t = Instant::now();

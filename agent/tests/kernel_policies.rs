@@ -291,10 +291,18 @@ fn compiled_policies_install_and_read_back_identical() {
     ns.run(move || {
         let mut sock = kernel::open().unwrap();
         let out = reconcile(&mut sock, &d, &own(), false).unwrap();
-        let errs: Vec<String> = out.failed.iter().map(|f| format!("{}: {}", f.op, f.error)).collect();
+        let errs: Vec<String> = out
+            .failed
+            .iter()
+            .map(|f| format!("{}: {}", f.op, f.error))
+            .collect();
         assert!(errs.is_empty(), "{errs:#?}");
         assert_eq!(out.applied, n);
         assert!(out.verified, "{:#?}", out.remaining);
-        assert!(reconcile(&mut sock, &d, &own(), false).unwrap().plan.ops.is_empty());
+        assert!(reconcile(&mut sock, &d, &own(), false)
+            .unwrap()
+            .plan
+            .ops
+            .is_empty());
     });
 }

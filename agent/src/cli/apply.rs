@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use serde_json::json;
 
+use super::context::{self, Context};
 use crate::engine::{self, Outcome};
 use crate::kernel;
-use super::context::{self, Context};
 use crate::model::Desired;
 use crate::plan;
 

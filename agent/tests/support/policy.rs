@@ -25,7 +25,14 @@ fn host(i: u32, name: &str, addrs: &[&str], encap: Encapsulation) -> Host {
     }
 }
 
-fn rule(name: &str, to: &str, proto: Option<Protocol>, ports: &[u16], action: Action, cipher: Cipher) -> Rule {
+fn rule(
+    name: &str,
+    to: &str,
+    proto: Option<Protocol>,
+    ports: &[u16],
+    action: Action,
+    cipher: Cipher,
+) -> Rule {
     Rule {
         name: name.into(),
         from: vec![Endpoint::Any],
@@ -38,11 +45,19 @@ fn rule(name: &str, to: &str, proto: Option<Protocol>, ports: &[u16], action: Ac
     }
 }
 
-fn exemption(name: &str, protocol: Protocol, ports: &[(u16, u16)], direction: Direction) -> Exemption {
+fn exemption(
+    name: &str,
+    protocol: Protocol,
+    ports: &[(u16, u16)],
+    direction: Direction,
+) -> Exemption {
     Exemption {
         name: name.into(),
         protocol,
-        ports: ports.iter().map(|(lo, hi)| PortRange { lo: *lo, hi: *hi }).collect(),
+        ports: ports
+            .iter()
+            .map(|(lo, hi)| PortRange { lo: *lo, hi: *hi })
+            .collect(),
         direction,
         peers: vec![],
     }
@@ -58,7 +73,10 @@ pub fn varied() -> Policy {
         zones: vec![
             Zone {
                 name: "intranet".into(),
-                prefixes: vec!["10.10.0.0/24".parse().unwrap(), "fd10::/64".parse().unwrap()],
+                prefixes: vec![
+                    "10.10.0.0/24".parse().unwrap(),
+                    "fd10::/64".parse().unwrap(),
+                ],
             },
             Zone {
                 name: "dmz".into(),
@@ -74,16 +92,56 @@ pub fn varied() -> Policy {
         clusters: vec![],
         exemptions: vec![
             exemption("icmp", Protocol::Icmp, &[], Direction::Both),
-            exemption("ike", Protocol::Udp, &[(500, 500), (4500, 4500)], Direction::Both),
+            exemption(
+                "ike",
+                Protocol::Udp,
+                &[(500, 500), (4500, 4500)],
+                Direction::Both,
+            ),
             exemption("dhcp", Protocol::Udp, &[(67, 68)], Direction::Out),
             exemption("amt", Protocol::Tcp, &[(16992, 16995)], Direction::In),
         ],
         rules: vec![
-            rule("ssh-chacha", "intranet", Some(Protocol::Tcp), &[22], Action::Require, Cipher::Chacha20Poly1305),
-            rule("web-cbc", "intranet", Some(Protocol::Tcp), &[443], Action::Require, Cipher::AesCbcHmacSha256),
-            rule("dmz-request", "dmz", None, &[], Action::Request, Cipher::AesGcm256),
-            rule("telnet-block", "intranet", Some(Protocol::Tcp), &[23], Action::Block, Cipher::AesGcm128),
-            rule("isolation", "intranet", None, &[], Action::Require, Cipher::AesGcm128),
+            rule(
+                "ssh-chacha",
+                "intranet",
+                Some(Protocol::Tcp),
+                &[22],
+                Action::Require,
+                Cipher::Chacha20Poly1305,
+            ),
+            rule(
+                "web-cbc",
+                "intranet",
+                Some(Protocol::Tcp),
+                &[443],
+                Action::Require,
+                Cipher::AesCbcHmacSha256,
+            ),
+            rule(
+                "dmz-request",
+                "dmz",
+                None,
+                &[],
+                Action::Request,
+                Cipher::AesGcm256,
+            ),
+            rule(
+                "telnet-block",
+                "intranet",
+                Some(Protocol::Tcp),
+                &[23],
+                Action::Block,
+                Cipher::AesGcm128,
+            ),
+            rule(
+                "isolation",
+                "intranet",
+                None,
+                &[],
+                Action::Require,
+                Cipher::AesGcm128,
+            ),
         ],
     }
 }
@@ -92,5 +150,11 @@ pub fn varied() -> Policy {
 pub fn varied_desired() -> Desired {
     let p = varied();
     let id = Identity::resolve(&p, key(0), None).unwrap();
-    desired(&p, &id, &LocalAddrs::new(), Timestamp::from_secs(1_800_000_000)).unwrap()
+    desired(
+        &p,
+        &id,
+        &LocalAddrs::new(),
+        Timestamp::from_secs(1_800_000_000),
+    )
+    .unwrap()
 }
