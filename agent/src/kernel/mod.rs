@@ -7,6 +7,7 @@ pub mod addrs;
 pub mod decode;
 pub mod encode;
 pub mod error;
+pub mod events;
 pub mod netns;
 pub mod socket;
 
