@@ -5,6 +5,7 @@
 
 pub mod addrs;
 pub mod decode;
+pub mod encap;
 pub mod encode;
 pub mod error;
 pub mod events;
