@@ -24,6 +24,10 @@ fn esp(test: &str) -> bool {
         return false;
     }
     let ok = std::path::Path::new("/sys/module/esp4").exists();
+    assert!(
+        ok || std::env::var_os("XFRM_REQUIRE_ESP").is_none(),
+        "{test}: XFRM_REQUIRE_ESP is set but this kernel has no ESP"
+    );
     if !ok {
         eprintln!("skipping {test}: no ESP in this kernel (run it in scripts/uml-run)");
     }
