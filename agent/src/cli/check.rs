@@ -4,14 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 pub fn run(config: &Path) -> anyhow::Result<ExitCode> {
-    let text = match std::fs::read_to_string(config) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("{}: cannot read: {e}", config.display());
-            return Ok(ExitCode::from(1));
-        }
-    };
-    match policy_schema::load(&config.display().to_string(), &text) {
+    match policy_schema::load_path(config) {
         Ok(loaded) => {
             super::context::print_warnings(&loaded.warnings);
             let p = &loaded.policy;

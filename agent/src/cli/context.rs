@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use policy_schema::{Diagnostic, Policy};
 
 use super::PolicyArgs;
@@ -19,9 +18,7 @@ pub struct Context {
 
 /// Read and validate a policy file; all located errors in one message.
 pub fn load_policy(path: &Path) -> anyhow::Result<(Policy, Vec<Diagnostic>)> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read policy file {}", path.display()))?;
-    match policy_schema::load(&path.display().to_string(), &text) {
+    match policy_schema::load_path(path) {
         Ok(l) => Ok((l.policy, l.warnings)),
         Err(d) => Err(anyhow::anyhow!("{d}\n{}: invalid policy", path.display())),
     }

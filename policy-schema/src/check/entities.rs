@@ -1,0 +1,216 @@
+//! Zones, hosts and clusters among themselves: unique names, addresses and keys; host
+//! addresses inside the zones the host claims; cluster members.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
+
+use crate::model::PublicKey;
+use crate::raw::{RawPolicy, Sp};
+use crate::report::Report;
+
+/// First occurrence of each value: where, and which entry.
+struct Seen<'r, K> {
+    first: HashMap<K, (usize, &'r str)>,
+}
+
+impl<'r, K: Hash + Eq> Seen<'r, K> {
+    fn new() -> Self {
+        Seen {
+            first: HashMap::new(),
+        }
+    }
+
+    /// The earlier (offset, label) with the same value, or record this one.
+    fn note(&mut self, k: K, at: usize, label: &'r str) -> Option<(usize, &'r str)> {
+        match self.first.get(&k) {
+            Some(prev) => Some(*prev),
+            None => {
+                self.first.insert(k, (at, label));
+                None
+            }
+        }
+    }
+}
+
+pub(crate) fn check(rep: &mut Report, raw: &RawPolicy) {
+    duplicate_names(rep, raw);
+    for z in &raw.zones {
+        if z.complete && z.prefixes.is_empty() {
+            rep.warn(
+                z.name.at,
+                format!(
+                    "zones.{}: zone is empty, so endpoints naming it match nothing",
+                    z.name.v
+                ),
+            );
+        }
+    }
+    duplicate_addresses(rep, raw);
+    duplicate_keys(rep, raw);
+    host_zones(rep, raw);
+    for c in &raw.clusters {
+        let mut seen = Seen::new();
+        for m in &c.members {
+            if let Some((prev, _)) = seen.note(&m.v, m.at, "") {
+                let msg = format!(
+                    "{}: member \"{}\" is listed twice, first at {} (expected each member once)",
+                    c.origin.label,
+                    m.v,
+                    rep.pos(prev)
+                );
+                rep.error(m.at, msg);
+            }
+        }
+    }
+}
+
+fn duplicate_names(rep: &mut Report, raw: &RawPolicy) {
+    let named =
+        |name: &'_ Option<Sp<String>>, o: &'_ crate::raw::Origin| (name.clone(), o.label.clone());
+    unique_names(
+        rep,
+        "host",
+        raw.hosts.iter().map(|h| named(&h.name, &h.origin)),
+    );
+    unique_names(
+        rep,
+        "cluster",
+        raw.clusters.iter().map(|c| named(&c.name, &c.origin)),
+    );
+    unique_names(
+        rep,
+        "exemption",
+        raw.exemptions.iter().map(|x| named(&x.name, &x.origin)),
+    );
+    unique_names(
+        rep,
+        "rule",
+        raw.rules.iter().map(|r| named(&r.name, &r.origin)),
+    );
+}
+
+/// Names are unique within their kind (references say the kind: host:, cluster:).
+fn unique_names(
+    rep: &mut Report,
+    kind: &str,
+    entries: impl Iterator<Item = (Option<Sp<String>>, String)>,
+) {
+    let mut first: HashMap<String, (usize, String)> = HashMap::new();
+    for (name, label) in entries {
+        let Some(name) = name else { continue };
+        match first.get(&name.v) {
+            Some((prev, prev_label)) => {
+                let msg = format!(
+                    "{label}: duplicate {kind} name \"{}\", already used by {prev_label} at {} (expected unique names)",
+                    name.v,
+                    rep.pos(*prev)
+                );
+                rep.error(name.at, msg);
+            }
+            None => {
+                first.insert(name.v, (name.at, label));
+            }
+        }
+    }
+}
+
+/// Every address belongs to one host or one cluster: the compiler keys SAs by address.
+fn duplicate_addresses(rep: &mut Report, raw: &RawPolicy) {
+    let hosts = raw
+        .hosts
+        .iter()
+        .map(|h| (&h.addresses, h.origin.label.as_str()));
+    let clusters = raw
+        .clusters
+        .iter()
+        .map(|c| (&c.addresses, c.origin.label.as_str()));
+    let mut seen: Seen<IpAddr> = Seen::new();
+    for (addrs, label) in hosts.chain(clusters) {
+        for a in addrs {
+            if let Some((prev, prev_label)) = seen.note(a.v, a.at, label) {
+                let msg = format!(
+                    "{label}: address {} is already an address of {prev_label} at {} (expected each address in one host or cluster)",
+                    a.v,
+                    rep.pos(prev)
+                );
+                rep.error(a.at, msg);
+            }
+        }
+    }
+}
+
+/// Pair keys are derived from both public keys: two entries with one key would share keys.
+fn duplicate_keys(rep: &mut Report, raw: &RawPolicy) {
+    let mut seen: Seen<PublicKey> = Seen::new();
+    let hosts = raw
+        .hosts
+        .iter()
+        .map(|h| (&h.public_key, h.origin.label.as_str(), false));
+    let clusters = raw
+        .clusters
+        .iter()
+        .map(|c| (&c.public_key, c.origin.label.as_str(), true));
+    for (key, label, is_cluster) in hosts.chain(clusters) {
+        let Some(key) = key else { continue };
+        let Some((prev, prev_label)) = seen.note(key.v, key.at, label) else {
+            continue;
+        };
+        let prev_is_host = raw.hosts.iter().any(|h| h.origin.label == prev_label);
+        let what = if is_cluster && prev_is_host {
+            "a cluster needs a key of its own, not a member's or any host's"
+        } else {
+            "expected a distinct key per host and cluster"
+        };
+        let msg = format!(
+            "{label}: public-key is already the key of {prev_label} at {} ({what})",
+            rep.pos(prev)
+        );
+        rep.error(key.at, msg);
+    }
+}
+
+/// A host that lists zones must have every address inside one of them.
+fn host_zones(rep: &mut Report, raw: &RawPolicy) {
+    let zones: HashMap<&str, &crate::raw::RawZone> = raw
+        .zones
+        .iter()
+        .rev()
+        .map(|z| (z.name.v.as_str(), z))
+        .collect();
+    for h in raw
+        .hosts
+        .iter()
+        .filter(|h| h.origin.complete && !h.zones.is_empty())
+    {
+        let declared: Vec<_> = h
+            .zones
+            .iter()
+            .filter_map(|z| zones.get(z.v.as_str()))
+            .collect();
+        if declared.iter().any(|z| !z.complete) {
+            continue;
+        }
+        for a in &h.addresses {
+            let inside = declared
+                .iter()
+                .any(|z| z.prefixes.iter().any(|p| p.v.contains(&a.v)));
+            if !inside {
+                let names: Vec<&str> = h.zones.iter().map(|z| z.v.as_str()).collect();
+                let prefixes: Vec<String> = declared
+                    .iter()
+                    .flat_map(|z| z.prefixes.iter().map(|p| p.v.to_string()))
+                    .take(6)
+                    .collect();
+                let msg = format!(
+                    "{}: address {} is outside every zone the host declares ({}) (expected an address in {})",
+                    h.origin.label,
+                    a.v,
+                    names.join(", "),
+                    if prefixes.is_empty() { "a non-empty zone".to_string() } else { prefixes.join(", ") }
+                );
+                rep.error(a.at, msg);
+            }
+        }
+    }
+}

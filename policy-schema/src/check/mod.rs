@@ -1,0 +1,22 @@
+//! Cross-checks over the whole raw policy: what no single value can tell. Each check skips
+//! entries that already failed to parse, so one mistake yields one message.
+
+mod entities;
+mod ownership;
+mod resolve;
+mod rules;
+mod shadow;
+
+use crate::raw::RawPolicy;
+use crate::report::Report;
+pub(crate) use resolve::Resolver;
+
+pub(crate) fn check(rep: &mut Report, raw: &RawPolicy) {
+    ownership::check_defaults(rep, raw);
+    ownership::check_ownership(rep, raw);
+    entities::check(rep, raw);
+    let resolver = Resolver::new(raw);
+    rules::check(rep, raw, &resolver);
+    shadow::check(rep, raw, &resolver);
+    rules::check_coverage(rep, raw, &resolver);
+}

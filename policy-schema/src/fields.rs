@@ -1,0 +1,411 @@
+//! The format, declared once: every table's keys with their kind, whether they are required,
+//! their documentation and default. The parser walks files against these tables (unknown
+//! keys, missing keys, types) and the JSON Schema is generated from them, so the two cannot
+//! disagree.
+
+use serde_json::{json, Value};
+
+use crate::model::{Defaults, Ownership};
+
+/// What a key holds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Kind {
+    /// An integer in an inclusive range.
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Bool,
+    /// A name: `[A-Za-z0-9][A-Za-z0-9_.-]{0,62}`.
+    Name,
+    /// One string out of a fixed list.
+    Enum(&'static [&'static str]),
+    /// Seconds as an integer or a string like "1h30m".
+    Duration,
+    /// `[lo, hi]` of u32, each an integer or a "0x…" string.
+    Range32,
+    /// Standard base64 of 32 bytes.
+    Key,
+    /// A non-empty list of plain unicast addresses.
+    Addresses,
+    /// A list of prefixes (a bare address is a /32 or /128).
+    Prefixes,
+    /// A list of names of other entries.
+    Names,
+    /// A list of endpoints: any, zone:NAME, host:NAME, cluster:NAME, prefix or address.
+    Endpoints,
+    /// icmp | icmpv6 | tcp | udp, or an IP protocol number.
+    Protocol,
+    /// A list of ports and "lo-hi" ranges.
+    Ports,
+    /// A sub-table with fixed keys.
+    Table(&'static TableSpec),
+    /// An array of tables with fixed keys.
+    TableArray(&'static TableSpec),
+    /// A table of name → list of prefixes.
+    ZoneMap,
+}
+
+/// One key of a table.
+#[derive(Debug)]
+pub(crate) struct Field {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub required: bool,
+    pub doc: &'static str,
+    /// The value used when the key is absent, as JSON (taken from the model's defaults).
+    pub default: Option<fn() -> Value>,
+}
+
+/// A table with fixed keys.
+#[derive(Debug)]
+pub(crate) struct TableSpec {
+    /// How messages call it: "defaults", "hosts", …
+    pub name: &'static str,
+    pub doc: &'static str,
+    pub fields: &'static [Field],
+}
+
+impl TableSpec {
+    pub fn field(&self, name: &str) -> Option<&'static Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}
+
+const fn req(name: &'static str, kind: Kind, doc: &'static str) -> Field {
+    Field {
+        name,
+        kind,
+        required: true,
+        doc,
+        default: None,
+    }
+}
+
+const fn opt(name: &'static str, kind: Kind, doc: &'static str) -> Field {
+    Field {
+        name,
+        kind,
+        required: false,
+        doc,
+        default: None,
+    }
+}
+
+const fn dflt(name: &'static str, kind: Kind, doc: &'static str, d: fn() -> Value) -> Field {
+    Field {
+        name,
+        kind,
+        required: false,
+        doc,
+        default: Some(d),
+    }
+}
+
+pub(crate) const CIPHERS: &[&str] = &[
+    "aes-gcm-128",
+    "aes-gcm-256",
+    "chacha20-poly1305",
+    "aes-cbc-hmac-sha256",
+    "3des-hmac-sha1",
+];
+pub(crate) const MODES: &[&str] = &["transport", "tunnel"];
+pub(crate) const ACTIONS: &[&str] = &["require", "request", "permit", "block"];
+pub(crate) const DIRECTIONS: &[&str] = &["in", "out", "both"];
+pub(crate) const ENCAPSULATIONS: &[&str] = &["none", "udp"];
+
+/// The ESN replay window the kernel accepts (XFRMA_REPLAY_ESN_VAL bitmap; the agent keeps
+/// it within what `ip xfrm` and strongSwan use).
+pub(crate) const REPLAY_WINDOW: (i64, i64) = (32, 32768);
+
+fn d() -> Defaults {
+    Defaults::default()
+}
+
+fn o() -> Ownership {
+    Ownership::default()
+}
+
+pub(crate) static DEFAULTS: TableSpec = TableSpec {
+    name: "defaults",
+    doc: "Values every rule and SA inherits unless it says otherwise.",
+    fields: &[
+        dflt(
+            "cipher",
+            Kind::Enum(CIPHERS),
+            "ESP cipher suite of rules that name none.",
+            || json!(d().cipher.as_str()),
+        ),
+        dflt(
+            "mode",
+            Kind::Enum(MODES),
+            "ESP mode of rules that name none.",
+            || json!(d().mode.as_str()),
+        ),
+        dflt(
+            "rekey-interval",
+            Kind::Duration,
+            "Length of a key epoch; keys change at every multiple of it (Unix time).",
+            || json!(d().rekey_interval),
+        ),
+        dflt(
+            "clock-skew",
+            Kind::Duration,
+            "Largest clock difference between two hosts that key rotation tolerates.",
+            || json!(d().clock_skew),
+        ),
+        dflt(
+            "grace",
+            Kind::Duration,
+            "How long an old inbound SA stays after every peer may have switched.",
+            || json!(d().grace),
+        ),
+        dflt(
+            "replay-window",
+            Kind::Int {
+                min: REPLAY_WINDOW.0,
+                max: REPLAY_WINDOW.1,
+            },
+            "ESN anti-replay window, in packets.",
+            || json!(d().replay_window),
+        ),
+        dflt(
+            "allow-legacy",
+            Kind::Bool,
+            "Accept 3des-hmac-sha1 (with a warning).",
+            || json!(d().allow_legacy),
+        ),
+        dflt(
+            "exempt-neighbor-discovery",
+            Kind::Bool,
+            "Let IPv6 neighbour discovery (ICMPv6 133-137) pass in clear.",
+            || json!(d().exempt_neighbor_discovery),
+        ),
+    ],
+};
+
+pub(crate) static OWNERSHIP: TableSpec = TableSpec {
+    name: "ownership",
+    doc: "The reqid, priority and SPI ranges that mark kernel objects as this agent's.",
+    fields: &[
+        dflt("reqid-range", Kind::Range32, "Inclusive reqid range, at least 32 wide, not containing 0.", || json!([o().reqid.0, o().reqid.1])),
+        dflt("priority-range", Kind::Range32, "Inclusive XFRM priority band (lower = earlier), at least 256 + exemptions + rules wide.", || json!([o().priority.0, o().priority.1])),
+        dflt("spi-range", Kind::Range32, "Inclusive SPI range, starting at 256 or above (RFC 4303 reserves 1-255).", || json!([o().spi.0, o().spi.1])),
+    ],
+};
+
+pub(crate) static HOST: TableSpec = TableSpec {
+    name: "hosts",
+    doc: "An IPsec member: one agent with one X25519 key.",
+    fields: &[
+        req("name", Kind::Name, "Unique host name."),
+        req(
+            "addresses",
+            Kind::Addresses,
+            "The host's own unicast addresses.",
+        ),
+        req(
+            "public-key",
+            Kind::Key,
+            "X25519 public key, standard base64 of 32 bytes.",
+        ),
+        opt(
+            "zones",
+            Kind::Names,
+            "Zones the host declares itself in; each address must lie in one of them.",
+        ),
+        dflt(
+            "encapsulation",
+            Kind::Enum(ENCAPSULATIONS),
+            "\"udp\": ESP-in-UDP on port 4500 (RFC 3948) for paths that drop protocol 50.",
+            || json!("none"),
+        ),
+        opt(
+            "gateway-for",
+            Kind::Prefixes,
+            "Subnets this host protects as a tunnel-mode gateway.",
+        ),
+    ],
+};
+
+pub(crate) static CLUSTER: TableSpec = TableSpec {
+    name: "clusters",
+    doc: "Virtual addresses shared by member hosts (failover), with their own key.",
+    fields: &[
+        req("name", Kind::Name, "Unique cluster name."),
+        req(
+            "addresses",
+            Kind::Addresses,
+            "The shared unicast addresses.",
+        ),
+        req(
+            "public-key",
+            Kind::Key,
+            "X25519 public key of the cluster, distinct from every host key.",
+        ),
+        req(
+            "members",
+            Kind::Names,
+            "Names of the hosts that may hold the addresses (at least one).",
+        ),
+        dflt(
+            "encapsulation",
+            Kind::Enum(ENCAPSULATIONS),
+            "\"udp\": ESP-in-UDP on port 4500.",
+            || json!("none"),
+        ),
+    ],
+};
+
+pub(crate) static EXEMPTION: TableSpec = TableSpec {
+    name: "exemptions",
+    doc: "Traffic that never gets IPsec (ICMP, IKE, DHCP, Intel AMT, ...).",
+    fields: &[
+        req("name", Kind::Name, "Unique exemption name."),
+        req(
+            "protocol",
+            Kind::Protocol,
+            "icmp, icmpv6, tcp, udp, or an IP protocol number 1-255.",
+        ),
+        opt(
+            "ports",
+            Kind::Ports,
+            "Service ports (tcp, udp and other port protocols only); absent = all.",
+        ),
+        dflt(
+            "direction",
+            Kind::Enum(DIRECTIONS),
+            "Who opens the connection: peers to our ports (in), we to theirs (out), or both.",
+            || json!("both"),
+        ),
+        opt(
+            "peers",
+            Kind::Endpoints,
+            "Remote endpoints it applies to; absent = any peer.",
+        ),
+    ],
+};
+
+pub(crate) static RULE: TableSpec = TableSpec {
+    name: "rules",
+    doc: "A rule: first match in file order wins; a rule from A to B also matches B to A.",
+    fields: &[
+        req("name", Kind::Name, "Unique rule name."),
+        req(
+            "from",
+            Kind::Endpoints,
+            "One side: any, zone:NAME, host:NAME, cluster:NAME, a prefix or an address.",
+        ),
+        req("to", Kind::Endpoints, "The other side, same forms."),
+        opt(
+            "protocol",
+            Kind::Protocol,
+            "Restrict to one protocol; absent = all.",
+        ),
+        opt(
+            "ports",
+            Kind::Ports,
+            "Ports on the `to` side (needs a port protocol); absent = all.",
+        ),
+        req(
+            "action",
+            Kind::Enum(ACTIONS),
+            "require: ESP only; request: ESP when possible; permit: clear; block: drop.",
+        ),
+        opt(
+            "mode",
+            Kind::Enum(MODES),
+            "ESP mode; absent = [defaults].mode.",
+        ),
+        opt(
+            "cipher",
+            Kind::Enum(CIPHERS),
+            "Cipher suite; absent = [defaults].cipher.",
+        ),
+    ],
+};
+
+pub(crate) static ROOT: TableSpec = TableSpec {
+    name: "policy",
+    doc: "xfrm-agent policy file.",
+    fields: &[
+        req(
+            "version",
+            Kind::Int { min: 1, max: 1 },
+            "Format version; must be 1.",
+        ),
+        opt("defaults", Kind::Table(&DEFAULTS), DEFAULTS.doc),
+        opt("ownership", Kind::Table(&OWNERSHIP), OWNERSHIP.doc),
+        opt(
+            "zones",
+            Kind::ZoneMap,
+            "Named sets of prefixes: name = [\"10.10.0.0/24\", ...].",
+        ),
+        opt("hosts", Kind::TableArray(&HOST), HOST.doc),
+        opt("clusters", Kind::TableArray(&CLUSTER), CLUSTER.doc),
+        opt("exemptions", Kind::TableArray(&EXEMPTION), EXEMPTION.doc),
+        opt("rules", Kind::TableArray(&RULE), RULE.doc),
+    ],
+};
+
+impl Kind {
+    /// What a value of this kind looks like, for "expected …" in messages.
+    pub fn expected(&self) -> String {
+        match self {
+            Kind::Int { min, max } if min == max => format!("{min}"),
+            Kind::Int { min, max } => format!("an integer {min}..={max}"),
+            Kind::Bool => "true or false".into(),
+            Kind::Name => "a name string".into(),
+            Kind::Enum(values) => format!("one of {}", values.join(", ")),
+            Kind::Duration => "a duration (integer seconds or a string like \"1h30m\")".into(),
+            Kind::Range32 => "[lo, hi] of integers or \"0x…\" strings".into(),
+            Kind::Key => "a base64 public key string".into(),
+            Kind::Addresses => "a list of addresses, e.g. [\"10.0.0.1\"]".into(),
+            Kind::Prefixes => "a list of prefixes, e.g. [\"10.0.0.0/24\"]".into(),
+            Kind::Names => "a list of names, e.g. [\"intranet\"]".into(),
+            Kind::Endpoints => "a list of endpoints, e.g. [\"any\"] or [\"zone:intranet\"]".into(),
+            Kind::Protocol => "icmp, icmpv6, tcp, udp or a protocol number 1-255".into(),
+            Kind::Ports => "a list of ports, e.g. [80, \"16992-16995\"]".into(),
+            Kind::Table(_) | Kind::ZoneMap => "a table".into(),
+            Kind::TableArray(t) => format!("an array of tables ([[{}]])", t.name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Action, Cipher, Mode};
+
+    /// The enumerations the parser accepts are exactly the model's names.
+    #[test]
+    fn enums_match_the_model() {
+        assert_eq!(CIPHERS, Cipher::ALL.map(Cipher::as_str));
+        assert_eq!(MODES, [Mode::Transport, Mode::Tunnel].map(Mode::as_str));
+        let actions = [
+            Action::Require,
+            Action::Request,
+            Action::Permit,
+            Action::Block,
+        ];
+        assert_eq!(ACTIONS, actions.map(Action::as_str));
+    }
+
+    #[test]
+    fn every_table_has_unique_documented_keys() {
+        for spec in [
+            &ROOT, &DEFAULTS, &OWNERSHIP, &HOST, &CLUSTER, &EXEMPTION, &RULE,
+        ] {
+            for (i, f) in spec.fields.iter().enumerate() {
+                assert!(!f.doc.is_empty(), "{}.{}", spec.name, f.name);
+                assert!(spec.fields[..i].iter().all(|g| g.name != f.name));
+                assert!(
+                    !(f.required && f.default.is_some()),
+                    "{}.{}",
+                    spec.name,
+                    f.name
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! One table of the file checked against its [`TableSpec`]: unknown keys, missing required
+//! keys and TOML types are reported here; typed getters then parse each key's value and
+//! report bad values at the value (or list element) itself.
+
+use toml_edit::{Item, TableLike, Value};
+
+use crate::fields::{Field, Kind, TableSpec};
+use crate::raw::Sp;
+use crate::report::Report;
+use crate::suggest::did_you_mean;
+use crate::values;
+
+/// The keys of one table, validated against its spec.
+pub(crate) struct Entries<'a> {
+    spec: &'static TableSpec,
+    table: &'a dyn TableLike,
+    /// Offset of the table (header or inline table).
+    pub at: usize,
+    /// `rules[2] "web"`, or empty at the top level.
+    pub label: String,
+    /// No value of this table failed to parse.
+    pub ok: bool,
+}
+
+/// "a string", "an integer", … for messages.
+pub(crate) fn type_desc(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "an integer",
+        Value::Float(_) => "a float",
+        Value::Boolean(_) => "a boolean",
+        Value::Datetime(_) => "a date-time",
+        Value::Array(_) => "a list",
+        Value::InlineTable(_) => "a table",
+    }
+}
+
+pub(crate) fn item_desc(item: &Item) -> &'static str {
+    match item {
+        Item::Value(v) => type_desc(v),
+        Item::Table(_) => "a table",
+        Item::ArrayOfTables(_) => "an array of tables",
+        Item::None => "nothing",
+    }
+}
+
+pub(crate) fn start(span: Option<std::ops::Range<usize>>, fallback: usize) -> usize {
+    span.map_or(fallback, |s| s.start)
+}
+
+/// A string value, or the "is X, expected Y" fragment.
+pub(crate) fn want_str<'v>(v: &'v Value, expected: &str) -> Result<&'v str, String> {
+    v.as_str()
+        .ok_or_else(|| format!("is {}, expected {expected}", type_desc(v)))
+}
+
+impl<'a> Entries<'a> {
+    /// Check `table`'s keys against `spec`; report unknown and missing keys.
+    pub fn open(
+        rep: &mut Report,
+        spec: &'static TableSpec,
+        table: &'a dyn TableLike,
+        at: usize,
+        label: String,
+    ) -> Self {
+        let mut e = Entries {
+            spec,
+            table,
+            at,
+            label,
+            ok: true,
+        };
+        let names: Vec<&str> = spec.fields.iter().map(|f| f.name).collect();
+        for (k, _) in table.iter() {
+            if spec.field(k).is_none() {
+                let key_at = e.key_at(k);
+                rep.error(
+                    key_at,
+                    format!(
+                        "{}unknown key \"{k}\", expected one of: {}{}",
+                        e.prefix(),
+                        names.join(", "),
+                        did_you_mean(k, names.iter().copied())
+                    ),
+                );
+            }
+        }
+        for f in spec.fields.iter().filter(|f| f.required) {
+            if !table.contains_key(f.name) {
+                e.ok = false;
+                rep.error(
+                    at,
+                    format!(
+                        "{}missing required key \"{}\", expected {}",
+                        e.prefix(),
+                        f.name,
+                        f.kind.expected()
+                    ),
+                );
+            }
+        }
+        e
+    }
+
+    /// `label: ` or nothing.
+    pub fn prefix(&self) -> String {
+        if self.label.is_empty() {
+            String::new()
+        } else {
+            format!("{}: ", self.label)
+        }
+    }
+
+    fn key_at(&self, k: &str) -> usize {
+        let key = self.table.get_key_value(k).map(|(key, _)| key.span());
+        start(key.flatten(), self.at)
+    }
+
+    /// The field, its key's offset and its item, if the table has it.
+    pub fn get(&self, name: &str) -> Option<(&'static Field, usize, &'a Item)> {
+        let field = self.spec.field(name);
+        debug_assert!(field.is_some(), "{name} is not a key of {}", self.spec.name);
+        let field = field?;
+        let item = self.table.get(name)?;
+        Some((field, self.key_at(name), item))
+    }
+
+    /// Report a bad value of key `name` at `at`: `label: name RAW fragment`.
+    pub fn bad(&mut self, rep: &mut Report, name: &str, v: &Value, frag: &str) {
+        let raw = rep.raw(v.span());
+        rep.error(
+            start(v.span(), self.at),
+            format!("{}{name} {raw} {frag}", self.prefix()),
+        );
+        self.ok = false;
+    }
+
+    /// The plain value of a key (not a `[table]`), or a type error at the key.
+    pub fn value(&mut self, rep: &mut Report, name: &str) -> Option<(&'static Field, &'a Value)> {
+        let (field, key_at, item) = self.get(name)?;
+        match item {
+            Item::Value(v) => Some((field, v)),
+            other => {
+                let msg = format!(
+                    "{}{name} is {}, expected {}",
+                    self.prefix(),
+                    item_desc(other),
+                    field.kind.expected()
+                );
+                rep.error(key_at, msg);
+                self.ok = false;
+                None
+            }
+        }
+    }
+
+    /// A scalar parsed by `f`, with the offset of its value.
+    pub fn scalar<T>(
+        &mut self,
+        rep: &mut Report,
+        name: &str,
+        f: impl FnOnce(&Kind, &Value) -> Result<T, String>,
+    ) -> Option<Sp<T>> {
+        let (field, v) = self.value(rep, name)?;
+        match f(&field.kind, v) {
+            Ok(t) => Some(Sp::new(t, start(v.span(), self.at))),
+            Err(frag) => {
+                self.bad(rep, name, v, &frag);
+                None
+            }
+        }
+    }
+
+    pub fn int(&mut self, rep: &mut Report, name: &str) -> Option<Sp<i64>> {
+        self.scalar(rep, name, |kind, v| {
+            let Kind::Int { min, max } = *kind else {
+                unreachable!("{name} is not an Int")
+            };
+            let i = v
+                .as_integer()
+                .ok_or_else(|| format!("is {}, expected {}", type_desc(v), kind.expected()))?;
+            match i {
+                _ if (min..=max).contains(&i) => Ok(i),
+                _ if min == max => Err(format!("is not supported (expected {min})")),
+                _ => Err(format!("is out of range (expected {min}..={max})")),
+            }
+        })
+    }
+
+    pub fn bool(&mut self, rep: &mut Report, name: &str) -> Option<Sp<bool>> {
+        self.scalar(rep, name, |kind, v| {
+            v.as_bool()
+                .ok_or_else(|| format!("is {}, expected {}", type_desc(v), kind.expected()))
+        })
+    }
+
+    pub fn name(&mut self, rep: &mut Report, name: &str) -> Option<Sp<String>> {
+        self.scalar(rep, name, |_, v| {
+            let s = want_str(v, "a name string")?;
+            values::name(s)?;
+            Ok(s.to_string())
+        })
+    }
+
+    /// One of the kind's enumerated strings (the canonical `&'static str`).
+    pub fn choice(&mut self, rep: &mut Report, name: &str) -> Option<Sp<&'static str>> {
+        self.scalar(rep, name, |kind, v| {
+            let Kind::Enum(list) = *kind else {
+                unreachable!("{name} is not an Enum")
+            };
+            let s = want_str(v, &kind.expected())?;
+            list.iter().copied().find(|c| *c == s).ok_or_else(|| {
+                format!(
+                    "is not one of {}{}",
+                    list.join(", "),
+                    did_you_mean(s, list.iter().copied())
+                )
+            })
+        })
+    }
+
+    pub fn duration(&mut self, rep: &mut Report, name: &str) -> Option<Sp<u64>> {
+        self.scalar(rep, name, |kind, v| match v {
+            Value::Integer(i) => values::duration_int(*i.value()),
+            Value::String(s) => values::duration(s.value()),
+            _ => Err(format!("is {}, expected {}", type_desc(v), kind.expected())),
+        })
+    }
+
+    pub fn key(&mut self, rep: &mut Report, name: &str) -> Option<Sp<crate::model::PublicKey>> {
+        self.scalar(rep, name, |kind, v| {
+            values::public_key(want_str(v, &kind.expected())?)
+        })
+    }
+
+    pub fn protocol(&mut self, rep: &mut Report, name: &str) -> Option<Sp<crate::model::Protocol>> {
+        self.scalar(rep, name, |kind, v| match v {
+            Value::Integer(i) => values::protocol_number(*i.value()),
+            Value::String(s) => values::protocol_name(s.value()),
+            _ => Err(format!("is {}, expected {}", type_desc(v), kind.expected())),
+        })
+    }
+}

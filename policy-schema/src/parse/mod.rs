@@ -1,0 +1,155 @@
+//! TOML text → located raw policy. Syntax errors stop here (the document has no tree to
+//! walk); everything after syntax is collected, never stopping at the first problem.
+
+mod endpoint;
+mod entries;
+mod lists;
+mod tables;
+
+use toml_edit::{Document, Item, TableLike, Value};
+
+use crate::fields::{Kind, TableSpec, ROOT};
+use crate::raw::RawPolicy;
+use crate::report::Report;
+pub(crate) use endpoint::Known;
+use entries::{item_desc, start, Entries};
+
+/// Parse `text`; `None` after a TOML syntax error (already reported).
+pub(crate) fn parse(rep: &mut Report, text: &str) -> Option<RawPolicy> {
+    let doc = match Document::parse(text) {
+        Ok(doc) => doc,
+        Err(err) => {
+            syntax_error(rep, &err);
+            return None;
+        }
+    };
+    let root: &dyn TableLike = doc.as_table();
+    let known = Known::scan(root);
+    let mut e = Entries::open(rep, &ROOT, root, 0, String::new());
+    let _ = e.int(rep, "version");
+    let mut raw = settings(rep, &mut e);
+    for mut h in table_array(rep, &mut e, "hosts") {
+        raw.hosts.push(tables::host(rep, &mut h, &known));
+    }
+    for mut c in table_array(rep, &mut e, "clusters") {
+        raw.clusters.push(tables::cluster(rep, &mut c, &known));
+    }
+    for mut x in table_array(rep, &mut e, "exemptions") {
+        raw.exemptions.push(tables::exemption(rep, &mut x, &known));
+    }
+    for mut r in table_array(rep, &mut e, "rules") {
+        raw.rules.push(tables::rule(rep, &mut r, &known));
+    }
+    Some(raw)
+}
+
+fn syntax_error(rep: &mut Report, err: &toml_edit::TomlError) {
+    let at = err.span().map_or(0, |s| s.start);
+    let msg = match err.message() {
+        "duplicate key" => format!(
+            "TOML syntax: duplicate key \"{}\" (expected each key once per table)",
+            rep.raw(err.span()).trim_matches(['"', '\''])
+        ),
+        other => format!("TOML syntax: {other}"),
+    };
+    rep.error(at, msg);
+}
+
+/// [defaults], [ownership] and [zones].
+fn settings(rep: &mut Report, e: &mut Entries) -> RawPolicy {
+    let mut raw = RawPolicy::default();
+    if let Some(mut d) = sub_table(rep, e, "defaults") {
+        raw.defaults = tables::defaults(rep, &mut d);
+    } else {
+        raw.defaults.durations_complete = true;
+    }
+    if let Some(mut o) = sub_table(rep, e, "ownership") {
+        raw.ownership = tables::ownership(rep, &mut o);
+    }
+    if let Some((_, key_at, item)) = e.get("zones") {
+        match item.as_table_like() {
+            Some(t) => raw.zones = tables::zones(rep, t, start(item.span(), key_at)),
+            None => rep.error(
+                key_at,
+                format!("zones is {}, expected a table ([zones])", item_desc(item)),
+            ),
+        }
+    }
+    raw
+}
+
+/// A `[name]` table (or inline table) of the root.
+fn sub_table<'a>(rep: &mut Report, e: &mut Entries<'a>, name: &'static str) -> Option<Entries<'a>> {
+    let (field, key_at, item) = e.get(name)?;
+    let Kind::Table(spec) = field.kind else {
+        unreachable!("{name} is not a table")
+    };
+    match item.as_table_like() {
+        Some(t) => Some(Entries::open(
+            rep,
+            spec,
+            t,
+            start(item.span(), key_at),
+            name.to_string(),
+        )),
+        None => {
+            rep.error(
+                key_at,
+                format!("{name} is {}, expected a table ([{name}])", item_desc(item)),
+            );
+            None
+        }
+    }
+}
+
+/// The elements of a `[[name]]` array of tables (or a list of inline tables).
+fn table_array<'a>(rep: &mut Report, e: &mut Entries<'a>, name: &'static str) -> Vec<Entries<'a>> {
+    let Some((field, key_at, item)) = e.get(name) else {
+        return Vec::new();
+    };
+    let Kind::TableArray(spec) = field.kind else {
+        unreachable!("{name} is not a table array")
+    };
+    let mut tables: Vec<(usize, &'a dyn TableLike, usize)> = Vec::new();
+    match item {
+        Item::ArrayOfTables(a) => {
+            let each = a.iter().enumerate();
+            tables.extend(each.map(|(i, t)| (i, t as &dyn TableLike, start(t.span(), key_at))));
+        }
+        Item::Value(Value::Array(a)) => {
+            for (i, v) in a.iter().enumerate() {
+                match v.as_inline_table() {
+                    Some(t) => tables.push((i, t, start(v.span(), key_at))),
+                    None => rep.error(
+                        start(v.span(), key_at),
+                        format!(
+                            "{name}[{i}] {} is {}, expected a table",
+                            rep.raw(v.span()),
+                            entries::type_desc(v)
+                        ),
+                    ),
+                }
+            }
+        }
+        other => rep.error(
+            key_at,
+            format!(
+                "{name} is {}, expected {}",
+                item_desc(other),
+                field.kind.expected()
+            ),
+        ),
+    }
+    tables
+        .into_iter()
+        .map(|(i, t, at)| Entries::open(rep, spec, t, at, label(spec, i, t)))
+        .collect()
+}
+
+/// `rules[2] "web"`: the index (from 0) and the name, if it has a string one.
+fn label(spec: &TableSpec, i: usize, t: &dyn TableLike) -> String {
+    match t.get("name").and_then(Item::as_str) {
+        Some(n) => format!("{}[{i}] {n:?}", spec.name),
+        None => format!("{}[{i}]", spec.name),
+    }
+}

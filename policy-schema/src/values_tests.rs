@@ -1,0 +1,144 @@
+use super::*;
+
+#[test]
+fn durations() {
+    assert_eq!(duration("90s"), Ok(90));
+    assert_eq!(duration("10m"), Ok(600));
+    assert_eq!(duration("1h30m"), Ok(5400));
+    assert_eq!(duration("2d"), Ok(172_800));
+    assert_eq!(duration("1d1h1m1s"), Ok(90_061));
+    assert_eq!(duration("0s"), Ok(0));
+    assert!(duration("").is_err());
+    assert!(duration("h").is_err());
+    assert!(duration("1 h").is_err());
+    assert!(duration("1w").is_err());
+    assert!(duration("-1s").is_err());
+    assert!(duration("99999999999999999999s").is_err());
+    assert!(duration("300000000000000d")
+        .unwrap_err()
+        .contains("too long"));
+    assert!(duration("90").unwrap_err().contains("did you mean \"90s\""));
+    assert_eq!(duration_int(30), Ok(30));
+    assert!(duration_int(-1).is_err());
+}
+
+#[test]
+fn ports() {
+    assert_eq!(port(443), Ok(443));
+    assert!(port(0).unwrap_err().contains("port 0"));
+    assert!(port(65536).is_err());
+    assert!(port(-1).is_err());
+    assert_eq!(port_range("80"), Ok(PortRange::single(80)));
+    assert_eq!(
+        port_range("16992-16995"),
+        Ok(PortRange {
+            lo: 16992,
+            hi: 16995
+        })
+    );
+    assert!(port_range("200-100")
+        .unwrap_err()
+        .contains("did you mean \"100-200\""));
+    assert!(port_range("0-10").is_err());
+    assert!(port_range("1-70000").is_err());
+    assert!(port_range("http").is_err());
+    assert!(port_range("1-").is_err());
+    assert!(port_range("-5").is_err());
+    assert!(port_range("+5").is_err());
+}
+
+#[test]
+fn prefixes() {
+    assert_eq!(prefix("10.0.0.0/8"), Ok("10.0.0.0/8".parse().unwrap()));
+    assert_eq!(prefix("10.0.0.1"), Ok("10.0.0.1/32".parse().unwrap()));
+    assert_eq!(prefix("fd00::1"), Ok("fd00::1/128".parse().unwrap()));
+    assert_eq!(prefix("::/0"), Ok("::/0".parse().unwrap()));
+    let e = prefix("10.10.0.1/24").unwrap_err();
+    assert!(e.contains("host bits") && e.contains("10.10.0.0/24"), "{e}");
+    assert!(prefix("fd00::1/64").unwrap_err().contains("fd00::/64"));
+    assert!(prefix("10.0.0.0/33").unwrap_err().contains("/0 to /32"));
+    assert!(prefix("fd00::/129").unwrap_err().contains("/0 to /128"));
+    assert!(prefix("10.0.0/8").is_err());
+    assert!(prefix("intranet").is_err());
+}
+
+#[test]
+fn addresses() {
+    assert_eq!(address("10.0.0.1"), Ok("10.0.0.1".parse().unwrap()));
+    assert_eq!(address("fe80::1"), Ok("fe80::1".parse().unwrap()));
+    assert!(address("10.0.0.1/32").unwrap_err().contains("prefix"));
+    assert!(address("0.0.0.0").unwrap_err().contains("unspecified"));
+    assert!(address("::").unwrap_err().contains("unspecified"));
+    assert!(address("127.0.0.2").unwrap_err().contains("loopback"));
+    assert!(address("::1").unwrap_err().contains("loopback"));
+    assert!(address("224.0.0.1").unwrap_err().contains("multicast"));
+    assert!(address("ff02::1").unwrap_err().contains("multicast"));
+    assert!(address("255.255.255.255")
+        .unwrap_err()
+        .contains("broadcast"));
+    assert!(address("10.0.0.256").is_err());
+}
+
+#[test]
+fn keys() {
+    let k = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+    assert_eq!(public_key(k).unwrap().to_base64(), k);
+    assert!(public_key("AQIDBA==")
+        .unwrap_err()
+        .contains("decodes to 4 bytes"));
+    assert!(public_key("not base64!")
+        .unwrap_err()
+        .contains("not valid base64"));
+    assert!(public_key("AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHy_=")
+        .unwrap_err()
+        .contains("URL-safe"));
+    assert!(public_key(" AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=").is_err());
+    assert!(public_key("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+        .unwrap_err()
+        .contains("all-zero"));
+}
+
+#[test]
+fn hex_and_integers() {
+    assert_eq!(u32_hex("0x10000"), Ok(0x10000));
+    assert_eq!(u32_hex("0XfF"), Ok(255));
+    assert_eq!(u32_hex("0xffffffff"), Ok(u32::MAX));
+    assert!(u32_hex("0x100000000").unwrap_err().contains("out of range"));
+    assert!(u32_hex("0x").is_err());
+    assert!(u32_hex("0xg").is_err());
+    assert!(u32_hex("65536").is_err());
+    assert_eq!(u32_int(7), Ok(7));
+    assert!(u32_int(-1).is_err());
+    assert!(u32_int(1 << 32).is_err());
+}
+
+#[test]
+fn names() {
+    assert!(name("intranet").is_ok());
+    assert!(name("db-2.site_a").is_ok());
+    assert!(name(&"a".repeat(63)).is_ok());
+    assert!(name(&"a".repeat(64)).is_err());
+    assert!(name("").is_err());
+    assert!(name("-x").is_err());
+    assert!(name("a b").is_err());
+    assert!(name("zone:x").is_err());
+    assert!(name("é").is_err());
+}
+
+#[test]
+fn protocols() {
+    assert_eq!(protocol_name("tcp"), Ok(Protocol::Tcp));
+    assert_eq!(protocol_name("icmpv6"), Ok(Protocol::Icmpv6));
+    assert!(protocol_name("sctp")
+        .unwrap_err()
+        .contains("did you mean 132?"));
+    assert!(protocol_name("tpc")
+        .unwrap_err()
+        .contains("did you mean \"tcp\"?"));
+    assert!(protocol_name("50").unwrap_err().contains("without quotes"));
+    assert_eq!(protocol_number(6), Ok(Protocol::Tcp));
+    assert_eq!(protocol_number(58), Ok(Protocol::Icmpv6));
+    assert_eq!(protocol_number(132), Ok(Protocol::Number(132)));
+    assert!(protocol_number(0).is_err());
+    assert!(protocol_number(256).is_err());
+}
