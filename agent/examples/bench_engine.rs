@@ -5,6 +5,8 @@
 //!   bench_engine batch  SET N          ip -batch text on stdout
 //!   bench_engine apply  SET N [change] reconcile; timings as one JSON line
 //!   bench_engine status SET N          observe + status report; timings
+//!   bench_engine toml   compiled N DIR the `compiled` policy as a file (DIR/policy.toml) and
+//!                                      host h0's private key (DIR/h0.key), for the CLI
 //!
 //! SET: `policies` (N distinct /32 policies), `peers` (N peers, 2 SAs each, built by hand),
 //! `compiled` (an N-host policy compiled by plan::desired for one host, rendered for ip
@@ -128,14 +130,48 @@ fn peers(n: u32, change: bool) -> Desired {
     d
 }
 
+fn host_key(i: u32) -> agent::keys::PrivateKey {
+    let mut b = [7u8; 32];
+    b[..4].copy_from_slice(&i.to_be_bytes());
+    agent::keys::PrivateKey::from_bytes(b)
+}
+
+/// The `compiled` policy as a policy file, and host h0's key beside it.
+/// `policy-change.toml` is the same without host h1 (the one-peer change).
+fn write_toml(n: u32, dir: &str) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
+    let mut t = String::from(
+        "version = 1\n\n[zones]\nintranet = [\"10.0.0.0/8\"]\n\n\
+         [[exemptions]]\nname = \"icmp\"\nprotocol = \"icmp\"\n\n\
+         [[rules]]\nname = \"isolation\"\nfrom = [\"any\"]\nto = [\"zone:intranet\"]\n\
+         action = \"require\"\n",
+    );
+    let mut change = t.clone();
+    for i in 0..n {
+        let mut host = String::new();
+        write!(
+            host,
+            "\n[[hosts]]\nname = \"h{i}\"\naddresses = [\"{}\"]\npublic-key = \"{}\"\n",
+            peer_addr(i),
+            host_key(i).public().to_base64()
+        )?;
+        t.push_str(&host);
+        if i != 1 {
+            change.push_str(&host);
+        }
+    }
+    std::fs::write(format!("{dir}/policy.toml"), t)?;
+    std::fs::write(format!("{dir}/policy-change.toml"), change)?;
+    let kp = format!("{dir}/h0.key");
+    std::fs::write(&kp, host_key(0).to_base64() + "\n")?;
+    std::fs::set_permissions(&kp, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(())
+}
+
 /// An N-host intranet: one require rule, an ICMP exemption; the plan of host 0.
 fn compiled(n: u32, change: bool) -> Desired {
     use policy_schema::*;
-    let key = |i: u32| {
-        let mut b = [7u8; 32];
-        b[..4].copy_from_slice(&i.to_be_bytes());
-        agent::keys::PrivateKey::from_bytes(b)
-    };
+    let key = host_key;
     let hosts = (0..n)
         .map(|i| Host {
             name: format!("h{i}"),
@@ -250,6 +286,7 @@ fn main() -> anyhow::Result<()> {
     };
     let own = Ownership::default();
     match cmd {
+        "toml" => write_toml(n, &args[3])?,
         "batch" if set == "compiled" => print!("{}", agent::render::render(&d, true)),
         "batch" => print_batch(&d),
         "apply" => {
