@@ -267,4 +267,3 @@ pub fn parse_observed(text: &str) -> Observed {
     }
     o
 }
-

@@ -177,4 +177,3 @@ sa dst=fd00::2 spi=0x40000502 src=fd00::1 alg=gcm peer=b6 dir=out epoch=3
 sa dst=fd00::1 spi=0x40000501 src=fd00::2 alg=cbc window=64 peer=b6 dir=in epoch=3
 sa dst=192.0.2.2 spi=0x40000602 src=192.0.2.1 mode=tunnel alg=gcm peer=gw dir=out epoch=3
 ";
-
