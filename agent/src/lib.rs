@@ -4,9 +4,12 @@
 //! [`plan::diff`] → kernel ops. Nothing under `plan` does I/O or reads the clock.
 
 pub mod cli;
+pub mod engine;
+pub mod kernel;
 pub mod keys;
 pub mod model;
 pub mod plan;
 pub mod render;
 pub mod secret;
 pub mod show;
+pub mod status;

@@ -1,0 +1,156 @@
+//! The one-shot reconcile: observe → diff → apply (batched) → observe again → verify.
+//! Used by `apply` and `flush` now, by the daemon's loop later.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use policy_schema::Ownership;
+use serde::Serialize;
+
+use crate::kernel::{self, ErrorKind, KernelError, NlSocket};
+use crate::model::{Desired, Op, OpKind};
+use crate::plan::diff::{diff, Plan};
+
+/// One op the kernel refused.
+#[derive(Debug)]
+pub struct Failure {
+    pub op: Op,
+    pub error: KernelError,
+}
+
+/// A missing kernel feature, reported once however many ops it failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MissingFeature {
+    pub feature: String,
+    pub error: String,
+    pub ops: usize,
+}
+
+/// What one reconcile did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub plan: Plan,
+    /// Ops the kernel acknowledged (both rounds).
+    pub applied: usize,
+    pub failed: Vec<Failure>,
+    /// The kernel, read back, matches the desired set (no ops left, no conflicts).
+    pub verified: bool,
+    /// What the read-back diff still wants (empty when verified or on dry runs' plan).
+    pub remaining: Vec<Op>,
+}
+
+impl Outcome {
+    /// Failures that mean "this kernel lacks X", grouped by X.
+    pub fn missing_features(&self) -> Vec<MissingFeature> {
+        let mut by: BTreeMap<String, MissingFeature> = BTreeMap::new();
+        for f in &self.failed {
+            if let ErrorKind::MissingFeature(feat) = f.error.kind() {
+                by.entry(feat.clone())
+                    .or_insert_with(|| MissingFeature {
+                        feature: feat,
+                        error: f.error.to_string(),
+                        ops: 0,
+                    })
+                    .ops += 1;
+            }
+        }
+        by.into_values().collect()
+    }
+    /// Failures other than missing features, one per op.
+    pub fn other_failures(&self) -> impl Iterator<Item = &Failure> {
+        self.failed
+            .iter()
+            .filter(|f| !matches!(f.error.kind(), ErrorKind::MissingFeature(_)))
+    }
+}
+
+/// The object an op writes, to match a retry with its first attempt.
+fn target(op: &OpKind) -> String {
+    match op {
+        OpKind::AddSa(k, ..) | OpKind::UpdateSa(k, _) | OpKind::DelSa(k) => k.to_string(),
+        OpKind::AddPolicy(k, _) | OpKind::UpdatePolicy(k, _) | OpKind::DelPolicy(k) => {
+            k.to_string()
+        }
+    }
+}
+
+/// Execute `ops`; returns (acknowledged count, failures).
+fn run_ops(sock: &mut NlSocket, ops: &[Op]) -> Result<(usize, Vec<Failure>), KernelError> {
+    let results = kernel::apply(sock, ops)?;
+    let mut ok = 0;
+    let mut failed = Vec::new();
+    for (op, r) in ops.iter().zip(results) {
+        match r {
+            Ok(()) => {
+                ok += 1;
+                tracing::info!(op = %op, "applied");
+            }
+            Err(error) => {
+                tracing::warn!(op = %op, %error, "kernel refused");
+                failed.push(Failure {
+                    op: op.clone(),
+                    error,
+                });
+            }
+        }
+    }
+    Ok((ok, failed))
+}
+
+/// Make the kernel (this socket's namespace) match `desired` for the objects `own` covers.
+/// Foreign objects are never written. With `dry_run`, only the plan is computed.
+pub fn reconcile(
+    sock: &mut NlSocket,
+    desired: &Desired,
+    own: &Ownership,
+    dry_run: bool,
+) -> Result<Outcome, KernelError> {
+    let observed = kernel::observe(sock, own)?;
+    let plan = diff(desired, &observed, own);
+    if dry_run {
+        let remaining = plan.ops.clone();
+        return Ok(Outcome {
+            verified: remaining.is_empty() && plan.conflicts.is_empty(),
+            plan,
+            remaining,
+            ..Outcome::default()
+        });
+    }
+    if plan.ops.is_empty() {
+        // Nothing to write: the observation just made is the verification.
+        return Ok(Outcome {
+            verified: plan.conflicts.is_empty(),
+            plan,
+            ..Outcome::default()
+        });
+    }
+    let (mut applied, first) = run_ops(sock, &plan.ops)?;
+    let (retry, mut failed): (Vec<Failure>, Vec<Failure>) =
+        first.into_iter().partition(|f| f.error.can_retry());
+    if !retry.is_empty() {
+        // EEXIST / ENOENT / ENOBUFS: the kernel changed under us. Observe again and redo
+        // only what concerns those objects (the rest either worked or failed for good).
+        let keys: BTreeSet<String> = retry.iter().map(|f| target(&f.op.kind)).collect();
+        let again = diff(desired, &kernel::observe(sock, own)?, own);
+        let ops: Vec<Op> = again
+            .ops
+            .into_iter()
+            .filter(|o| keys.contains(&target(&o.kind)))
+            .collect();
+        let (ok, f2) = run_ops(sock, &ops)?;
+        applied += ok;
+        failed.extend(f2);
+    }
+    let remaining = diff(desired, &kernel::observe(sock, own)?, own).ops;
+    Ok(Outcome {
+        verified: remaining.is_empty() && plan.conflicts.is_empty(),
+        plan,
+        applied,
+        failed,
+        remaining,
+    })
+}
+
+/// Remove every owned object (ranges from `own`) and nothing else.
+pub fn flush(sock: &mut NlSocket, own: &Ownership, dry_run: bool) -> Result<Outcome, KernelError> {
+    reconcile(sock, &Desired::default(), own, dry_run)
+}

@@ -1,0 +1,266 @@
+//! XFRM event listener for the daemon: a second, non-blocking socket subscribed to the SA,
+//! policy, expire and acquire groups, decoded into [`XfrmEvent`]s. Its fd can be driven by
+//! tokio's AsyncFd. Not subscribed: XFRMNLGRP_AEVENTS (replay updates every few packets
+//! per SA — noise). A receive-queue overrun (ENOBUFS) becomes [`XfrmEvent::Resync`]: events
+//! were lost, so the daemon must dump and diff again.
+
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, RawFd};
+
+use netlink_packet_core::ParseableParametrized;
+use netlink_packet_xfrm as x;
+use netlink_packet_xfrm::{XfrmAttrs, XfrmMessage};
+use netlink_sys::constants::NETLINK_XFRM;
+use netlink_sys::Socket;
+
+use super::decode;
+use super::error::KernelError;
+use super::socket::parse_msgs;
+use crate::model::{Dir, Mark, PolicyKey, SaKey, Selector};
+
+/// Something changed in the kernel's XFRM state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum XfrmEvent {
+    SaAdded(SaKey),
+    SaUpdated(SaKey),
+    SaDeleted(SaKey),
+    SaFlushed,
+    PolicyAdded(PolicyKey),
+    PolicyUpdated(PolicyKey),
+    PolicyDeleted(PolicyKey),
+    PolicyFlushed,
+    /// An SA reached its soft (rekey soon) or hard (gone) lifetime.
+    Expire {
+        key: SaKey,
+        hard: bool,
+    },
+    /// Traffic hit a policy with no SA: the kernel asks for one (and made a larval SA).
+    Acquire {
+        src: IpAddr,
+        dst: IpAddr,
+        sel: Option<Selector>,
+    },
+    /// Events were lost (receive queue overrun): observe everything again.
+    Resync,
+}
+
+fn ip(a: &x::Address, family: u16) -> Option<IpAddr> {
+    match family {
+        x::AF_INET => Some(IpAddr::V4(a.to_ipv4())),
+        x::AF_INET6 => Some(IpAddr::V6(a.to_ipv6())),
+        _ => None,
+    }
+}
+
+fn sa_key(info: &x::UserSaInfo) -> Option<SaKey> {
+    Some(SaKey {
+        dst: ip(&info.id.daddr, info.family)?,
+        spi: info.id.spi,
+    })
+}
+
+fn mark_of(nlas: &[XfrmAttrs]) -> Option<Mark> {
+    nlas.iter().find_map(|a| match a {
+        XfrmAttrs::Mark(m) if m.value != 0 || m.mask != 0 => Some(Mark {
+            value: m.value,
+            mask: m.mask,
+        }),
+        _ => None,
+    })
+}
+
+fn policy_key(sel: &x::Selector, dir: u8, nlas: &[XfrmAttrs]) -> Option<PolicyKey> {
+    let dir = match dir {
+        x::XFRM_POLICY_IN => Dir::In,
+        x::XFRM_POLICY_OUT => Dir::Out,
+        x::XFRM_POLICY_FWD => Dir::Fwd,
+        _ => return None,
+    };
+    Some(PolicyKey {
+        dir,
+        sel: decode::selector(sel, 0)?,
+        mark: mark_of(nlas),
+    })
+}
+
+/// Decode one multicast message (None: not an event we report).
+pub fn decode_event(ty: u16, payload: &[u8]) -> Option<XfrmEvent> {
+    // Flush notifications carry little or nothing: the type is the event.
+    match ty {
+        x::XFRM_MSG_FLUSHSA => return Some(XfrmEvent::SaFlushed),
+        x::XFRM_MSG_FLUSHPOLICY => return Some(XfrmEvent::PolicyFlushed),
+        _ => {}
+    }
+    let msg = XfrmMessage::parse_with_param(payload, ty).ok()?;
+    Some(match msg {
+        XfrmMessage::AddSa(m) => XfrmEvent::SaAdded(sa_key(&m.user_sa_info)?),
+        XfrmMessage::UpdateSa(m) => XfrmEvent::SaUpdated(sa_key(&m.user_sa_info)?),
+        XfrmMessage::DeleteSa(m) => XfrmEvent::SaDeleted(SaKey {
+            dst: ip(&m.user_sa_id.daddr, m.user_sa_id.family)?,
+            spi: m.user_sa_id.spi,
+        }),
+        XfrmMessage::AddPolicy(m) => {
+            let i = &m.user_policy_info;
+            XfrmEvent::PolicyAdded(policy_key(&i.selector, i.direction, &m.nlas)?)
+        }
+        XfrmMessage::UpdatePolicy(m) => {
+            let i = &m.user_policy_info;
+            XfrmEvent::PolicyUpdated(policy_key(&i.selector, i.direction, &m.nlas)?)
+        }
+        XfrmMessage::DeletePolicy(m) => {
+            let i = &m.user_policy_id;
+            XfrmEvent::PolicyDeleted(policy_key(&i.selector, i.direction, &m.nlas)?)
+        }
+        XfrmMessage::Expire(m) => XfrmEvent::Expire {
+            key: sa_key(&m.expire.state)?,
+            hard: m.expire.hard != 0,
+        },
+        XfrmMessage::Acquire(m) => {
+            let a = &m.acquire;
+            let fam = a.selector.family;
+            XfrmEvent::Acquire {
+                src: ip(&a.saddr, fam)?,
+                dst: ip(&a.id.daddr, fam)?,
+                sel: decode::selector(&a.selector, fam),
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// The subscribed, non-blocking XFRM event socket.
+pub struct XfrmEvents {
+    sock: Socket,
+    buf: Vec<u8>,
+}
+
+impl XfrmEvents {
+    /// Subscribe in the current network namespace.
+    pub fn open() -> Result<XfrmEvents, KernelError> {
+        let mut sock = Socket::new(NETLINK_XFRM)?;
+        sock.bind_auto()?;
+        for g in [
+            x::XFRMNLGRP_SA,
+            x::XFRMNLGRP_POLICY,
+            x::XFRMNLGRP_EXPIRE,
+            x::XFRMNLGRP_ACQUIRE,
+        ] {
+            sock.add_membership(g)?;
+        }
+        sock.set_non_blocking(true)?;
+        set_rcvbuf(sock.as_raw_fd());
+        Ok(XfrmEvents {
+            sock,
+            buf: vec![0; 256 * 1024],
+        })
+    }
+
+    /// Shrink the receive buffer (tests provoke an overrun with it).
+    pub fn set_rcvbuf(&self, bytes: i32) {
+        let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: valid socket; the pointer is to a c_int of `len` bytes.
+        unsafe {
+            libc::setsockopt(
+                self.sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&bytes as *const libc::c_int).cast(),
+                len,
+            );
+        }
+    }
+
+    /// Everything queued now (empty when nothing is); never blocks.
+    pub fn poll(&mut self) -> Result<Vec<XfrmEvent>, KernelError> {
+        let mut out = Vec::new();
+        loop {
+            match recv(self.sock.as_raw_fd(), &mut self.buf) {
+                Ok(n) => {
+                    for m in parse_msgs(&self.buf[..n])? {
+                        out.extend(decode_event(m.ty, m.payload));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(out),
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => out.push(XfrmEvent::Resync),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl AsRawFd for XfrmEvents {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+}
+
+pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is a valid writable buffer of buf.len() bytes.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+pub(crate) fn set_rcvbuf(fd: RawFd) {
+    let v: libc::c_int = 4 * 1024 * 1024;
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    let p = (&v as *const libc::c_int).cast();
+    // SAFETY: fd is a valid socket, p points at a c_int of `len` bytes.
+    unsafe {
+        if libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, p, len) != 0 {
+            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, p, len);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::encode;
+    use crate::model::{OpKind, PolicyAction, PolicySpec};
+
+    #[test]
+    fn notifications_decode_to_keys() {
+        let k = PolicyKey {
+            dir: Dir::Out,
+            sel: Selector::between(
+                "10.0.0.0/24".parse().unwrap(),
+                "10.1.0.0/24".parse().unwrap(),
+            ),
+            mark: Some(Mark { value: 1, mask: 1 }),
+        };
+        let s = PolicySpec {
+            priority: 1,
+            action: PolicyAction::Block,
+        };
+        // A NEWPOLICY / DELPOLICY notification has the body of the matching request.
+        let r = encode::op_request(&OpKind::AddPolicy(k, s));
+        assert_eq!(
+            decode_event(r.ty, &r.payload),
+            Some(XfrmEvent::PolicyAdded(k))
+        );
+        let r = encode::op_request(&OpKind::DelPolicy(k));
+        assert_eq!(
+            decode_event(r.ty, &r.payload),
+            Some(XfrmEvent::PolicyDeleted(k))
+        );
+        let sk = SaKey {
+            dst: "fd00::2".parse().unwrap(),
+            spi: 0x4000_0001,
+        };
+        let r = encode::op_request(&OpKind::DelSa(sk));
+        assert_eq!(
+            decode_event(r.ty, &r.payload),
+            Some(XfrmEvent::SaDeleted(sk))
+        );
+        assert_eq!(
+            decode_event(x::XFRM_MSG_FLUSHSA, &[50, 0, 0, 0]),
+            Some(XfrmEvent::SaFlushed)
+        );
+    }
+}

@@ -1,0 +1,55 @@
+//! Golden fixtures for the diff: agent/tests/fixtures/diff/CASE/{desired,observed,expected}.
+//! A regression test is a new folder. `BLESS=1 cargo test --test diff_golden` rewrites the
+//! expected files (review the change with git diff).
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+
+use agent::plan::diff::diff;
+use policy_schema::Ownership;
+use support::*;
+
+#[test]
+fn golden_cases() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diff");
+    let mut cases: Vec<_> = fs::read_dir(&root)
+        .expect("fixture dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty(), "no fixtures under {}", root.display());
+    let bless = std::env::var_os("BLESS").is_some();
+    let mut failures = Vec::new();
+    for case in &cases {
+        let read = |f: &str| fs::read_to_string(case.join(f)).unwrap_or_default();
+        let d = parse_desired(&read("desired"));
+        let o = parse_observed(&read("observed"));
+        let own = Ownership::default();
+        let plan = diff(&d, &o, &own);
+        let got = render_plan(&plan);
+        if bless {
+            fs::write(case.join("expected"), &got).expect("write expected");
+        } else if got != read("expected") {
+            failures.push(format!(
+                "== {}\n-- expected\n{}-- got\n{}",
+                case.display(),
+                read("expected"),
+                got
+            ));
+        }
+        // Whatever the case, applying the plan converges.
+        let after = apply_in_memory(&o, &plan.ops)
+            .unwrap_or_else(|e| panic!("{}: plan not applicable: {e}", case.display()));
+        let again = diff(&d, &after, &own);
+        assert!(
+            again.ops.is_empty(),
+            "{}: not converged: {}",
+            case.display(),
+            render_plan(&again)
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

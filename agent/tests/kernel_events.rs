@@ -1,0 +1,139 @@
+//! Event listeners on this machine's kernel, in throw-away namespaces: XFRM policy events
+//! (added, deleted, flushed), an overrun reported as Resync, address events.
+
+mod support;
+
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use agent::engine::reconcile;
+use agent::kernel::addrs::{AddrEvent, AddrEvents};
+use agent::kernel::events::{XfrmEvent, XfrmEvents};
+use agent::kernel::{self};
+use policy_schema::Ownership;
+use support::ns::{privileged, TestNetns};
+use support::*;
+
+/// Wait (poll(2) on the fd, no sleeps) until `done` holds for the events seen so far.
+fn wait<E: Clone>(
+    fd: i32,
+    mut next: impl FnMut() -> Vec<E>,
+    done: impl Fn(&[E]) -> bool,
+) -> Vec<E> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = Vec::new();
+    loop {
+        seen.extend(next());
+        if done(&seen) {
+            return seen;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "timed out; saw {} events", seen.len());
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut p, 1, left.as_millis() as i32) };
+    }
+}
+
+#[test]
+fn policy_events_and_overrun() {
+    if !privileged("policy_events_and_overrun") {
+        return;
+    }
+    let ns = TestNetns::new("ev");
+    let d = desired_from(SAMPLE_POLICIES);
+    let keys: Vec<_> = d.policies.keys().copied().collect();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let name = ns.name.clone();
+    let h = std::thread::spawn(move || {
+        kernel::netns::enter(&name).unwrap();
+        let mut ev = XfrmEvents::open().unwrap();
+        let fd = ev.as_raw_fd();
+        let mut sock = kernel::open().unwrap();
+        assert!(
+            reconcile(&mut sock, &d, &Ownership::default(), false)
+                .unwrap()
+                .verified
+        );
+        let seen = wait(
+            fd,
+            || ev.poll().unwrap(),
+            |s| keys.iter().all(|k| s.contains(&XfrmEvent::PolicyAdded(*k))),
+        );
+        assert!(!seen.contains(&XfrmEvent::Resync));
+        tx.send(()).unwrap();
+        wait(
+            fd,
+            || ev.poll().unwrap(),
+            |s| s.contains(&XfrmEvent::PolicyFlushed),
+        );
+        // Overrun: a tiny receive buffer and 2000 unread notifications.
+        ev.set_rcvbuf(2048);
+        let many = desired_from(
+            &(0..2000)
+                .map(|i| {
+                    format!(
+                    "policy dir=out src=10.0.0.1/32 dst=10.{}.{}.1/32 prio=0x10100 action=block",
+                    i / 250, i % 250)
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        assert!(
+            reconcile(&mut sock, &many, &Ownership::default(), false)
+                .unwrap()
+                .verified
+        );
+        wait(
+            fd,
+            || ev.poll().unwrap(),
+            |s| s.contains(&XfrmEvent::Resync),
+        );
+    });
+    rx.recv().unwrap();
+    ns.ip(&["xfrm", "policy", "flush"]);
+    h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+}
+
+#[test]
+fn address_events() {
+    if !privileged("address_events") {
+        return;
+    }
+    let ns = TestNetns::new("addr");
+    let name = ns.name.clone();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (tx2, rx2) = std::sync::mpsc::channel::<()>();
+    let h = std::thread::spawn(move || {
+        kernel::netns::enter(&name).unwrap();
+        let mut ev = AddrEvents::open().unwrap();
+        let fd = ev.as_raw_fd();
+        tx.send(()).unwrap();
+        let a = "10.77.0.1".parse().unwrap();
+        let b = "fd77::1".parse().unwrap();
+        wait(
+            fd,
+            || ev.poll().unwrap(),
+            |s| s.contains(&AddrEvent::Added(a)) && s.contains(&AddrEvent::Added(b)),
+        );
+        let local = kernel::addrs::local_addrs().unwrap();
+        assert!(local.contains(&a) && local.contains(&b), "{local:?}");
+        tx2.send(()).unwrap();
+        wait(
+            fd,
+            || ev.poll().unwrap(),
+            |s| s.contains(&AddrEvent::Removed(a)),
+        );
+    });
+    rx.recv().unwrap();
+    ns.ip(&["link", "set", "lo", "up"]);
+    ns.ip(&["addr", "add", "10.77.0.1/24", "dev", "lo"]);
+    ns.ip(&["addr", "add", "fd77::1/64", "dev", "lo", "nodad"]);
+    rx2.recv().unwrap();
+    ns.ip(&["addr", "del", "10.77.0.1/24", "dev", "lo"]);
+    h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+}
