@@ -165,7 +165,7 @@ fn algorithm(nlas: &[XfrmAttrs]) -> Option<Algorithm> {
         match a {
             XfrmAttrs::EncryptionAlgAead(a) => {
                 return Some(Algorithm::Aead {
-                    name: c_name(&a.alg_name),
+                    name: c_name(&a.alg_name).into(),
                     key: key_bytes(&a.alg_key, a.alg_key_len),
                     icv_bits: a.alg_icv_len,
                 })
@@ -177,9 +177,9 @@ fn algorithm(nlas: &[XfrmAttrs]) -> Option<Algorithm> {
     }
     let (c, a) = (crypt?, auth?);
     Some(Algorithm::EncAuth {
-        enc_name: c_name(&c.alg_name),
+        enc_name: c_name(&c.alg_name).into(),
         enc_key: key_bytes(&c.alg_key, c.alg_key_len),
-        auth_name: c_name(&a.alg_name),
+        auth_name: c_name(&a.alg_name).into(),
         auth_key: key_bytes(&a.alg_key, a.alg_key_len),
         trunc_bits: a.alg_trunc_len,
     })

@@ -126,12 +126,12 @@ fn origin(f: &HashMap<String, String>) -> Origin {
 
 /// An algorithm by short name, keys filled with `byte`.
 pub fn alg(name: &str, byte: u8) -> Algorithm {
-    let aead = |n: &str, len| Algorithm::Aead {
+    let aead = |n: &'static str, len| Algorithm::Aead {
         name: n.into(),
         key: Secret::new(vec![byte; len]),
         icv_bits: 128,
     };
-    let encauth = |e: &str, elen, a: &str, alen, trunc| Algorithm::EncAuth {
+    let encauth = |e: &'static str, elen, a: &'static str, alen, trunc| Algorithm::EncAuth {
         enc_name: e.into(),
         enc_key: Secret::new(vec![byte; elen]),
         auth_name: a.into(),
