@@ -149,17 +149,44 @@ impl Lab {
     }
 
     /// Tear down and prove nothing is left: namespaces, switch ports, processes, root XFRM.
+    /// A process the test left running inside a lab host (anything but the recorded
+    /// agents) is killed by the tear-down and still fails this call: the test leaked it.
     pub fn down(mut self) -> anyhow::Result<()> {
         self.done = true;
+        let strays = self.stray_processes();
         let st = Command::new(scripts_lab()).arg("down").status()?;
-        anyhow::ensure!(st.success(), "scripts/lab down reported leftovers ({st})");
+        let mut problems = Vec::new();
+        if !st.success() {
+            problems.push(format!("scripts/lab down reported leftovers ({st})"));
+        }
         let left = self.leftovers()?;
-        anyhow::ensure!(
-            left.is_empty(),
-            "left behind by the lab: {}",
-            left.join(", ")
-        );
+        if !left.is_empty() {
+            problems.push(format!("left behind by the lab: {}", left.join(", ")));
+        }
+        if !strays.is_empty() {
+            problems.push(format!(
+                "the test left processes running in lab hosts (killed by the tear-down): {}",
+                strays.join(", ")
+            ));
+        }
+        anyhow::ensure!(problems.is_empty(), "{}", problems.join("; "));
         Ok(())
+    }
+
+    /// Processes inside the lab's namespaces other than the agents scripts/lab recorded.
+    fn stray_processes(&self) -> Vec<String> {
+        let recorded: Vec<u32> = std::fs::read_dir(self.state.join("pids"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
+            .collect();
+        let names: Vec<&str> = self.namespaces.iter().map(String::as_str).collect();
+        namespace_processes(&names)
+            .into_iter()
+            .filter(|(pid, _, _)| !recorded.contains(pid))
+            .map(|(pid, ns, cmd)| format!("{pid} in {ns} ({cmd})"))
+            .collect()
     }
 
     fn leftovers(&self) -> anyhow::Result<Vec<String>> {
@@ -203,31 +230,58 @@ impl Drop for Lab {
     }
 }
 
+/// The numeric entries of /proc: every process's pid.
+fn pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+fn cmdline(pid: u32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(
+        String::from_utf8_lossy(&raw)
+            .replace('\0', " ")
+            .trim()
+            .to_string(),
+    )
+}
+
+/// (pid, namespace, command line) of every process inside one of the named network
+/// namespaces: a process's /proc/PID/ns/net and /run/netns/NAME are the same nsfs inode.
+pub fn namespace_processes(names: &[&str]) -> Vec<(u32, String, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let inodes: Vec<(u64, &str)> = names
+        .iter()
+        .filter_map(|n| Some((std::fs::metadata(format!("/run/netns/{n}")).ok()?.ino(), *n)))
+        .collect();
+    pids()
+        .into_iter()
+        .filter(|&pid| pid != std::process::id())
+        .filter_map(|pid| {
+            let ino = std::fs::metadata(format!("/proc/{pid}/ns/net")).ok()?.ino();
+            let (_, ns) = inodes.iter().find(|(i, _)| *i == ino)?;
+            Some((pid, ns.to_string(), cmdline(pid)?))
+        })
+        .collect()
+}
+
 /// Processes whose command line mentions one of `needles` (detection only; never killed
 /// by name).
 fn processes_mentioning(needles: &[&str]) -> Vec<String> {
-    let me = std::process::id().to_string();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return vec![];
-    };
-    dir.flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .chars()
-                .all(|c| c.is_ascii_digit())
-        })
-        .filter(|e| e.file_name().to_string_lossy() != me)
-        .filter_map(|e| {
-            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            needles.iter().any(|n| cmd.contains(n)).then(|| {
-                format!(
-                    "process {} ({})",
-                    e.file_name().to_string_lossy(),
-                    cmd.trim()
-                )
-            })
+    let me = std::process::id();
+    pids()
+        .into_iter()
+        .filter(|&pid| pid != me)
+        .filter_map(|pid| {
+            let cmd = cmdline(pid)?;
+            needles
+                .iter()
+                .any(|n| cmd.contains(n))
+                .then(|| format!("process {pid} ({cmd})"))
         })
         .collect()
 }
