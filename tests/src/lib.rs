@@ -8,6 +8,7 @@
 //! table), [`lab`] (bringing the namespace lab up and down from a test).
 
 pub mod exec;
+pub mod interop;
 pub mod lab;
 pub mod matrix;
 pub mod oracle;

@@ -1,8 +1,9 @@
 //! Long-running helpers on lab hosts, through the [`Exec`] seam: packet captures, echo
 //! servers, and prober runs. Each is started, waited for by an event (a line on its
-//! output), and stopped explicitly; none outlives the test.
+//! output), and stopped explicitly; none outlives the test: each is also a guard whose
+//! Drop stops the process when a test fails (panics or returns early) before stopping it.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::IpAddr;
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
@@ -42,7 +43,16 @@ fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, what: &str) -> anyhow::Re
 }
 
 fn wait_bounded(child: &mut Child, what: &str) -> anyhow::Result<std::process::ExitStatus> {
-    for _ in 0..300 {
+    wait_within(child, what, Duration::from_secs(30))
+}
+
+fn wait_within(
+    child: &mut Child,
+    what: &str,
+    limit: Duration,
+) -> anyhow::Result<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
         if let Some(st) = child.try_wait()? {
             return Ok(st);
         }
@@ -50,7 +60,20 @@ fn wait_bounded(child: &mut Child, what: &str) -> anyhow::Result<std::process::E
     }
     let _ = child.kill();
     let _ = child.wait();
-    bail!("{what} did not exit within 30 s (killed)")
+    bail!("{what} did not exit within {} s (killed)", limit.as_secs())
+}
+
+/// Best-effort stop for a guard's Drop: `polite` (a signal, closing stdin), a short wait,
+/// then SIGKILL, and always reap. Nothing is reported: the test is already failing.
+fn stop_quietly(child: &mut Child, polite: impl FnOnce(&mut Child)) {
+    if !matches!(child.try_wait(), Ok(None)) {
+        return;
+    }
+    polite(child);
+    if wait_within(child, "", Duration::from_secs(3)).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
 
 /// `tcpdump -i any` inside one host, in SLL2 framing so the direction of each packet is known.
@@ -136,6 +159,18 @@ impl<'a> Capture<'a> {
     }
 }
 
+impl Drop for Capture<'_> {
+    /// A capture the test did not stop (it failed first): interrupt tcpdump, then kill it.
+    /// Without this a failing test leaves tcpdump running in the namespace and the next
+    /// tear-down cannot delete it cleanly.
+    fn drop(&mut self) {
+        let (exec, host, pidfile) = (self.exec, self.host.clone(), self.pidfile.clone());
+        stop_quietly(&mut self.child, |c| {
+            let _ = exec.interrupt(&host, c, &pidfile);
+        });
+    }
+}
+
 /// `lab-probe serve` on one host: echo on TCP and UDP ports until its stdin closes.
 pub struct Server {
     host: String,
@@ -199,27 +234,51 @@ impl Server {
     }
 }
 
+impl Drop for Server {
+    fn drop(&mut self) {
+        stop_quietly(&mut self.child, |c| drop(c.stdin.take()));
+    }
+}
+
+/// A running `lab-probe run`; [`finish_probes`] collects its results, Drop kills it.
+pub struct ProbeRun {
+    child: Child,
+}
+
+impl Drop for ProbeRun {
+    fn drop(&mut self) {
+        stop_quietly(&mut self.child, |c| {
+            let _ = c.kill();
+        });
+    }
+}
+
 /// Start `lab-probe run` on `host` with `batch`; [`finish_probes`] collects the results.
-pub fn start_probes(exec: &dyn Exec, host: &str, batch: &Batch) -> anyhow::Result<Child> {
-    let mut child = exec
+pub fn start_probes(exec: &dyn Exec, host: &str, batch: &Batch) -> anyhow::Result<ProbeRun> {
+    let child = exec
         .command(host, &[exec.probe_path(), "run".into()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .with_context(|| format!("starting lab-probe run on {host}"))?;
-    let mut stdin = child.stdin.take().expect("piped");
+    let mut run = ProbeRun { child };
+    let mut stdin = run.child.stdin.take().expect("piped");
     stdin.write_all(serde_json::to_string(batch)?.as_bytes())?;
     drop(stdin);
-    Ok(child)
+    Ok(run)
 }
 
-pub fn finish_probes(child: Child, host: &str) -> anyhow::Result<Vec<ProbeResult>> {
-    let out = child.wait_with_output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "lab-probe run on {host} failed ({})",
-        out.status
-    );
-    serde_json::from_slice(&out.stdout).with_context(|| format!("results from {host}"))
+/// Wait for a prober (it ends by itself: every probe has a timeout) and parse its results.
+pub fn finish_probes(mut run: ProbeRun, host: &str) -> anyhow::Result<Vec<ProbeResult>> {
+    let mut out = Vec::new();
+    run.child
+        .stdout
+        .take()
+        .expect("piped")
+        .read_to_end(&mut out)
+        .with_context(|| format!("reading results from {host}"))?;
+    let st = run.child.wait()?;
+    anyhow::ensure!(st.success(), "lab-probe run on {host} failed ({st})");
+    serde_json::from_slice(&out).with_context(|| format!("results from {host}"))
 }

@@ -1,16 +1,22 @@
 //! Fail-closed and interoperability in the namespace lab (run with `scripts/lab test`).
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use e2e::interop::{self, RenderedSa};
 use e2e::lab::{self, Lab, UpOptions};
-use e2e::matrix::{self, Options, Verdict};
+use e2e::matrix::{self, Cell, Observation, Options, Verdict};
 use e2e::oracle::Outcome;
+use e2e::pcap::{Kind, Packet};
+use e2e::probe::{Batch, Probe};
 use e2e::remote::{self, Capture, Server};
 use e2e::require_lab;
 use e2e::topology::Family;
 use policy_schema::Policy;
 
-fn load(path: &std::path::Path) -> Policy {
+fn load(path: &Path) -> Policy {
     let text = std::fs::read_to_string(path).expect("policy file");
     policy_schema::load("policy.toml", &text)
         .unwrap_or_else(|d| panic!("policy does not load:\n{d}"))
@@ -29,6 +35,7 @@ fn xfrm_stat(lab: &Lab, host: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// Inbound packets the kernel dropped for want of a matching SA or policy.
 fn inbound_drops(s: &BTreeMap<String, u64>) -> u64 {
     [
         "XfrmInTmplMismatch",
@@ -41,29 +48,60 @@ fn inbound_drops(s: &BTreeMap<String, u64>) -> u64 {
     .sum()
 }
 
-/// mp loses every object (its agent flushed): traffic between mp and the intranet must be
-/// dropped, and site must never send it in clear.
+/// Stop mp's daemon if one runs (it would re-apply), and wait until it is gone.
+fn stop_agent(lab: &Lab, host: &str) {
+    let Ok(pid) = std::fs::read_to_string(lab.state.join(format!("pids/agent-{host}"))) else {
+        return;
+    };
+    let pid = pid.trim();
+    let _ = std::process::Command::new("kill").arg(pid).status();
+    let proc = PathBuf::from("/proc").join(pid);
+    for _ in 0..100 {
+        if !proc.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the agent on {host} (pid {pid}) did not exit within 10 s of SIGTERM");
+}
+
+/// Clear packets `host` sent of flows it must protect: the cells where the oracle says
+/// this end requires ESP (exempt flows such as ICMP and AMT are clear by design).
+fn clear_sent_by(host: &str, cells: &[Cell], obs: &[Observation]) -> usize {
+    cells
+        .iter()
+        .zip(obs)
+        .map(|(c, o)| {
+            let by_src = if c.src == host && c.expect.src.requires_esp() {
+                o.counts.clear_by_src
+            } else {
+                0
+            };
+            let by_dst = if c.dst == host && c.expect.dst.requires_esp() {
+                o.counts.clear_by_dst
+            } else {
+                0
+            };
+            by_src + by_dst
+        })
+        .sum()
+}
+
+/// mp loses every object (its agent stopped and flushed): the flows between mp and the
+/// intranet that the intranet must protect are dropped, and no intranet host ever sends
+/// them in clear; what is exempt (ICMP, AMT) stays clear.
 #[test]
 #[ignore = "needs the lab: scripts/lab test"]
 fn flushed_peer_fails_closed() {
     require_lab!();
     let lab = Lab::up(&UpOptions::default()).expect("lab up");
     let policy = load(&lab.policy);
-    // Stop a daemon first (it would re-apply), then flush mp's objects.
-    let pidfile = lab.state.join("pids/agent-mp");
-    if let Ok(pid) = std::fs::read_to_string(&pidfile) {
-        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
-    }
+    stop_agent(&lab, "mp");
     let agent = lab::agent_binary().display().to_string();
     lab.sh("mp", &format!("{agent} flush -c {}", lab.policy.display()))
         .expect("flush mp");
-    assert_eq!(
-        lab.sh("mp", "ip xfrm state; ip xfrm policy")
-            .unwrap()
-            .trim(),
-        "",
-        "mp still has XFRM objects"
-    );
+    let left = lab.sh("mp", "ip xfrm state; ip xfrm policy").unwrap();
+    assert_eq!(left.trim(), "", "mp still has XFRM objects");
 
     // For the oracle, mp is now an outsider: no key in use, no policy.
     let mut without_mp = policy.clone();
@@ -76,7 +114,11 @@ fn flushed_peer_fails_closed() {
         .into_iter()
         .filter(|c| (c.src == "mp") != (c.dst == "mp"))
         .collect();
-    assert!(cells.iter().any(|c| c.expect.outcome == Outcome::Dropped));
+    let protected = |c: &Cell| c.expect.src.requires_esp() || c.expect.dst.requires_esp();
+    assert!(cells
+        .iter()
+        .any(|c| protected(c) && c.expect.outcome == Outcome::Dropped));
+    assert!(cells.iter().any(|c| c.expect.outcome == Outcome::Clear));
     let before = xfrm_stat(&lab, "site");
     let obs = matrix::run(&lab.exec, &lab.topo, &cells, &Options::default()).expect("matrix run");
     let after = xfrm_stat(&lab, "site");
@@ -88,32 +130,36 @@ fn flushed_peer_fails_closed() {
     println!("{}", e2e::report::render(&cells, &obs, &verdicts));
     lab.down().expect("clean tear-down");
 
-    assert!(
-        verdicts.iter().all(|v| *v == Verdict::Pass),
-        "a cell did not fail closed (table above)"
-    );
-    let leaked: usize = cells
-        .iter()
-        .zip(&obs)
-        .filter(|(c, _)| c.src == "site")
-        .map(|(_, o)| o.counts.clear_by_src)
-        .sum();
-    assert_eq!(leaked, 0, "site sent clear packets to mp");
+    for ((c, o), v) in cells.iter().zip(&obs).zip(&verdicts) {
+        assert_eq!(*v, Verdict::Pass, "{} -> {} {}", c.src, c.dst, c.service());
+        if protected(c) {
+            assert!(!o.ok, "{} -> {} {} got through", c.src, c.dst, c.service());
+        }
+    }
+    for host in ["site", "db"] {
+        assert_eq!(
+            clear_sent_by(host, &cells, &obs),
+            0,
+            "{host} sent protected flows to mp in clear"
+        );
+    }
+    // mp now answers and opens connections in clear: site's kernel must have refused them.
     assert!(
         inbound_drops(&after) > inbound_drops(&before),
-        "site's kernel counted no dropped clear packet from mp"
+        "site's kernel counted no dropped clear packet from mp: {before:?} -> {after:?}"
     );
 }
 
 /// `peer` is configured only with the `ip xfrm` commands `xfrm-agent render --show-keys`
 /// prints, talks ESP to agent-managed site, and tshark decrypts the capture with the keys
-/// from `xfrm-agent plan --show-keys`: the SAs are standard ESP.
+/// from that same render output: the SAs are standard ESP.
 #[test]
 #[ignore = "needs the lab: scripts/lab test"]
 fn render_output_interoperates_and_tshark_decrypts() {
     require_lab!();
     let agent = lab::agent_binary();
     let scratch = e2e::repo_root().join("target/lab/interop");
+    let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).unwrap();
     let (policy, key) = (scratch.join("policy.toml"), scratch.join("peer.key"));
     write_policy_with_peer(&agent, &policy, &key);
@@ -124,94 +170,164 @@ fn render_output_interoperates_and_tshark_decrypts() {
         ..Default::default()
     })
     .expect("lab up");
+    let policy = lab.policy.display().to_string();
     let render = run(
         &agent,
-        &[
-            "render",
-            "-c",
-            &lab.policy.display().to_string(),
-            "--key",
-            &key.display().to_string(),
-            "--show-keys",
-        ],
+        &["render", "-c", &policy, "--key", &path(&key), "--show-keys"],
     );
-    std::fs::write(scratch.join("peer.ip"), &render).unwrap();
+    // Site's agent applied when the lab came up; apply once more so that both ends' keys
+    // come from the same key epoch even if one just ended (a one-shot apply does not
+    // follow the epoch clock, and peer's configuration is static).
+    let site_key = lab.keys.join("site.key");
     lab.sh(
-        "peer",
-        &format!("ip -batch {}", scratch.join("peer.ip").display()),
-    )
-    .expect("render output applies with ip -batch");
-    let plan = run(
-        &agent,
-        &[
-            "plan",
-            "-c",
-            &lab.policy.display().to_string(),
-            "--key",
-            &key.display().to_string(),
-            "--json",
-            "--show-keys",
-        ],
-    );
-    let plan: serde_json::Value = serde_json::from_str(&plan).expect("plan --json");
-
-    let site = lab.topo.host("site").unwrap();
-    let peer = lab.topo.host("peer").unwrap();
-    let server = Server::start(
-        &lab.exec,
         "site",
-        &[site.addr(Family::V4), site.addr(Family::V6)],
-        &[443],
-        &[53],
+        &format!(
+            "{} apply -c {policy} --key {}",
+            path(&agent),
+            path(&site_key)
+        ),
     )
-    .unwrap();
-    let cap = Capture::start(&lab.exec, "peer").unwrap();
-    let probes = e2e::probe::Batch {
+    .expect("re-apply site");
+    let rendered = scratch.join("peer.ip");
+    std::fs::write(&rendered, &render).unwrap();
+    lab.sh("peer", &format!("ip -batch {}", path(&rendered)))
+        .expect("render output applies with ip -batch");
+
+    let (site, peer) = (
+        lab.topo.host("site").unwrap(),
+        lab.topo.host("peer").unwrap(),
+    );
+    let families = [Family::V4, Family::V6];
+    let site_addrs: Vec<IpAddr> = families.iter().map(|f| site.addr(*f)).collect();
+    let peer_addrs: Vec<IpAddr> = families.iter().map(|f| peer.addr(*f)).collect();
+    let mut server = Server::start(&lab.exec, "site", &site_addrs, &[443], &[]).unwrap();
+    // The capture is on site: its echo server sends the end marker there.
+    let cap = Capture::start(&lab.exec, "site").unwrap();
+    let batch = Batch {
         concurrent: false,
         timeout_ms: 3000,
         settle_ms: 20,
-        probes: [Family::V4, Family::V6]
-            .iter()
-            .enumerate()
-            .map(|(i, f)| e2e::probe::Probe {
+        probes: (0..families.len())
+            .map(|i| Probe {
                 id: i,
-                src: peer.addr(*f),
-                dst: site.addr(*f),
+                src: peer_addrs[i],
+                dst: site_addrs[i],
                 proto: "tcp".into(),
                 port: 443,
             })
             .collect(),
     };
     let results = remote::finish_probes(
-        remote::start_probes(&lab.exec, "peer", &probes).unwrap(),
+        remote::start_probes(&lab.exec, "peer", &batch).unwrap(),
         "peer",
     )
     .unwrap();
-    let mut server = server;
     server.mark().unwrap();
     let packets = cap.stop(true).unwrap();
     server.stop().unwrap();
-    let pcap = std::fs::read(lab.state.join("capture-peer.pcap")).unwrap();
-    std::fs::write(scratch.join("peer.pcap"), pcap).unwrap();
+    let pcap = scratch.join("site.pcap");
+    std::fs::copy(lab.state.join("capture-site.pcap"), &pcap).unwrap();
     lab.down().expect("clean tear-down");
 
     assert!(
         results.iter().all(|r| r.ok),
         "peer could not talk to site: {results:?}"
     );
-    let esp = packets
+    let sas = interop::sas_from_render(&render).expect("render's states");
+    check_wire(&packets, &sas, &site_addrs, &peer_addrs);
+    check_decrypted(&scratch, &pcap, &sas, &site_addrs, &peer_addrs);
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// On the wire between peer and site: ESP both ways in both families, on exactly the SPIs
+/// of peer's rendered SAs, and no clear TCP.
+fn check_wire(packets: &[Packet], sas: &[RenderedSa], site: &[IpAddr], peer: &[IpAddr]) {
+    let between = |p: &&Packet| {
+        (site.contains(&p.src) && peer.contains(&p.dst))
+            || (peer.contains(&p.src) && site.contains(&p.dst))
+    };
+    let flow: Vec<&Packet> = packets.iter().filter(between).collect();
+    for (s, d) in site.iter().zip(peer) {
+        for (from, to) in [(s, d), (d, s)] {
+            let esp: Vec<u32> = flow
+                .iter()
+                .filter(|p| p.src == *from && p.dst == *to)
+                .filter_map(|p| match p.kind {
+                    Kind::Esp { spi } => Some(spi),
+                    _ => None,
+                })
+                .collect();
+            assert!(!esp.is_empty(), "no ESP from {from} to {to}");
+            for spi in esp {
+                assert!(
+                    sas.iter()
+                        .any(|sa| sa.spi == spi && sa.src == *from && sa.dst == *to),
+                    "ESP {from} -> {to} on SPI {spi:#010x}, not one of peer's rendered SAs"
+                );
+            }
+        }
+    }
+    let clear: Vec<_> = flow
         .iter()
-        .filter(|p| p.outgoing && matches!(p.kind, e2e::pcap::Kind::Esp { .. }))
-        .count();
-    assert!(esp > 0, "peer sent no ESP");
-    let decrypted = tshark_decrypted_payloads(&scratch, &plan);
+        .filter(|p| matches!(p.kind, Kind::Tcp { .. }))
+        .collect();
     assert!(
-        decrypted.iter().any(|p| p.contains("xfrm-lab probe")),
-        "tshark decrypted no probe payload; got {decrypted:?}"
+        clear.is_empty(),
+        "clear TCP between peer and site: {clear:?}"
     );
 }
 
-fn run(bin: &std::path::Path, args: &[&str]) -> String {
+/// tshark, given only the rendered SAs, decrypts every ESP packet between peer and site
+/// into TCP port 443 traffic and sees the probe's payload in both directions.
+fn check_decrypted(dir: &Path, pcap: &Path, sas: &[RenderedSa], site: &[IpAddr], peer: &[IpAddr]) {
+    let ours: Vec<RenderedSa> = sas
+        .iter()
+        .filter(|s| {
+            (site.contains(&s.src) && peer.contains(&s.dst))
+                || (peer.contains(&s.src) && site.contains(&s.dst))
+        })
+        .cloned()
+        .collect();
+    let dissected = interop::tshark_dissect(dir, pcap, &ours).expect("tshark");
+    let mine: Vec<_> = dissected
+        .iter()
+        .filter(|d| ours.iter().any(|s| s.spi == d.spi))
+        .collect();
+    assert!(!mine.is_empty(), "tshark saw no ESP of peer's SAs");
+    println!(
+        "tshark: {} ESP packets of peer's {} SAs, {} decrypted to TCP, {} with a probe payload",
+        mine.len(),
+        ours.len(),
+        mine.iter().filter(|d| d.tcp_ports.is_some()).count(),
+        mine.iter()
+            .filter(|d| d.payload.starts_with(b"xfrm-lab probe"))
+            .count()
+    );
+    for d in &mine {
+        let ports = d
+            .tcp_ports
+            .unwrap_or_else(|| panic!("tshark did not decrypt SPI {:#010x}: {d:?}", d.spi));
+        assert!(
+            ports.0 == 443 || ports.1 == 443,
+            "inner TCP ports {ports:?}"
+        );
+    }
+    for sa in &ours {
+        let seen = mine.iter().any(|d| {
+            d.spi == sa.spi && String::from_utf8_lossy(&d.payload).starts_with("xfrm-lab probe")
+        });
+        assert!(
+            seen,
+            "no decrypted probe payload on {} -> {} (SPI {:#010x})",
+            sa.src, sa.dst, sa.spi
+        );
+    }
+}
+
+fn run(bin: &Path, args: &[&str]) -> String {
     let out = std::process::Command::new(bin)
         .args(args)
         .output()
@@ -225,11 +341,7 @@ fn run(bin: &std::path::Path, args: &[&str]) -> String {
 }
 
 /// A copy of the lab's policy with `peer` added as a member, and peer's key (0600).
-fn write_policy_with_peer(
-    agent: &std::path::Path,
-    policy: &std::path::Path,
-    key: &std::path::Path,
-) {
+fn write_policy_with_peer(agent: &Path, policy: &Path, key: &Path) {
     let src = e2e::repo_root().join("tests/lab/keys/peer.key");
     std::fs::copy(&src, key).unwrap();
     std::fs::set_permissions(key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
@@ -246,57 +358,4 @@ fn write_policy_with_peer(
         public.trim()
     );
     std::fs::write(policy, text).unwrap();
-}
-
-/// Decrypt the capture with tshark, given the SAs of `plan --json --show-keys`; returns
-/// the decrypted TCP payloads as text.
-fn tshark_decrypted_payloads(dir: &std::path::Path, plan: &serde_json::Value) -> Vec<String> {
-    let conf = dir.join("wireshark");
-    std::fs::create_dir_all(&conf).unwrap();
-    let mut uat = String::from("# esp_sa from xfrm-agent plan --show-keys\n");
-    for s in plan["states"].as_array().expect("states") {
-        let (src, dst) = (s["src"].as_str().unwrap(), s["dst"].as_str().unwrap());
-        let fam = if src.contains(':') { "IPv6" } else { "IPv4" };
-        let icv = s["icv_bits"].as_u64().unwrap_or(128) / 8;
-        let enc = format!("AES-GCM with {icv} octet ICV [RFC4106]");
-        let key = s["key"]
-            .as_str()
-            .expect("key (--show-keys)")
-            .trim_start_matches("0x");
-        uat.push_str(&format!(
-            "\"{fam}\",\"{src}\",\"{dst}\",\"{}\",\"{enc}\",\"0x{key}\",\"NULL\",\"\"\n",
-            s["spi"].as_str().unwrap()
-        ));
-    }
-    std::fs::write(conf.join("esp_sa"), uat).unwrap();
-    let out = std::process::Command::new("tshark")
-        .env("WIRESHARK_CONFIG_DIR", &conf)
-        .args(["-n", "-r"])
-        .arg(dir.join("peer.pcap"))
-        .args([
-            "-o",
-            "esp.enable_encryption_decode:TRUE",
-            "-Y",
-            "esp && tcp.payload",
-            "-T",
-            "fields",
-            "-e",
-            "tcp.payload",
-        ])
-        .output()
-        .expect("tshark");
-    assert!(
-        out.status.success(),
-        "tshark: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|hex| {
-            let bytes: Vec<u8> = (0..hex.len() / 2)
-                .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
-                .collect();
-            String::from_utf8_lossy(&bytes).into_owned()
-        })
-        .collect()
 }
