@@ -287,22 +287,8 @@ fn compiled_policies_install_and_read_back_identical() {
     let mut d = support::policy::varied_desired();
     assert!(!d.policies.is_empty() && !d.states.is_empty());
     d.states.clear(); // no ESP here: SAs are checked in kernel_states (UML)
-    let n = d.policies.len();
     ns.run(move || {
         let mut sock = kernel::open().unwrap();
-        let out = reconcile(&mut sock, &d, &own(), false).unwrap();
-        let errs: Vec<String> = out
-            .failed
-            .iter()
-            .map(|f| format!("{}: {}", f.op, f.error))
-            .collect();
-        assert!(errs.is_empty(), "{errs:#?}");
-        assert_eq!(out.applied, n);
-        assert!(out.verified, "{:#?}", out.remaining);
-        assert!(reconcile(&mut sock, &d, &own(), false)
-            .unwrap()
-            .plan
-            .ops
-            .is_empty());
+        assert_installs_identical(&mut sock, &d, &own());
     });
 }

@@ -47,21 +47,9 @@ fn states_read_back_identical_and_second_apply_is_noop() {
     }
     let ns = TestNetns::new("st");
     let d = sample();
-    let n = d.states.len() + d.policies.len();
     ns.run(move || {
         let mut sock = kernel::open().unwrap();
-        let out = reconcile(&mut sock, &d, &own(), false).unwrap();
-        let errs: Vec<String> = out
-            .failed
-            .iter()
-            .map(|f| format!("{}: {}", f.op, f.error))
-            .collect();
-        assert!(errs.is_empty(), "{errs:#?}");
-        assert_eq!(out.applied, n);
-        assert!(out.verified, "remaining: {:#?}", out.remaining);
-        let again = reconcile(&mut sock, &d, &own(), false).unwrap();
-        assert!(again.plan.ops.is_empty(), "{}", render_plan(&again.plan));
-        assert!(again.verified);
+        assert_installs_identical(&mut sock, &d, &own());
     });
     // The outbound SA starts at the op's initial sequence (ESN high and low halves).
     let st = ns.ip(&[
@@ -183,22 +171,8 @@ fn compiled_plan_installs_and_reads_back_identical() {
     }
     let ns = TestNetns::new("cst");
     let d = support::policy::varied_desired();
-    let n = d.policies.len() + d.states.len();
     ns.run(move || {
         let mut sock = kernel::open().unwrap();
-        let out = reconcile(&mut sock, &d, &own(), false).unwrap();
-        let errs: Vec<String> = out
-            .failed
-            .iter()
-            .map(|f| format!("{}: {}", f.op, f.error))
-            .collect();
-        assert!(errs.is_empty(), "{errs:#?}");
-        assert_eq!(out.applied, n);
-        assert!(out.verified, "{:#?}", out.remaining);
-        assert!(reconcile(&mut sock, &d, &own(), false)
-            .unwrap()
-            .plan
-            .ops
-            .is_empty());
+        assert_installs_identical(&mut sock, &d, &own());
     });
 }

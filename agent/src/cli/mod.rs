@@ -146,8 +146,18 @@ pub struct FlushArgs {
     pub json: bool,
 }
 
+/// Die quietly on a closed stdout (`xfrm-agent plan | head`) instead of panicking, as
+/// command-line tools do: restore the default SIGPIPE action Rust overrides.
+fn default_sigpipe() {
+    // SAFETY: setting a signal disposition to SIG_DFL before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Run the parsed command.
 pub fn dispatch(cli: Cli) -> ExitCode {
+    default_sigpipe();
     let result = match cli.command {
         Command::Check { config } => check::run(&config),
         Command::Plan(a) => plan::run_plan(&a),

@@ -12,6 +12,8 @@ pub mod events;
 pub mod netns;
 pub mod socket;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use netlink_packet_core::ParseableParametrized;
 use netlink_packet_xfrm::{XfrmMessage, XFRM_MSG_GETPOLICY, XFRM_MSG_GETSA};
 use netlink_sys::constants::NETLINK_XFRM;
@@ -50,28 +52,11 @@ fn dump_policies(
     own: &Ownership,
     obs: &mut Observed,
 ) -> Result<(), KernelError> {
-    let mut acc = Observed::default();
-    sock.dump(
-        XFRM_MSG_GETPOLICY,
-        &[],
-        |m| {
-            if let Some(XfrmMessage::AddPolicy(p)) = parse(m) {
-                match decode::policy(&p, own) {
-                    Decoded::Owned(k, s) => {
-                        acc.policies.insert(k, s);
-                    }
-                    Decoded::Foreign(k) => {
-                        acc.foreign_policies.insert(k);
-                    }
-                    Decoded::Skip => {}
-                }
-            }
-            Ok(())
-        },
-        || {},
-    )?;
-    obs.policies = acc.policies;
-    obs.foreign_policies = acc.foreign_policies;
+    let decode = |x| match x {
+        XfrmMessage::AddPolicy(p) => decode::policy(&p, own),
+        _ => Decoded::Skip,
+    };
+    (obs.policies, obs.foreign_policies) = dump_objects(sock, XFRM_MSG_GETPOLICY, decode)?;
     Ok(())
 }
 
@@ -80,29 +65,42 @@ fn dump_states(
     own: &Ownership,
     obs: &mut Observed,
 ) -> Result<(), KernelError> {
-    let mut acc = Observed::default();
+    let decode = |x| match x {
+        XfrmMessage::AddSa(s) => decode::sa(&s, own),
+        _ => Decoded::Skip,
+    };
+    (obs.states, obs.foreign_states) = dump_objects(sock, XFRM_MSG_GETSA, decode)?;
+    Ok(())
+}
+
+/// One dump, split into owned objects and foreign keys. When the kernel restarts an
+/// interrupted dump, what the first attempt saw is dropped: an object deleted in between
+/// must not look present (it would never be restored).
+fn dump_objects<K: Ord, S>(
+    sock: &mut NlSocket,
+    msg_type: u16,
+    decode: impl Fn(XfrmMessage) -> Decoded<K, S>,
+) -> Result<(BTreeMap<K, S>, BTreeSet<K>), KernelError> {
+    let acc = std::cell::RefCell::new((BTreeMap::new(), BTreeSet::new()));
     sock.dump(
-        XFRM_MSG_GETSA,
+        msg_type,
         &[],
         |m| {
-            if let Some(XfrmMessage::AddSa(s)) = parse(m) {
-                match decode::sa(&s, own) {
-                    Decoded::Owned(k, o) => {
-                        acc.states.insert(k, o);
-                    }
-                    Decoded::Foreign(k) => {
-                        acc.foreign_states.insert(k);
-                    }
-                    Decoded::Skip => {}
+            let mut acc = acc.borrow_mut();
+            match parse(m).map(&decode) {
+                Some(Decoded::Owned(k, s)) => {
+                    acc.0.insert(k, s);
                 }
+                Some(Decoded::Foreign(k)) => {
+                    acc.1.insert(k);
+                }
+                Some(Decoded::Skip) | None => {}
             }
             Ok(())
         },
-        || {},
+        || *acc.borrow_mut() = (BTreeMap::new(), BTreeSet::new()),
     )?;
-    obs.states = acc.states;
-    obs.foreign_states = acc.foreign_states;
-    Ok(())
+    Ok(acc.into_inner())
 }
 
 /// Execute ops in order (batched); one result per op. Deleting what is gone is success.

@@ -34,3 +34,9 @@ pub fn enter_opt(name: Option<&str>) -> Result<(), KernelError> {
         None => Ok(()),
     }
 }
+
+/// Whether this process runs as root (reading SAs back, and every write, needs it).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}

@@ -177,3 +177,28 @@ sa dst=fd00::2 spi=0x40000502 src=fd00::1 alg=gcm peer=b6 dir=out epoch=3
 sa dst=fd00::1 spi=0x40000501 src=fd00::2 alg=cbc window=64 peer=b6 dir=in epoch=3
 sa dst=192.0.2.2 spi=0x40000602 src=192.0.2.1 mode=tunnel alg=gcm peer=gw dir=out epoch=3
 ";
+
+/// Reconcile `d` into the socket's namespace and require the engine's contract: every op
+/// acknowledged, the read-back diff empty, and a second reconcile a no-op.
+pub fn assert_installs_identical(
+    sock: &mut agent::kernel::NlSocket,
+    d: &Desired,
+    own: &policy_schema::Ownership,
+) {
+    let n = d.policies.len() + d.states.len();
+    let out = agent::engine::reconcile(sock, d, own, false).unwrap();
+    let errs: Vec<String> = out
+        .failed
+        .iter()
+        .map(|f| format!("{}: {}", f.op, f.error))
+        .collect();
+    assert!(errs.is_empty(), "{errs:#?}");
+    assert_eq!(out.applied, n);
+    assert!(out.verified, "remaining: {:#?}", out.remaining);
+    let again = agent::engine::reconcile(sock, d, own, false).unwrap();
+    assert!(
+        again.plan.ops.is_empty(),
+        "second apply: {:#?}",
+        again.plan.ops
+    );
+}
