@@ -8,6 +8,7 @@
 //! table), [`lab`] (bringing the namespace lab up and down from a test).
 
 pub mod exec;
+pub mod garp;
 pub mod interop;
 pub mod lab;
 pub mod matrix;
@@ -16,7 +17,9 @@ pub mod pcap;
 pub mod probe;
 pub mod remote;
 pub mod report;
+pub mod stream;
 pub mod topology;
+pub mod xfrm;
 
 use std::path::PathBuf;
 
