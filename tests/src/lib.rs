@@ -7,6 +7,7 @@
 //! [`pcap`] (reading the captures), [`matrix`] (cells, runs, verdicts), [`report`] (the
 //! table), [`lab`] (bringing the namespace lab up and down from a test).
 
+pub mod daemon;
 pub mod exec;
 pub mod garp;
 pub mod interop;
@@ -19,6 +20,7 @@ pub mod remote;
 pub mod report;
 pub mod stream;
 pub mod topology;
+pub mod wire;
 pub mod xfrm;
 
 use std::path::PathBuf;

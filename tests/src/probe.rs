@@ -209,7 +209,12 @@ pub fn serve(
 ) -> std::io::Result<()> {
     for a in addrs {
         for &port in tcp_ports {
-            let s = bound(SocketAddr::new(*a, port), Type::STREAM, Protocol::TCP, freebind)?;
+            let s = bound(
+                SocketAddr::new(*a, port),
+                Type::STREAM,
+                Protocol::TCP,
+                freebind,
+            )?;
             s.listen(128)?;
             let l: TcpListener = s.into();
             std::thread::spawn(move || {
@@ -219,8 +224,13 @@ pub fn serve(
             });
         }
         for &port in udp_ports {
-            let s: UdpSocket =
-                bound(SocketAddr::new(*a, port), Type::DGRAM, Protocol::UDP, freebind)?.into();
+            let s: UdpSocket = bound(
+                SocketAddr::new(*a, port),
+                Type::DGRAM,
+                Protocol::UDP,
+                freebind,
+            )?
+            .into();
             std::thread::spawn(move || {
                 let mut buf = [0u8; 2048];
                 while let Ok((n, from)) = s.recv_from(&mut buf) {

@@ -115,7 +115,10 @@ pub fn parse_states(text: &str) -> Vec<State> {
                         .and_then(|p| p.trim().strip_suffix("(packets)"))
                         .and_then(|p| p.parse().ok())
                         .unwrap_or(0);
-                    added = b.get(i + 2).map(|l| l.trim().to_string()).unwrap_or_default();
+                    added = b
+                        .get(i + 2)
+                        .map(|l| l.trim().to_string())
+                        .unwrap_or_default();
                 }
             }
             Some(State {
@@ -127,7 +130,9 @@ pub fn parse_states(text: &str) -> Vec<State> {
                 encap: all.contains(&"encap"),
                 packets,
                 added,
-                oseq: word_after(&all, "oseq").map(|s| s.trim_end_matches(',')).and_then(number),
+                oseq: word_after(&all, "oseq")
+                    .map(|s| s.trim_end_matches(','))
+                    .and_then(number),
             })
         })
         .collect()
@@ -151,7 +156,9 @@ pub fn parse_policies(text: &str) -> Vec<Policy> {
             Some(Policy {
                 selector: b[0].split_whitespace().collect::<Vec<_>>().join(" "),
                 dir: word_after(&dir_line, "dir")?.to_string(),
-                action: word_after(&dir_line, "action").unwrap_or("allow").to_string(),
+                action: word_after(&dir_line, "action")
+                    .unwrap_or("allow")
+                    .to_string(),
                 index: word_after(&dir_line, "index").and_then(number).unwrap_or(0) as u32,
                 priority: number(word_after(&dir_line, "priority")?)? as u32,
                 reqids,
@@ -226,10 +233,19 @@ src 192.0.2.0/24 dst 198.51.100.0/24 uid 0
             p[0].selector,
             "src 10.10.0.10/32 dst 0.0.0.0/0 proto udp sport 4500 uid 0"
         );
-        assert_eq!((p[0].dir.as_str(), p[0].index, p[0].priority), ("out", 425, 65554));
-        assert!(p[0].owned(), "an exemption has no template and is ours by priority");
+        assert_eq!(
+            (p[0].dir.as_str(), p[0].index, p[0].priority),
+            ("out", 425, 65554)
+        );
+        assert!(
+            p[0].owned(),
+            "an exemption has no template and is ours by priority"
+        );
         assert_eq!(p[1].reqids, vec![0x7a00_0000]);
         assert!(p[1].owned());
-        assert!(!p[2].owned(), "in the band, but its template's reqid is not ours");
+        assert!(
+            !p[2].owned(),
+            "in the band, but its template's reqid is not ours"
+        );
     }
 }
