@@ -115,10 +115,10 @@ pub fn parse_states(text: &str) -> Vec<State> {
                         .and_then(|p| p.trim().strip_suffix("(packets)"))
                         .and_then(|p| p.parse().ok())
                         .unwrap_or(0);
-                    added = b
-                        .get(i + 2)
-                        .map(|l| l.trim().to_string())
-                        .unwrap_or_default();
+                    // "add 2026-11-23 19:15:01 use 2026-…": the use time changes with
+                    // traffic; the add time identifies this instance of the SA.
+                    let l = b.get(i + 2).map_or("", |l| l.trim());
+                    added = l.split(" use ").next().unwrap_or(l).to_string();
                 }
             }
             Some(State {
@@ -220,7 +220,7 @@ src 192.0.2.0/24 dst 198.51.100.0/24 uid 0
         assert_eq!(s[0].spi, 0x5c5e_1d60);
         assert_eq!(s[0].reqid, 0x7a00_0000);
         assert_eq!((s[0].packets, s[0].oseq), (12, Some(0x1fe7_b9bd)));
-        assert_eq!(s[0].added, "add 2026-11-23 19:15:01 use -");
+        assert_eq!(s[0].added, "add 2026-11-23 19:15:01");
         assert!(s[0].owned() && !s[0].encap);
         assert!(!s[1].owned() && s[1].encap);
     }

@@ -82,6 +82,17 @@ fn owned(host: &str, ours: bool) -> anyhow::Result<Owned> {
     Ok((states, policies))
 }
 
+/// What `now` lacks and has in excess compared with `want`.
+fn difference(now: &Owned, want: &Owned) -> String {
+    let missing_s: Vec<_> = want.0.keys().filter(|k| !now.0.contains_key(k)).collect();
+    let extra_s: Vec<_> = now.0.keys().filter(|k| !want.0.contains_key(k)).collect();
+    let missing_p: Vec<_> = want.1.keys().filter(|k| !now.1.contains_key(k)).collect();
+    let extra_p: Vec<_> = now.1.keys().filter(|k| !want.1.contains_key(k)).collect();
+    format!(
+        "states missing {missing_s:?} extra {extra_s:?}; policies missing {missing_p:?} extra {extra_p:?}"
+    )
+}
+
 fn same_keys(a: &Owned, b: &Owned) -> bool {
     a.0.keys().eq(b.0.keys()) && a.1.keys().eq(b.1.keys())
 }
@@ -345,7 +356,12 @@ fn wait_repaired(host: &str, repairs_before: u64, want: &Owned) -> anyhow::Resul
             let now = owned(host, true)?;
             let v = daemon::view(host)?;
             let n = daemon::count(&v, "drift_repairs");
-            Ok((n > repairs_before && same_keys(&now, want)).then_some(n))
+            ensure!(
+                n > repairs_before && same_keys(&now, want),
+                "(drift_repairs {repairs_before} → {n}; {})",
+                difference(&now, want)
+            );
+            Ok(Some(n))
         },
     )
 }
@@ -475,7 +491,11 @@ fn kill_restart(lab: &Lab, ran: &mut Vec<(String, Ran)>) -> anyhow::Result<Strin
         "traffic back after the second restart",
         Duration::from_secs(10),
         Duration::from_millis(50),
-        || Ok(same_keys(&owned("site", true)?, &before).then_some(now_ns())),
+        || {
+            let now = owned("site", true)?;
+            ensure!(same_keys(&now, &before), "({})", difference(&now, &before));
+            Ok(Some(now_ns()))
+        },
     )?;
     traffic_for(Duration::from_millis(500));
     let report = s.stop()?;
