@@ -36,9 +36,38 @@ pub fn poll<T>(
     }
 }
 
-/// The daemon's view in `host` (`xfrm-agent status --daemon --json --netns HOST`, one
-/// process: the agent enters the namespace itself). Err when no daemon answers.
+/// The daemon's view in `host`, read from its control socket (the abstract unix socket
+/// "@xfrm-agent" of that namespace, which writes the same JSON `status --daemon --json`
+/// prints) by a thread that enters the namespace: polling it starts no process, and
+/// process starts stall the whole UML guest (and with it the traffic a test measures).
 pub fn view(host: &str) -> anyhow::Result<Value> {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    use std::os::linux::net::SocketAddrExt;
+    let ns = std::fs::File::open(format!("/run/netns/{host}"))
+        .with_context(|| format!("no namespace {host}"))?;
+    let text = std::thread::scope(|sc| {
+        sc.spawn(|| -> anyhow::Result<String> {
+            // SAFETY: setns on this thread only, with an open namespace file.
+            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+            ensure!(rc == 0, "setns {host}: {}", std::io::Error::last_os_error());
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(b"xfrm-agent")?;
+            let mut s = std::os::unix::net::UnixStream::connect_addr(&addr)
+                .with_context(|| format!("no daemon answers in {host}"))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        })
+        .join()
+        .expect("view thread")
+    })?;
+    serde_json::from_str(&text).with_context(|| format!("{host}: the daemon's view: {text}"))
+}
+
+/// The daemon's view through the CLI, as an operator sees it:
+/// `xfrm-agent status --daemon --json --netns HOST`. Err when no daemon answers.
+pub fn status_cli(host: &str) -> anyhow::Result<Value> {
     let out = Command::new(lab::agent_binary())
         .args(["status", "--daemon", "--json", "--netns", host])
         .output()

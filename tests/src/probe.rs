@@ -199,7 +199,8 @@ fn bound(at: SocketAddr, ty: Type, proto: Protocol, freebind: bool) -> std::io::
 /// Specific addresses, not a wildcard: a UDP reply must leave from the address that was
 /// asked (a router has several). Each `mark` line on `control` sends one datagram to
 /// 127.0.0.1:9 and answers `marked`: a capture that has seen it has seen everything sent
-/// before it (libpcap delivers packets in order).
+/// before it (libpcap delivers packets in order). `garp DEV ADDR` sends a gratuitous ARP
+/// for ADDR on DEV and answers `garp sent`.
 pub fn serve(
     addrs: &[IpAddr],
     tcp_ports: &[u16],
@@ -243,11 +244,25 @@ pub fn serve(
     std::io::stdout().flush()?;
     let marker = UdpSocket::bind("127.0.0.1:0")?;
     for line in control.lines() {
-        if line?.trim() == "mark" {
-            marker.send_to(b"xfrm-lab mark", ("127.0.0.1", MARK_PORT))?;
-            println!("marked");
-            std::io::stdout().flush()?;
+        let line = line?;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words[..] {
+            ["mark"] => {
+                marker.send_to(b"xfrm-lab mark", ("127.0.0.1", MARK_PORT))?;
+                println!("marked");
+            }
+            // From a process already running in the host: no process start (slow under
+            // UML) between taking an address and announcing it.
+            ["garp", dev, addr] => match addr.parse() {
+                Ok(a) => match crate::garp::send(dev, a) {
+                    Ok(()) => println!("garp sent"),
+                    Err(e) => println!("garp failed: {e}"),
+                },
+                Err(e) => println!("garp failed: {addr}: {e}"),
+            },
+            _ => {}
         }
+        std::io::stdout().flush()?;
     }
     Ok(())
 }

@@ -252,6 +252,23 @@ impl Server {
         wait_for(&self.lines, "marked", &format!("marker on {}", self.host))
     }
 
+    /// Have the host announce `addr` on `dev` with a gratuitous ARP (see [`crate::garp`]).
+    pub fn garp(&mut self, dev: &str, addr: std::net::Ipv4Addr) -> anyhow::Result<()> {
+        let stdin = self.child.stdin.as_mut().expect("piped");
+        writeln!(stdin, "garp {dev} {addr}")?;
+        stdin.flush()?;
+        loop {
+            let l = self
+                .lines
+                .recv_timeout(Duration::from_secs(10))
+                .with_context(|| format!("no answer to garp from {}", self.host))?;
+            if l == "garp sent" {
+                return Ok(());
+            }
+            anyhow::ensure!(!l.starts_with("garp failed"), "{}: {l}", self.host);
+        }
+    }
+
     /// Close its stdin and wait for it to exit.
     pub fn stop(mut self) -> anyhow::Result<()> {
         drop(self.child.stdin.take());

@@ -129,6 +129,36 @@ impl Report {
         (sent, lost)
     }
 
+    /// The disruption in `[from_ns, to_ns]`: bad moments are the send times of lost
+    /// datagrams and `other_bad_ns` (in the window). None when nothing went wrong there.
+    pub fn disruption(&self, from_ns: u64, to_ns: u64, other_bad_ns: &[u64]) -> Option<Disruption> {
+        let within = |t: &u64| *t >= from_ns && *t <= to_ns;
+        let lost: Vec<u64> = self
+            .sent_ns
+            .iter()
+            .zip(&self.echo_ns)
+            .filter(|(s, e)| e.is_none() && within(s))
+            .map(|(s, _)| *s)
+            .collect();
+        let other: Vec<u64> = other_bad_ns.iter().copied().filter(within).collect();
+        let start = lost.iter().chain(&other).min().copied()?;
+        let end = lost.iter().chain(&other).max().copied()?;
+        let last_good = self.echo_ns.iter().flatten().filter(|e| **e < start).max();
+        let first_good = self
+            .sent_ns
+            .iter()
+            .zip(&self.echo_ns)
+            .filter(|(s, _)| **s > end)
+            .find_map(|(_, e)| *e);
+        Some(Disruption {
+            lost: lost.len(),
+            other: other.len(),
+            span_ns: first_good
+                .zip(last_good.copied())
+                .map(|(b, a)| b.saturating_sub(a)),
+        })
+    }
+
     /// The first echo at or after `t_ns` whose datagram was sent at or after `t_ns`: when
     /// the flow was seen working again after something that happened at `t_ns`.
     pub fn first_echo_sent_after(&self, t_ns: u64) -> Option<u64> {
@@ -138,6 +168,20 @@ impl Report {
             .filter(|(s, _)| **s >= t_ns)
             .find_map(|(_, e)| *e)
     }
+}
+
+/// A disruption of a stream, as the application saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Disruption {
+    /// Datagrams lost.
+    pub lost: usize,
+    /// Bad moments given by the caller (e.g. clear packets of the flow on the wire).
+    pub other: usize,
+    /// From the last echo before the first bad moment to the first echo of a datagram sent
+    /// after the last one: an upper bound on how long the flow was not working as it
+    /// should (it cannot have broken before an echo that got through). None: never
+    /// restored.
+    pub span_ns: Option<u64>,
 }
 
 /// The datagram's payload: recognisable in a decrypted capture, carries its sequence.
@@ -270,6 +314,20 @@ mod tests {
         assert_eq!(r.echo_gap_around(45, 60), Some(10));
         assert_eq!(r.lost_between(15, 35), (2, 2));
         assert_eq!(r.first_echo_sent_after(15), Some(41));
+    }
+
+    #[test]
+    fn a_disruption_spans_losses_and_other_bad_moments() {
+        // Sent at 0, 10, …; echoed 1 ns later unless lost.
+        let r = report(&[Some(1), Some(11), None, Some(31), Some(41), Some(51)]);
+        let d = r.disruption(0, 100, &[]).unwrap();
+        assert_eq!((d.lost, d.other, d.span_ns), (1, 0, Some(20)));
+        // A clear reply at 35 extends it: restored with the datagram sent at 40.
+        let d = r.disruption(0, 100, &[35]).unwrap();
+        assert_eq!((d.lost, d.other, d.span_ns), (1, 1, Some(30)));
+        assert_eq!(r.disruption(30, 100, &[]), None);
+        let never = report(&[Some(1), None, None]);
+        assert_eq!(never.disruption(0, 100, &[]).unwrap().span_ns, None);
     }
 
     #[test]

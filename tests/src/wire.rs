@@ -64,6 +64,27 @@ pub fn sent(packets: &[Packet], flow: &Flow, from_client: bool, t0: u64, t1: u64
     n
 }
 
+/// When `from` sent the flow in clear within `[t0, t1]` (its own capture).
+pub fn clear_times(
+    packets: &[Packet],
+    flow: &Flow,
+    from_client: bool,
+    t0: u64,
+    t1: u64,
+) -> Vec<u64> {
+    let (me, peer) = if from_client {
+        (flow.client, flow.server)
+    } else {
+        (flow.server, flow.client)
+    };
+    packets
+        .iter()
+        .filter(|p| p.outgoing && p.src == me && p.dst == peer && p.ts_ns >= t0 && p.ts_ns <= t1)
+        .filter(|p| is_clear(p, flow, from_client))
+        .map(|p| p.ts_ns)
+        .collect()
+}
+
 /// Both ends of a flow: (client sent, server sent), each from its own host's capture.
 pub fn both(
     captures: &BTreeMap<String, Vec<Packet>>,

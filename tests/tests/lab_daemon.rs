@@ -19,6 +19,8 @@ use e2e::require_lab;
 use e2e::stream::Report;
 use e2e::topology::Family;
 
+#[path = "lab_daemon/failover.rs"]
+mod failover;
 #[path = "lab_daemon/rekey.rs"]
 mod rekey;
 #[path = "lab_daemon/repair.rs"]
