@@ -155,6 +155,7 @@ impl Worker {
         match read_and_load(&self.args) {
             Ok(l) if !force && l.sha256 == self.loaded.sha256 => false,
             Ok(l) => {
+                l.ctx.identity.adopt_cache(&self.loaded.ctx.identity);
                 context::print_warnings(&l.ctx.warnings);
                 let changed = l.sha256 != self.loaded.sha256 || force;
                 tracing::info!(sha256 = %l.sha256, previous = %self.loaded.sha256, "policy reloaded");
