@@ -181,27 +181,13 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
                 g.clear_ready();
                 match evs {
                     Ok(evs) => {
-                        let d = w.last_desired().cloned().unwrap_or_default();
+                        let empty = crate::model::Desired::default();
+                        let d = w.last_desired().unwrap_or(&empty);
+                        let reactions: Vec<Reaction> =
+                            evs.iter().map(|ev| book::react(ev, d, &|a| w.known(a))).collect();
                         let now = t.since_origin(Instant::now());
-                        for ev in &evs {
-                            let c = match book::react(ev, &d, &|a| w.known(a)) {
-                                Reaction::Ignore => None,
-                                Reaction::Drift => Some(Cause::Drift),
-                                Reaction::Resync => Some(Cause::Resync),
-                                Reaction::SoftExpire => {
-                                    w.view.soft_expires += 1;
-                                    tracing::warn!(event = ?ev, "an owned SA reached its soft lifetime: the rotation schedule was missed; reconciling now");
-                                    Some(Cause::SoftExpire)
-                                }
-                                Reaction::KnownAcquire(a) => acquires.allow(a, now, ACQUIRE_EVERY).then_some(Cause::Acquire),
-                                Reaction::UnknownAcquire(a) => {
-                                    w.view.unknown_peer_acquires += 1;
-                                    if unknown.allow(a, now, UNKNOWN_LOG_EVERY) {
-                                        tracing::warn!(address = %a, "traffic to an address outside the inventory hit a protecting policy (dropped); logged once a minute per address");
-                                    }
-                                    None
-                                }
-                            };
+                        for (ev, r) in evs.iter().zip(reactions) {
+                            let c = answer(&mut w, ev, r, now, &mut unknown, &mut acquires);
                             cause = cause.or(c);
                         }
                     }
@@ -294,6 +280,38 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
         tracing::info!("exiting; kernel state left in place (protection persists, fail-closed)");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The loop's answer to one reacted-to event: the reconcile cause, if any; counts and
+/// logs on the way.
+fn answer(
+    w: &mut Worker,
+    ev: &crate::kernel::events::XfrmEvent,
+    r: Reaction,
+    now: Duration,
+    unknown: &mut RateLimiter,
+    acquires: &mut RateLimiter,
+) -> Option<Cause> {
+    match r {
+        Reaction::Ignore => None,
+        Reaction::Drift => Some(Cause::Drift),
+        Reaction::Resync => Some(Cause::Resync),
+        Reaction::SoftExpire => {
+            w.view.soft_expires += 1;
+            tracing::warn!(event = ?ev, "an owned SA reached its soft lifetime: the rotation schedule was missed; reconciling now");
+            Some(Cause::SoftExpire)
+        }
+        Reaction::KnownAcquire(a) => acquires
+            .allow(a, now, ACQUIRE_EVERY)
+            .then_some(Cause::Acquire),
+        Reaction::UnknownAcquire(a) => {
+            w.view.unknown_peer_acquires += 1;
+            if unknown.allow(a, now, UNKNOWN_LOG_EVERY) {
+                tracing::warn!(address = %a, "traffic to an address outside the inventory hit a protecting policy (dropped); logged once a minute per address");
+            }
+            None
+        }
+    }
 }
 
 async fn accept_opt(
