@@ -25,6 +25,8 @@ mod failover;
 mod rekey;
 #[path = "lab_daemon/repair.rs"]
 mod repair;
+#[path = "lab_daemon/rig.rs"]
+mod rig;
 
 /// The UDP port the streams use: covered by the `require` rule, not exempt.
 const PORT: u16 = 5001;
@@ -177,7 +179,7 @@ fn survives_bad_files_flushes_kills_and_address_moves() {
     let text = format!(
         "{}\n# Added by the daemon test: a database address shared by site and db.\n[[clusters]]\nname = \"sqlvip\"\naddresses = [\"{}\"]\npublic-key = \"{}\"\nmembers = [\"site\", \"db\"]\n",
         seed_text(),
-        repair::VIP,
+        rig::VIP,
         pubkey(&keys.join("cluster-sqlvip.key"))
     );
     let policy = dir.join("policy.toml");

@@ -11,7 +11,7 @@ use e2e::probe::now_ns;
 use e2e::topology::Family;
 use e2e::wire::{self, Flow};
 
-use super::repair::{
+use super::rig::{
     db_to_site, delete_owned, difference, judge, no_clear, objects, same_keys, traffic_for, Rig,
     VIP,
 };
