@@ -85,7 +85,12 @@ fn run_ops(sock: &mut NlSocket, ops: &[Op]) -> Result<(usize, Vec<Failure>), Ker
                 tracing::info!(op = %op, "applied");
             }
             Err(error) => {
-                tracing::warn!(op = %op, %error, "kernel refused");
+                // A missing feature fails every SA write alike: reported once, by the caller.
+                if matches!(error.kind(), ErrorKind::MissingFeature(_)) {
+                    tracing::debug!(op = %op, %error, "kernel refused");
+                } else {
+                    tracing::warn!(op = %op, %error, "kernel refused");
+                }
                 failed.push(Failure {
                     op: op.clone(),
                     error,

@@ -72,13 +72,27 @@ pub struct Status {
 
 /// Parse /proc/net/xfrm_stat text ("XfrmInError   0" lines), keeping what status shows.
 pub fn parse_xfrm_stat(text: &str) -> BTreeMap<String, u64> {
+    parse_xfrm_stat_all(text)
+        .into_iter()
+        .filter(|(k, v): &(String, u64)| *v != 0 || ALWAYS_SHOWN.contains(&k.as_str()))
+        .collect()
+}
+
+/// Every counter of /proc/net/xfrm_stat text, zero or not (metrics).
+pub fn parse_xfrm_stat_all(text: &str) -> BTreeMap<String, u64> {
     text.lines()
         .filter_map(|l| {
             let mut it = l.split_whitespace();
             Some((it.next()?.to_string(), it.next()?.parse().ok()?))
         })
-        .filter(|(k, v): &(String, u64)| *v != 0 || ALWAYS_SHOWN.contains(&k.as_str()))
         .collect()
+}
+
+/// All of this namespace's counters (empty without CONFIG_XFRM_STATISTICS).
+pub fn read_xfrm_stat_all() -> BTreeMap<String, u64> {
+    std::fs::read_to_string("/proc/net/xfrm_stat")
+        .map(|t| parse_xfrm_stat_all(&t))
+        .unwrap_or_default()
 }
 
 /// Read this namespace's counters (empty when the kernel has no CONFIG_XFRM_STATISTICS).

@@ -36,6 +36,24 @@ pub fn default_cluster_key(host_key: &Path, cluster: &str) -> PathBuf {
 /// Load policy and identity, including the keys of the clusters this host is a member of.
 pub fn load(args: &PolicyArgs) -> anyhow::Result<Context> {
     let (policy, warnings) = load_policy(&args.config)?;
+    with_identity(args, policy, warnings)
+}
+
+/// As [`load`], from the file's text already read (the daemon hashes exactly what it parses).
+pub fn load_text(args: &PolicyArgs, text: &str) -> anyhow::Result<Context> {
+    let file = args.config.display().to_string();
+    let (policy, warnings) = match policy_schema::load(&file, text) {
+        Ok(l) => (l.policy, l.warnings),
+        Err(d) => return Err(anyhow::anyhow!("{d}\n{file}: invalid policy")),
+    };
+    with_identity(args, policy, warnings)
+}
+
+fn with_identity(
+    args: &PolicyArgs,
+    policy: Policy,
+    warnings: Vec<Diagnostic>,
+) -> anyhow::Result<Context> {
     let key = PrivateKey::load(&args.key)?;
     let mut identity = Identity::resolve(&policy, key, args.host.as_deref())?;
     let me = identity.host.clone();

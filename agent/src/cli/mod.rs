@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and dispatch. Each command lives in its own
 //! module and returns the process exit code.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -12,6 +13,7 @@ pub mod context;
 mod flush;
 mod keys;
 mod plan;
+mod run;
 mod status;
 
 /// xfrm-agent: one IPsec policy file → kernel XFRM policies and ESP SAs, kept in step.
@@ -48,6 +50,8 @@ pub enum Command {
     Render(RenderArgs),
     /// Make the kernel match the policy once: observe, diff, apply, verify.
     Apply(ApplyArgs),
+    /// Run the daemon: keep the kernel in step with the file, addresses, time and drift.
+    Run(RunArgs),
     /// Owned objects grouped by peer, with counters and kernel error statistics.
     Status(StatusArgs),
     /// Remove every object this agent owns, and nothing else.
@@ -126,9 +130,43 @@ pub struct ApplyArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct StatusArgs {
+pub struct RunArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub netns: NetnsArgs,
+    /// On SIGTERM/SIGINT remove every owned object (default: leave them; fail-closed).
+    #[arg(long)]
+    pub flush_on_exit: bool,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (e.g. 127.0.0.1:9814).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<SocketAddr>,
+    /// Seconds between full resyncs (re-read file, dump, diff): the safety net for lost
+    /// netlink or inotify events.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub resync: u64,
+    /// Quiet time after a write to the policy file before it is reloaded (a rename into
+    /// place or the writer closing the file reloads at once).
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    pub debounce_ms: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Only the running daemon's view (no policy file or key needed); exit 1 when none runs.
+    #[arg(long, conflicts_with_all = ["config", "key"])]
+    pub daemon: bool,
+    #[arg(short = 'c', long = "config", required_unless_present = "daemon")]
+    pub config: Option<PathBuf>,
+    /// This host's private key file.
+    #[arg(long, required_unless_present = "daemon")]
+    pub key: Option<PathBuf>,
+    /// Act as this host instead of the one the key identifies (tooling only).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// A cluster's private key, NAME=FILE (default: cluster-NAME.key beside --key).
+    #[arg(long, value_name = "NAME=FILE")]
+    pub cluster_key: Vec<String>,
     #[command(flatten)]
     pub netns: NetnsArgs,
     #[arg(long)]
@@ -155,14 +193,45 @@ fn default_sigpipe() {
     }
 }
 
+/// Logs on stderr: `info` for the daemon and `warn` for one-shot commands unless -v or
+/// RUST_LOG say otherwise. Under journald (JOURNAL_STREAM set) no timestamps or colours:
+/// the journal adds its own time, and escape codes read badly there.
+fn init_logging(format: LogFormat, verbose: u8, daemon: bool) {
+    use std::io::IsTerminal as _;
+    use tracing_subscriber::EnvFilter;
+    let default = match (verbose, daemon) {
+        (0, true) => "info",
+        (0, false) => "warn",
+        (1, _) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let _ = match format {
+        LogFormat::Json => b.json().flatten_event(true).try_init(),
+        LogFormat::Text if journald => b.without_time().with_ansi(false).try_init(),
+        LogFormat::Text => b.with_ansi(std::io::stderr().is_terminal()).try_init(),
+    };
+}
+
 /// Run the parsed command.
 pub fn dispatch(cli: Cli) -> ExitCode {
     default_sigpipe();
+    init_logging(
+        cli.log_format,
+        cli.verbose,
+        matches!(cli.command, Command::Run(_)),
+    );
     let result = match cli.command {
         Command::Check { config } => check::run(&config),
         Command::Plan(a) => plan::run_plan(&a),
         Command::Render(a) => plan::run_render(&a),
         Command::Apply(a) => apply::run(&a),
+        Command::Run(a) => run::run(&a),
         Command::Status(a) => status::run(&a),
         Command::Flush(a) => flush::run(&a),
         Command::Schema => check::run_schema(),

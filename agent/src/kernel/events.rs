@@ -133,6 +133,7 @@ pub fn decode_event(ty: u16, payload: &[u8]) -> Option<XfrmEvent> {
 pub struct XfrmEvents {
     sock: Socket,
     buf: Vec<u8>,
+    ignore: Option<u32>,
 }
 
 impl XfrmEvents {
@@ -153,7 +154,14 @@ impl XfrmEvents {
         Ok(XfrmEvents {
             sock,
             buf: vec![0; 256 * 1024],
+            ignore: None,
         })
+    }
+
+    /// Drop notifications caused by requests of the socket with this port id (our own
+    /// writes: they are not drift, and reacting to them would loop).
+    pub fn ignore_sender(&mut self, port: u32) {
+        self.ignore = Some(port);
     }
 
     /// Shrink the receive buffer (tests provoke an overrun with it).
@@ -178,6 +186,9 @@ impl XfrmEvents {
             match recv(self.sock.as_raw_fd(), &mut self.buf) {
                 Ok(n) => {
                     for m in parse_msgs(&self.buf[..n])? {
+                        if self.ignore.is_some_and(|p| p != 0 && p == m.pid) {
+                            continue;
+                        }
                         out.extend(decode_event(m.ty, m.payload));
                     }
                 }

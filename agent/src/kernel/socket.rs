@@ -38,6 +38,8 @@ pub struct RawMsg<'a> {
     pub ty: u16,
     pub flags: u16,
     pub seq: u32,
+    /// Sender's port id: for a notification, the socket whose request caused it.
+    pub pid: u32,
     pub payload: &'a [u8],
 }
 
@@ -64,6 +66,7 @@ pub fn parse_msgs(buf: &[u8]) -> Result<Vec<RawMsg<'_>>, KernelError> {
             ty: u16::from_ne_bytes([h[4], h[5]]),
             flags: u16::from_ne_bytes([h[6], h[7]]),
             seq: u32::from_ne_bytes(h[8..12].try_into().expect("4 bytes")),
+            pid: u32::from_ne_bytes(h[12..16].try_into().expect("4 bytes")),
             payload: &h[HDR_LEN..len],
         });
         off += (len + 3) & !3;
@@ -107,6 +110,7 @@ pub fn parse_error(msg: &RawMsg<'_>) -> (i32, Option<String>) {
 /// A blocking netlink socket bound to the kernel.
 pub struct NlSocket {
     sock: Socket,
+    port: u32,
     seq: u32,
     rx: Vec<u8>,
 }
@@ -115,7 +119,7 @@ impl NlSocket {
     /// Open a socket for `protocol` (netlink_sys::constants::NETLINK_XFRM / NETLINK_ROUTE).
     pub fn open(protocol: isize) -> Result<NlSocket, KernelError> {
         let mut sock = Socket::new(protocol)?;
-        sock.bind_auto()?;
+        let port = sock.bind_auto()?.port_number();
         // Error strings such as "Requested type not found" come back with EXT_ACK; CAP_ACK
         // keeps each ack at 36 bytes instead of echoing the whole request.
         sock.set_ext_ack(true)?;
@@ -141,9 +145,16 @@ impl NlSocket {
         let seq = std::process::id().wrapping_mul(7919) & 0x7fff_ffff;
         Ok(NlSocket {
             sock,
+            port,
             seq,
             rx: vec![0; RX_BUF],
         })
+    }
+
+    /// This socket's netlink port id: the kernel stamps it on the notifications our
+    /// requests cause, so an event listener can tell our own changes from others'.
+    pub fn port_id(&self) -> u32 {
+        self.port
     }
 
     fn send_raw(&self, buf: &[u8]) -> Result<(), KernelError> {
@@ -188,6 +199,7 @@ impl NlSocket {
                     r.ty,
                     NLM_F_REQUEST | NLM_F_ACK | r.flags,
                     seq,
+                    self.port,
                     &r.payload,
                 );
                 i += 1;
@@ -257,7 +269,14 @@ impl NlSocket {
         let seq = self.seq;
         self.seq = self.seq.wrapping_add(1);
         let mut buf = Vec::with_capacity(HDR_LEN + payload.len() + 4);
-        push_msg(&mut buf, ty, NLM_F_REQUEST | NLM_F_DUMP, seq, payload);
+        push_msg(
+            &mut buf,
+            ty,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            seq,
+            self.port,
+            payload,
+        );
         self.send_raw(&buf)?;
         let mut intr = false;
         loop {
@@ -296,13 +315,16 @@ fn dump_chunk(
     Ok(false)
 }
 
-fn push_msg(buf: &mut Vec<u8>, ty: u16, flags: u16, seq: u32, payload: &[u8]) {
+/// Append one message. `pid` is the sender's port id: XFRM copies the request header's
+/// nlmsg_pid into the notifications it multicasts (xfrm_user.c `c.portid`), which is how
+/// the daemon recognises, and ignores, the events of its own writes.
+fn push_msg(buf: &mut Vec<u8>, ty: u16, flags: u16, seq: u32, pid: u32, payload: &[u8]) {
     let len = (HDR_LEN + payload.len()) as u32;
     buf.extend_from_slice(&len.to_ne_bytes());
     buf.extend_from_slice(&ty.to_ne_bytes());
     buf.extend_from_slice(&flags.to_ne_bytes());
     buf.extend_from_slice(&seq.to_ne_bytes());
-    buf.extend_from_slice(&0u32.to_ne_bytes());
+    buf.extend_from_slice(&pid.to_ne_bytes());
     buf.extend_from_slice(payload);
     while !buf.len().is_multiple_of(4) {
         buf.push(0);
@@ -342,7 +364,14 @@ mod tests {
             p.push(0);
         }
         let mut buf = Vec::new();
-        push_msg(&mut buf, NLMSG_ERROR, NLM_F_CAPPED | NLM_F_ACK_TLVS, 7, &p);
+        push_msg(
+            &mut buf,
+            NLMSG_ERROR,
+            NLM_F_CAPPED | NLM_F_ACK_TLVS,
+            7,
+            0,
+            &p,
+        );
         let msgs = parse_msgs(&buf).unwrap();
         assert_eq!(msgs.len(), 1);
         assert_eq!(msgs[0].seq, 7);

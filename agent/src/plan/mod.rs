@@ -25,7 +25,7 @@ pub mod suite;
 pub mod tunnel;
 
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 

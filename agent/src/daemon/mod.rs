@@ -1,0 +1,388 @@
+//! `xfrm-agent run`: one reconcile loop. Every trigger — the policy file, SIGHUP, a local
+//! address change, an XFRM event someone else caused, the compiler's `next_change`, the
+//! periodic resync — leads to the same load → desired → observe → diff → apply → verify.
+//!
+//! One current-thread tokio runtime drives everything, so every socket is opened on the
+//! thread that entered `--netns`, and the loop needs no locks. Idle, it sleeps in epoll
+//! until an event or the next timer: no polling.
+
+pub mod book;
+pub mod control;
+pub mod metrics;
+pub mod watch;
+pub mod worker;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::time::{sleep_until, Instant};
+
+use book::{Debounce, RateLimiter, Reaction};
+use worker::{Cause, Worker};
+
+use crate::kernel::{self, addrs::AddrEvents, events::XfrmEvents};
+
+/// Unknown-peer acquires are logged once per address per this interval.
+const UNKNOWN_LOG_EVERY: Duration = Duration::from_secs(60);
+/// Acquires for known peers trigger a reconcile at most this often per address.
+const ACQUIRE_EVERY: Duration = Duration::from_secs(1);
+/// After a failed reconcile (kernel I/O error), try again after this long.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// What `run` needs beyond the policy arguments.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub flush_on_exit: bool,
+    pub metrics: Option<SocketAddr>,
+    pub resync: Duration,
+    pub debounce: Duration,
+}
+
+fn sd(states: &[sd_notify::NotifyState]) {
+    // Not under systemd (no NOTIFY_SOCKET) this is a no-op.
+    let _ = sd_notify::notify(states);
+}
+
+fn sd_reloading() {
+    match sd_notify::NotifyState::monotonic_usec_now() {
+        Ok(m) => sd(&[sd_notify::NotifyState::Reloading, m]),
+        Err(_) => sd(&[sd_notify::NotifyState::Reloading]),
+    }
+}
+
+/// Enter the namespace, build the runtime and run until SIGTERM/SIGINT.
+pub fn run(
+    policy: &crate::cli::PolicyArgs,
+    netns: Option<&str>,
+    o: &Options,
+) -> anyhow::Result<ExitCode> {
+    kernel::netns::enter_opt(netns)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(serve(policy, o))
+}
+
+/// Instant of a Unix time in seconds (the compiler's next_change), a millisecond late so
+/// the compiler, asked then, is past the boundary.
+fn instant_of_unix(secs: u64) -> Instant {
+    let now_unix = worker::unix_now();
+    let ahead = (secs as f64 - now_unix).max(0.0) + 0.001;
+    Instant::now() + Duration::from_secs_f64(ahead)
+}
+
+/// Everything the loop waits on besides sockets.
+struct Timers {
+    debounce: Debounce,
+    resync_at: Instant,
+    retry_at: Option<Instant>,
+    rotate_at: Option<Instant>,
+    watchdog: Option<(Duration, Instant)>,
+    origin: Instant,
+}
+
+impl Timers {
+    fn since_origin(&self, t: Instant) -> Duration {
+        t.duration_since(self.origin)
+    }
+    fn next_wake(&self) -> Instant {
+        let mut t = self.resync_at;
+        let debounce = self.debounce.due().map(|d| self.origin + d);
+        for x in [
+            debounce,
+            self.retry_at,
+            self.rotate_at,
+            self.watchdog.map(|w| w.1),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            t = t.min(x);
+        }
+        t
+    }
+}
+
+async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<ExitCode> {
+    let control = match control::bind() {
+        Ok(l) => tokio::net::UnixListener::from_std(l)?,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            anyhow::bail!("another xfrm-agent is already running in this network namespace")
+        }
+        Err(e) => return Err(e).context("binding the control socket @xfrm-agent"),
+    };
+    let mut sighup = signal(SignalKind::hangup())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let sock = kernel::open().context("opening the XFRM netlink socket")?;
+    let mut w = Worker::start(policy, sock)?;
+    let mut xev = XfrmEvents::open().context("subscribing to XFRM events")?;
+    xev.ignore_sender(w.port_id());
+    let aev = AddrEvents::open().context("subscribing to address events")?;
+    // SAFETY: both types own their socket fd for their whole life and close it only on
+    // drop, which AsyncFd runs after deregistering.
+    let mut xfd = unsafe { AsyncFd::register(xev) }?;
+    let mut afd = unsafe { AsyncFd::register(aev) }?;
+    let (ftx, mut frx) = tokio::sync::mpsc::unbounded_channel();
+    let _watcher = watch::watch(&policy.config, ftx).context("watching the policy file")?;
+    let metrics = match o.metrics {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding the metrics address {a}"))?,
+        ),
+        None => None,
+    };
+
+    // Subscribed before the first reconcile: nothing that happens after it is missed.
+    if let Err(e) = w.reconcile(Cause::Start) {
+        tracing::error!(error = %format!("{e:#}"), "first reconcile failed; retrying");
+    }
+    let now = Instant::now();
+    let mut t = Timers {
+        debounce: Debounce::new(o.debounce),
+        resync_at: now + o.resync,
+        retry_at: None,
+        rotate_at: w.view.next_rotation_unix.map(instant_of_unix),
+        watchdog: sd_notify::watchdog_enabled().map(|d| (d / 2, now)),
+        origin: now,
+    };
+    sd(&[sd_notify::NotifyState::Ready]);
+    tracing::info!(host = %w.view.host, config = %w.view.config, "running");
+    let mut unknown = RateLimiter::default();
+    let mut acquires = RateLimiter::default();
+
+    loop {
+        let mut cause: Option<Cause> = None;
+        tokio::select! {
+            _ = sighup.recv() => {
+                sd_reloading();
+                w.reload(true);
+                cause = Some(Cause::Reload);
+            }
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            Some(k) = frx.recv() => {
+                let now = t.since_origin(Instant::now());
+                t.debounce.event(k, now);
+                while let Ok(k) = frx.try_recv() {
+                    t.debounce.event(k, now);
+                }
+            }
+            g = xfd.readable_mut() => {
+                let mut g = g?;
+                let evs = g.get_inner_mut().poll();
+                g.clear_ready();
+                match evs {
+                    Ok(evs) => {
+                        let d = w.last_desired().cloned().unwrap_or_default();
+                        let now = t.since_origin(Instant::now());
+                        for ev in &evs {
+                            let c = match book::react(ev, &d, &|a| w.known(a)) {
+                                Reaction::Ignore => None,
+                                Reaction::Drift => Some(Cause::Drift),
+                                Reaction::Resync => Some(Cause::Resync),
+                                Reaction::SoftExpire => {
+                                    w.view.soft_expires += 1;
+                                    tracing::warn!(event = ?ev, "an owned SA reached its soft lifetime: the rotation schedule was missed; reconciling now");
+                                    Some(Cause::SoftExpire)
+                                }
+                                Reaction::KnownAcquire(a) => acquires.allow(a, now, ACQUIRE_EVERY).then_some(Cause::Acquire),
+                                Reaction::UnknownAcquire(a) => {
+                                    w.view.unknown_peer_acquires += 1;
+                                    if unknown.allow(a, now, UNKNOWN_LOG_EVERY) {
+                                        tracing::warn!(address = %a, "traffic to an address outside the inventory hit a protecting policy (dropped); logged once a minute per address");
+                                    }
+                                    None
+                                }
+                            };
+                            cause = cause.or(c);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading XFRM events failed; resyncing");
+                        cause = Some(Cause::Resync);
+                    }
+                }
+            }
+            g = afd.readable_mut() => {
+                let mut g = g?;
+                let evs = g.get_inner_mut().poll();
+                g.clear_ready();
+                match evs {
+                    Ok(evs) if evs.is_empty() => {}
+                    Ok(evs) => {
+                        tracing::info!(events = ?evs, "local addresses changed");
+                        cause = Some(Cause::Addresses);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading address events failed; resyncing");
+                        cause = Some(Cause::Resync);
+                    }
+                }
+            }
+            c = control.accept() => {
+                if let Ok((mut s, _)) = c {
+                    let body = serde_json::to_string(&w.view).unwrap_or_default();
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(Duration::from_secs(2), s.write_all(body.as_bytes())).await;
+                    });
+                }
+            }
+            c = accept_opt(metrics.as_ref()) => {
+                if let Ok((s, _)) = c {
+                    let kernel = w.kernel_status().map_err(|e| tracing::warn!(error = %e, "metrics: kernel dump failed")).ok();
+                    let stat = crate::status::read_xfrm_stat_all();
+                    let body = metrics::render(&w.metrics, &w.view, kernel.as_ref(), &stat);
+                    tokio::spawn(respond_http(s, body));
+                }
+            }
+            _ = sleep_until(t.next_wake()) => {}
+        }
+
+        let now = Instant::now();
+        if t.debounce.fire(t.since_origin(now)) && w.reload(false) {
+            sd_reloading();
+            cause = cause.or(Some(Cause::Reload));
+        }
+        if t.rotate_at.is_some_and(|r| r <= now) {
+            cause = cause.or(Some(Cause::Rotation));
+        }
+        if t.retry_at.is_some_and(|r| r <= now) {
+            cause = cause.or(Some(Cause::Retry));
+        }
+        if t.resync_at <= now {
+            t.resync_at = now + o.resync;
+            // A resync re-reads the file too: a lost inotify event must not leave an edit unapplied.
+            if w.reload(false) {
+                cause = Some(Cause::Reload);
+            }
+            cause = cause.or(Some(Cause::Resync));
+        }
+        if let Some((every, at)) = t.watchdog {
+            if at <= now {
+                sd(&[sd_notify::NotifyState::Watchdog]);
+                t.watchdog = Some((every, now + every));
+            }
+        }
+        if let Some(c) = cause {
+            match w.reconcile(c) {
+                Ok(()) => t.retry_at = None,
+                Err(e) => {
+                    tracing::error!(cause = ?c, error = %format!("{e:#}"), "reconcile failed; retrying in 1 s");
+                    t.retry_at = Some(Instant::now() + RETRY_AFTER);
+                }
+            }
+            t.rotate_at = w.view.next_rotation_unix.map(instant_of_unix);
+            if c == Cause::Reload {
+                sd(&[sd_notify::NotifyState::Ready]);
+            }
+        }
+    }
+
+    sd(&[sd_notify::NotifyState::Stopping]);
+    if o.flush_on_exit {
+        let n = w.flush()?;
+        tracing::info!(removed = n, "flushed every owned object (--flush-on-exit)");
+    } else {
+        tracing::info!("exiting; kernel state left in place (protection persists, fail-closed)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn accept_opt(
+    l: Option<&tokio::net::TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match l {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Answer one HTTP request: the metrics on GET /metrics, 404 otherwise.
+async fn respond_http(mut s: tokio::net::TcpStream, body: String) {
+    let io = async {
+        let mut buf = vec![0u8; 2048];
+        let mut n = 0;
+        while n < buf.len() && !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+            let k = s.read(&mut buf[n..]).await?;
+            if k == 0 {
+                break;
+            }
+            n += k;
+        }
+        let head = String::from_utf8_lossy(&buf[..n]);
+        let path = head.split_whitespace().nth(1).unwrap_or("");
+        let resp = if path == "/metrics" || path.starts_with("/metrics?") {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        } else {
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+        };
+        s.write_all(resp.as_bytes()).await?;
+        s.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), io).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use book::FileEvent;
+
+    fn timers(now: Instant) -> Timers {
+        Timers {
+            debounce: Debounce::new(Duration::from_millis(100)),
+            resync_at: now + Duration::from_secs(60),
+            retry_at: None,
+            rotate_at: Some(now + Duration::from_secs(10)),
+            watchdog: None,
+            origin: now,
+        }
+    }
+
+    /// The loop sleeps until the earliest of its timers, and a write burst reloads once,
+    /// after the quiet period — checked on tokio's paused clock.
+    #[tokio::test(start_paused = true)]
+    async fn sleeps_until_the_earliest_timer_and_debounces_writes() {
+        let t0 = Instant::now();
+        let mut t = timers(t0);
+        assert_eq!(
+            t.next_wake(),
+            t0 + Duration::from_secs(10),
+            "rotation first"
+        );
+        for _ in 0..5 {
+            t.debounce
+                .event(FileEvent::Writing, t.since_origin(Instant::now()));
+            tokio::time::advance(Duration::from_millis(20)).await;
+        }
+        // Last write at 80 ms: due at 180 ms.
+        assert_eq!(t.next_wake(), t0 + Duration::from_millis(180));
+        sleep_until(t.next_wake()).await;
+        assert!(t.debounce.fire(t.since_origin(Instant::now())));
+        assert!(!t.debounce.fire(t.since_origin(Instant::now())), "once");
+        assert_eq!(t.next_wake(), t0 + Duration::from_secs(10));
+        t.watchdog = Some((Duration::from_secs(15), t0 + Duration::from_secs(5)));
+        assert_eq!(t.next_wake(), t0 + Duration::from_secs(5), "watchdog ping");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rotation_instant_is_just_past_the_boundary() {
+        let now = worker::unix_now();
+        let at = instant_of_unix(now.ceil() as u64 + 5);
+        let ahead = at.duration_since(Instant::now()).as_secs_f64();
+        assert!(ahead > 5.0 - 1.0 && ahead <= 6.0 + 0.01, "{ahead}");
+        // A boundary in the past fires now (plus the millisecond).
+        let past = instant_of_unix(1);
+        assert!(past.duration_since(Instant::now()) <= Duration::from_millis(2));
+    }
+}

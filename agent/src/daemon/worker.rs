@@ -1,0 +1,322 @@
+//! The daemon's I/O half: the last good policy, the XFRM socket, the ESP-in-UDP sockets,
+//! and one reconcile (load → desired → observe → diff → apply → verify) per trigger.
+
+use std::net::{IpAddr, UdpSocket};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
+
+use super::book::{DaemonView, ReconcileInfo, ReloadInfo};
+use super::metrics::Metrics;
+use crate::cli::context::{self, Context};
+use crate::cli::PolicyArgs;
+use crate::engine;
+use crate::kernel::{self, encap, NlSocket};
+use crate::model::{Desired, NAT_T_PORT};
+use crate::plan::{self, Timestamp};
+
+/// Why a reconcile runs (logged, and it decides what counts as a rotation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    Start,
+    Reload,
+    Addresses,
+    Rotation,
+    Drift,
+    SoftExpire,
+    Acquire,
+    Resync,
+    Retry,
+}
+
+impl Cause {
+    fn as_str(self) -> &'static str {
+        match self {
+            Cause::Start => "start",
+            Cause::Reload => "reload",
+            Cause::Addresses => "addresses",
+            Cause::Rotation => "rotation",
+            Cause::Drift => "drift",
+            Cause::SoftExpire => "soft-expire",
+            Cause::Acquire => "acquire",
+            Cause::Resync => "resync",
+            Cause::Retry => "retry",
+        }
+    }
+}
+
+/// A policy that loaded, with the hash of exactly the text parsed.
+struct Loaded {
+    ctx: Context,
+    sha256: String,
+}
+
+/// The UDP 4500 sockets, one per family, held while any SA of that family is encapsulated.
+#[derive(Default)]
+struct EncapSockets {
+    v4: Option<UdpSocket>,
+    v6: Option<UdpSocket>,
+}
+
+/// The daemon's state that touches the outside world.
+pub struct Worker {
+    args: PolicyArgs,
+    sock: NlSocket,
+    loaded: Loaded,
+    last: Option<Desired>,
+    encap: EncapSockets,
+    /// Kernel features found missing (e.g. "ESP"): SA writes are left out until a resync.
+    missing: Vec<String>,
+    pub view: DaemonView,
+    pub metrics: Metrics,
+}
+
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+fn now_ts() -> Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp(d.as_nanos() as u64)
+}
+
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn read_and_load(args: &PolicyArgs) -> anyhow::Result<Loaded> {
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("{}: cannot read the policy file", args.config.display()))?;
+    let ctx = context::load_text(args, &text)?;
+    Ok(Loaded {
+        sha256: sha256_hex(&text),
+        ctx,
+    })
+}
+
+/// Same objects (keys and specs), ignoring per-call metadata such as initial sequence numbers.
+fn same_objects(a: &Desired, b: &Desired) -> bool {
+    a.policies == b.policies
+        && a.states.len() == b.states.len()
+        && a.states
+            .iter()
+            .zip(&b.states)
+            .all(|((ka, va), (kb, vb))| ka == kb && va.spec == vb.spec)
+}
+
+impl Worker {
+    /// Load the policy and key; an invalid file here is fatal (there is nothing to keep).
+    pub fn start(args: &PolicyArgs, sock: NlSocket) -> anyhow::Result<Worker> {
+        let loaded = read_and_load(args)?;
+        context::print_warnings(&loaded.ctx.warnings);
+        let view = DaemonView {
+            pid: std::process::id(),
+            host: loaded.ctx.identity.host.clone(),
+            config: args.config.display().to_string(),
+            policy_sha256: loaded.sha256.clone(),
+            started_unix: unix_now(),
+            last_reload: ReloadInfo {
+                unix: unix_now(),
+                ok: true,
+                error: None,
+            },
+            ..DaemonView::default()
+        };
+        Ok(Worker {
+            args: args.clone(),
+            sock,
+            loaded,
+            last: None,
+            encap: EncapSockets::default(),
+            missing: vec![],
+            view,
+            metrics: Metrics::default(),
+        })
+    }
+
+    /// The XFRM socket's port id (to ignore the notifications our own writes cause).
+    pub fn port_id(&self) -> u32 {
+        self.sock.port_id()
+    }
+
+    /// Re-read the file (and keys). `force` reloads an unchanged file too (SIGHUP: a key
+    /// file may have changed). Returns true when a different policy is now in force. An
+    /// invalid file leaves the last good one in force and is reported, never applied.
+    pub fn reload(&mut self, force: bool) -> bool {
+        match read_and_load(&self.args) {
+            Ok(l) if !force && l.sha256 == self.loaded.sha256 => false,
+            Ok(l) => {
+                context::print_warnings(&l.ctx.warnings);
+                let changed = l.sha256 != self.loaded.sha256 || force;
+                tracing::info!(sha256 = %l.sha256, previous = %self.loaded.sha256, "policy reloaded");
+                self.view.policy_sha256 = l.sha256.clone();
+                self.view.host = l.ctx.identity.host.clone();
+                self.view.last_reload = ReloadInfo {
+                    unix: unix_now(),
+                    ok: true,
+                    error: None,
+                };
+                self.view.last_error = None;
+                self.view.reloads_ok += 1;
+                self.loaded = l;
+                changed
+            }
+            Err(e) => {
+                let text = format!("{e:#}");
+                tracing::error!(error = %text, "policy rejected; the last good policy stays in force");
+                self.view.last_reload = ReloadInfo {
+                    unix: unix_now(),
+                    ok: false,
+                    error: Some(text.clone()),
+                };
+                self.view.last_error = Some(text);
+                self.view.reloads_failed += 1;
+                false
+            }
+        }
+    }
+
+    /// Whether `ip` belongs to a host or cluster of the inventory.
+    pub fn known(&self, ip: IpAddr) -> bool {
+        let p = &self.loaded.ctx.policy;
+        p.hosts.iter().any(|h| h.addresses.contains(&ip))
+            || p.clusters.iter().any(|c| c.addresses.contains(&ip))
+    }
+
+    /// The desired set of the last reconcile (empty before the first).
+    pub fn last_desired(&self) -> Option<&Desired> {
+        self.last.as_ref()
+    }
+
+    /// Open or close the UDP 4500 sockets to match the desired encapsulated SAs. Opened
+    /// before the SAs are installed, so inbound ESP-in-UDP is decapsulated from the first
+    /// packet. (Non-ESP datagrams queue on the socket unread; NAT keepalives are dropped by
+    /// the kernel's encap handler itself.)
+    fn sync_encap(&mut self, d: &Desired) {
+        let need = |v6: bool| {
+            d.states
+                .iter()
+                .any(|(k, s)| s.spec.encap.is_some() && k.dst.is_ipv6() == v6)
+        };
+        for (v6, slot) in [(false, &mut self.encap.v4), (true, &mut self.encap.v6)] {
+            match (need(v6), slot.is_some()) {
+                (true, false) => match encap::open_encap_socket(v6, NAT_T_PORT) {
+                    Ok(s) => {
+                        tracing::info!(ipv6 = v6, port = NAT_T_PORT, "ESP-in-UDP socket open");
+                        *slot = Some(s);
+                    }
+                    Err(e) => tracing::error!(ipv6 = v6, error = %e,
+                        "cannot open the ESP-in-UDP socket (is an IKE daemon holding UDP 4500?); encapsulated SAs will not receive"),
+                },
+                (false, true) => {
+                    tracing::info!(ipv6 = v6, "ESP-in-UDP socket closed");
+                    *slot = None;
+                }
+                _ => {}
+            }
+        }
+        self.view.encap_sockets =
+            usize::from(self.encap.v4.is_some()) + usize::from(self.encap.v6.is_some());
+    }
+
+    /// One reconcile. Kernel errors are returned (the loop retries); everything else is
+    /// accounted in the view and metrics.
+    pub fn reconcile(&mut self, cause: Cause) -> anyhow::Result<()> {
+        let t0 = Instant::now();
+        let local = kernel::addrs::local_addrs().context("reading local addresses")?;
+        let full = {
+            let ctx = &self.loaded.ctx;
+            plan::desired(&ctx.policy, &ctx.identity, &local, now_ts())?
+        };
+        self.sync_encap(&full);
+        let ctx = &self.loaded.ctx;
+        let skip_states = !self.missing.is_empty() && cause != Cause::Resync;
+        let out = if skip_states {
+            let policies_only = Desired {
+                states: Default::default(),
+                ..full.clone()
+            };
+            engine::reconcile(&mut self.sock, &policies_only, &ctx.policy.ownership, false)?
+        } else {
+            engine::reconcile(&mut self.sock, &full, &ctx.policy.ownership, false)?
+        };
+        let secs = t0.elapsed().as_secs_f64();
+        let missing: Vec<String> = out
+            .missing_features()
+            .into_iter()
+            .map(|m| m.feature)
+            .collect();
+        if !skip_states && missing != self.missing {
+            if missing.is_empty() {
+                tracing::info!("kernel features now present; SAs installed");
+            } else {
+                tracing::error!(features = ?missing,
+                    "this kernel lacks what the SAs need; policies stay installed (traffic is held, fail-closed); retrying at each resync");
+            }
+            self.missing = missing;
+        }
+        for f in out.other_failures() {
+            tracing::warn!(op = %f.op, error = %f.error, "kernel refused");
+        }
+        let applied = out.applied;
+        if applied > 0 {
+            let drift = self.last.as_ref().is_some_and(|l| same_objects(l, &full));
+            if drift {
+                self.view.drift_repairs += 1;
+                let ops: Vec<String> = out.plan.ops.iter().take(8).map(|o| o.to_string()).collect();
+                tracing::warn!(cause = cause.as_str(), ops = applied, first = ?ops,
+                    "repaired drift: owned objects were changed or removed by someone else");
+            } else if cause == Cause::Rotation {
+                self.view.rotations += 1;
+            }
+        }
+        tracing::info!(
+            cause = cause.as_str(),
+            ops = applied,
+            failed = out.failed.len(),
+            verified = out.verified,
+            ms = format!("{:.1}", secs * 1e3),
+            "reconciled"
+        );
+        self.metrics.reconcile_seconds.observe(secs);
+        self.view.reconciles += 1;
+        self.view.last_reconcile = ReconcileInfo {
+            unix: unix_now(),
+            cause: cause.as_str().into(),
+            ops: applied,
+            failed: out.failed.len(),
+            duration_ms: secs * 1e3,
+            verified: out.verified,
+        };
+        self.view.missing_features = self.missing.clone();
+        self.view.note_desired(&full);
+        self.last = Some(full);
+        Ok(())
+    }
+
+    /// Remove every owned object (exit with --flush-on-exit).
+    pub fn flush(&mut self) -> anyhow::Result<usize> {
+        let out = engine::flush(&mut self.sock, &self.loaded.ctx.policy.ownership, false)?;
+        Ok(out.applied)
+    }
+
+    /// The status report of the kernel now, joined with the last desired set (metrics).
+    pub fn kernel_status(&mut self) -> anyhow::Result<crate::status::Status> {
+        let observed = kernel::observe(&mut self.sock, &self.loaded.ctx.policy.ownership)?;
+        let d = self.last.clone().unwrap_or_default();
+        Ok(crate::status::build(
+            &d,
+            &observed,
+            crate::status::read_xfrm_stat_all(),
+        ))
+    }
+}
