@@ -268,25 +268,27 @@ fn sha256_hex(text: &str) -> String {
         .collect()
 }
 
-/// Until the daemon reports the file's hash: (its last reconcile's duration_ms, ops).
-fn daemon_settled(agent: &Path, sha: &str, deadline: Instant) -> anyhow::Result<(f64, u64)> {
+/// The daemon's view (`xfrm-agent status --daemon --json`), Null when none answers.
+fn daemon_view(agent: &Path) -> anyhow::Result<serde_json::Value> {
+    let out = Command::new(agent)
+        .args(["status", "--daemon", "--json"])
+        .stderr(Stdio::null())
+        .output()?;
+    Ok(serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null))
+}
+
+/// Until the daemon has reconciled after `before` with the file's hash: the duration_ms
+/// of its last reconcile.
+fn daemon_settled(agent: &Path, sha: &str, before: u64, deadline: Instant) -> anyhow::Result<f64> {
     loop {
-        let out = Command::new(agent)
-            .args(["status", "--daemon", "--json"])
-            .stderr(Stdio::null())
-            .output()?;
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
-            let d = v.get("daemon").unwrap_or(&v);
-            let r = &d["last_reconcile"];
-            if d["policy_sha256"].as_str() == Some(sha) && r["ops"].as_u64().unwrap_or(0) > 0 {
-                return Ok((
-                    r["duration_ms"].as_f64().unwrap_or(f64::NAN),
-                    r["ops"].as_u64().unwrap_or(0),
-                ));
-            }
+        let v = daemon_view(agent)?;
+        if v["policy_sha256"].as_str() == Some(sha) && v["reconciles"].as_u64() > Some(before) {
+            return Ok(v["last_reconcile"]["duration_ms"]
+                .as_f64()
+                .unwrap_or(f64::NAN));
         }
         if Instant::now() > deadline {
-            bail!("daemon never reported policy sha256 {sha}");
+            bail!("the daemon never reported policy sha256 {sha}: {v}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -339,6 +341,10 @@ fn main() -> anyhow::Result<()> {
             Mode::Apply => std::fs::write(&a.config, &next)?,
             Mode::Batch => std::fs::write(&batch_file, batch(&old_plan, &new_plan, a.states))?,
         }
+        let before = match a.mode {
+            Mode::Rename => daemon_view(&a.agent)?["reconciles"].as_u64().unwrap_or(0),
+            _ => 0,
+        };
         ev.poll()?; // anything before the clock starts is not this change's
         let t0 = Instant::now();
         match a.mode {
@@ -367,7 +373,7 @@ fn main() -> anyhow::Result<()> {
         match a.mode {
             Mode::Batch => std::fs::write(&a.config, &text)?,
             Mode::Rename => {
-                let (d, _) = daemon_settled(&a.agent, &sha256_hex(&text), t0 + a.timeout)?;
+                let d = daemon_settled(&a.agent, &sha256_hex(&text), before, t0 + a.timeout)?;
                 daemon_ms.push(d);
             }
             Mode::Apply => {}
