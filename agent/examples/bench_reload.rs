@@ -277,15 +277,22 @@ fn daemon_view(agent: &Path) -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null))
 }
 
-/// Until the daemon has reconciled after `before` with the file's hash: the duration_ms
-/// of its last reconcile.
-fn daemon_settled(agent: &Path, sha: &str, before: u64, deadline: Instant) -> anyhow::Result<f64> {
+/// Until the daemon has reconciled after `before` with the file's hash: (its last
+/// reconcile's duration_ms, the unix time its reload finished: read, parse, key).
+fn daemon_settled(
+    agent: &Path,
+    sha: &str,
+    before: u64,
+    deadline: Instant,
+) -> anyhow::Result<(f64, f64)> {
     loop {
         let v = daemon_view(agent)?;
         if v["policy_sha256"].as_str() == Some(sha) && v["reconciles"].as_u64() > Some(before) {
-            return Ok(v["last_reconcile"]["duration_ms"]
-                .as_f64()
-                .unwrap_or(f64::NAN));
+            let num = |x: &serde_json::Value| x.as_f64().unwrap_or(f64::NAN);
+            return Ok((
+                num(&v["last_reconcile"]["duration_ms"]),
+                num(&v["last_reload"]["unix"]),
+            ));
         }
         if Instant::now() > deadline {
             bail!("the daemon never reported policy sha256 {sha}: {v}");
@@ -326,6 +333,7 @@ fn main() -> anyhow::Result<()> {
     let (mut lat, mut failed, mut events, mut daemon_ms) = (Vec::new(), 0, 0, Vec::new());
     let mut cmd_failed = 0;
     let mut prev: Option<Desired> = None;
+    let mut load_ms = Vec::new();
     for k in 0..a.count {
         let host = a.first + k;
         let next = move_host(&text, host)?;
@@ -354,6 +362,7 @@ fn main() -> anyhow::Result<()> {
         };
         ev.poll()?; // anything before the clock starts is not this change's
         let t0 = Instant::now();
+        let t0_unix = clock().0 as f64 / 1e9;
         match a.mode {
             Mode::Rename => std::fs::rename(&staged, &a.config)?,
             Mode::Apply => {
@@ -381,8 +390,10 @@ fn main() -> anyhow::Result<()> {
         match a.mode {
             Mode::Batch => std::fs::write(&a.config, &text)?,
             Mode::Rename => {
-                let d = daemon_settled(&a.agent, &sha256_hex(&text), before, t0 + a.timeout)?;
+                let (d, loaded) =
+                    daemon_settled(&a.agent, &sha256_hex(&text), before, t0 + a.timeout)?;
                 daemon_ms.push(d);
+                load_ms.push((loaded - t0_unix) * 1e3);
             }
             Mode::Apply => {}
         }
@@ -408,7 +419,12 @@ fn main() -> anyhow::Result<()> {
         String::new()
     } else {
         daemon_ms.sort_by(f64::total_cmp);
-        format!(" daemon_reconcile_p50_ms={:.1}", pct(&daemon_ms, 50.0))
+        load_ms.sort_by(f64::total_cmp);
+        format!(
+            " daemon_load_p50_ms={:.1} daemon_reconcile_p50_ms={:.1}",
+            pct(&load_ms, 50.0),
+            pct(&daemon_ms, 50.0)
+        )
     };
     println!(
         "summary n={} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} mean_ms={:.2} failed={failed} cmd_failed={cmd_failed} events_per_change={:.1}{dm}",
