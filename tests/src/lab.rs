@@ -299,13 +299,3 @@ pub fn agent_binary() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| crate::repo_root().join("target/debug/xfrm-agent"))
 }
-
-/// Why ESP-in-UDP cannot work yet, or None once `xfrm-agent run` (which owns the UDP 4500
-/// encapsulation socket) exists.
-pub fn esp_udp_gap() -> Option<String> {
-    let has_daemon = Command::new(agent_binary())
-        .args(["run", "--help"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    (!has_daemon).then(|| "no `xfrm-agent run` yet: nothing holds the UDP_ENCAP socket, so inbound ESP-in-UDP is not decapsulated".into())
-}

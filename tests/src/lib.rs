@@ -7,7 +7,9 @@
 //! [`pcap`] (reading the captures), [`matrix`] (cells, runs, verdicts), [`report`] (the
 //! table), [`lab`] (bringing the namespace lab up and down from a test).
 
+pub mod daemon;
 pub mod exec;
+pub mod garp;
 pub mod interop;
 pub mod lab;
 pub mod matrix;
@@ -16,7 +18,10 @@ pub mod pcap;
 pub mod probe;
 pub mod remote;
 pub mod report;
+pub mod stream;
 pub mod topology;
+pub mod wire;
+pub mod xfrm;
 
 use std::path::PathBuf;
 

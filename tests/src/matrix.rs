@@ -77,8 +77,6 @@ pub struct Observation {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Pass,
-    /// A known gap with its reason (the cell is reported, not failed).
-    Expected(String),
     Fail(String),
 }
 
@@ -87,8 +85,6 @@ pub enum Verdict {
 pub struct Options {
     pub timeout_ms: u64,
     pub settle_ms: u64,
-    /// Why ESP-in-UDP cannot work yet (no daemon owning the UDP 4500 socket), if so.
-    pub esp_udp_gap: Option<String>,
 }
 
 impl Default for Options {
@@ -96,7 +92,6 @@ impl Default for Options {
         Options {
             timeout_ms: 1500,
             settle_ms: 20,
-            esp_udp_gap: None,
         }
     }
 }
@@ -130,9 +125,8 @@ pub fn cells(policy: &Policy, topo: &Topology, hosts: &[&Host]) -> Vec<Cell> {
 }
 
 /// Whether the cell is expected to end without an echo (it then runs in the concurrent phase).
-fn expected_to_fail(c: &Cell, o: &Options) -> bool {
+fn expected_to_fail(c: &Cell) -> bool {
     c.expect.outcome == Outcome::Dropped
-        || (c.expect.outcome == Outcome::EspUdp && o.esp_udp_gap.is_some())
 }
 
 /// Run the cells on the lab reached through `exec`; one observation per cell, in order.
@@ -230,7 +224,7 @@ fn probe_all(
             let probes: Vec<Probe> = cells
                 .iter()
                 .enumerate()
-                .filter(|(_, c)| c.src == *h && expected_to_fail(c, o) == concurrent)
+                .filter(|(_, c)| c.src == *h && expected_to_fail(c) == concurrent)
                 .map(|(id, c)| Probe {
                     id,
                     src: c.flow.src,
@@ -368,7 +362,7 @@ pub fn classify(ok: bool, n: &Counts) -> Option<Outcome> {
 
 /// Judge a cell: the observed outcome must be the expected one, and an end that requires
 /// ESP must never have sent the flow in clear (fail-closed), whatever the outcome.
-pub fn verdict(c: &Cell, obs: &Observation, o: &Options) -> Verdict {
+pub fn verdict(c: &Cell, obs: &Observation) -> Verdict {
     let e = c.expect;
     if e.outcome != Outcome::Clear {
         if e.src.requires_esp() && obs.counts.clear_by_src > 0 {
@@ -386,9 +380,6 @@ pub fn verdict(c: &Cell, obs: &Observation, o: &Options) -> Verdict {
     }
     match obs.outcome {
         Some(seen) if seen == e.outcome => Verdict::Pass,
-        Some(Outcome::Dropped) if e.outcome == Outcome::EspUdp && o.esp_udp_gap.is_some() => {
-            Verdict::Expected(o.esp_udp_gap.clone().unwrap_or_default())
-        }
         Some(seen) => Verdict::Fail(format!(
             "expected {}, saw {} ({}; {:?})",
             e.outcome.as_str(),

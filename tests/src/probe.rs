@@ -177,20 +177,47 @@ fn expect_echo(sent: &[u8], back: &[u8]) -> std::io::Result<()> {
 /// The UDP port capture markers are sent to on the loopback (discard).
 pub const MARK_PORT: u16 = 9;
 
+/// A socket bound to `at`; with `freebind` the address need not be configured yet (a
+/// cluster's virtual address, served by whichever member holds it).
+fn bound(at: SocketAddr, ty: Type, proto: Protocol, freebind: bool) -> std::io::Result<Socket> {
+    let s = Socket::new(domain(&at.ip()), ty, Some(proto))?;
+    if freebind {
+        if at.is_ipv6() {
+            s.set_freebind_v6(true)?;
+        } else {
+            s.set_freebind_v4(true)?;
+        }
+    }
+    if ty == Type::STREAM {
+        s.set_reuse_address(true)?;
+    }
+    s.bind(&at.into())?;
+    Ok(s)
+}
+
 /// Serve TCP and UDP echo on every (address, port) until `control` reaches EOF.
 /// Specific addresses, not a wildcard: a UDP reply must leave from the address that was
 /// asked (a router has several). Each `mark` line on `control` sends one datagram to
 /// 127.0.0.1:9 and answers `marked`: a capture that has seen it has seen everything sent
-/// before it (libpcap delivers packets in order).
+/// before it (libpcap delivers packets in order). `garp DEV ADDR` sends a gratuitous ARP
+/// for ADDR on DEV and answers `garp sent`.
 pub fn serve(
     addrs: &[IpAddr],
     tcp_ports: &[u16],
     udp_ports: &[u16],
+    freebind: bool,
     control: impl std::io::BufRead,
 ) -> std::io::Result<()> {
     for a in addrs {
         for &port in tcp_ports {
-            let l = TcpListener::bind(SocketAddr::new(*a, port))?;
+            let s = bound(
+                SocketAddr::new(*a, port),
+                Type::STREAM,
+                Protocol::TCP,
+                freebind,
+            )?;
+            s.listen(128)?;
+            let l: TcpListener = s.into();
             std::thread::spawn(move || {
                 for conn in l.incoming().flatten() {
                     std::thread::spawn(move || echo_tcp(conn));
@@ -198,7 +225,13 @@ pub fn serve(
             });
         }
         for &port in udp_ports {
-            let s = UdpSocket::bind(SocketAddr::new(*a, port))?;
+            let s: UdpSocket = bound(
+                SocketAddr::new(*a, port),
+                Type::DGRAM,
+                Protocol::UDP,
+                freebind,
+            )?
+            .into();
             std::thread::spawn(move || {
                 let mut buf = [0u8; 2048];
                 while let Ok((n, from)) = s.recv_from(&mut buf) {
@@ -211,11 +244,25 @@ pub fn serve(
     std::io::stdout().flush()?;
     let marker = UdpSocket::bind("127.0.0.1:0")?;
     for line in control.lines() {
-        if line?.trim() == "mark" {
-            marker.send_to(b"xfrm-lab mark", ("127.0.0.1", MARK_PORT))?;
-            println!("marked");
-            std::io::stdout().flush()?;
+        let line = line?;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words[..] {
+            ["mark"] => {
+                marker.send_to(b"xfrm-lab mark", ("127.0.0.1", MARK_PORT))?;
+                println!("marked");
+            }
+            // From a process already running in the host: no process start (slow under
+            // UML) between taking an address and announcing it.
+            ["garp", dev, addr] => match addr.parse() {
+                Ok(a) => match crate::garp::send(dev, a) {
+                    Ok(()) => println!("garp sent"),
+                    Err(e) => println!("garp failed: {e}"),
+                },
+                Err(e) => println!("garp failed: {addr}: {e}"),
+            },
+            _ => {}
         }
+        std::io::stdout().flush()?;
     }
     Ok(())
 }

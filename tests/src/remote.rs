@@ -14,6 +14,7 @@ use anyhow::{bail, Context};
 use crate::exec::Exec;
 use crate::pcap::{self, Packet};
 use crate::probe::{Batch, Result as ProbeResult};
+use crate::stream::{Report as StreamReport, Spec as StreamSpec};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -186,6 +187,28 @@ impl Server {
         tcp: &[u16],
         udp: &[u16],
     ) -> anyhow::Result<Server> {
+        Self::spawn(exec, host, addrs, tcp, udp, false)
+    }
+
+    /// UDP echo on addresses that need not be configured yet (IP_FREEBIND): a cluster's
+    /// virtual address on each member, answered by whichever holds it.
+    pub fn start_freebind(
+        exec: &dyn Exec,
+        host: &str,
+        addrs: &[IpAddr],
+        udp: &[u16],
+    ) -> anyhow::Result<Server> {
+        Self::spawn(exec, host, addrs, &[], udp, true)
+    }
+
+    fn spawn(
+        exec: &dyn Exec,
+        host: &str,
+        addrs: &[IpAddr],
+        tcp: &[u16],
+        udp: &[u16],
+        freebind: bool,
+    ) -> anyhow::Result<Server> {
         let join = |p: &[u16]| p.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
         let mut argv = vec![
             exec.probe_path(),
@@ -195,6 +218,9 @@ impl Server {
             "--udp".into(),
             join(udp),
         ];
+        if freebind {
+            argv.push("--freebind".into());
+        }
         for a in addrs {
             argv.extend(["--addr".into(), a.to_string()]);
         }
@@ -224,6 +250,23 @@ impl Server {
         stdin.write_all(b"mark\n")?;
         stdin.flush()?;
         wait_for(&self.lines, "marked", &format!("marker on {}", self.host))
+    }
+
+    /// Have the host announce `addr` on `dev` with a gratuitous ARP (see [`crate::garp`]).
+    pub fn garp(&mut self, dev: &str, addr: std::net::Ipv4Addr) -> anyhow::Result<()> {
+        let stdin = self.child.stdin.as_mut().expect("piped");
+        writeln!(stdin, "garp {dev} {addr}")?;
+        stdin.flush()?;
+        loop {
+            let l = self
+                .lines
+                .recv_timeout(Duration::from_secs(10))
+                .with_context(|| format!("no answer to garp from {}", self.host))?;
+            if l == "garp sent" {
+                return Ok(());
+            }
+            anyhow::ensure!(!l.starts_with("garp failed"), "{}: {l}", self.host);
+        }
     }
 
     /// Close its stdin and wait for it to exit.
@@ -281,4 +324,67 @@ pub fn finish_probes(mut run: ProbeRun, host: &str) -> anyhow::Result<Vec<ProbeR
     let st = run.child.wait()?;
     anyhow::ensure!(st.success(), "lab-probe run on {host} failed ({st})");
     serde_json::from_slice(&out).with_context(|| format!("results from {host}"))
+}
+
+/// A running `lab-probe stream` (numbered UDP datagrams to an echo at a fixed rate);
+/// [`StreamRun::stop`] ends it and returns every datagram's fate, Drop kills it.
+pub struct StreamRun {
+    host: String,
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl StreamRun {
+    /// Start streaming from `host`; returns once the first datagram is out.
+    pub fn start(exec: &dyn Exec, host: &str, spec: &StreamSpec) -> anyhow::Result<StreamRun> {
+        let argv = vec![
+            exec.probe_path(),
+            "stream".into(),
+            "--src".into(),
+            spec.src.to_string(),
+            "--dst".into(),
+            spec.dst.to_string(),
+            "--port".into(),
+            spec.port.to_string(),
+            "--rate".into(),
+            spec.rate.to_string(),
+            "--linger-ms".into(),
+            spec.linger_ms.to_string(),
+        ];
+        let mut child = exec
+            .command(host, &argv)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting lab-probe stream on {host}"))?;
+        let lines = lines_of(child.stdout.take().expect("piped"));
+        let run = StreamRun {
+            host: host.into(),
+            child,
+            lines,
+        };
+        // On failure the guard's Drop kills the prober.
+        wait_for(&run.lines, "streaming", &format!("stream from {host}"))?;
+        Ok(run)
+    }
+
+    /// Stop sending, wait for late echoes (the spec's linger), and return the report.
+    pub fn stop(mut self) -> anyhow::Result<StreamReport> {
+        drop(self.child.stdin.take());
+        let line = self
+            .lines
+            .recv_timeout(Duration::from_secs(30))
+            .with_context(|| format!("no report from the stream on {}", self.host))?;
+        wait_bounded(&mut self.child, &format!("stream on {}", self.host))?;
+        serde_json::from_str(&line).with_context(|| format!("stream report from {}", self.host))
+    }
+}
+
+impl Drop for StreamRun {
+    fn drop(&mut self) {
+        stop_quietly(&mut self.child, |c| {
+            let _ = c.kill();
+        });
+    }
 }

@@ -41,30 +41,15 @@ pub fn render(cells: &[Cell], obs: &[Observation], verdicts: &[Verdict]) -> Stri
         }
         let text = match v {
             Verdict::Pass => short(Some(c.expect.outcome)).to_string(),
-            Verdict::Expected(_) => {
-                format!("{}~{}", short(Some(c.expect.outcome)), short(o.outcome))
-            }
             Verdict::Fail(_) => format!("{}≠{}", short(Some(c.expect.outcome)), short(o.outcome)),
         };
         let _ = write!(out, "{text:<width$}");
     }
     out.push('\n');
-    out.push_str(
-        "legend: expected outcome; a≠b expected a, observed b (FAIL); a~b known gap (see below)\n",
-    );
+    out.push_str("legend: expected outcome; a≠b expected a, observed b (FAIL)\n");
     for ((c, _), v) in cells.iter().zip(obs).zip(verdicts) {
         match v {
             Verdict::Pass => {}
-            Verdict::Expected(why) => {
-                let _ = writeln!(
-                    out,
-                    "known gap: {} -> {} {} ({}): {why}",
-                    c.src,
-                    c.dst,
-                    c.service(),
-                    c.family
-                );
-            }
             Verdict::Fail(why) => {
                 let _ = writeln!(
                     out,
@@ -79,15 +64,11 @@ pub fn render(cells: &[Cell], obs: &[Observation], verdicts: &[Verdict]) -> Stri
         }
     }
     let pass = verdicts.iter().filter(|v| **v == Verdict::Pass).count();
-    let gap = verdicts
-        .iter()
-        .filter(|v| matches!(v, Verdict::Expected(_)))
-        .count();
     let _ = writeln!(
         out,
-        "matrix: {} cells, {pass} pass, {gap} known gap, {} fail",
+        "matrix: {} cells, {pass} pass, {} fail",
         verdicts.len(),
-        verdicts.len() - pass - gap
+        verdicts.len() - pass
     );
     out
 }

@@ -125,7 +125,7 @@ fn flushed_peer_fails_closed() {
     let verdicts: Vec<_> = cells
         .iter()
         .zip(&obs)
-        .map(|(c, o)| matrix::verdict(c, o, &Options::default()))
+        .map(|(c, o)| matrix::verdict(c, o))
         .collect();
     println!("{}", e2e::report::render(&cells, &obs, &verdicts));
     lab.down().expect("clean tear-down");

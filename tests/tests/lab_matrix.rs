@@ -4,7 +4,7 @@
 //! Run with `scripts/lab test` (these are #[ignore] for a plain `cargo test`: they need root
 //! and an ESP kernel, which scripts/lab provides by booting UML).
 
-use e2e::lab::{self, Lab, UpOptions};
+use e2e::lab::{Lab, UpOptions};
 use e2e::matrix::{self, Options, Verdict};
 use e2e::oracle::Outcome;
 use e2e::report;
@@ -29,7 +29,7 @@ fn run_matrix(lab: &Lab, policy: &Policy, o: &Options) -> Vec<Verdict> {
     let verdicts: Vec<_> = cells
         .iter()
         .zip(&obs)
-        .map(|(c, ob)| matrix::verdict(c, ob, o))
+        .map(|(c, ob)| matrix::verdict(c, ob))
         .collect();
     println!("{}", report::render(&cells, &obs, &verdicts));
     println!("matrix took {:.1} s", t0.elapsed().as_secs_f64());
@@ -72,11 +72,7 @@ fn flow_matrix_matches_the_policy() {
     require_lab!();
     let lab = Lab::up(&UpOptions::default()).expect("lab up");
     let policy = seed_policy(&lab);
-    let o = Options {
-        esp_udp_gap: lab::esp_udp_gap(),
-        ..Options::default()
-    };
-    let verdicts = run_matrix(&lab, &policy, &o);
+    let verdicts = run_matrix(&lab, &policy, &Options::default());
     lab.down().expect("clean tear-down");
     let fails = verdicts
         .iter()

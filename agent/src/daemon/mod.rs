@@ -181,27 +181,13 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
                 g.clear_ready();
                 match evs {
                     Ok(evs) => {
-                        let d = w.last_desired().cloned().unwrap_or_default();
+                        let empty = crate::model::Desired::default();
+                        let d = w.last_desired().unwrap_or(&empty);
+                        let reactions: Vec<Reaction> =
+                            evs.iter().map(|ev| book::react(ev, d, &|a| w.known(a))).collect();
                         let now = t.since_origin(Instant::now());
-                        for ev in &evs {
-                            let c = match book::react(ev, &d, &|a| w.known(a)) {
-                                Reaction::Ignore => None,
-                                Reaction::Drift => Some(Cause::Drift),
-                                Reaction::Resync => Some(Cause::Resync),
-                                Reaction::SoftExpire => {
-                                    w.view.soft_expires += 1;
-                                    tracing::warn!(event = ?ev, "an owned SA reached its soft lifetime: the rotation schedule was missed; reconciling now");
-                                    Some(Cause::SoftExpire)
-                                }
-                                Reaction::KnownAcquire(a) => acquires.allow(a, now, ACQUIRE_EVERY).then_some(Cause::Acquire),
-                                Reaction::UnknownAcquire(a) => {
-                                    w.view.unknown_peer_acquires += 1;
-                                    if unknown.allow(a, now, UNKNOWN_LOG_EVERY) {
-                                        tracing::warn!(address = %a, "traffic to an address outside the inventory hit a protecting policy (dropped); logged once a minute per address");
-                                    }
-                                    None
-                                }
-                            };
+                        for (ev, r) in evs.iter().zip(reactions) {
+                            let c = answer(&mut w, ev, r, now, &mut unknown, &mut acquires);
                             cause = cause.or(c);
                         }
                     }
@@ -296,6 +282,38 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
+/// The loop's answer to one reacted-to event: the reconcile cause, if any; counts and
+/// logs on the way.
+fn answer(
+    w: &mut Worker,
+    ev: &crate::kernel::events::XfrmEvent,
+    r: Reaction,
+    now: Duration,
+    unknown: &mut RateLimiter,
+    acquires: &mut RateLimiter,
+) -> Option<Cause> {
+    match r {
+        Reaction::Ignore => None,
+        Reaction::Drift => Some(Cause::Drift),
+        Reaction::Resync => Some(Cause::Resync),
+        Reaction::SoftExpire => {
+            w.view.soft_expires += 1;
+            tracing::warn!(event = ?ev, "an owned SA reached its soft lifetime: the rotation schedule was missed; reconciling now");
+            Some(Cause::SoftExpire)
+        }
+        Reaction::KnownAcquire(a) => acquires
+            .allow(a, now, ACQUIRE_EVERY)
+            .then_some(Cause::Acquire),
+        Reaction::UnknownAcquire(a) => {
+            w.view.unknown_peer_acquires += 1;
+            if unknown.allow(a, now, UNKNOWN_LOG_EVERY) {
+                tracing::warn!(address = %a, "traffic to an address outside the inventory hit a protecting policy (dropped); logged once a minute per address");
+            }
+            None
+        }
+    }
+}
+
 async fn accept_opt(
     l: Option<&tokio::net::TcpListener>,
 ) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
@@ -331,4 +349,58 @@ async fn respond_http(mut s: tokio::net::TcpStream, body: String) {
         s.shutdown().await
     };
     let _ = tokio::time::timeout(Duration::from_secs(5), io).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use book::FileEvent;
+
+    fn timers(now: Instant) -> Timers {
+        Timers {
+            debounce: Debounce::new(Duration::from_millis(100)),
+            resync_at: now + Duration::from_secs(60),
+            retry_at: None,
+            rotate_at: Some(now + Duration::from_secs(10)),
+            watchdog: None,
+            origin: now,
+        }
+    }
+
+    /// The loop sleeps until the earliest of its timers, and a write burst reloads once,
+    /// after the quiet period — checked on tokio's paused clock.
+    #[tokio::test(start_paused = true)]
+    async fn sleeps_until_the_earliest_timer_and_debounces_writes() {
+        let t0 = Instant::now();
+        let mut t = timers(t0);
+        assert_eq!(
+            t.next_wake(),
+            t0 + Duration::from_secs(10),
+            "rotation first"
+        );
+        for _ in 0..5 {
+            t.debounce
+                .event(FileEvent::Writing, t.since_origin(Instant::now()));
+            tokio::time::advance(Duration::from_millis(20)).await;
+        }
+        // Last write at 80 ms: due at 180 ms.
+        assert_eq!(t.next_wake(), t0 + Duration::from_millis(180));
+        sleep_until(t.next_wake()).await;
+        assert!(t.debounce.fire(t.since_origin(Instant::now())));
+        assert!(!t.debounce.fire(t.since_origin(Instant::now())), "once");
+        assert_eq!(t.next_wake(), t0 + Duration::from_secs(10));
+        t.watchdog = Some((Duration::from_secs(15), t0 + Duration::from_secs(5)));
+        assert_eq!(t.next_wake(), t0 + Duration::from_secs(5), "watchdog ping");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rotation_instant_is_just_past_the_boundary() {
+        let now = worker::unix_now();
+        let at = instant_of_unix(now.ceil() as u64 + 5);
+        let ahead = at.duration_since(Instant::now()).as_secs_f64();
+        assert!(ahead > 5.0 - 1.0 && ahead <= 6.0 + 0.01, "{ahead}");
+        // A boundary in the past fires now (plus the millisecond).
+        let past = instant_of_unix(1);
+        assert!(past.duration_since(Instant::now()) <= Duration::from_millis(2));
+    }
 }

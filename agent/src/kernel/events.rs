@@ -109,8 +109,16 @@ pub fn decode_event(ty: u16, payload: &[u8]) -> Option<XfrmEvent> {
             XfrmEvent::PolicyUpdated(policy_key(&i.selector, i.direction, &m.nlas)?)
         }
         XfrmMessage::DeletePolicy(m) => {
+            // A delete by index (`ip xfrm policy delete dir D index N`) is notified with a
+            // zeroed selector and only the index in the id; the deleted policy itself is in
+            // the XFRMA_POLICY attribute (kernel xfrm_notify_policy, byid). Prefer it.
+            let full = m.nlas.iter().find_map(|a| match a {
+                XfrmAttrs::PolicyInfo(i) => Some((&i.selector, i.direction)),
+                _ => None,
+            });
             let i = &m.user_policy_id;
-            XfrmEvent::PolicyDeleted(policy_key(&i.selector, i.direction, &m.nlas)?)
+            let (sel, dir) = full.unwrap_or((&i.selector, i.direction));
+            XfrmEvent::PolicyDeleted(policy_key(sel, dir, &m.nlas)?)
         }
         XfrmMessage::Expire(m) => XfrmEvent::Expire {
             key: sa_key(&m.expire.state)?,
@@ -250,12 +258,25 @@ mod tests {
             action: PolicyAction::Block,
         };
         // A NEWPOLICY / DELPOLICY notification has the body of the matching request.
-        let r = encode::op_request(&OpKind::AddPolicy(k, s));
+        let r = encode::op_request(&OpKind::AddPolicy(k, s.clone()));
         assert_eq!(
             decode_event(r.ty, &r.payload),
             Some(XfrmEvent::PolicyAdded(k))
         );
         let r = encode::op_request(&OpKind::DelPolicy(k));
+        assert_eq!(
+            decode_event(r.ty, &r.payload),
+            Some(XfrmEvent::PolicyDeleted(k))
+        );
+        // Deleted by index: the id has no selector, the XFRMA_POLICY attribute has it.
+        let added = encode::policy_message(&k, &s);
+        let mut by_index = encode::policy_id(&k);
+        by_index.user_policy_id.selector = x::Selector::default();
+        by_index.user_policy_id.index = 42;
+        by_index
+            .nlas
+            .push(XfrmAttrs::PolicyInfo(added.user_policy_info));
+        let r = encode::to_request(&XfrmMessage::DeletePolicy(by_index), 0);
         assert_eq!(
             decode_event(r.ty, &r.payload),
             Some(XfrmEvent::PolicyDeleted(k))

@@ -1,0 +1,307 @@
+//! The daemon (`xfrm-agent run`) against this machine's kernel, in throw-away namespaces:
+//! drift repair, foreign objects left alone, invalid reloads rejected, restart with zero
+//! ops, one instance per namespace, SIGTERM leaving state and `--flush-on-exit` removing
+//! it. Policies only (this kernel may lack ESP; SAs and traffic are the lab's tests).
+//! Needs root; skips with a reason otherwise.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::ns::{privileged, TestNetns};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_xfrm-agent");
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(p)
+}
+
+/// A scratch directory with the dual-stack example policy and site's key (mode 0600).
+struct Files {
+    dir: PathBuf,
+}
+
+impl Files {
+    fn new(tag: &str) -> Files {
+        let dir = std::env::temp_dir().join(format!("xa-daemon-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(repo("examples/dual-stack.toml"), dir.join("policy.toml")).unwrap();
+        std::fs::copy(repo("examples/keys/site.key"), dir.join("site.key")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("site.key"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        Files { dir }
+    }
+    fn policy(&self) -> PathBuf {
+        self.dir.join("policy.toml")
+    }
+    /// Replace the policy atomically, as config managers do.
+    fn replace(&self, text: &str) {
+        let tmp = self.dir.join(".policy.toml.new");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, self.policy()).unwrap();
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A running daemon, killed on drop.
+struct Daemon {
+    child: Child,
+}
+
+impl Daemon {
+    fn start(ns: &TestNetns, f: &Files, extra: &[&str]) -> Daemon {
+        let child = Command::new(AGENT)
+            .args(["run", "--netns", &ns.name, "-c"])
+            .arg(f.policy())
+            .arg("--key")
+            .arg(f.dir.join("site.key"))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn xfrm-agent run");
+        let mut d = Daemon { child };
+        wait_for("the daemon to answer", || {
+            assert!(
+                d.child.try_wait().unwrap().is_none(),
+                "the daemon exited early"
+            );
+            view(ns).is_some()
+        });
+        d
+    }
+    fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    fn wait_exit(&mut self) -> i32 {
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code().unwrap_or(-1);
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "daemon did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Poll `cond` every 5 ms for up to 5 s.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) -> Duration {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    t0.elapsed()
+}
+
+/// The daemon's view in `ns` (None: no daemon answers).
+fn view(ns: &TestNetns) -> Option<Value> {
+    let out = Command::new(AGENT)
+        .args(["status", "--daemon", "--json", "--netns", &ns.name])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).expect("status JSON"))
+}
+
+/// The namespace's SPD policies, one line each, sorted. Per-socket policies (the daemon's
+/// ESP-in-UDP sockets' bypass) live and die with the process and are left out.
+fn policies(ns: &TestNetns) -> Vec<String> {
+    let mut v: Vec<String> = ns
+        .ip(&["-o", "xfrm", "policy", "list"])
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .filter(|w| *w != "\\")
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|l| !l.contains(" socket "))
+        .collect();
+    v.sort();
+    v
+}
+
+const FOREIGN: [&str; 11] = [
+    "xfrm",
+    "policy",
+    "add",
+    "src",
+    "192.0.2.1/32",
+    "dst",
+    "192.0.2.2/32",
+    "dir",
+    "out",
+    "priority",
+    "7",
+];
+
+fn has_foreign(ns: &TestNetns) -> bool {
+    policies(ns).iter().any(|l| l.contains("192.0.2.2/32"))
+}
+
+#[test]
+fn drift_is_repaired_within_a_second_and_foreign_objects_are_kept() {
+    if !privileged("drift_is_repaired_within_a_second_and_foreign_objects_are_kept") {
+        return;
+    }
+    let ns = TestNetns::new("drift");
+    ns.ip(&["link", "set", "lo", "up"]);
+    let f = Files::new("drift");
+    let _d = Daemon::start(&ns, &f, &[]);
+    let want = policies(&ns);
+    assert!(want.len() > 10, "the daemon installed the policy: {want:?}");
+    ns.ip(&FOREIGN);
+
+    // Someone deletes one owned policy: restored, the foreign one untouched.
+    let victim = [
+        "xfrm",
+        "policy",
+        "delete",
+        "dir",
+        "out",
+        "src",
+        "10.10.0.10/32",
+    ];
+    let victim: Vec<&str> = victim.into_iter().chain(["dst", "0.0.0.0/0"]).collect();
+    assert!(
+        want.iter()
+            .any(|l| l.starts_with("src 10.10.0.10/32 dst 0.0.0.0/0 dir out priority")),
+        "the catch-all out policy is installed"
+    );
+    ns.ip(&victim);
+    let took = wait_for("the deleted policy to be restored", || {
+        let now = policies(&ns);
+        now.len() == want.len() + 1 && want.iter().all(|l| now.contains(l))
+    });
+    assert!(took < Duration::from_secs(1), "restored in {took:?}");
+    assert!(has_foreign(&ns), "a foreign policy was touched");
+
+    // A flush removes everything; the agent restores its own and nothing else.
+    ns.ip(&["xfrm", "policy", "flush"]);
+    let took = wait_for("the flushed policies to be restored", || {
+        policies(&ns) == want
+    });
+    assert!(took < Duration::from_secs(1), "restored in {took:?}");
+    let v = view(&ns).unwrap();
+    assert!(v["drift_repairs"].as_u64().unwrap() >= 2, "{v}");
+}
+
+#[test]
+fn invalid_file_keeps_the_last_good_policy_and_is_reported() {
+    if !privileged("invalid_file_keeps_the_last_good_policy_and_is_reported") {
+        return;
+    }
+    let ns = TestNetns::new("reload");
+    ns.ip(&["link", "set", "lo", "up"]);
+    let f = Files::new("reload");
+    let _d = Daemon::start(&ns, &f, &[]);
+    let before = policies(&ns);
+    let good = std::fs::read_to_string(f.policy()).unwrap();
+
+    f.replace(&format!(
+        "{good}\n[[rules]]\nname = \"broken\"\naction = \"maybe\"\n"
+    ));
+    wait_for("the rejection", || {
+        view(&ns).unwrap()["reloads_failed"].as_u64() == Some(1)
+    });
+    let v = view(&ns).unwrap();
+    let err = v["last_error"].as_str().expect("last_error set");
+    assert!(err.contains("policy.toml:"), "located error: {err}");
+    assert_eq!(v["last_reload"]["ok"], Value::Bool(false));
+    assert_eq!(policies(&ns), before, "nothing in the kernel changed");
+
+    // A valid edit that changes policies (a new exemption) is applied; the error clears.
+    let edited = good.replacen(
+        "[[exemptions]]",
+        "[[exemptions]]\nname = \"syslog\"\nprotocol = \"udp\"\nports = [514]\n\n[[exemptions]]",
+        1,
+    );
+    assert_ne!(edited, good, "the example has exemptions");
+    f.replace(&edited);
+    wait_for("the edit to reach the kernel", || {
+        policies(&ns).iter().any(|l| l.contains("dport 514"))
+    });
+    let v = view(&ns).unwrap();
+    assert_eq!(v["last_error"], Value::Null);
+    assert_eq!(v["reloads_ok"].as_u64(), Some(1));
+}
+
+#[test]
+fn restart_applies_nothing_one_instance_per_namespace_and_exit_modes() {
+    if !privileged("restart_applies_nothing_one_instance_per_namespace_and_exit_modes") {
+        return;
+    }
+    let ns = TestNetns::new("restart");
+    ns.ip(&["link", "set", "lo", "up"]);
+    let f = Files::new("restart");
+    let mut d = Daemon::start(&ns, &f, &[]);
+    let want = policies(&ns);
+    ns.ip(&FOREIGN);
+
+    // A second agent in the same namespace refuses to start.
+    let second = Command::new(AGENT)
+        .args(["run", "--netns", &ns.name, "-c"])
+        .arg(f.policy())
+        .arg("--key")
+        .arg(f.dir.join("site.key"))
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("already running"));
+
+    // SIGKILL: state stays; a restart with the same file changes nothing.
+    d.signal("-KILL");
+    d.wait_exit();
+    assert!(policies(&ns).len() == want.len() + 1);
+    let mut d = Daemon::start(&ns, &f, &[]);
+    let v = view(&ns).unwrap();
+    assert_eq!(v["last_reconcile"]["cause"], "start");
+    assert_eq!(v["last_reconcile"]["ops"].as_u64(), Some(0), "{v}");
+
+    // SIGTERM: exits 0 and leaves the policies (fail-closed).
+    d.signal("-TERM");
+    assert_eq!(d.wait_exit(), 0);
+    assert_eq!(policies(&ns).len(), want.len() + 1);
+
+    // --flush-on-exit: owned objects go, the foreign one stays.
+    let d = Daemon::start(&ns, &f, &["--flush-on-exit"]);
+    d.signal("-TERM");
+    let mut d = d;
+    assert_eq!(d.wait_exit(), 0);
+    let left = policies(&ns);
+    assert!(
+        left.iter().all(|l| l.contains("192.0.2.2/32")),
+        "only the foreign policy is left: {left:?}"
+    );
+    assert!(has_foreign(&ns));
+}
