@@ -36,6 +36,8 @@ pub struct Outcome {
     pub verified: bool,
     /// What the read-back diff still wants (empty when verified or on dry runs' plan).
     pub remaining: Vec<Op>,
+    /// Owned policies and states in the kernel at the last observation.
+    pub installed: (usize, usize),
 }
 
 impl Outcome {
@@ -110,6 +112,7 @@ pub fn reconcile(
     dry_run: bool,
 ) -> Result<Outcome, KernelError> {
     let observed = kernel::observe(sock, own)?;
+    let installed = (observed.policies.len(), observed.states.len());
     let plan = diff(desired, &observed, own);
     if dry_run {
         let remaining = plan.ops.clone();
@@ -117,6 +120,7 @@ pub fn reconcile(
             verified: remaining.is_empty() && plan.conflicts.is_empty(),
             plan,
             remaining,
+            installed,
             ..Outcome::default()
         });
     }
@@ -125,6 +129,7 @@ pub fn reconcile(
         return Ok(Outcome {
             verified: plan.conflicts.is_empty(),
             plan,
+            installed,
             ..Outcome::default()
         });
     }
@@ -145,13 +150,15 @@ pub fn reconcile(
         applied += ok;
         failed.extend(f2);
     }
-    let remaining = diff(desired, &kernel::observe(sock, own)?, own).ops;
+    let after = kernel::observe(sock, own)?;
+    let remaining = diff(desired, &after, own).ops;
     Ok(Outcome {
         verified: remaining.is_empty() && plan.conflicts.is_empty(),
         plan,
         applied,
         failed,
         remaining,
+        installed: (after.policies.len(), after.states.len()),
     })
 }
 

@@ -240,7 +240,30 @@ fn invalid_file_keeps_the_last_good_policy_and_is_reported() {
     assert_eq!(v["last_reload"]["ok"], Value::Bool(false));
     assert_eq!(policies(&ns), before, "nothing in the kernel changed");
 
-    // A valid edit that changes policies (a new exemption) is applied; the error clears.
+    // Undoing the bad edit (the file in force is back) clears the error at once.
+    f.replace(&good);
+    wait_for("the error to clear", || {
+        view(&ns).unwrap()["last_error"] == Value::Null
+    });
+    assert_eq!(view(&ns).unwrap()["reloads_failed"].as_u64(), Some(1));
+
+    // Another user in the namespace is refused the daemon's view.
+    let other = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+        ])
+        .args(["--clear-groups", AGENT, "status", "--daemon", "--json"])
+        .output()
+        .unwrap();
+    assert!(!other.status.success(), "nobody read the view");
+    assert!(String::from_utf8_lossy(&other.stderr).contains("refused"));
+
+    // A valid edit that changes policies (a new exemption) is applied.
     let edited = good.replacen(
         "[[exemptions]]",
         "[[exemptions]]\nname = \"syslog\"\nprotocol = \"udp\"\nports = [514]\n\n[[exemptions]]",

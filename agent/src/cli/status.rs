@@ -14,9 +14,14 @@ use crate::status;
 
 fn daemon_view() -> anyhow::Result<Option<Value>> {
     match control::query().context("asking the daemon")? {
-        Some(text) => Ok(Some(
-            serde_json::from_str(&text).context("the daemon's answer is not JSON")?,
-        )),
+        Some(text) => {
+            let v: Value =
+                serde_json::from_str(&text).context("the daemon's answer is not JSON")?;
+            match v.get("error").and_then(Value::as_str) {
+                Some(e) => anyhow::bail!("the daemon refused: {e}"),
+                None => Ok(Some(v)),
+            }
+        }
         None => Ok(None),
     }
 }
@@ -76,7 +81,11 @@ fn render_daemon(v: &Value) -> String {
         g("encap_sockets"),
     );
     if let Some(m) = g("missing_features").as_array().filter(|m| !m.is_empty()) {
-        out += &format!("  kernel lacks: {m:?} (SAs not installed; traffic held)\n");
+        let names: Vec<&str> = m.iter().filter_map(Value::as_str).collect();
+        out += &format!(
+            "  kernel lacks: {} (SAs not installed; traffic held)\n",
+            names.join(", ")
+        );
     }
     out
 }

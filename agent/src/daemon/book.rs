@@ -188,6 +188,7 @@ pub struct DaemonView {
     pub rotations: u64,
     pub unknown_peer_acquires: u64,
     pub soft_expires: u64,
+    /// Owned objects in the kernel after the last reconcile (not what the policy wants).
     pub owned_policies: usize,
     pub owned_states: usize,
     /// Kernel features missing (e.g. ESP): SAs are not installed, policies hold traffic.
@@ -196,7 +197,8 @@ pub struct DaemonView {
 }
 
 impl DaemonView {
-    /// Take the desired set's facts (epoch, next rotation, counts when verified).
+    /// Take the desired set's facts (epoch, next rotation); the owned counts are set from
+    /// the kernel by the caller.
     pub fn note_desired(&mut self, d: &Desired) {
         self.epoch = d
             .states
@@ -205,8 +207,6 @@ impl DaemonView {
             .map(|s| s.meta.epoch)
             .max();
         self.next_rotation_unix = d.next_change;
-        self.owned_policies = d.policies.len();
-        self.owned_states = d.states.len();
     }
 }
 

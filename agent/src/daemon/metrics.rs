@@ -56,13 +56,13 @@ pub fn render(
     gauge(
         &mut reg,
         "owned_policies",
-        "XFRM policies the agent owns",
+        "Owned XFRM policies in the kernel after the last reconcile",
         v.owned_policies,
     );
     gauge(
         &mut reg,
         "owned_states",
-        "ESP SAs the agent owns",
+        "Owned ESP SAs in the kernel after the last reconcile",
         v.owned_states,
     );
     let reloads = Family::<Labels, Counter>::default();

@@ -215,7 +215,12 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
             }
             c = control.accept() => {
                 if let Ok((mut s, _)) = c {
-                    let body = serde_json::to_string(&w.view).unwrap_or_default();
+                    // The view names hosts, paths and errors: root and our own user only.
+                    let me = geteuid();
+                    let body = match s.peer_cred() {
+                        Ok(c) if c.uid() == 0 || c.uid() == me => serde_json::to_string(&w.view).unwrap_or_default(),
+                        _ => r#"{"error":"the daemon's view is for root (or the daemon's user) only"}"#.to_string(),
+                    };
                     tokio::spawn(async move {
                         let _ = tokio::time::timeout(Duration::from_secs(2), s.write_all(body.as_bytes())).await;
                     });
@@ -312,6 +317,11 @@ fn answer(
             None
         }
     }
+}
+
+fn geteuid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 async fn accept_opt(

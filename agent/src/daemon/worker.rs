@@ -64,6 +64,8 @@ pub struct Worker {
     args: PolicyArgs,
     sock: NlSocket,
     loaded: Loaded,
+    /// The sha256 of the last rejected text (not re-parsed until it changes or SIGHUP).
+    rejected: Option<String>,
     last: Option<Desired>,
     encap: EncapSockets,
     /// Kernel features found missing (e.g. "ESP"): SA writes are left out until a resync.
@@ -146,6 +148,7 @@ impl Worker {
             args: args.clone(),
             sock,
             loaded,
+            rejected: None,
             last: None,
             encap: EncapSockets::default(),
             missing: vec![],
@@ -159,19 +162,46 @@ impl Worker {
         self.sock.port_id()
     }
 
-    /// Re-read the file (and keys). `force` reloads an unchanged file too (SIGHUP: a key
-    /// file may have changed). Returns true when a different policy is now in force. An
-    /// invalid file leaves the last good one in force and is reported, never applied.
+    /// Re-read the file (and, when it changed or with `force`, the keys). `force` reloads
+    /// an unchanged file too (SIGHUP: a key file may have changed). Returns true when a new
+    /// policy is in force. An invalid file leaves the last good one in force and is
+    /// reported once (the same rejected text is not re-parsed at every resync).
     pub fn reload(&mut self, force: bool) -> bool {
-        match read_and_load(&self.args) {
-            Ok(l) if !force && l.sha256 == self.loaded.sha256 => false,
-            Ok(l) => {
-                l.ctx.identity.adopt_cache(&self.loaded.ctx.identity);
-                context::print_warnings(&l.ctx.warnings);
-                let changed = l.sha256 != self.loaded.sha256 || force;
-                tracing::info!(sha256 = %l.sha256, previous = %self.loaded.sha256, "policy reloaded");
-                self.view.policy_sha256 = l.sha256.clone();
-                self.view.host = l.ctx.identity.host.clone();
+        let text = match std::fs::read_to_string(&self.args.config) {
+            Ok(t) => t,
+            Err(e) => {
+                let e = anyhow::Error::new(e).context(format!(
+                    "{}: cannot read the policy file",
+                    self.args.config.display()
+                ));
+                self.reject(e, None);
+                return false;
+            }
+        };
+        let sha256 = sha256_hex(&text);
+        if !force && sha256 == self.loaded.sha256 {
+            if self.view.last_error.take().is_some() {
+                // The file in force is back (a rejected edit was undone).
+                tracing::info!(sha256 = %sha256, "the policy in force is back on disk");
+                self.rejected = None;
+                self.view.last_reload = ReloadInfo {
+                    unix: unix_now(),
+                    ok: true,
+                    error: None,
+                };
+            }
+            return false;
+        }
+        if !force && self.rejected.as_deref() == Some(sha256.as_str()) {
+            return false;
+        }
+        match context::load_text(&self.args, &text) {
+            Ok(ctx) => {
+                ctx.identity.adopt_cache(&self.loaded.ctx.identity);
+                context::print_warnings(&ctx.warnings);
+                tracing::info!(sha256 = %sha256, previous = %self.loaded.sha256, "policy reloaded");
+                self.view.policy_sha256 = sha256.clone();
+                self.view.host = ctx.identity.host.clone();
                 self.view.last_reload = ReloadInfo {
                     unix: unix_now(),
                     ok: true,
@@ -179,22 +209,28 @@ impl Worker {
                 };
                 self.view.last_error = None;
                 self.view.reloads_ok += 1;
-                self.loaded = l;
-                changed
+                self.rejected = None;
+                self.loaded = Loaded { ctx, sha256 };
+                true
             }
             Err(e) => {
-                let text = format!("{e:#}");
-                tracing::error!(error = %text, "policy rejected; the last good policy stays in force");
-                self.view.last_reload = ReloadInfo {
-                    unix: unix_now(),
-                    ok: false,
-                    error: Some(text.clone()),
-                };
-                self.view.last_error = Some(text);
-                self.view.reloads_failed += 1;
+                self.reject(e, Some(sha256));
                 false
             }
         }
+    }
+
+    fn reject(&mut self, e: anyhow::Error, sha256: Option<String>) {
+        let text = format!("{e:#}");
+        tracing::error!(error = %text, "policy rejected; the last good policy stays in force");
+        self.view.last_reload = ReloadInfo {
+            unix: unix_now(),
+            ok: false,
+            error: Some(text.clone()),
+        };
+        self.view.last_error = Some(text);
+        self.view.reloads_failed += 1;
+        self.rejected = sha256;
     }
 
     /// Whether `ip` belongs to a host or cluster of the inventory.
@@ -296,7 +332,7 @@ impl Worker {
             ops = applied,
             failed = out.failed.len(),
             verified = out.verified,
-            ms = format!("{:.1}", secs * 1e3),
+            ms = (secs * 1e4).round() / 10.0,
             "reconciled"
         );
         self.metrics.reconcile_seconds.observe(secs);
@@ -311,6 +347,7 @@ impl Worker {
         };
         self.view.missing_features = self.missing.clone();
         self.view.note_desired(&full);
+        (self.view.owned_policies, self.view.owned_states) = out.installed;
         self.last = Some(full);
         release_free_memory();
         Ok(())
