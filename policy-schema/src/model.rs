@@ -480,8 +480,22 @@ impl Policy {
             Endpoint::Prefix(p) => vec![*p],
         }
     }
-    /// The union of the prefixes of a list of endpoints.
+    /// The union of the prefixes of a list of endpoints. A long list (a rule naming
+    /// thousands of hosts) looks hosts up by name in a map, not by a scan each.
     pub fn resolve_all(&self, es: &[Endpoint]) -> Vec<IpNet> {
-        es.iter().flat_map(|e| self.resolve(e)).collect()
+        if es.len() < 32 {
+            return es.iter().flat_map(|e| self.resolve(e)).collect();
+        }
+        let hosts: std::collections::HashMap<&str, &Host> =
+            self.hosts.iter().map(|h| (h.name.as_str(), h)).collect();
+        es.iter()
+            .flat_map(|e| match e {
+                Endpoint::Host(n) => hosts
+                    .get(n.as_str())
+                    .map(|h| h.addresses.iter().map(host_net).collect())
+                    .unwrap_or_default(),
+                other => self.resolve(other),
+            })
+            .collect()
     }
 }

@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use policy_schema::{Action, Cipher, Encapsulation, Family, Mode, Policy, PublicKey, Rule};
 
 use super::epoch::{EpochView, Timeline};
-use super::net::{any_contains, any_of, host};
+use super::net::{any_of, host, PrefixIndex};
 use super::ports::blocks_of;
 use super::spi::{profile, SpiTable};
 use super::suite::SaContext;
@@ -90,7 +90,7 @@ fn pinned_selector(a: IpAddr, b: IpAddr, narrows: &[Narrow]) -> Selector {
 
 /// Pre-resolved rule prefixes (resolving per peer would be O(peers × rules × prefixes)).
 pub struct Rules<'a> {
-    rules: Vec<(&'a Rule, Vec<IpNet>, Vec<IpNet>)>,
+    rules: Vec<(&'a Rule, PrefixIndex, PrefixIndex)>,
 }
 
 impl<'a> Rules<'a> {
@@ -99,7 +99,10 @@ impl<'a> Rules<'a> {
             .rules
             .iter()
             .filter(|r| r.mode == Mode::Transport)
-            .map(|r| (r, policy.resolve_all(&r.from), policy.resolve_all(&r.to)))
+            .map(|r| {
+                let side = |es| PrefixIndex::new(&policy.resolve_all(es));
+                (r, side(&r.from), side(&r.to))
+            })
             .collect();
         Rules { rules }
     }
@@ -117,7 +120,7 @@ impl<'a> Rules<'a> {
             .iter()
             .filter(|(r, _, _)| r.protocol.and_then(|p| p.family()).is_none_or(|f| f == fam))
             .filter_map(|(r, from, to)| {
-                let (in_to, in_from) = (any_contains(to, a), any_contains(from, a));
+                let (in_to, in_from) = (to.contains(a), from.contains(a));
                 (in_to || in_from).then_some(LocalRule {
                     rule: r,
                     from,
@@ -134,8 +137,8 @@ impl<'a> Rules<'a> {
 /// A rule as seen from one local address.
 struct LocalRule<'a> {
     rule: &'a Rule,
-    from: &'a [IpNet],
-    to: &'a [IpNet],
+    from: &'a PrefixIndex,
+    to: &'a PrefixIndex,
     in_to: bool,
     in_from: bool,
 }
@@ -152,8 +155,8 @@ impl LocalRules<'_> {
     fn needs(&self, b: &IpAddr) -> Vec<Need> {
         let mut by_profile: Vec<((Cipher, Mode), Vec<Narrow>)> = Vec::new();
         for lr in &self.rules {
-            let a_to = lr.in_to && any_contains(lr.from, b);
-            let a_from = lr.in_from && any_contains(lr.to, b);
+            let a_to = lr.in_to && lr.from.contains(b);
+            let a_from = lr.in_from && lr.to.contains(b);
             if !(a_to || a_from) {
                 continue;
             }
