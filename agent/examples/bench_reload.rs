@@ -140,19 +140,21 @@ struct Expect {
 
 impl Expect {
     fn new(old: &Desired, new: &Desired, states: bool) -> Expect {
-        let mut e = Expect::default();
-        e.gone_p = old
-            .policies
-            .keys()
-            .filter(|k| !new.policies.contains_key(k))
-            .copied()
-            .collect();
-        e.want_p = new
-            .policies
-            .iter()
-            .filter(|(k, p)| old.policies.get(k).map(|o| &o.spec) != Some(&p.spec))
-            .map(|(k, _)| *k)
-            .collect();
+        let mut e = Expect {
+            gone_p: old
+                .policies
+                .keys()
+                .filter(|k| !new.policies.contains_key(k))
+                .copied()
+                .collect(),
+            want_p: new
+                .policies
+                .iter()
+                .filter(|(k, p)| old.policies.get(k).map(|o| &o.spec) != Some(&p.spec))
+                .map(|(k, _)| *k)
+                .collect(),
+            ..Expect::default()
+        };
         if states {
             e.gone_s = old
                 .states
