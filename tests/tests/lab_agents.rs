@@ -171,6 +171,7 @@ fn render_output_interoperates_and_tshark_decrypts() {
     })
     .expect("lab up");
     let policy = lab.policy.display().to_string();
+    away_from_epoch_steps(&agent, &policy, &key);
     let render = run(
         &agent,
         &["render", "-c", &policy, "--key", &path(&key), "--show-keys"],
@@ -324,6 +325,35 @@ fn check_decrypted(dir: &Path, pcap: &Path, sas: &[RenderedSa], site: &[IpAddr],
             "no decrypted probe payload on {} -> {} (SPI {:#010x})",
             sa.src, sa.dst, sa.spi
         );
+    }
+}
+
+/// Peer's SAs are static (rendered once) while site's daemon follows the epoch clock: if
+/// the test ran across a rotation step, site would switch to SAs peer lacks and the test
+/// would fail for a reason it does not test. Wait until the next step is ≥ 30 s away (the
+/// test takes well under that); this waits on the wall clock by design, at most one step.
+fn away_from_epoch_steps(agent: &Path, policy: &str, key: &Path) {
+    for _ in 0..4 {
+        let plan = run(
+            agent,
+            &["plan", "-c", policy, "--key", &path(key), "--json"],
+        );
+        let v: serde_json::Value = serde_json::from_str(&plan).expect("plan --json");
+        let Some(next) = v["next_change"].as_u64() else {
+            return;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        if next.saturating_sub(now) >= 30 {
+            return;
+        }
+        eprintln!(
+            "interop: the next epoch step is {} s away; waiting past it",
+            next - now
+        );
+        std::thread::sleep(Duration::from_secs(next.saturating_sub(now) + 2));
     }
 }
 
