@@ -84,15 +84,15 @@ fn with_identity(
 
 /// `--now` or the system clock.
 pub fn now(args: &PolicyArgs) -> Timestamp {
-    match args.now {
-        Some(s) => Timestamp::from_secs(s),
-        None => {
-            let d = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
-            Timestamp(d.as_nanos() as u64)
-        }
-    }
+    args.now.map_or_else(system_now, Timestamp::from_secs)
+}
+
+/// The system clock as the compiler's timestamp (the clock is read here, never in `plan`).
+pub fn system_now() -> Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp(d.as_nanos() as u64)
 }
 
 /// Print warnings to stderr, located.

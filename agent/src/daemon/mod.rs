@@ -228,7 +228,7 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
             }
             c = accept_opt(metrics.as_ref()) => {
                 if let Ok((s, _)) = c {
-                    let kernel = w.kernel_status().map_err(|e| tracing::warn!(error = %e, "metrics: kernel dump failed")).ok();
+                    let kernel = w.peer_status().map_err(|e| tracing::warn!(error = %e, "metrics: kernel dump failed")).ok();
                     let stat = crate::status::read_xfrm_stat_all();
                     let body = metrics::render(&w.metrics, &w.view, kernel.as_ref(), &stat);
                     tokio::spawn(respond_http(s, body));

@@ -14,7 +14,7 @@ use crate::cli::PolicyArgs;
 use crate::engine;
 use crate::kernel::{self, encap, NlSocket};
 use crate::model::{Desired, NAT_T_PORT};
-use crate::plan::{self, Timestamp};
+use crate::plan;
 
 /// Why a reconcile runs (logged, and it decides what counts as a rotation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,13 +79,6 @@ pub fn unix_now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or_default()
-}
-
-fn now_ts() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp(d.as_nanos() as u64)
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -283,15 +276,18 @@ impl Worker {
         let local = kernel::addrs::local_addrs().context("reading local addresses")?;
         let full = {
             let ctx = &self.loaded.ctx;
-            plan::desired(&ctx.policy, &ctx.identity, &local, now_ts())?
+            plan::desired(&ctx.policy, &ctx.identity, &local, context::system_now())?
         };
         self.sync_encap(&full);
         let ctx = &self.loaded.ctx;
         let skip_states = !self.missing.is_empty() && cause != Cause::Resync;
         let out = if skip_states {
+            // Not `..full.clone()`: that would copy every SA only to drop them.
             let policies_only = Desired {
+                host: full.host.clone(),
+                policies: full.policies.clone(),
                 states: Default::default(),
-                ..full.clone()
+                next_change: full.next_change,
             };
             engine::reconcile(&mut self.sock, &policies_only, &ctx.policy.ownership, false)?
         } else {
@@ -359,14 +355,12 @@ impl Worker {
         Ok(out.applied)
     }
 
-    /// The status report of the kernel now, joined with the last desired set (metrics).
-    pub fn kernel_status(&mut self) -> anyhow::Result<crate::status::Status> {
+    /// The owned objects in the kernel now, joined with the last desired set (per-peer
+    /// metrics). Kernel counters are left empty: the caller reads them once.
+    pub fn peer_status(&mut self) -> anyhow::Result<crate::status::Status> {
         let observed = kernel::observe(&mut self.sock, &self.loaded.ctx.policy.ownership)?;
-        let d = self.last.clone().unwrap_or_default();
-        Ok(crate::status::build(
-            &d,
-            &observed,
-            crate::status::read_xfrm_stat_all(),
-        ))
+        let empty = Desired::default();
+        let d = self.last.as_ref().unwrap_or(&empty);
+        Ok(crate::status::build(d, &observed, Default::default()))
     }
 }
