@@ -58,14 +58,30 @@ struct Daemon {
     child: Child,
 }
 
+/// `xfrm-agent run` in `ns` with the files of `f`, plus `extra` arguments.
+fn run_command(ns: &TestNetns, f: &Files, extra: &[&str]) -> Command {
+    let mut c = Command::new(AGENT);
+    c.args(["run", "--netns", &ns.name, "-c"])
+        .arg(f.policy())
+        .arg("--key")
+        .arg(f.dir.join("site.key"))
+        .args(extra);
+    c
+}
+
+/// A namespace with loopback up and the scratch files, or None (skipped) without root.
+fn rig(test: &str, tag: &str) -> Option<(TestNetns, Files)> {
+    if !privileged(test) {
+        return None;
+    }
+    let ns = TestNetns::new(tag);
+    ns.ip(&["link", "set", "lo", "up"]);
+    Some((ns, Files::new(tag)))
+}
+
 impl Daemon {
     fn start(ns: &TestNetns, f: &Files, extra: &[&str]) -> Daemon {
-        let child = Command::new(AGENT)
-            .args(["run", "--netns", &ns.name, "-c"])
-            .arg(f.policy())
-            .arg("--key")
-            .arg(f.dir.join("site.key"))
-            .args(extra)
+        let child = run_command(ns, f, extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -171,12 +187,12 @@ fn has_foreign(ns: &TestNetns) -> bool {
 
 #[test]
 fn drift_is_repaired_within_a_second_and_foreign_objects_are_kept() {
-    if !privileged("drift_is_repaired_within_a_second_and_foreign_objects_are_kept") {
+    let Some((ns, f)) = rig(
+        "drift_is_repaired_within_a_second_and_foreign_objects_are_kept",
+        "drift",
+    ) else {
         return;
-    }
-    let ns = TestNetns::new("drift");
-    ns.ip(&["link", "set", "lo", "up"]);
-    let f = Files::new("drift");
+    };
     let _d = Daemon::start(&ns, &f, &[]);
     let want = policies(&ns);
     assert!(want.len() > 10, "the daemon installed the policy: {want:?}");
@@ -191,8 +207,9 @@ fn drift_is_repaired_within_a_second_and_foreign_objects_are_kept() {
         "out",
         "src",
         "10.10.0.10/32",
+        "dst",
+        "0.0.0.0/0",
     ];
-    let victim: Vec<&str> = victim.into_iter().chain(["dst", "0.0.0.0/0"]).collect();
     assert!(
         want.iter()
             .any(|l| l.starts_with("src 10.10.0.10/32 dst 0.0.0.0/0 dir out priority")),
@@ -218,12 +235,12 @@ fn drift_is_repaired_within_a_second_and_foreign_objects_are_kept() {
 
 #[test]
 fn invalid_file_keeps_the_last_good_policy_and_is_reported() {
-    if !privileged("invalid_file_keeps_the_last_good_policy_and_is_reported") {
+    let Some((ns, f)) = rig(
+        "invalid_file_keeps_the_last_good_policy_and_is_reported",
+        "reload",
+    ) else {
         return;
-    }
-    let ns = TestNetns::new("reload");
-    ns.ip(&["link", "set", "lo", "up"]);
-    let f = Files::new("reload");
+    };
     let _d = Daemon::start(&ns, &f, &[]);
     let before = policies(&ns);
     let good = std::fs::read_to_string(f.policy()).unwrap();
@@ -281,24 +298,18 @@ fn invalid_file_keeps_the_last_good_policy_and_is_reported() {
 
 #[test]
 fn restart_applies_nothing_one_instance_per_namespace_and_exit_modes() {
-    if !privileged("restart_applies_nothing_one_instance_per_namespace_and_exit_modes") {
+    let Some((ns, f)) = rig(
+        "restart_applies_nothing_one_instance_per_namespace_and_exit_modes",
+        "restart",
+    ) else {
         return;
-    }
-    let ns = TestNetns::new("restart");
-    ns.ip(&["link", "set", "lo", "up"]);
-    let f = Files::new("restart");
+    };
     let mut d = Daemon::start(&ns, &f, &[]);
     let want = policies(&ns);
     ns.ip(&FOREIGN);
 
     // A second agent in the same namespace refuses to start.
-    let second = Command::new(AGENT)
-        .args(["run", "--netns", &ns.name, "-c"])
-        .arg(f.policy())
-        .arg("--key")
-        .arg(f.dir.join("site.key"))
-        .output()
-        .unwrap();
+    let second = run_command(&ns, &f, &[]).output().unwrap();
     assert!(!second.status.success());
     assert!(String::from_utf8_lossy(&second.stderr).contains("already running"));
 

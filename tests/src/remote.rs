@@ -29,6 +29,25 @@ fn lines_of(r: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
     rx
 }
 
+/// Start a long-running lab-probe command (`argv[1]` names it) on `host`: stdin held open
+/// as its control channel, stdout forwarded line by line.
+fn spawn_probe(
+    exec: &dyn Exec,
+    host: &str,
+    argv: &[String],
+) -> anyhow::Result<(Child, mpsc::Receiver<String>)> {
+    let what = argv.get(1).map_or("", String::as_str);
+    let mut child = exec
+        .command(host, argv)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting lab-probe {what} on {host}"))?;
+    let rx = lines_of(child.stdout.take().expect("piped"));
+    Ok((child, rx))
+}
+
 /// Wait for a line containing `needle`, or fail with what was seen.
 fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, what: &str) -> anyhow::Result<()> {
     let mut seen = Vec::new();
@@ -224,14 +243,7 @@ impl Server {
         for a in addrs {
             argv.extend(["--addr".into(), a.to_string()]);
         }
-        let mut child = exec
-            .command(host, &argv)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("starting lab-probe serve on {host}"))?;
-        let rx = lines_of(child.stdout.take().expect("piped"));
+        let (mut child, rx) = spawn_probe(exec, host, &argv)?;
         if let Err(e) = wait_for(&rx, "ready", &format!("echo server on {host}")) {
             let _ = child.kill();
             let _ = child.wait();
@@ -351,14 +363,7 @@ impl StreamRun {
             "--linger-ms".into(),
             spec.linger_ms.to_string(),
         ];
-        let mut child = exec
-            .command(host, &argv)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("starting lab-probe stream on {host}"))?;
-        let lines = lines_of(child.stdout.take().expect("piped"));
+        let (child, lines) = spawn_probe(exec, host, &argv)?;
         let run = StreamRun {
             host: host.into(),
             child,

@@ -25,14 +25,7 @@ fn load(path: &Path) -> Policy {
 
 /// /proc/net/xfrm_stat of a host (per network namespace).
 fn xfrm_stat(lab: &Lab, host: &str) -> BTreeMap<String, u64> {
-    lab.sh(host, "cat /proc/net/xfrm_stat")
-        .expect("xfrm_stat")
-        .lines()
-        .filter_map(|l| {
-            let mut it = l.split_whitespace();
-            Some((it.next()?.to_string(), it.next()?.parse().ok()?))
-        })
-        .collect()
+    e2e::daemon::xfrm_stat(lab, host).expect("xfrm_stat")
 }
 
 /// Inbound packets the kernel dropped for want of a matching SA or policy.
