@@ -1,0 +1,95 @@
+//! Where a daemon reload's time goes, stage by stage, in one process and without root:
+//! read → sha256 → parse + validate → identity (pair-key cache adopted) → compile → diff
+//! against the previous compile. Used to find what to speed up; `scripts/bench-reload`
+//! measures the real thing (rename → kernel).
+//!
+//!   cargo run --release -p agent --example profile_reload -- POLICY KEY [ROUNDS]
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use agent::cli::{context, PolicyArgs};
+use agent::model::{Observed, ObservedSa};
+use agent::plan::{desired, diff::diff, Timestamp};
+use sha2::{Digest, Sha256};
+
+fn main() -> anyhow::Result<()> {
+    let argv: Vec<String> = std::env::args().collect();
+    let (config, key) = (PathBuf::from(&argv[1]), PathBuf::from(&argv[2]));
+    let rounds: usize = argv.get(3).map_or(Ok(10), |s| s.parse())?;
+    let args = PolicyArgs {
+        config: config.clone(),
+        key,
+        host: None,
+        cluster_key: vec![],
+        now: None,
+    };
+    let now = Timestamp::from_secs(1_800_000_000);
+    let local = BTreeSet::new();
+    let mut prev = context::load_text(&args, &std::fs::read_to_string(&config)?)?;
+    let mut prev_d = desired(&prev.policy, &prev.identity, &local, now)?;
+    let names = [
+        "read",
+        "sha256",
+        "load",
+        "compile",
+        "observed*",
+        "diff",
+        "drop old",
+    ];
+    let mut t = vec![Vec::new(); names.len()];
+    for _ in 0..rounds {
+        let mut lap = Instant::now();
+        let mut mark = |i: usize, t: &mut Vec<Vec<Duration>>| {
+            t[i].push(lap.elapsed());
+            lap = Instant::now();
+        };
+        let text = std::fs::read_to_string(&config)?;
+        mark(0, &mut t);
+        let _ = Sha256::digest(text.as_bytes());
+        mark(1, &mut t);
+        let ctx = context::load_text(&args, &text)?;
+        ctx.identity.adopt_cache(&prev.identity);
+        mark(2, &mut t);
+        let d = desired(&ctx.policy, &ctx.identity, &local, now)?;
+        mark(3, &mut t);
+        let observed = Observed {
+            policies: prev_d
+                .policies
+                .iter()
+                .map(|(k, v)| (*k, v.spec.clone()))
+                .collect(),
+            states: prev_d
+                .states
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        *k,
+                        ObservedSa {
+                            spec: v.spec.clone(),
+                            stats: Default::default(),
+                        },
+                    )
+                })
+                .collect(),
+            ..Observed::default()
+        };
+        mark(4, &mut t);
+        let plan = diff(&d, &observed, &ctx.policy.ownership);
+        mark(5, &mut t);
+        assert!(plan.ops.is_empty());
+        drop(std::mem::replace(&mut prev, ctx));
+        drop(std::mem::replace(&mut prev_d, d));
+        mark(6, &mut t);
+    }
+    for (name, mut v) in names.iter().zip(t) {
+        v.sort();
+        println!(
+            "{name:10} p50 {:8.2} ms  max {:8.2} ms",
+            v[v.len() / 2].as_secs_f64() * 1e3,
+            v[v.len() - 1].as_secs_f64() * 1e3
+        );
+    }
+    Ok(())
+}
