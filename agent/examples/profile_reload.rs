@@ -5,14 +5,39 @@
 //!
 //!   cargo run --release -p agent --example profile_reload -- POLICY KEY [ROUNDS]
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use agent::cli::{context, PolicyArgs};
 use agent::model::{Observed, ObservedSa};
 use agent::plan::{desired, diff::diff, Timestamp};
 use sha2::{Digest, Sha256};
+
+/// Counts live heap bytes, to report what a loaded policy and a compiled set retain.
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: defers to the system allocator; only adds bookkeeping.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size(), Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn mb(bytes: usize) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
 
 fn main() -> anyhow::Result<()> {
     let argv: Vec<String> = std::env::args().collect();
@@ -27,8 +52,20 @@ fn main() -> anyhow::Result<()> {
     };
     let now = Timestamp::from_secs(1_800_000_000);
     let local = BTreeSet::new();
-    let mut prev = context::load_text(&args, &std::fs::read_to_string(&config)?)?;
+    let text = std::fs::read_to_string(&config)?;
+    let base = LIVE.load(Ordering::Relaxed);
+    let mut prev = context::load_text(&args, &text)?;
+    let loaded = LIVE.load(Ordering::Relaxed);
     let mut prev_d = desired(&prev.policy, &prev.identity, &local, now)?;
+    let compiled = LIVE.load(Ordering::Relaxed);
+    println!(
+        "retained heap: loaded policy + identity (pair keys cached) {:.1} MB, desired set {:.1} MB ({} policies, {} SAs)",
+        mb(loaded - base),
+        mb(compiled - loaded),
+        prev_d.policies.len(),
+        prev_d.states.len()
+    );
+    drop(text);
     let names = [
         "read",
         "sha256",

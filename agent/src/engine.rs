@@ -7,8 +7,9 @@ use policy_schema::Ownership;
 use serde::Serialize;
 
 use crate::kernel::{self, ErrorKind, KernelError, NlSocket};
-use crate::model::{Desired, Op, OpKind};
+use crate::model::{Desired, Op, OpKind, PolicyKey, SaKey};
 use crate::plan::diff::{diff, Plan};
+use crate::plan::installed::{Assumed, Installed};
 
 /// One op the kernel refused.
 #[derive(Debug)]
@@ -36,8 +37,13 @@ pub struct Outcome {
     pub verified: bool,
     /// What the read-back diff still wants (empty when verified or on dry runs' plan).
     pub remaining: Vec<Op>,
-    /// Owned policies and states in the kernel at the last observation.
+    /// Owned policies and states in the kernel at the last observation (or, when every
+    /// write was acknowledged and not verified, as the writes left them).
     pub installed: (usize, usize),
+    /// Every write was acknowledged (no failure, nothing retried).
+    pub acknowledged: bool,
+    /// Foreign keys of the last dump this reconcile made (None: it made none).
+    pub foreign: Option<Foreign>,
 }
 
 impl Outcome {
@@ -103,6 +109,28 @@ fn run_ops(sock: &mut NlSocket, ops: &[Op]) -> Result<(usize, Vec<Failure>), Ker
     Ok((ok, failed))
 }
 
+/// What a reconcile starts from.
+pub enum Start<'a> {
+    /// Dump the kernel's SPD and SAD.
+    Observe,
+    /// Trust that the kernel holds what our last acknowledged writes left (the daemon,
+    /// while no foreign change was notified): no dump before the writes.
+    Assume(Assumed<'a>),
+}
+
+/// How a reconcile runs.
+pub struct Options<'a> {
+    pub start: Start<'a>,
+    /// Compute the plan only.
+    pub dry_run: bool,
+    /// Dump again after writing even when every write was acknowledged (the one-shot
+    /// commands do; the daemon relies on acknowledgements, events and its periodic resync).
+    pub verify: bool,
+    /// Write SAs (false while the kernel is known to lack what they need: policies are
+    /// still installed, fail-closed, and owned SAs already there are left alone).
+    pub sa_writes: bool,
+}
+
 /// Make the kernel (this socket's namespace) match `desired` for the objects `own` covers.
 /// Foreign objects are never written. With `dry_run`, only the plan is computed.
 pub fn reconcile(
@@ -111,25 +139,81 @@ pub fn reconcile(
     own: &Ownership,
     dry_run: bool,
 ) -> Result<Outcome, KernelError> {
-    let observed = kernel::observe(sock, own)?;
-    let installed = (observed.policies.len(), observed.states.len());
-    let plan = diff(desired, &observed, own);
-    if dry_run {
-        let remaining = plan.ops.clone();
+    let opts = Options {
+        start: Start::Observe,
+        dry_run,
+        verify: true,
+        sa_writes: true,
+    };
+    reconcile_with(sock, desired, own, &opts)
+}
+
+/// A plan, with the owned counts and foreign keys of what it was computed against.
+struct Planned {
+    plan: Plan,
+    installed: (usize, usize),
+    foreign: Option<Foreign>,
+}
+
+/// The plan from `opts.start`.
+fn plan_from(
+    sock: &mut NlSocket,
+    desired: &Desired,
+    own: &Ownership,
+    opts: &Options,
+) -> Result<Planned, KernelError> {
+    let (mut plan, installed, foreign) = match &opts.start {
+        Start::Observe => {
+            let o = kernel::observe(sock, own)?;
+            let plan = diff(desired, &o, own);
+            let n = (o.policies.len(), o.states.len());
+            (plan, n, Some((o.foreign_policies, o.foreign_states)))
+        }
+        Start::Assume(a) => {
+            let n = (a.policies().count(), a.states().count());
+            (diff(desired, a, own), n, None)
+        }
+    };
+    if !opts.sa_writes {
+        plan.ops
+            .retain(|o| !matches!(o.kind, OpKind::AddSa(..) | OpKind::UpdateSa(..)));
+    }
+    Ok(Planned {
+        plan,
+        installed,
+        foreign,
+    })
+}
+
+/// Foreign policy and SA keys, as last dumped.
+pub type Foreign = (BTreeSet<PolicyKey>, BTreeSet<SaKey>);
+
+/// `reconcile` with the start, verification and SA writes chosen by the caller.
+pub fn reconcile_with(
+    sock: &mut NlSocket,
+    desired: &Desired,
+    own: &Ownership,
+    opts: &Options,
+) -> Result<Outcome, KernelError> {
+    let Planned {
+        plan,
+        installed,
+        foreign,
+    } = plan_from(sock, desired, own, opts)?;
+    if opts.dry_run || plan.ops.is_empty() {
+        // Nothing to write: the observation just made (or trusted) is the verification.
+        let remaining = if opts.dry_run {
+            plan.ops.clone()
+        } else {
+            vec![]
+        };
         return Ok(Outcome {
             verified: remaining.is_empty() && plan.conflicts.is_empty(),
+            acknowledged: true,
             plan,
             remaining,
             installed,
-            ..Outcome::default()
-        });
-    }
-    if plan.ops.is_empty() {
-        // Nothing to write: the observation just made is the verification.
-        return Ok(Outcome {
-            verified: plan.conflicts.is_empty(),
-            plan,
-            installed,
+            foreign,
             ..Outcome::default()
         });
     }
@@ -150,16 +234,47 @@ pub fn reconcile(
         applied += ok;
         failed.extend(f2);
     }
+    let acknowledged = retry.is_empty() && failed.is_empty();
+    if acknowledged && !opts.verify {
+        return Ok(Outcome {
+            verified: plan.conflicts.is_empty(),
+            installed: after_ops(installed, &plan.ops),
+            plan,
+            applied,
+            acknowledged,
+            foreign,
+            ..Outcome::default()
+        });
+    }
     let after = kernel::observe(sock, own)?;
-    let remaining = diff(desired, &after, own).ops;
+    let mut remaining = diff(desired, &after, own).ops;
+    if !opts.sa_writes {
+        remaining.retain(|o| !matches!(o.kind, OpKind::AddSa(..) | OpKind::UpdateSa(..)));
+    }
     Ok(Outcome {
         verified: remaining.is_empty() && plan.conflicts.is_empty(),
         plan,
         applied,
         failed,
         remaining,
+        acknowledged,
         installed: (after.policies.len(), after.states.len()),
+        foreign: Some((after.foreign_policies, after.foreign_states)),
     })
+}
+
+/// Owned counts after every op of a plan was acknowledged.
+fn after_ops((mut policies, mut states): (usize, usize), ops: &[Op]) -> (usize, usize) {
+    for op in ops {
+        match op.kind {
+            OpKind::AddPolicy(..) => policies += 1,
+            OpKind::DelPolicy(..) => policies = policies.saturating_sub(1),
+            OpKind::AddSa(..) => states += 1,
+            OpKind::DelSa(..) => states = states.saturating_sub(1),
+            OpKind::UpdatePolicy(..) | OpKind::UpdateSa(..) => {}
+        }
+    }
+    (policies, states)
 }
 
 /// Remove every owned object (ranges from `own`) and nothing else.

@@ -6,6 +6,7 @@
 //! thread that entered `--netns`, and the loop needs no locks. Idle, it sleeps in epoll
 //! until an event or the next timer: no polling.
 
+pub mod base;
 pub mod book;
 pub mod control;
 pub mod metrics;
@@ -181,6 +182,9 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
                 g.clear_ready();
                 match evs {
                     Ok(evs) => {
+                        if evs.iter().any(book::changes_kernel) {
+                            w.kernel_changed();
+                        }
                         let empty = crate::model::Desired::default();
                         let d = w.last_desired().unwrap_or(&empty);
                         let reactions: Vec<Reaction> =
@@ -192,6 +196,7 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
                         }
                     }
                     Err(e) => {
+                        w.kernel_changed();
                         tracing::warn!(error = %e, "reading XFRM events failed; resyncing");
                         cause = Some(Cause::Resync);
                     }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 
+use super::base::{self, Base};
 use super::book::{DaemonView, ReconcileInfo, ReloadInfo};
 use super::metrics::Metrics;
 use crate::cli::context::{self, Context};
@@ -67,6 +68,10 @@ pub struct Worker {
     /// The sha256 of the last rejected text (not re-parsed until it changes or SIGHUP).
     rejected: Option<String>,
     last: Option<Desired>,
+    /// Set while the kernel is known to hold `last` (see `Base`); None: read it next time.
+    base: Option<Base>,
+    /// The policy a reload replaced, dropped after the next reconcile (not in its way).
+    retired: Option<Loaded>,
     encap: EncapSockets,
     /// Kernel features found missing (e.g. "ESP"): SA writes are left out until a resync.
     missing: Vec<String>,
@@ -143,6 +148,8 @@ impl Worker {
             loaded,
             rejected: None,
             last: None,
+            base: None,
+            retired: None,
             encap: EncapSockets::default(),
             missing: vec![],
             view,
@@ -203,7 +210,7 @@ impl Worker {
                 self.view.last_error = None;
                 self.view.reloads_ok += 1;
                 self.rejected = None;
-                self.loaded = Loaded { ctx, sha256 };
+                self.retired = Some(std::mem::replace(&mut self.loaded, Loaded { ctx, sha256 }));
                 true
             }
             Err(e) => {
@@ -269,6 +276,12 @@ impl Worker {
             usize::from(self.encap.v4.is_some()) + usize::from(self.encap.v6.is_some());
     }
 
+    /// Something other than us changed (or may have changed) the kernel's XFRM objects:
+    /// the next reconcile reads the kernel instead of trusting our last writes.
+    pub fn kernel_changed(&mut self) {
+        self.base = None;
+    }
+
     /// One reconcile. Kernel errors are returned (the loop retries); everything else is
     /// accounted in the view and metrics.
     pub fn reconcile(&mut self, cause: Cause) -> anyhow::Result<()> {
@@ -279,27 +292,48 @@ impl Worker {
             plan::desired(&ctx.policy, &ctx.identity, &local, context::system_now())?
         };
         self.sync_encap(&full);
-        let ctx = &self.loaded.ctx;
-        let skip_states = !self.missing.is_empty() && cause != Cause::Resync;
-        let out = if skip_states {
-            // Not `..full.clone()`: that would copy every SA only to drop them.
-            let policies_only = Desired {
-                host: full.host.clone(),
-                policies: full.policies.clone(),
-                states: Default::default(),
-                next_change: full.next_change,
-            };
-            engine::reconcile(&mut self.sock, &policies_only, &ctx.policy.ownership, false)?
-        } else {
-            engine::reconcile(&mut self.sock, &full, &ctx.policy.ownership, false)?
+        // After a kernel refused SAs for a missing feature, only the resync tries again.
+        let sa_writes = self.missing.is_empty() || cause == Cause::Resync;
+        let opts = engine::Options {
+            start: base::starting_point(self.base.as_ref(), self.last.as_ref(), cause),
+            dry_run: false,
+            verify: false,
+            sa_writes,
+        };
+        let own = &self.loaded.ctx.policy.ownership;
+        let result = engine::reconcile_with(&mut self.sock, &full, own, &opts);
+        let mut out = match result {
+            Ok(out) => out,
+            Err(e) => {
+                self.base = None;
+                return Err(e.into());
+            }
         };
         let secs = t0.elapsed().as_secs_f64();
+        self.base = base::next(self.base.take(), &mut out, sa_writes);
+        self.account(cause, &out, &full, sa_writes, secs);
+        self.last = Some(full);
+        // The policy a reload replaced is dropped here, after the kernel has the new one.
+        self.retired = None;
+        release_free_memory();
+        Ok(())
+    }
+
+    /// Log and count what a reconcile did.
+    fn account(
+        &mut self,
+        cause: Cause,
+        out: &engine::Outcome,
+        full: &Desired,
+        sa_writes: bool,
+        secs: f64,
+    ) {
         let missing: Vec<String> = out
             .missing_features()
             .into_iter()
             .map(|m| m.feature)
             .collect();
-        if !skip_states && missing != self.missing {
+        if sa_writes && missing != self.missing {
             if missing.is_empty() {
                 tracing::info!("kernel features now present; SAs installed");
             } else {
@@ -313,7 +347,7 @@ impl Worker {
         }
         let applied = out.applied;
         if applied > 0 {
-            let drift = self.last.as_ref().is_some_and(|l| same_objects(l, &full));
+            let drift = self.last.as_ref().is_some_and(|l| same_objects(l, full));
             if drift {
                 self.view.drift_repairs += 1;
                 let ops: Vec<String> = out.plan.ops.iter().take(8).map(|o| o.to_string()).collect();
@@ -342,11 +376,8 @@ impl Worker {
             verified: out.verified,
         };
         self.view.missing_features = self.missing.clone();
-        self.view.note_desired(&full);
+        self.view.note_desired(full);
         (self.view.owned_policies, self.view.owned_states) = out.installed;
-        self.last = Some(full);
-        release_free_memory();
-        Ok(())
     }
 
     /// Remove every owned object (exit with --flush-on-exit).

@@ -21,9 +21,9 @@ use std::net::IpAddr;
 use policy_schema::Ownership;
 use serde::Serialize;
 
+use super::installed::{join, Installed, Pair};
 use crate::model::{
-    Desired, Mark, Observed, Op, OpKind, Origin, PolicyAction, PolicyKey, PolicySpec, SaDir,
-    SaMeta, SaSpec,
+    Desired, Mark, Op, OpKind, Origin, PolicyAction, PolicyKey, PolicySpec, SaDir, SaMeta, SaSpec,
 };
 
 /// The writes that make the kernel match, and the desired objects we may not write.
@@ -181,25 +181,35 @@ impl Phases {
     }
 }
 
-/// Compute the plan. `own.priority.0` is where transition guards go (the compiler keeps
-/// that one priority free for them).
-pub fn diff(desired: &Desired, observed: &Observed, own: &Ownership) -> Plan {
+/// Compute the plan against the kernel as dumped, or as our last writes left it
+/// (`Installed`). `own.priority.0` is where transition guards go (the compiler keeps that
+/// one priority free for them).
+pub fn diff(desired: &Desired, installed: &impl Installed, own: &Ownership) -> Plan {
     let mut ph = Phases::default();
     let mut conflicts = Vec::new();
-    diff_states(desired, observed, &mut ph, &mut conflicts);
-    let guarded = diff_policies(desired, observed, &mut ph, &mut conflicts);
-    add_guards(&guarded, desired, observed, own, &mut ph, &mut conflicts);
+    diff_states(desired, installed, &mut ph, &mut conflicts);
+    let guarded = diff_policies(desired, installed, &mut ph, &mut conflicts);
+    add_guards(&guarded, desired, installed, own, &mut ph, &mut conflicts);
     Plan {
         ops: ph.into_ops(),
         conflicts,
     }
 }
 
-fn diff_states(d: &Desired, o: &Observed, ph: &mut Phases, conflicts: &mut Vec<Conflict>) {
-    for (k, want) in &d.states {
+fn diff_states(d: &Desired, o: &impl Installed, ph: &mut Phases, conflicts: &mut Vec<Conflict>) {
+    let mut stale = Vec::new();
+    for pair in join(d.states.iter(), o.states()) {
+        let (k, want, have) = match pair {
+            Pair::Have(k, _) => {
+                stale.push(*k);
+                continue;
+            }
+            Pair::Want(k, want) => (k, want, None),
+            Pair::Both(k, want, have) => (k, want, Some(have)),
+        };
         // Labels are built only for ops: a no-op diff of 10k objects allocates nothing.
         let label = || sa_label(&want.meta);
-        if o.foreign_states.contains(k) {
+        if o.foreign_state(k) {
             conflicts.push(Conflict {
                 object: k.to_string(),
                 label: label(),
@@ -210,10 +220,10 @@ fn diff_states(d: &Desired, o: &Observed, ph: &mut Phases, conflicts: &mut Vec<C
             SaDir::In => (&mut ph.sa_in, 0),
             SaDir::Out => (&mut ph.sa_out, want.meta.initial_seq),
         };
-        match o.states.get(k) {
+        match have {
             None => bucket.push(op(OpKind::AddSa(*k, want.spec.clone(), seq), label())),
-            Some(have) if have.spec == want.spec => {}
-            Some(have) if updatable_in_place(&have.spec, &want.spec) => {
+            Some(have) if *have == want.spec => {}
+            Some(have) if updatable_in_place(have, &want.spec) => {
                 bucket.push(op(OpKind::UpdateSa(*k, want.spec.clone()), label()))
             }
             Some(_) => {
@@ -225,6 +235,9 @@ fn diff_states(d: &Desired, o: &Observed, ph: &mut Phases, conflicts: &mut Vec<C
             }
         }
     }
+    if stale.is_empty() {
+        return;
+    }
     // Our addresses as the desired SAs show them, to tell stale inbound from outbound.
     let local: BTreeSet<IpAddr> = d
         .states
@@ -234,27 +247,40 @@ fn diff_states(d: &Desired, o: &Observed, ph: &mut Phases, conflicts: &mut Vec<C
             SaDir::Out => s.spec.src,
         })
         .collect();
-    for k in o.states.keys().filter(|k| !d.states.contains_key(k)) {
+    for k in stale {
         let bucket = if local.contains(&k.dst) {
             &mut ph.sa_del_in
         } else {
             &mut ph.sa_del_out
         };
-        bucket.push(op(OpKind::DelSa(*k), STALE));
+        bucket.push(op(OpKind::DelSa(k), STALE));
     }
 }
 
 /// Returns the keys whose update needs a transition guard.
 fn diff_policies(
     d: &Desired,
-    o: &Observed,
+    o: &impl Installed,
     ph: &mut Phases,
     conflicts: &mut Vec<Conflict>,
 ) -> Vec<PolicyKey> {
     let mut guarded = Vec::new();
-    for (k, want) in &d.policies {
+    for pair in join(d.policies.iter(), o.policies()) {
+        let (k, want, have) = match pair {
+            Pair::Have(k, have) => {
+                let bucket = if have.action.is_protective() {
+                    &mut ph.del_protective
+                } else {
+                    &mut ph.del_permissive
+                };
+                bucket.push(op(OpKind::DelPolicy(*k), STALE));
+                continue;
+            }
+            Pair::Want(k, want) => (k, want, None),
+            Pair::Both(k, want, have) => (k, want, Some(have)),
+        };
         let label = || want.origin.to_string();
-        if o.foreign_policies.contains(k) {
+        if o.foreign_policy(k) {
             conflicts.push(Conflict {
                 object: k.to_string(),
                 label: label(),
@@ -266,7 +292,7 @@ fn diff_policies(
         } else {
             &mut ph.permissive
         };
-        match o.policies.get(k) {
+        match have {
             None => bucket.push(op(OpKind::AddPolicy(*k, want.spec.clone()), label())),
             Some(have) if *have == want.spec => {}
             Some(have) => {
@@ -276,18 +302,6 @@ fn diff_policies(
                 bucket.push(op(OpKind::UpdatePolicy(*k, want.spec.clone()), label()));
             }
         }
-    }
-    for (k, have) in o
-        .policies
-        .iter()
-        .filter(|(k, _)| !d.policies.contains_key(k))
-    {
-        let bucket = if have.action.is_protective() {
-            &mut ph.del_protective
-        } else {
-            &mut ph.del_permissive
-        };
-        bucket.push(op(OpKind::DelPolicy(*k), STALE));
     }
     guarded
 }
@@ -300,7 +314,7 @@ fn weakens(old: &PolicySpec, new: &PolicySpec) -> bool {
 fn add_guards(
     guarded: &[PolicyKey],
     d: &Desired,
-    o: &Observed,
+    o: &impl Installed,
     own: &Ownership,
     ph: &mut Phases,
     conflicts: &mut Vec<Conflict>,
@@ -322,20 +336,20 @@ fn add_guards(
         }
     }
     for (g, label) in keys {
-        if o.foreign_policies.contains(&g) {
+        if o.foreign_policy(&g) {
             conflicts.push(Conflict {
                 object: g.to_string(),
                 label,
             });
             continue;
         }
-        if o.policies.contains_key(&g) {
+        if o.policy(&g).is_some() {
             // Left behind by an interrupted apply: it is removed at the end, not before.
             for list in [&mut ph.del_protective, &mut ph.del_permissive] {
                 list.retain(|x| x.kind != OpKind::DelPolicy(g));
             }
         }
-        match o.policies.get(&g) {
+        match o.policy(&g) {
             Some(have) if *have == spec => {}
             Some(_) => ph
                 .guard_adds

@@ -16,6 +16,7 @@ use states::{Party, Rules, SaContextAll};
 
 pub mod diff;
 pub mod epoch;
+pub mod installed;
 pub mod net;
 pub mod policies;
 pub mod ports;
