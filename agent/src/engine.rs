@@ -175,14 +175,30 @@ fn plan_from(
         }
     };
     if !opts.sa_writes {
-        plan.ops
-            .retain(|o| !matches!(o.kind, OpKind::AddSa(..) | OpKind::UpdateSa(..)));
+        without_sa_writes(&mut plan.ops);
     }
     Ok(Planned {
         plan,
         installed,
         foreign,
     })
+}
+
+/// Leave out SA adds and updates, and the deletes that would have preceded a re-add (an
+/// SA replaced in place): owned SAs in the kernel stay as they are.
+fn without_sa_writes(ops: &mut Vec<Op>) {
+    let readded: BTreeSet<SaKey> = ops
+        .iter()
+        .filter_map(|o| match o.kind {
+            OpKind::AddSa(k, ..) => Some(k),
+            _ => None,
+        })
+        .collect();
+    ops.retain(|o| match o.kind {
+        OpKind::AddSa(..) | OpKind::UpdateSa(..) => false,
+        OpKind::DelSa(k) => !readded.contains(&k),
+        _ => true,
+    });
 }
 
 /// Foreign policy and SA keys, as last dumped.
@@ -249,7 +265,7 @@ pub fn reconcile_with(
     let after = kernel::observe(sock, own)?;
     let mut remaining = diff(desired, &after, own).ops;
     if !opts.sa_writes {
-        remaining.retain(|o| !matches!(o.kind, OpKind::AddSa(..) | OpKind::UpdateSa(..)));
+        without_sa_writes(&mut remaining);
     }
     Ok(Outcome {
         verified: remaining.is_empty() && plan.conflicts.is_empty(),
@@ -280,4 +296,36 @@ fn after_ops((mut policies, mut states): (usize, usize), ops: &[Op]) -> (usize, 
 /// Remove every owned object (ranges from `own`) and nothing else.
 pub fn flush(sock: &mut NlSocket, own: &Ownership, dry_run: bool) -> Result<Outcome, KernelError> {
     reconcile(sock, &Desired::default(), own, dry_run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{self, testkit, LocalAddrs, Timestamp};
+
+    #[test]
+    fn left_out_sa_writes_take_their_replace_delete_along() {
+        let p = testkit::seed();
+        let id = testkit::identity(&p, 1);
+        let now = Timestamp::from_secs(1_000_000_000);
+        let d = plan::desired(&p, &id, &LocalAddrs::new(), now).expect("desired");
+        let mut keys = d.states.iter().map(|(k, s)| (*k, s.spec.clone()));
+        let (replaced, spec) = keys.next().expect("SAs");
+        let (stale, _) = keys.next().expect("two SAs");
+        let pk = *d.policies.keys().next().expect("policies");
+        let op = |kind| Op {
+            kind,
+            label: String::new(),
+        };
+        let mut ops = vec![
+            op(OpKind::DelSa(replaced)),
+            op(OpKind::AddSa(replaced, spec.clone(), 0)),
+            op(OpKind::UpdateSa(stale, spec)),
+            op(OpKind::DelPolicy(pk)),
+            op(OpKind::DelSa(stale)),
+        ];
+        without_sa_writes(&mut ops);
+        let kinds: Vec<&OpKind> = ops.iter().map(|o| &o.kind).collect();
+        assert_eq!(kinds, [&OpKind::DelPolicy(pk), &OpKind::DelSa(stale)]);
+    }
 }
