@@ -294,6 +294,26 @@ fn invalid_file_keeps_the_last_good_policy_and_is_reported() {
     let v = view(&ns).unwrap();
     assert_eq!(v["last_error"], Value::Null);
     assert_eq!(v["reloads_ok"].as_u64(), Some(1));
+
+    // Key files are watched too: a key replaced in place (here by db's) reloads, and the
+    // daemon now acts as the host that key belongs to; putting site's back returns.
+    let key = f.dir.join("site.key");
+    let replace_key = |from: &str| {
+        let tmp = f.dir.join(".site.key.new");
+        std::fs::copy(repo(from), &tmp).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::rename(&tmp, &key).unwrap();
+    };
+    replace_key("examples/keys/db.key");
+    wait_for("the key change to reload", || {
+        view(&ns).unwrap()["host"].as_str() == Some("db")
+    });
+    replace_key("examples/keys/site.key");
+    wait_for("site's key to be back", || {
+        view(&ns).unwrap()["host"].as_str() == Some("site")
+    });
+    assert_eq!(view(&ns).unwrap()["reloads_ok"].as_u64(), Some(3));
 }
 
 #[test]

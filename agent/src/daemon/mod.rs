@@ -131,7 +131,7 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
     let mut xfd = unsafe { AsyncFd::register(xev) }?;
     let mut afd = unsafe { AsyncFd::register(aev) }?;
     let (ftx, mut frx) = tokio::sync::mpsc::unbounded_channel();
-    let _watcher = watch::watch(&policy.config, ftx).context("watching the policy file")?;
+    let _watcher = watch::watch(policy, ftx).context("watching the policy and key files")?;
     let metrics = match o.metrics {
         Some(a) => Some(
             tokio::net::TcpListener::bind(a)

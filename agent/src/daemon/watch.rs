@@ -1,4 +1,4 @@
-//! Watching the policy file for hot reload. The directory is watched, not the file: editors
+//! Watching the policy file (and the key files) for hot reload. The directory is watched, not the file: editors
 //! and config managers replace files by rename, and Kubernetes ConfigMaps swap a `..data`
 //! symlink, none of which a watch on the old inode would see. Which events mean "the file
 //! is complete" and which mean "still being written" is decided here; the timing lives in
@@ -11,6 +11,7 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::book::FileEvent;
+use crate::cli::PolicyArgs;
 
 /// What an inotify event means for reloading (None: ignore — e.g. our own reads).
 pub fn classify(kind: &EventKind) -> Option<FileEvent> {
@@ -27,45 +28,71 @@ pub fn classify(kind: &EventKind) -> Option<FileEvent> {
     }
 }
 
-/// What to watch and which paths in it matter: the file's own directory (canonical) and
-/// the directory its symlink chain resolves into; the file under both names, and `..name`
-/// entries (a ConfigMap's `..data` symlink swap).
+/// What to watch and which paths in it matter: each watched file's own directory
+/// (canonical) and the directory its symlink chain resolves into; the file under both
+/// names, `..name` entries (a ConfigMap's `..data` symlink swap), and in the host key's
+/// directory the default cluster key files (`cluster-NAME.key`).
 struct Targets {
     dirs: Vec<PathBuf>,
     files: Vec<PathBuf>,
+    /// Where `cluster-*.key` files count.
+    key_dirs: Vec<PathBuf>,
+}
+
+fn parent(p: &Path) -> PathBuf {
+    let d = p
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::canonicalize(d).unwrap_or_else(|_| d.to_path_buf())
 }
 
 impl Targets {
-    fn of(config: &Path) -> Targets {
-        let parent = |p: &Path| {
-            let d = p
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            std::fs::canonicalize(d).unwrap_or_else(|_| d.to_path_buf())
-        };
-        let name = config.file_name().unwrap_or_default();
-        let dir = parent(config);
+    /// The policy file, the host key and explicit cluster keys.
+    fn of(config: &Path, key: &Path, cluster_keys: &[PathBuf]) -> Targets {
         let mut t = Targets {
-            files: vec![dir.join(name)],
-            dirs: vec![dir],
+            dirs: vec![],
+            files: vec![],
+            key_dirs: vec![parent(key)],
         };
-        if let Ok(real) = std::fs::canonicalize(config) {
-            let d = parent(&real);
-            if !t.dirs.contains(&d) {
-                t.dirs.push(d);
-            }
-            t.files.push(real);
+        for f in [config, key]
+            .into_iter()
+            .chain(cluster_keys.iter().map(PathBuf::as_path))
+        {
+            t.add(f);
         }
         t
     }
 
-    /// Whether an event on these paths can change what the file reads as. Other files in
+    fn add(&mut self, file: &Path) {
+        let name = file.file_name().unwrap_or_default();
+        let dir = parent(file);
+        self.files.push(dir.join(name));
+        let mut dirs = vec![dir];
+        if let Ok(real) = std::fs::canonicalize(file) {
+            dirs.push(parent(&real));
+            self.files.push(real);
+        }
+        for d in dirs {
+            if !self.dirs.contains(&d) {
+                self.dirs.push(d);
+            }
+        }
+    }
+
+    /// Whether an event on these paths can change what the files read as. Other files in
     /// the directory (a log, an editor's swap file) must not cause reloads.
     fn relevant(&self, paths: &[PathBuf]) -> bool {
+        let cluster_key = |p: &PathBuf| {
+            let n = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            n.starts_with("cluster-")
+                && n.ends_with(".key")
+                && self.key_dirs.iter().any(|d| p.parent() == Some(d))
+        };
         paths.is_empty()
             || paths.iter().any(|p| {
                 self.files.contains(p)
+                    || cluster_key(p)
                     || p.file_name()
                         .and_then(|n| n.to_str())
                         .is_some_and(|n| n.starts_with(".."))
@@ -73,9 +100,18 @@ impl Targets {
     }
 }
 
-/// Start watching; events go to `tx`. Keep the returned watcher alive.
-pub fn watch(config: &Path, tx: UnboundedSender<FileEvent>) -> notify::Result<RecommendedWatcher> {
-    let t = Targets::of(config);
+/// Start watching the policy file and the key files; events go to `tx`. Keep the
+/// returned watcher alive.
+pub fn watch(
+    args: &PolicyArgs,
+    tx: UnboundedSender<FileEvent>,
+) -> notify::Result<RecommendedWatcher> {
+    let explicit: Vec<PathBuf> = args
+        .cluster_key
+        .iter()
+        .filter_map(|s| s.split_once('=').map(|(_, p)| PathBuf::from(p)))
+        .collect();
+    let t = Targets::of(&args.config, &args.key, &explicit);
     let dirs = t.dirs.clone();
     let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
         Ok(ev) => {
@@ -99,14 +135,23 @@ mod tests {
     #[test]
     fn only_the_file_and_configmap_swaps_matter() {
         let t = Targets {
-            dirs: vec!["/etc/x".into()],
-            files: vec!["/etc/x/policy.toml".into(), "/srv/p/policy.toml".into()],
+            dirs: vec!["/etc/x".into(), "/etc/k".into()],
+            files: vec![
+                "/etc/x/policy.toml".into(),
+                "/srv/p/policy.toml".into(),
+                "/etc/k/host.key".into(),
+            ],
+            key_dirs: vec!["/etc/k".into()],
         };
         assert!(t.relevant(&["/etc/x/policy.toml".into()]));
         assert!(t.relevant(&["/srv/p/policy.toml".into()]));
         assert!(t.relevant(&["/etc/x/..data".into()]));
         assert!(!t.relevant(&["/etc/x/agent.log".into()]));
         assert!(!t.relevant(&["/etc/x/.policy.toml.swp".into()]));
+        assert!(t.relevant(&["/etc/k/host.key".into()]));
+        assert!(t.relevant(&["/etc/k/cluster-web.key".into()]));
+        assert!(!t.relevant(&["/etc/x/cluster-web.key".into()]));
+        assert!(!t.relevant(&["/etc/k/other.key".into()]));
     }
 
     #[test]

@@ -51,6 +51,8 @@ impl Cause {
 struct Loaded {
     ctx: Context,
     sha256: String,
+    /// `key_fingerprint` when it was loaded.
+    keys: String,
 }
 
 /// The UDP 4500 sockets, one per family, held while any SA of that family is encapsulated.
@@ -65,7 +67,8 @@ pub struct Worker {
     args: PolicyArgs,
     sock: NlSocket,
     loaded: Loaded,
-    /// The sha256 of the last rejected text (not re-parsed until it changes or SIGHUP).
+    /// The sha256 and key fingerprint of the last rejected load (not retried until either
+    /// changes, or SIGHUP).
     rejected: Option<String>,
     last: Option<Desired>,
     /// Set while the kernel is known to hold `last` (see `Base`); None: read it next time.
@@ -93,12 +96,51 @@ fn sha256_hex(text: &str) -> String {
         .collect()
 }
 
+/// A digest of the key files a load reads: the host key, explicit cluster keys and the
+/// `cluster-*.key` files beside the host key (which of those a load uses depends on the
+/// policy). A replaced key file changes it, so the watcher's event reloads.
+fn key_fingerprint(args: &PolicyArgs) -> String {
+    let mut files = vec![args.key.clone()];
+    files.extend(
+        args.cluster_key
+            .iter()
+            .filter_map(|s| s.split_once('=').map(|(_, p)| p.into())),
+    );
+    let dir = args
+        .key
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut defaults: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                let n = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                n.starts_with("cluster-") && n.ends_with(".key")
+            })
+            .collect();
+        defaults.sort();
+        files.extend(defaults);
+    }
+    let mut h = Sha256::new();
+    for f in files {
+        h.update(f.as_os_str().as_encoded_bytes());
+        match std::fs::read(&f) {
+            Ok(bytes) => h.update(Sha256::digest(bytes)),
+            Err(_) => h.update(b"unreadable"),
+        }
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn read_and_load(args: &PolicyArgs) -> anyhow::Result<Loaded> {
+    let keys = key_fingerprint(args);
     let text = std::fs::read_to_string(&args.config)
         .with_context(|| format!("{}: cannot read the policy file", args.config.display()))?;
     let ctx = context::load_text(args, &text)?;
     Ok(Loaded {
         sha256: sha256_hex(&text),
+        keys,
         ctx,
     })
 }
@@ -162,10 +204,10 @@ impl Worker {
         self.sock.port_id()
     }
 
-    /// Re-read the file (and, when it changed or with `force`, the keys). `force` reloads
-    /// an unchanged file too (SIGHUP: a key file may have changed). Returns true when a new
-    /// policy is in force. An invalid file leaves the last good one in force and is
-    /// reported once (the same rejected text is not re-parsed at every resync).
+    /// Re-read the file and the keys when either changed, or with `force` (SIGHUP).
+    /// Returns true when a new policy is in force. An invalid file (or a key that does not
+    /// fit it) leaves the last good one in force and is reported once (the same rejected
+    /// text is not re-parsed at every resync).
     pub fn reload(&mut self, force: bool) -> bool {
         let text = match std::fs::read_to_string(&self.args.config) {
             Ok(t) => t,
@@ -179,7 +221,9 @@ impl Worker {
             }
         };
         let sha256 = sha256_hex(&text);
-        if !force && sha256 == self.loaded.sha256 {
+        let keys = key_fingerprint(&self.args);
+        let attempt = format!("{sha256}/{keys}");
+        if !force && sha256 == self.loaded.sha256 && keys == self.loaded.keys {
             if self.view.last_error.take().is_some() {
                 // The file in force is back (a rejected edit was undone).
                 tracing::info!(sha256 = %sha256, "the policy in force is back on disk");
@@ -192,7 +236,7 @@ impl Worker {
             }
             return false;
         }
-        if !force && self.rejected.as_deref() == Some(sha256.as_str()) {
+        if !force && self.rejected.as_deref() == Some(attempt.as_str()) {
             return false;
         }
         match context::load_text(&self.args, &text) {
@@ -210,17 +254,18 @@ impl Worker {
                 self.view.last_error = None;
                 self.view.reloads_ok += 1;
                 self.rejected = None;
-                self.retired = Some(std::mem::replace(&mut self.loaded, Loaded { ctx, sha256 }));
+                let new = Loaded { ctx, sha256, keys };
+                self.retired = Some(std::mem::replace(&mut self.loaded, new));
                 true
             }
             Err(e) => {
-                self.reject(e, Some(sha256));
+                self.reject(e, Some(attempt));
                 false
             }
         }
     }
 
-    fn reject(&mut self, e: anyhow::Error, sha256: Option<String>) {
+    fn reject(&mut self, e: anyhow::Error, attempt: Option<String>) {
         let text = format!("{e:#}");
         tracing::error!(error = %text, "policy rejected; the last good policy stays in force");
         self.view.last_reload = ReloadInfo {
@@ -230,7 +275,7 @@ impl Worker {
         };
         self.view.last_error = Some(text);
         self.view.reloads_failed += 1;
-        self.rejected = sha256;
+        self.rejected = attempt;
     }
 
     /// Whether `ip` belongs to a host or cluster of the inventory.
