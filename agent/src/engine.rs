@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::kernel::{self, ErrorKind, KernelError, NlSocket};
 use crate::model::{Desired, Op, OpKind, PolicyKey, SaKey};
-use crate::plan::diff::{diff, Plan};
+use crate::plan::diff::{diff_with, Plan};
 use crate::plan::installed::{Assumed, Installed};
 
 /// One op the kernel refused.
@@ -162,43 +162,23 @@ fn plan_from(
     own: &Ownership,
     opts: &Options,
 ) -> Result<Planned, KernelError> {
-    let (mut plan, installed, foreign) = match &opts.start {
+    let (plan, installed, foreign) = match &opts.start {
         Start::Observe => {
             let o = kernel::observe(sock, own)?;
-            let plan = diff(desired, &o, own);
+            let plan = diff_with(desired, &o, own, opts.sa_writes);
             let n = (o.policies.len(), o.states.len());
             (plan, n, Some((o.foreign_policies, o.foreign_states)))
         }
         Start::Assume(a) => {
             let n = (a.policies().count(), a.states().count());
-            (diff(desired, a, own), n, None)
+            (diff_with(desired, a, own, opts.sa_writes), n, None)
         }
     };
-    if !opts.sa_writes {
-        without_sa_writes(&mut plan.ops);
-    }
     Ok(Planned {
         plan,
         installed,
         foreign,
     })
-}
-
-/// Leave out SA adds and updates, and the deletes that would have preceded a re-add (an
-/// SA replaced in place): owned SAs in the kernel stay as they are.
-fn without_sa_writes(ops: &mut Vec<Op>) {
-    let readded: BTreeSet<SaKey> = ops
-        .iter()
-        .filter_map(|o| match o.kind {
-            OpKind::AddSa(k, ..) => Some(k),
-            _ => None,
-        })
-        .collect();
-    ops.retain(|o| match o.kind {
-        OpKind::AddSa(..) | OpKind::UpdateSa(..) => false,
-        OpKind::DelSa(k) => !readded.contains(&k),
-        _ => true,
-    });
 }
 
 /// Foreign policy and SA keys, as last dumped.
@@ -240,7 +220,7 @@ pub fn reconcile_with(
         // EEXIST / ENOENT / ENOBUFS: the kernel changed under us. Observe again and redo
         // only what concerns those objects (the rest either worked or failed for good).
         let keys: BTreeSet<String> = retry.iter().map(|f| target(&f.op.kind)).collect();
-        let again = diff(desired, &kernel::observe(sock, own)?, own);
+        let again = diff_with(desired, &kernel::observe(sock, own)?, own, opts.sa_writes);
         let ops: Vec<Op> = again
             .ops
             .into_iter()
@@ -263,10 +243,7 @@ pub fn reconcile_with(
         });
     }
     let after = kernel::observe(sock, own)?;
-    let mut remaining = diff(desired, &after, own).ops;
-    if !opts.sa_writes {
-        without_sa_writes(&mut remaining);
-    }
+    let remaining = diff_with(desired, &after, own, opts.sa_writes).ops;
     Ok(Outcome {
         verified: remaining.is_empty() && plan.conflicts.is_empty(),
         plan,
@@ -296,36 +273,4 @@ fn after_ops((mut policies, mut states): (usize, usize), ops: &[Op]) -> (usize, 
 /// Remove every owned object (ranges from `own`) and nothing else.
 pub fn flush(sock: &mut NlSocket, own: &Ownership, dry_run: bool) -> Result<Outcome, KernelError> {
     reconcile(sock, &Desired::default(), own, dry_run)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::plan::{self, testkit, LocalAddrs, Timestamp};
-
-    #[test]
-    fn left_out_sa_writes_take_their_replace_delete_along() {
-        let p = testkit::seed();
-        let id = testkit::identity(&p, 1);
-        let now = Timestamp::from_secs(1_000_000_000);
-        let d = plan::desired(&p, &id, &LocalAddrs::new(), now).expect("desired");
-        let mut keys = d.states.iter().map(|(k, s)| (*k, s.spec.clone()));
-        let (replaced, spec) = keys.next().expect("SAs");
-        let (stale, _) = keys.next().expect("two SAs");
-        let pk = *d.policies.keys().next().expect("policies");
-        let op = |kind| Op {
-            kind,
-            label: String::new(),
-        };
-        let mut ops = vec![
-            op(OpKind::DelSa(replaced)),
-            op(OpKind::AddSa(replaced, spec.clone(), 0)),
-            op(OpKind::UpdateSa(stale, spec)),
-            op(OpKind::DelPolicy(pk)),
-            op(OpKind::DelSa(stale)),
-        ];
-        without_sa_writes(&mut ops);
-        let kinds: Vec<&OpKind> = ops.iter().map(|o| &o.kind).collect();
-        assert_eq!(kinds, [&OpKind::DelPolicy(pk), &OpKind::DelSa(stale)]);
-    }
 }

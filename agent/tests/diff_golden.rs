@@ -1,4 +1,5 @@
-//! Golden fixtures for the diff: agent/tests/fixtures/diff/CASE/{desired,observed,expected}.
+//! Golden fixtures for the diff: agent/tests/fixtures/diff/CASE/{desired,observed,expected},
+//! and where a case has it, `expected-no-sa-writes` (the plan while the kernel lacks ESP).
 //! A regression test is a new folder. `BLESS=1 cargo test --test diff_golden` rewrites the
 //! expected files (review the change with git diff).
 
@@ -7,7 +8,7 @@ mod support;
 use std::fs;
 use std::path::Path;
 
-use agent::plan::diff::diff;
+use agent::plan::diff::{diff, diff_with};
 use policy_schema::Ownership;
 use support::*;
 
@@ -29,16 +30,24 @@ fn golden_cases() {
         let o = parse_observed(&read("observed"));
         let own = Ownership::default();
         let plan = diff(&d, &o, &own);
-        let got = render_plan(&plan);
-        if bless {
-            fs::write(case.join("expected"), &got).expect("write expected");
-        } else if got != read("expected") {
-            failures.push(format!(
-                "== {}\n-- expected\n{}-- got\n{}",
-                case.display(),
-                read("expected"),
-                got
+        let mut outputs = vec![("expected", render_plan(&plan))];
+        if case.join("expected-no-sa-writes").exists() {
+            outputs.push((
+                "expected-no-sa-writes",
+                render_plan(&diff_with(&d, &o, &own, false)),
             ));
+        }
+        for (file, got) in outputs {
+            if bless {
+                fs::write(case.join(file), &got).expect("write expected");
+            } else if got != read(file) {
+                failures.push(format!(
+                    "== {}/{file}\n-- expected\n{}-- got\n{}",
+                    case.display(),
+                    read(file),
+                    got
+                ));
+            }
         }
         // Whatever the case, applying the plan converges.
         let after = apply_in_memory(&o, &plan.ops)

@@ -185,9 +185,21 @@ impl Phases {
 /// (`Installed`). `own.priority.0` is where transition guards go (the compiler keeps that
 /// one priority free for them).
 pub fn diff(desired: &Desired, installed: &impl Installed, own: &Ownership) -> Plan {
+    diff_with(desired, installed, own, true)
+}
+
+/// `diff`, with SA adds and updates left out when `sa_writes` is false (a kernel that
+/// lacks what they need): owned SAs in the kernel stay as they are, including one that
+/// would have been replaced (a delete then an add); stale ones are still deleted.
+pub fn diff_with(
+    desired: &Desired,
+    installed: &impl Installed,
+    own: &Ownership,
+    sa_writes: bool,
+) -> Plan {
     let mut ph = Phases::default();
     let mut conflicts = Vec::new();
-    diff_states(desired, installed, &mut ph, &mut conflicts);
+    diff_states(desired, installed, sa_writes, &mut ph, &mut conflicts);
     let guarded = diff_policies(desired, installed, &mut ph, &mut conflicts);
     add_guards(&guarded, desired, installed, own, &mut ph, &mut conflicts);
     Plan {
@@ -196,7 +208,13 @@ pub fn diff(desired: &Desired, installed: &impl Installed, own: &Ownership) -> P
     }
 }
 
-fn diff_states(d: &Desired, o: &impl Installed, ph: &mut Phases, conflicts: &mut Vec<Conflict>) {
+fn diff_states(
+    d: &Desired,
+    o: &impl Installed,
+    sa_writes: bool,
+    ph: &mut Phases,
+    conflicts: &mut Vec<Conflict>,
+) {
     let mut stale = Vec::new();
     for pair in join(d.states.iter(), o.states()) {
         let (k, want, have) = match pair {
@@ -204,6 +222,7 @@ fn diff_states(d: &Desired, o: &impl Installed, ph: &mut Phases, conflicts: &mut
                 stale.push(*k);
                 continue;
             }
+            _ if !sa_writes => continue,
             Pair::Want(k, want) => (k, want, None),
             Pair::Both(k, want, have) => (k, want, Some(have)),
         };
