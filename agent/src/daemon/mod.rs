@@ -34,6 +34,8 @@ const UNKNOWN_LOG_EVERY: Duration = Duration::from_secs(60);
 const ACQUIRE_EVERY: Duration = Duration::from_secs(1);
 /// After a failed reconcile (kernel I/O error), try again after this long.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Quiet time after a reconcile before freed heap is returned to the kernel.
+const TRIM_AFTER: Duration = Duration::from_secs(1);
 
 /// What `run` needs beyond the policy arguments.
 #[derive(Clone, Debug)]
@@ -85,6 +87,8 @@ struct Timers {
     retry_at: Option<Instant>,
     rotate_at: Option<Instant>,
     watchdog: Option<(Duration, Instant)>,
+    /// When to hand freed heap back to the kernel (a moment after the last reconcile).
+    trim_at: Option<Instant>,
     origin: Instant,
 }
 
@@ -100,6 +104,7 @@ impl Timers {
             self.retry_at,
             self.rotate_at,
             self.watchdog.map(|w| w.1),
+            self.trim_at,
         ]
         .into_iter()
         .flatten()
@@ -152,6 +157,7 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
         retry_at: None,
         rotate_at: w.view.next_rotation_unix.map(instant_of_unix),
         watchdog: sd_notify::watchdog_enabled().map(|d| (d / 2, now)),
+        trim_at: Some(now),
         origin: now,
     };
     sd(&[sd_notify::NotifyState::Ready]);
@@ -261,6 +267,10 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
             }
             cause = cause.or(Some(Cause::Resync));
         }
+        if t.trim_at.is_some_and(|at| at <= now) {
+            t.trim_at = None;
+            worker::release_free_memory();
+        }
         if let Some((every, at)) = t.watchdog {
             if at <= now {
                 sd(&[sd_notify::NotifyState::Watchdog]);
@@ -276,6 +286,9 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
                 }
             }
             t.rotate_at = w.view.next_rotation_unix.map(instant_of_unix);
+            // Not after every reconcile: a burst of edits would fault the same pages in
+            // again each time. Once things are quiet, idle RSS is what the daemon holds.
+            t.trim_at = Some(Instant::now() + TRIM_AFTER);
             if c == Cause::Reload {
                 sd(&[sd_notify::NotifyState::Ready]);
             }
@@ -378,6 +391,7 @@ mod tests {
             retry_at: None,
             rotate_at: Some(now + Duration::from_secs(10)),
             watchdog: None,
+            trim_at: None,
             origin: now,
         }
     }
@@ -406,6 +420,8 @@ mod tests {
         assert_eq!(t.next_wake(), t0 + Duration::from_secs(10));
         t.watchdog = Some((Duration::from_secs(15), t0 + Duration::from_secs(5)));
         assert_eq!(t.next_wake(), t0 + Duration::from_secs(5), "watchdog ping");
+        t.trim_at = Some(t0 + Duration::from_secs(1));
+        assert_eq!(t.next_wake(), t0 + Duration::from_secs(1), "memory release");
     }
 
     #[tokio::test(start_paused = true)]

@@ -148,7 +148,7 @@ fn read_and_load(args: &PolicyArgs) -> anyhow::Result<Loaded> {
 /// Hand freed heap back to the kernel. A reload parses the whole file into a syntax tree
 /// and drops it; glibc keeps that memory in its arenas, so an idle daemon would sit at its
 /// peak (tens of MB at 10,000 peers) instead of what it holds.
-fn release_free_memory() {
+pub fn release_free_memory() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only releases free memory of the allocator's own arenas.
     unsafe {
@@ -360,7 +360,6 @@ impl Worker {
         self.last = Some(full);
         // The policy a reload replaced is dropped here, after the kernel has the new one.
         self.retired = None;
-        release_free_memory();
         Ok(())
     }
 
