@@ -4,8 +4,7 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use toml_edit::{Item, TableLike};
-
+use super::tree::{Item, Table};
 use crate::model::Endpoint;
 use crate::suggest::{closest, did_you_mean};
 use crate::values;
@@ -46,16 +45,11 @@ impl FromIterator<String> for NameSet {
 
 /// The `name` strings of an array of tables, however it is written.
 fn names_in(item: Option<&Item>) -> NameSet {
-    let tables: Vec<&dyn TableLike> = match item {
-        Some(Item::ArrayOfTables(a)) => a.iter().map(|t| t as &dyn TableLike).collect(),
+    let tables: Vec<&Table> = match item {
+        Some(Item::ArrayOfTables(a)) => a.iter().collect(),
         Some(Item::Value(v)) => v
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_inline_table())
-                    .map(|t| t as &dyn TableLike)
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(|v| v.as_inline_table()).collect())
             .unwrap_or_default(),
         _ => Vec::new(),
     };
@@ -66,11 +60,11 @@ fn names_in(item: Option<&Item>) -> NameSet {
 }
 
 impl Known {
-    pub fn scan(root: &dyn TableLike) -> Known {
+    pub fn scan(root: &Table) -> Known {
         let zones = root
             .get("zones")
             .and_then(|z| z.as_table_like())
-            .map(|z| z.iter().map(|(k, _)| k.to_string()).collect())
+            .map(|z| z.iter().map(|e| e.key.to_string()).collect())
             .unwrap_or_default();
         Known {
             zones,

@@ -1,0 +1,133 @@
+//! The fast builder against toml_edit: whenever the fast path accepts a text, toml_edit
+//! accepts it too and yields the same tree (keys, order, values, every span). That is what
+//! makes the fast path safe to take: the walk cannot tell which parser ran.
+
+use proptest::prelude::*;
+
+use super::{convert, events};
+
+/// Fast tree == converted toml_edit tree, or the fast path declined. Returns whether the
+/// fast path took the text.
+fn same(text: &str) -> bool {
+    let edit = toml_edit::Document::parse(text);
+    let Some(fast) = events::document(text) else {
+        return false;
+    };
+    let doc = match edit {
+        Ok(doc) => doc,
+        Err(e) => panic!("fast path accepted what toml_edit rejects ({e}):\n{text}"),
+    };
+    assert_eq!(fast, convert::root(&doc), "trees differ for:\n{text}");
+    true
+}
+
+fn corpus() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut out = Vec::new();
+    for sub in ["valid", "invalid"] {
+        for e in std::fs::read_dir(dir.join(sub)).expect("corpus dir") {
+            let path = e.expect("entry").path();
+            if path.extension().is_some_and(|x| x == "toml") {
+                let text = std::fs::read_to_string(&path).expect("corpus file");
+                out.push((path.display().to_string(), text));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn corpus_files_give_the_same_tree() {
+    for (name, text) in corpus() {
+        let taken = same(&text);
+        // Every valid file is of the shapes the fast path is for.
+        assert!(taken || !name.contains("/valid/"), "declined {name}");
+    }
+}
+
+/// Shapes around the edges of what the fast path takes: each either builds the same tree
+/// or is declined.
+const EDGES: &[&str] = &[
+    "",
+    "\u{feff}version = 1\n",
+    "a = 1\r\nb = 'x'\r\n",
+    "a.b.c = 1\na.b.d = 2\na.e = 3\n",
+    "a.b = 1\n[a]\nc = 2\n",
+    "[a]\nb.c = 1\n[a.b]\n",
+    "[a.b]\nc = 1\n[a]\nd = 2\n",
+    "[a]\n[a]\n",
+    "[[a]]\n[a]\n",
+    "[a]\n[[a]]\n",
+    "[[a]]\nx = 1\n[[a]]\nx = 2\n[b]\n[[a]]\n",
+    "a = []\n[[a]]\n",
+    "a = 1\na = 2\n",
+    "\"a\" = 1\na = 2\n",
+    "'a b' = 1\n\"c\\u00e9\" = 2\n",
+    "s = \"a\\tb\\u00e9\"\nl = 'C:\\x'\nm = \"\"\"\nx\\\n  y\"\"\"\nn = '''\nz'''\n",
+    "i = [0x1f, 0o17, 0b101, 1_000, -5, +7]\n",
+    "big = 9223372036854775808\n",
+    "f = 1.5\n",
+    "d = 1979-05-27\n",
+    "b = [true, false]\n",
+    "t = { a = 1, b = { c = [1, { d = 2 }] } }\n",
+    "t = { a.b = 1 }\n",
+    "t = { a = 1, a = 2 }\n",
+    "t = { a = 1 }\n[t]\n",
+    "t = { a = 1 }\nt.b = 2\n",
+    "arr = [ [1, 2], [\"a\"], [], [[]] ]\n",
+    "a = [\n  1, # one\n  2,\n]\n# end",
+    "[ x . y ]\n",
+    "[ x ]\n[\"y\"]\n['z']\n",
+    "k = \"unterminated\n",
+    "k = \"bad \\q escape\"\n",
+    "= 1\n",
+    "a = 1 b = 2\n",
+    "[[hosts]]\nname = \"a\"\n[hosts.sub]\nx = 1\n",
+    "zones = { a = [\"10.0.0.0/8\"] }\n[zones]\n",
+    "c = \"\u{7f}\"\n",
+    "# comment \u{0} with nul\n",
+];
+
+#[test]
+fn edge_cases_give_the_same_tree_or_fall_back() {
+    for text in EDGES {
+        same(text);
+    }
+}
+
+#[test]
+fn a_large_zone_table_is_indexed_and_the_same() {
+    let mut text = String::from("[zones]\n");
+    for i in 0..100 {
+        text += &format!("z{i} = [\"10.{i}.0.0/16\"]\n");
+    }
+    text += "z7 = []\n";
+    assert!(!same(&text), "a duplicate zone goes to toml_edit");
+    let text = text.trim_end_matches("z7 = []\n");
+    assert!(same(text));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn toml_like_text(text in "([a-z\\.\"]{1,6} ?= ?(\"[ -~]{0,8}\"|'[ -~]{0,6}'|[0-9_xob\\.+-]{1,5}|true|\\[[ -~]{0,16}\\]|\\{[ -~]{0,16}\\})[ #a-z]{0,3}\r?\n|\\[\\[?[a-z\\. \"]{1,6}\\]\\]?\n|#[ -~]{0,5}\n){0,10}"
+    ) {
+        same(&text);
+    }
+
+    #[test]
+    fn edited_corpus_files(i in 0usize..64, at in any::<usize>(), cut in 0usize..12, ins in "[ -~\\n]{0,6}") {
+        let files = corpus();
+        let (_, text) = &files[i % files.len()];
+        let mut a = at % (text.len() + 1);
+        while !text.is_char_boundary(a) {
+            a -= 1;
+        }
+        let mut b = (a + cut).min(text.len());
+        while !text.is_char_boundary(b) {
+            b -= 1;
+        }
+        same(&format!("{}{ins}{}", &text[..a], &text[b..]));
+    }
+}
