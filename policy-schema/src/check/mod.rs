@@ -11,12 +11,11 @@ use crate::raw::RawPolicy;
 use crate::report::Report;
 pub(crate) use resolve::Resolver;
 
-pub(crate) fn check(rep: &mut Report, raw: &RawPolicy) {
+pub(crate) fn check(rep: &mut Report, raw: &RawPolicy, resolver: &Resolver) {
     ownership::check_defaults(rep, raw);
     ownership::check_ownership(rep, raw);
     entities::check(rep, raw);
-    let resolver = Resolver::new(raw);
-    rules::check(rep, raw, &resolver);
-    shadow::check(rep, raw, &resolver);
-    rules::check_coverage(rep, raw, &resolver);
+    rules::check(rep, raw, resolver);
+    shadow::check(rep, raw, resolver);
+    rules::check_coverage(rep, raw, resolver);
 }

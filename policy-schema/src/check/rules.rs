@@ -147,7 +147,7 @@ fn tunnel_gateways(rep: &mut Report, raw: &RawPolicy, r: &RawRule, res: &Resolve
 /// Where an owner (host or cluster) can be an SA endpoint for one rule: its addresses, and
 /// in tunnel mode also the subnets it is a gateway for.
 struct Owner<'r> {
-    addresses: Vec<IpNet>,
+    addresses: &'r [Sp<std::net::IpAddr>],
     gateway_for: &'r [Sp<IpNet>],
 }
 
@@ -184,7 +184,10 @@ impl<'a> Side<'a> {
 
 impl Owner<'_> {
     fn inside(&self, side: &Side<'_>, tunnel: bool) -> bool {
-        let addr = self.addresses.iter().any(|a| side.covers(a));
+        let addr = self
+            .addresses
+            .iter()
+            .any(|a| side.covers(&IpNet::from(a.v)));
         let side = side.prefixes;
         let gw = tunnel
             && self
@@ -220,13 +223,12 @@ pub(crate) fn check_coverage(rep: &mut Report, raw: &RawPolicy, res: &Resolver) 
 /// For hosts then clusters: does some ESP rule put it on one side and someone else on the
 /// other. A paired cluster pairs its members (they hold its addresses).
 fn paired_owners(raw: &RawPolicy, res: &Resolver) -> Vec<bool> {
-    let nets = |l: &[Sp<std::net::IpAddr>]| l.iter().map(|a| IpNet::from(a.v)).collect();
     let hosts = raw.hosts.iter().map(|h| Owner {
-        addresses: nets(&h.addresses),
+        addresses: &h.addresses,
         gateway_for: &h.gateway_for,
     });
     let clusters = raw.clusters.iter().map(|c| Owner {
-        addresses: nets(&c.addresses),
+        addresses: &c.addresses,
         gateway_for: &[],
     });
     let owners: Vec<Owner> = hosts.chain(clusters).collect();
@@ -258,15 +260,29 @@ fn paired_owners(raw: &RawPolicy, res: &Resolver) -> Vec<bool> {
                 || (other(&f) && owner.inside(&to, tunnel));
         }
     }
+    pair_members(raw, &mut paired);
+    paired
+}
+
+/// A paired cluster pairs its members. Hosts by name, first of duplicates (as a scan would
+/// find), built only when there are clusters.
+fn pair_members(raw: &RawPolicy, paired: &mut [bool]) {
+    if raw.clusters.is_empty() {
+        return;
+    }
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, h) in raw.hosts.iter().enumerate() {
+        if let Some(n) = &h.name {
+            index.entry(n.v.as_str()).or_insert(i);
+        }
+    }
     for (ci, c) in raw.clusters.iter().enumerate() {
         if paired[raw.hosts.len() + ci] {
             for m in &c.members {
-                let named = |h: &&crate::raw::RawHost| h.name.as_ref().is_some_and(|n| n.v == m.v);
-                if let Some(hi) = raw.hosts.iter().position(|h| named(&h)) {
+                if let Some(&hi) = index.get(m.v.as_str()) {
                     paired[hi] = true;
                 }
             }
         }
     }
-    paired
 }
