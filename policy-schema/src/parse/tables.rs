@@ -163,10 +163,11 @@ fn zone_prefixes(
     (prefixes, ok)
 }
 
-fn origin(e: &Entries) -> Origin {
+/// Called once every key is read: the label moves into the entry.
+fn origin(e: &mut Entries) -> Origin {
     Origin {
         at: e.at,
-        label: e.label.clone(),
+        label: std::mem::take(&mut e.label),
         complete: e.ok,
     }
 }
