@@ -1,7 +1,7 @@
 //! Zones, hosts and clusters among themselves: unique names, addresses and keys; host
 //! addresses inside the zones the host claims; cluster members.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 
@@ -17,7 +17,7 @@ struct Seen<'r, K> {
 impl<'r, K: Hash + Eq> Seen<'r, K> {
     fn new() -> Self {
         Seen {
-            first: HashMap::new(),
+            first: HashMap::default(),
         }
     }
 

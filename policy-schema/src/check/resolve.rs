@@ -1,7 +1,7 @@
 //! Endpoints → prefixes over the raw policy (the same meaning as `Policy::resolve`).
 
+use rustc_hash::FxHashMap as HashMap;
 use std::collections::BTreeSet;
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -25,9 +25,9 @@ fn insert<'r, T>(map: &mut HashMap<&'r str, &'r [T]>, name: &'r str, list: &'r [
 impl<'r> Resolver<'r> {
     pub fn new(raw: &'r RawPolicy) -> Resolver<'r> {
         let mut r = Resolver {
-            zones: HashMap::with_capacity(raw.zones.len()),
-            hosts: HashMap::with_capacity(raw.hosts.len()),
-            clusters: HashMap::with_capacity(raw.clusters.len()),
+            zones: HashMap::with_capacity_and_hasher(raw.zones.len(), Default::default()),
+            hosts: HashMap::with_capacity_and_hasher(raw.hosts.len(), Default::default()),
+            clusters: HashMap::with_capacity_and_hasher(raw.clusters.len(), Default::default()),
         };
         for z in &raw.zones {
             insert(&mut r.zones, &z.name.v, &z.prefixes);

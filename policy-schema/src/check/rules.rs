@@ -155,7 +155,7 @@ struct Owner<'r> {
 /// hash lookups instead of a scan (a side naming 10,000 hosts made validation quadratic).
 struct Side<'a> {
     prefixes: &'a [IpNet],
-    by_len: std::collections::HashSet<IpNet>,
+    by_len: rustc_hash::FxHashSet<IpNet>,
     lens: BTreeSet<(bool, u8)>,
 }
 
@@ -270,7 +270,7 @@ fn pair_members(raw: &RawPolicy, paired: &mut [bool]) {
     if raw.clusters.is_empty() {
         return;
     }
-    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut index: rustc_hash::FxHashMap<&str, usize> = Default::default();
     for (i, h) in raw.hosts.iter().enumerate() {
         if let Some(n) = &h.name {
             index.entry(n.v.as_str()).or_insert(i);

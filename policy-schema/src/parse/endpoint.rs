@@ -1,7 +1,7 @@
 //! Endpoints (`any`, `zone:NAME`, `host:NAME`, `cluster:NAME`, prefixes, addresses), parsed
 //! with the names the file defines at hand so that a typo gets a suggestion.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet as HashSet;
 use std::net::IpAddr;
 
 use super::tree::{Item, Table};

@@ -3,8 +3,8 @@
 //! Built by `events` (fast path) or converted from a toml_edit document by `convert`
 //! (fallback); both must yield the same tree for the same text.
 
+use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::ops::Range;
 
 pub(crate) type Span = Range<usize>;
@@ -25,7 +25,9 @@ pub(crate) enum ValueKind<'t> {
     Boolean(bool),
     Datetime,
     Array(Vec<Value<'t>>),
-    InlineTable(Table<'t>),
+    /// Boxed: rare in policy files, and a list of 10,000 strings should not be sized
+    /// for tables.
+    InlineTable(Box<Table<'t>>),
 }
 
 /// What a key of a table holds: a plain value, a `[table]` or a `[[table]]` list.
@@ -52,7 +54,7 @@ pub(crate) struct Table<'t> {
     /// The `[header]`, the `{ … }` of an inline table, or the first key of a dotted one.
     pub span: Option<Span>,
     entries: Vec<Entry<'t>>,
-    index: Option<HashMap<String, usize>>,
+    index: Option<Box<HashMap<String, usize>>>,
     /// Created by a dotted key (`defaults.cipher = …`): only the fast builder reads it.
     pub(super) dotted: bool,
 }
@@ -110,7 +112,9 @@ impl<'t> Table<'t> {
         self.entries.push(entry);
         if self.index.is_none() && self.entries.len() > INDEX_FROM {
             let keys = self.entries.iter().enumerate();
-            self.index = Some(keys.map(|(i, e)| (e.key.to_string(), i)).collect());
+            self.index = Some(Box::new(
+                keys.map(|(i, e)| (e.key.to_string(), i)).collect(),
+            ));
         }
         self.entries.last_mut().expect("just pushed")
     }
