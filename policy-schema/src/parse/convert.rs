@@ -62,7 +62,7 @@ fn value<'d>(v: &'d toml_edit::Value) -> Value<'d> {
         V::Boolean(b) => ValueKind::Boolean(*b.value()),
         V::Datetime(_) => ValueKind::Datetime,
         V::Array(a) => ValueKind::Array(a.iter().map(value).collect()),
-        V::InlineTable(t) => ValueKind::InlineTable(inline_table(t)),
+        V::InlineTable(t) => ValueKind::InlineTable(Box::new(inline_table(t))),
     };
     Value {
         span: v.span().unwrap_or_default(),

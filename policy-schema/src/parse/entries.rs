@@ -2,17 +2,22 @@
 //! keys and TOML types are reported here; typed getters then parse each key's value and
 //! report bad values at the value (or list element) itself.
 
-use super::tree::{Item, Span, Table, Value, ValueKind};
+use super::tree::{Entry, Item, Span, Table, Value, ValueKind};
 use crate::fields::{Field, Kind, TableSpec};
 use crate::raw::Sp;
 use crate::report::Report;
 use crate::suggest::did_you_mean;
 use crate::values;
 
+/// The most keys a table of the format has (`[defaults]`, `[[rules]]`).
+const MAX_FIELDS: usize = 8;
+
 /// The keys of one table, validated against its spec.
 pub(crate) struct Entries<'a> {
     spec: &'static TableSpec,
-    table: &'a Table<'a>,
+    /// The table's entry for each field of the spec, by the field's position: every key is
+    /// looked up once, when the table is opened.
+    slots: [Option<&'a Entry<'a>>; MAX_FIELDS],
     /// Offset of the table (header or inline table).
     pub at: usize,
     /// `rules[2] "web"`, or empty at the top level.
@@ -61,31 +66,26 @@ impl<'a> Entries<'a> {
         at: usize,
         label: String,
     ) -> Self {
+        assert!(
+            spec.fields.len() <= MAX_FIELDS,
+            "{} has too many keys",
+            spec.name
+        );
         let mut e = Entries {
             spec,
-            table,
+            slots: [None; MAX_FIELDS],
             at,
             label,
             ok: true,
         };
         for entry in table.iter() {
-            let k = &*entry.key;
-            if spec.field(k).is_none() {
-                let key_at = entry.key_span.start;
-                let names: Vec<&str> = spec.fields.iter().map(|f| f.name).collect();
-                rep.error(
-                    key_at,
-                    format!(
-                        "{}unknown key \"{k}\", expected one of: {}{}",
-                        e.prefix(),
-                        names.join(", "),
-                        did_you_mean(k, names.iter().copied())
-                    ),
-                );
+            match spec.fields.iter().position(|f| f.name == entry.key) {
+                Some(i) => e.slots[i] = Some(entry),
+                None => e.unknown(rep, entry),
             }
         }
-        for f in spec.fields.iter().filter(|f| f.required) {
-            if !table.contains_key(f.name) {
+        for (f, slot) in spec.fields.iter().zip(e.slots) {
+            if f.required && slot.is_none() {
                 e.ok = false;
                 rep.error(
                     at,
@@ -101,6 +101,20 @@ impl<'a> Entries<'a> {
         e
     }
 
+    fn unknown(&self, rep: &mut Report, entry: &Entry) {
+        let k = &*entry.key;
+        let names: Vec<&str> = self.spec.fields.iter().map(|f| f.name).collect();
+        rep.error(
+            entry.key_span.start,
+            format!(
+                "{}unknown key \"{k}\", expected one of: {}{}",
+                self.prefix(),
+                names.join(", "),
+                did_you_mean(k, names.iter().copied())
+            ),
+        );
+    }
+
     /// `label: ` or nothing.
     pub fn prefix(&self) -> String {
         if self.label.is_empty() {
@@ -112,11 +126,10 @@ impl<'a> Entries<'a> {
 
     /// The field, its key's offset and its item, if the table has it.
     pub fn get(&self, name: &str) -> Option<(&'static Field, usize, &'a Item<'a>)> {
-        let field = self.spec.field(name);
-        debug_assert!(field.is_some(), "{name} is not a key of {}", self.spec.name);
-        let field = field?;
-        let entry = self.table.entry(name)?;
-        Some((field, entry.key_span.start, &entry.item))
+        let i = self.spec.fields.iter().position(|f| f.name == name);
+        debug_assert!(i.is_some(), "{name} is not a key of {}", self.spec.name);
+        let entry = self.slots[i?]?;
+        Some((&self.spec.fields[i?], entry.key_span.start, &entry.item))
     }
 
     /// Report a bad value of key `name` at `at`: `label: name RAW fragment`.

@@ -227,7 +227,7 @@ impl<'t> Builder<'t> {
             Open::Array(values) if array => ValueKind::Array(values),
             Open::Inline(mut t) if !array => {
                 t.span = Some(frame.start..span.end());
-                ValueKind::InlineTable(t)
+                ValueKind::InlineTable(Box::new(t))
             }
             _ => return self.decline(),
         };

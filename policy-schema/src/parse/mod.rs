@@ -13,6 +13,8 @@ mod lists;
 mod tables;
 mod tree;
 
+use std::fmt::Write;
+
 use toml_edit::Document;
 
 use crate::fields::{Kind, TableSpec, ROOT};
@@ -168,6 +170,18 @@ fn table_array<'a>(rep: &mut Report, e: &mut Entries<'a>, name: &'static str) ->
 /// `rules[2] "web"`: the index (from 0) and the name, if it has a string one.
 fn label(spec: &TableSpec, i: usize, t: &Table) -> String {
     match t.get("name").and_then(Item::as_str) {
+        // `{:?}` escapes only quotes, backslashes and unprintable characters: a name with
+        // none of them is copied as is, not run through the escaper char by char.
+        Some(n)
+            if n.bytes()
+                .all(|b| matches!(b, b' '..=b'~') && b != b'"' && b != b'\\') =>
+        {
+            let mut s = String::with_capacity(spec.name.len() + n.len() + 12);
+            let _ = write!(s, "{}[{i}] \"", spec.name);
+            s.push_str(n);
+            s.push('"');
+            s
+        }
         Some(n) => format!("{}[{i}] {n:?}", spec.name),
         None => format!("{}[{i}]", spec.name),
     }
