@@ -5,6 +5,7 @@
 //! toml_edit (`convert`), which also words every syntax error; the two give the same tree
 //! for any text both accept (`same_tree_tests`), so the walk cannot tell them apart.
 
+mod builder;
 mod convert;
 mod endpoint;
 mod entries;
