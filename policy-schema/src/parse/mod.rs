@@ -1,9 +1,10 @@
 //! TOML text → located raw policy. Syntax errors stop here (the document has no tree to
 //! walk); everything after syntax is collected, never stopping at the first problem.
 //!
-//! The text becomes a [`tree::Table`] by the fast builder (`events`) when it can, else by
-//! toml_edit (`convert`), which also words every syntax error; the two give the same tree
-//! for any text both accept (`same_tree_tests`), so the walk cannot tell them apart.
+//! The text becomes a [`tree::Table`] by the byte scanner (`scan`) when it is plain TOML,
+//! else from toml_parser's events (`events`), else by toml_edit (`convert`), which also
+//! words every syntax error; all give the same tree for any text they accept
+//! (`same_tree_tests`), so the walk cannot tell which one ran.
 
 mod builder;
 mod convert;
@@ -11,6 +12,7 @@ mod endpoint;
 mod entries;
 mod events;
 mod lists;
+mod scan;
 mod tables;
 mod tree;
 
@@ -28,7 +30,8 @@ use tree::{Item, Table};
 /// Parse `text`; `None` after a TOML syntax error (already reported).
 pub(crate) fn parse(rep: &mut Report, text: &str) -> Option<RawPolicy> {
     let doc;
-    let root = match events::document(text) {
+    let fast = scan::document(text).or_else(|| events::document(text));
+    let root = match fast {
         Some(root) => root,
         None => match Document::parse(text) {
             Ok(parsed) => {

@@ -4,20 +4,29 @@
 
 use proptest::prelude::*;
 
-use super::{convert, events};
+use super::{convert, events, scan};
 
-/// Fast tree == converted toml_edit tree, or the fast path declined. Returns whether the
-/// fast path took the text.
+/// Each fast tree == the converted toml_edit tree, or that fast path declined. Returns
+/// whether the toml_parser path took the text (the scanner takes a subset of those).
 fn same(text: &str) -> bool {
     let edit = toml_edit::Document::parse(text);
+    let scanned = scan::document(text);
     let Some(fast) = events::document(text) else {
+        assert!(
+            scanned.is_none(),
+            "scanner took what the events path declines:\n{text}"
+        );
         return false;
     };
     let doc = match edit {
         Ok(doc) => doc,
         Err(e) => panic!("fast path accepted what toml_edit rejects ({e}):\n{text}"),
     };
-    assert_eq!(fast, convert::root(&doc), "trees differ for:\n{text}");
+    let want = convert::root(&doc);
+    assert_eq!(fast, want, "trees differ for:\n{text}");
+    if let Some(scanned) = scanned {
+        assert_eq!(scanned, want, "scanned tree differs for:\n{text}");
+    }
     true
 }
 
@@ -40,8 +49,14 @@ fn corpus() -> Vec<(String, String)> {
 fn corpus_files_give_the_same_tree() {
     for (name, text) in corpus() {
         let taken = same(&text);
-        // Every valid file is of the shapes the fast path is for.
+        // Every valid file is of the shapes the fast paths are for.
         assert!(taken || !name.contains("/valid/"), "declined {name}");
+        // The plain ones (all but the one written with inline tables) are the scanner's.
+        let plain = name.contains("/valid/") && !name.contains("inline");
+        assert!(
+            !plain || scan::document(&text).is_some(),
+            "not scanned: {name}"
+        );
     }
 }
 
@@ -107,8 +122,34 @@ fn a_large_zone_table_is_indexed_and_the_same() {
     assert!(same(text));
 }
 
+/// The shape of a generated 10k-host file, small: the scanner takes it, identically.
+#[test]
+fn a_generated_policy_is_scanned_the_same() {
+    let n = 300;
+    let to: Vec<String> = (1..n).map(|i| format!("\"host:h{i}\"")).collect();
+    let mut text = format!(
+        "version = 1\n\n[[exemptions]]\nname = \"icmp\"\nprotocol = \"icmp\"\n\n[[rules]]\nname = \"hub\"\nfrom = [\"host:h0\"]\nto = [{}]\naction = \"require\"\n",
+        to.join(", ")
+    );
+    for i in 0..n {
+        text += &format!(
+            "\n[[hosts]]\nname = \"h{i}\"\naddresses = [\"10.{}.{}.1\"]\npublic-key = \"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\"\n",
+            i / 256,
+            i % 256
+        );
+    }
+    let doc = toml_edit::Document::parse(text.as_str()).expect("valid TOML");
+    assert_eq!(scan::document(&text), Some(convert::root(&doc)));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// Text close to the scanner's subset, with the odd byte outside it.
+    #[test]
+    fn plain_toml_text(text in "(( ?[a-z0-9_-]{1,4} ?= ?(\"[ -~]{0,6}\"|[0-9]{1,3}|true|false|\\[ ?(\"[a-z ]{0,3}\"|[0-9]{1,2}|\\[\\])?( ?, ?[0-9]{1,2}){0,2} ?,?\r?\n? ?\\]) ?(#[ -~]{0,4})?|\\[\\[? ?[a-z]{1,3} ?\\]\\]?|#[ -~]{0,5}| ?)\r?\n){0,10}") {
+        same(&text);
+    }
 
     #[test]
     fn toml_like_text(text in "([a-z\\.\"]{1,6} ?= ?(\"[ -~]{0,8}\"|'[ -~]{0,6}'|[0-9_xob\\.+-]{1,5}|true|\\[[ -~]{0,16}\\]|\\{[ -~]{0,16}\\})[ #a-z]{0,3}\r?\n|\\[\\[?[a-z\\. \"]{1,6}\\]\\]?\n|#[ -~]{0,5}\n){0,10}"
