@@ -9,6 +9,17 @@ fn vals<T>(l: Vec<Sp<T>>) -> Vec<T> {
     l.into_iter().map(|s| s.v).collect()
 }
 
+/// `f` of each element, or `None` at the first `None`, in a Vec of exactly that size:
+/// collecting into `Option<Vec>` reused the raw Vec's larger allocation (or regrew by
+/// doubling), which a loaded 10k-host policy then kept for its lifetime.
+fn all<T, U>(l: Vec<T>, f: impl FnMut(T) -> Option<U>) -> Option<Vec<U>> {
+    let mut out = Vec::with_capacity(l.len());
+    for u in l.into_iter().map(f) {
+        out.push(u?);
+    }
+    Some(out)
+}
+
 /// Each exemption's peers resolved to prefixes (deduplicated, in file order); taken before
 /// [`build`] because the resolver borrows the raw policy that `build` consumes.
 pub(crate) fn exemption_peers(raw: &RawPolicy, res: &Resolver) -> Vec<Vec<ipnet::IpNet>> {
@@ -31,24 +42,14 @@ pub(crate) fn build(raw: RawPolicy, peers: Vec<Vec<ipnet::IpNet>>) -> Option<Pol
         name: z.name.v,
         prefixes: vals(z.prefixes),
     });
-    let exemptions = raw.exemptions.into_iter().zip(peers);
+    let exemptions: Vec<_> = raw.exemptions.into_iter().zip(peers).collect();
     Some(Policy {
         version: 1,
         zones: zones.collect(),
-        hosts: raw.hosts.into_iter().map(host).collect::<Option<_>>()?,
-        clusters: raw
-            .clusters
-            .into_iter()
-            .map(cluster)
-            .collect::<Option<_>>()?,
-        exemptions: exemptions
-            .map(|(x, peers)| exemption(x, peers))
-            .collect::<Option<_>>()?,
-        rules: raw
-            .rules
-            .into_iter()
-            .map(|r| rule(r, &d))
-            .collect::<Option<_>>()?,
+        hosts: all(raw.hosts, host)?,
+        clusters: all(raw.clusters, cluster)?,
+        exemptions: all(exemptions, |(x, peers)| exemption(x, peers))?,
+        rules: all(raw.rules, |r| rule(r, &d))?,
         defaults: d,
         ownership: raw.ownership.values,
     })

@@ -53,7 +53,10 @@ fn walk(rep: &mut Report, root: &Table) -> RawPolicy {
     let mut e = Entries::open(rep, &ROOT, root, 0, String::new());
     let _ = e.int(rep, "version");
     let mut raw = settings(rep, &mut e);
-    for mut h in table_array(rep, &mut e, "hosts") {
+    // Sized up front: a Vec of 10k raw hosts regrown by doubling copies megabytes.
+    let hosts = table_array(rep, &mut e, "hosts");
+    raw.hosts.reserve_exact(hosts.len());
+    for mut h in hosts {
         raw.hosts.push(tables::host(rep, &mut h, &known));
     }
     for mut c in table_array(rep, &mut e, "clusters") {
@@ -62,7 +65,9 @@ fn walk(rep: &mut Report, root: &Table) -> RawPolicy {
     for mut x in table_array(rep, &mut e, "exemptions") {
         raw.exemptions.push(tables::exemption(rep, &mut x, &known));
     }
-    for mut r in table_array(rep, &mut e, "rules") {
+    let rules = table_array(rep, &mut e, "rules");
+    raw.rules.reserve_exact(rules.len());
+    for mut r in rules {
         raw.rules.push(tables::rule(rep, &mut r, &known));
     }
     raw
