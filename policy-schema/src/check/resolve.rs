@@ -78,6 +78,15 @@ impl<'r> Resolver<'r> {
     }
 }
 
+/// Each rule's `from` and `to`, resolved once for every check that needs them (a side
+/// naming 10k hosts is 10k lookups).
+pub(crate) type Sides = Vec<(Vec<IpNet>, Vec<IpNet>)>;
+
+pub(crate) fn rule_sides(raw: &RawPolicy, res: &Resolver) -> Sides {
+    let each = |r: &crate::raw::RawRule| (res.resolve_all(&r.from), res.resolve_all(&r.to));
+    raw.rules.iter().map(each).collect()
+}
+
 /// The address families a list of prefixes covers.
 pub(crate) fn families(nets: &[IpNet]) -> BTreeSet<Family> {
     nets.iter().map(Family::of_net).collect()
