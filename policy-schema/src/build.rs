@@ -1,89 +1,101 @@
-//! The raw policy, once it produced no error, as the typed [`Policy`].
+//! The raw policy, once it produced no error, as the typed [`Policy`]. The raw policy is
+//! consumed: names and lists move into the model instead of being copied.
 
 use crate::check::Resolver;
 use crate::model::{Cluster, Defaults, Exemption, Host, Policy, Rule, Zone};
 use crate::raw::{RawCluster, RawExemption, RawHost, RawPolicy, RawRule, Sp};
 
-fn vals<T: Clone>(l: &[Sp<T>]) -> Vec<T> {
-    l.iter().map(|s| s.v.clone()).collect()
+fn vals<T>(l: Vec<Sp<T>>) -> Vec<T> {
+    l.into_iter().map(|s| s.v).collect()
+}
+
+/// `f` of each element, or `None` at the first `None`, in a Vec of exactly that size:
+/// collecting into `Option<Vec>` reused the raw Vec's larger allocation (or regrew by
+/// doubling), which a loaded 10k-host policy then kept for its lifetime.
+fn all<T, U>(l: Vec<T>, f: impl FnMut(T) -> Option<U>) -> Option<Vec<U>> {
+    let mut out = Vec::with_capacity(l.len());
+    for u in l.into_iter().map(f) {
+        out.push(u?);
+    }
+    Some(out)
+}
+
+/// Each exemption's peers resolved to prefixes (deduplicated, in file order); taken before
+/// [`build`] because the resolver borrows the raw policy that `build` consumes.
+pub(crate) fn exemption_peers(raw: &RawPolicy, res: &Resolver) -> Vec<Vec<ipnet::IpNet>> {
+    let dedup = |x: &RawExemption| {
+        let mut peers = Vec::new();
+        for p in res.resolve_all(&x.peers) {
+            if !peers.contains(&p) {
+                peers.push(p);
+            }
+        }
+        peers
+    };
+    raw.exemptions.iter().map(dedup).collect()
 }
 
 /// `None` only if a required value is missing, which validation has already reported.
-pub(crate) fn build(raw: &RawPolicy) -> Option<Policy> {
-    let res = Resolver::new(raw);
-    let d = &raw.defaults.values;
-    let zones = raw.zones.iter().map(|z| Zone {
-        name: z.name.v.clone(),
-        prefixes: vals(&z.prefixes),
+pub(crate) fn build(raw: RawPolicy, peers: Vec<Vec<ipnet::IpNet>>) -> Option<Policy> {
+    let d = raw.defaults.values;
+    let zones = raw.zones.into_iter().map(|z| Zone {
+        name: z.name.v,
+        prefixes: vals(z.prefixes),
     });
+    let exemptions: Vec<_> = raw.exemptions.into_iter().zip(peers).collect();
     Some(Policy {
         version: 1,
-        defaults: d.clone(),
-        ownership: raw.ownership.values.clone(),
         zones: zones.collect(),
-        hosts: raw.hosts.iter().map(host).collect::<Option<_>>()?,
-        clusters: raw.clusters.iter().map(cluster).collect::<Option<_>>()?,
-        exemptions: raw
-            .exemptions
-            .iter()
-            .map(|x| exemption(x, &res))
-            .collect::<Option<_>>()?,
-        rules: raw
-            .rules
-            .iter()
-            .map(|r| rule(r, d))
-            .collect::<Option<_>>()?,
+        hosts: all(raw.hosts, host)?,
+        clusters: all(raw.clusters, cluster)?,
+        exemptions: all(exemptions, |(x, peers)| exemption(x, peers))?,
+        rules: all(raw.rules, |r| rule(r, &d))?,
+        defaults: d,
+        ownership: raw.ownership.values,
     })
 }
 
-fn host(h: &RawHost) -> Option<Host> {
+fn host(h: RawHost) -> Option<Host> {
     Some(Host {
-        name: h.name.as_ref()?.v.clone(),
-        addresses: vals(&h.addresses),
-        public_key: h.public_key.as_ref()?.v,
-        zones: vals(&h.zones),
+        name: h.name?.v,
+        addresses: vals(h.addresses),
+        public_key: h.public_key?.v,
+        zones: vals(h.zones),
         encapsulation: h.encapsulation,
-        gateway_for: vals(&h.gateway_for),
+        gateway_for: vals(h.gateway_for),
     })
 }
 
-fn cluster(c: &RawCluster) -> Option<Cluster> {
+fn cluster(c: RawCluster) -> Option<Cluster> {
     Some(Cluster {
-        name: c.name.as_ref()?.v.clone(),
-        addresses: vals(&c.addresses),
-        public_key: c.public_key.as_ref()?.v,
-        members: vals(&c.members),
+        name: c.name?.v,
+        addresses: vals(c.addresses),
+        public_key: c.public_key?.v,
+        members: vals(c.members),
         encapsulation: c.encapsulation,
     })
 }
 
-/// Peers are resolved to prefixes here (deduplicated, in file order).
-fn exemption(x: &RawExemption, res: &Resolver) -> Option<Exemption> {
-    let mut peers = Vec::new();
-    for p in res.resolve_all(&x.peers) {
-        if !peers.contains(&p) {
-            peers.push(p);
-        }
-    }
+fn exemption(x: RawExemption, peers: Vec<ipnet::IpNet>) -> Option<Exemption> {
     Some(Exemption {
-        name: x.name.as_ref()?.v.clone(),
-        protocol: x.protocol.as_ref()?.v,
-        ports: vals(&x.ports),
+        name: x.name?.v,
+        protocol: x.protocol?.v,
+        ports: vals(x.ports),
         direction: x.direction,
         peers,
     })
 }
 
 /// Endpoints stay symbolic; mode and cipher take [defaults] when the rule names none.
-fn rule(r: &RawRule, d: &Defaults) -> Option<Rule> {
+fn rule(r: RawRule, d: &Defaults) -> Option<Rule> {
     Some(Rule {
-        name: r.name.as_ref()?.v.clone(),
-        from: vals(&r.from),
-        to: vals(&r.to),
-        protocol: r.protocol.as_ref().map(|p| p.v),
-        ports: vals(&r.ports),
-        action: r.action.as_ref()?.v,
-        mode: r.mode.as_ref().map_or(d.mode, |m| m.v),
-        cipher: r.cipher.as_ref().map_or(d.cipher, |c| c.v),
+        name: r.name?.v,
+        from: vals(r.from),
+        to: vals(r.to),
+        protocol: r.protocol.map(|p| p.v),
+        ports: vals(r.ports),
+        action: r.action?.v,
+        mode: r.mode.map_or(d.mode, |m| m.v),
+        cipher: r.cipher.map_or(d.cipher, |c| c.v),
     })
 }

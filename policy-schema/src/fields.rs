@@ -66,12 +66,6 @@ pub(crate) struct TableSpec {
     pub fields: &'static [Field],
 }
 
-impl TableSpec {
-    pub fn field(&self, name: &str) -> Option<&'static Field> {
-        self.fields.iter().find(|f| f.name == name)
-    }
-}
-
 const fn req(name: &'static str, kind: Kind, doc: &'static str) -> Field {
     Field {
         name,

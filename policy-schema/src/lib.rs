@@ -37,11 +37,13 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, Diagnostics> {
     let Some(raw) = parse::parse(&mut rep, text) else {
         return Err(Diagnostics(rep.finish()));
     };
-    check::check(&mut rep, &raw);
+    let res = check::Resolver::new(&raw);
+    check::check(&mut rep, &raw, &res);
     if rep.has_errors() {
         return Err(Diagnostics(rep.finish()));
     }
-    match build::build(&raw) {
+    let peers = build::exemption_peers(&raw, &res);
+    match build::build(raw, peers) {
         Some(policy) => Ok(Loaded {
             policy,
             warnings: rep.finish(),

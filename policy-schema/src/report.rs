@@ -7,7 +7,8 @@ use crate::diagnostic::{Diagnostic, Severity};
 pub(crate) struct Report<'t> {
     file: &'t str,
     text: &'t str,
-    lines: LineIndex,
+    /// Built on the first position asked for: a clean file never needs it.
+    lines: std::cell::OnceCell<LineIndex>,
     items: Vec<(Severity, usize, String)>,
     errors: usize,
 }
@@ -20,7 +21,7 @@ impl<'t> Report<'t> {
         Report {
             file,
             text,
-            lines: LineIndex::new(text),
+            lines: std::cell::OnceCell::new(),
             items: Vec::new(),
             errors: 0,
         }
@@ -55,16 +56,24 @@ impl<'t> Report<'t> {
 
     /// `file:line:col` of an offset, for messages that name a second place.
     pub fn pos(&self, at: usize) -> String {
-        let (line, col) = self.lines.locate(self.text, at);
+        let (line, col) = self.lines().locate(self.text, at);
         format!("{}:{line}:{col}", self.file)
+    }
+
+    fn lines(&self) -> &LineIndex {
+        self.lines.get_or_init(|| LineIndex::new(self.text))
     }
 
     /// Located diagnostics: errors first, then warnings, each group in file order.
     pub fn finish(mut self) -> Vec<Diagnostic> {
-        let (file, lines) = (self.file, &self.lines);
+        if self.items.is_empty() {
+            return Vec::new();
+        }
         // A stable sort keeps the emission order of messages at the same position.
         self.items.sort_by_key(|(sev, at, _)| (*sev, *at));
-        self.items
+        let items = std::mem::take(&mut self.items);
+        let (file, lines) = (self.file, self.lines());
+        items
             .into_iter()
             .map(|(severity, at, message)| {
                 let (line, col) = lines.locate(self.text, at);

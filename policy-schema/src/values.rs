@@ -167,9 +167,21 @@ pub(crate) fn public_key(s: &str) -> Result<PublicKey, String> {
             "uses the URL-safe base64 alphabet ({expected}, with + and /)"
         ));
     }
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(s)
-        .map_err(|_| format!("is not valid base64 ({expected})"))?;
+    // Into a buffer that fits anything a key-sized string decodes to, not a heap Vec per
+    // host; longer strings cannot be keys and take the general path for the message.
+    let mut buf = [0u8; 64];
+    let bytes = if s.len() <= 84 {
+        let n = base64::engine::general_purpose::STANDARD
+            .decode_slice(s, &mut buf)
+            .map_err(|_| format!("is not valid base64 ({expected})"))?;
+        &buf[..n]
+    } else {
+        let n = base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map_err(|_| format!("is not valid base64 ({expected})"))?
+            .len();
+        return Err(format!("decodes to {n} bytes ({expected})"));
+    };
     let n = bytes.len();
     let key: [u8; 32] = bytes
         .try_into()

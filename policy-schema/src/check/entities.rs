@@ -1,12 +1,12 @@
 //! Zones, hosts and clusters among themselves: unique names, addresses and keys; host
 //! addresses inside the zones the host claims; cluster members.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 
 use crate::model::PublicKey;
-use crate::raw::{RawPolicy, Sp};
+use crate::raw::{Origin, RawPolicy, Sp};
 use crate::report::Report;
 
 /// First occurrence of each value: where, and which entry.
@@ -17,7 +17,7 @@ struct Seen<'r, K> {
 impl<'r, K: Hash + Eq> Seen<'r, K> {
     fn new() -> Self {
         Seen {
-            first: HashMap::new(),
+            first: HashMap::default(),
         }
     }
 
@@ -66,51 +66,41 @@ pub(crate) fn check(rep: &mut Report, raw: &RawPolicy) {
 }
 
 fn duplicate_names(rep: &mut Report, raw: &RawPolicy) {
-    let named =
-        |name: &'_ Option<Sp<String>>, o: &'_ crate::raw::Origin| (name.clone(), o.label.clone());
-    unique_names(
-        rep,
-        "host",
-        raw.hosts.iter().map(|h| named(&h.name, &h.origin)),
-    );
-    unique_names(
-        rep,
-        "cluster",
-        raw.clusters.iter().map(|c| named(&c.name, &c.origin)),
-    );
+    fn named<'r>(name: &'r Option<Sp<String>>, o: &'r Origin) -> Option<(&'r str, usize, &'r str)> {
+        name.as_ref()
+            .map(|n| (n.v.as_str(), n.at, o.label.as_str()))
+    }
+    let hosts = raw.hosts.iter().filter_map(|h| named(&h.name, &h.origin));
+    unique_names(rep, "host", hosts);
+    let clusters = raw
+        .clusters
+        .iter()
+        .filter_map(|c| named(&c.name, &c.origin));
+    unique_names(rep, "cluster", clusters);
+    let exemptions = raw.exemptions.iter();
     unique_names(
         rep,
         "exemption",
-        raw.exemptions.iter().map(|x| named(&x.name, &x.origin)),
+        exemptions.filter_map(|x| named(&x.name, &x.origin)),
     );
-    unique_names(
-        rep,
-        "rule",
-        raw.rules.iter().map(|r| named(&r.name, &r.origin)),
-    );
+    let rules = raw.rules.iter().filter_map(|r| named(&r.name, &r.origin));
+    unique_names(rep, "rule", rules);
 }
 
 /// Names are unique within their kind (references say the kind: host:, cluster:).
-fn unique_names(
+fn unique_names<'r>(
     rep: &mut Report,
     kind: &str,
-    entries: impl Iterator<Item = (Option<Sp<String>>, String)>,
+    entries: impl Iterator<Item = (&'r str, usize, &'r str)>,
 ) {
-    let mut first: HashMap<String, (usize, String)> = HashMap::new();
-    for (name, label) in entries {
-        let Some(name) = name else { continue };
-        match first.get(&name.v) {
-            Some((prev, prev_label)) => {
-                let msg = format!(
-                    "{label}: duplicate {kind} name \"{}\", already used by {prev_label} at {} (expected unique names)",
-                    name.v,
-                    rep.pos(*prev)
-                );
-                rep.error(name.at, msg);
-            }
-            None => {
-                first.insert(name.v, (name.at, label));
-            }
+    let mut seen: Seen<&str> = Seen::new();
+    for (name, at, label) in entries {
+        if let Some((prev, prev_label)) = seen.note(name, at, label) {
+            let msg = format!(
+                "{label}: duplicate {kind} name \"{name}\", already used by {prev_label} at {} (expected unique names)",
+                rep.pos(prev)
+            );
+            rep.error(at, msg);
         }
     }
 }

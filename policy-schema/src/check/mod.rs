@@ -11,12 +11,12 @@ use crate::raw::RawPolicy;
 use crate::report::Report;
 pub(crate) use resolve::Resolver;
 
-pub(crate) fn check(rep: &mut Report, raw: &RawPolicy) {
+pub(crate) fn check(rep: &mut Report, raw: &RawPolicy, resolver: &Resolver) {
     ownership::check_defaults(rep, raw);
     ownership::check_ownership(rep, raw);
     entities::check(rep, raw);
-    let resolver = Resolver::new(raw);
-    rules::check(rep, raw, &resolver);
-    shadow::check(rep, raw, &resolver);
-    rules::check_coverage(rep, raw, &resolver);
+    let sides = resolve::rule_sides(raw, resolver);
+    rules::check(rep, raw, resolver, &sides);
+    shadow::check(rep, raw, &sides);
+    rules::check_coverage(rep, raw, &sides);
 }

@@ -6,12 +6,12 @@ use std::collections::BTreeSet;
 
 use ipnet::IpNet;
 
-use super::resolve::{covered, families, family_name, Resolver};
+use super::resolve::{covered, families, family_name, Resolver, Sides};
 use crate::model::{Direction, Endpoint, Family, Mode, Protocol};
 use crate::raw::{RawPolicy, RawRule, Sp};
 use crate::report::Report;
 
-pub(crate) fn check(rep: &mut Report, raw: &RawPolicy, res: &Resolver) {
+pub(crate) fn check(rep: &mut Report, raw: &RawPolicy, res: &Resolver, sides: &Sides) {
     for x in &raw.exemptions {
         let label = &x.origin.label;
         if let (Some(at), Some(p)) = (x.ports_at, &x.protocol) {
@@ -33,12 +33,12 @@ pub(crate) fn check(rep: &mut Report, raw: &RawPolicy, res: &Resolver) {
             }
         }
     }
-    for r in &raw.rules {
+    for (r, side) in raw.rules.iter().zip(sides) {
         if let Some(at) = r.ports_at {
             ports_protocol(rep, &r.origin.label, at, r.protocol.as_ref().map(|p| p.v));
         }
         if r.origin.complete {
-            rule_families(rep, r, res);
+            rule_families(rep, r, side);
             let mode = r.mode.as_ref().map_or(raw.defaults.values.mode, |m| m.v);
             let esp = r.action.as_ref().is_some_and(|a| a.v.uses_esp());
             if mode == Mode::Tunnel && esp {
@@ -88,10 +88,9 @@ fn protocol_family(
     false
 }
 
-fn rule_families(rep: &mut Report, r: &RawRule, res: &Resolver) {
+fn rule_families(rep: &mut Report, r: &RawRule, (from, to): &(Vec<IpNet>, Vec<IpNet>)) {
     let label = &r.origin.label;
-    let from = families(&res.resolve_all(&r.from));
-    let to = families(&res.resolve_all(&r.to));
+    let (from, to) = (families(from), families(to));
     if from.is_empty() || to.is_empty() {
         return;
     }
@@ -147,7 +146,7 @@ fn tunnel_gateways(rep: &mut Report, raw: &RawPolicy, r: &RawRule, res: &Resolve
 /// Where an owner (host or cluster) can be an SA endpoint for one rule: its addresses, and
 /// in tunnel mode also the subnets it is a gateway for.
 struct Owner<'r> {
-    addresses: Vec<IpNet>,
+    addresses: &'r [Sp<std::net::IpAddr>],
     gateway_for: &'r [Sp<IpNet>],
 }
 
@@ -155,7 +154,7 @@ struct Owner<'r> {
 /// hash lookups instead of a scan (a side naming 10,000 hosts made validation quadratic).
 struct Side<'a> {
     prefixes: &'a [IpNet],
-    by_len: std::collections::HashSet<IpNet>,
+    by_len: rustc_hash::FxHashSet<IpNet>,
     lens: BTreeSet<(bool, u8)>,
 }
 
@@ -184,7 +183,10 @@ impl<'a> Side<'a> {
 
 impl Owner<'_> {
     fn inside(&self, side: &Side<'_>, tunnel: bool) -> bool {
-        let addr = self.addresses.iter().any(|a| side.covers(a));
+        let addr = self
+            .addresses
+            .iter()
+            .any(|a| side.covers(&IpNet::from(a.v)));
         let side = side.prefixes;
         let gw = tunnel
             && self
@@ -198,11 +200,11 @@ impl Owner<'_> {
 /// A host that no require/request rule pairs with another host or cluster gets no SAs: its
 /// entry is probably a mistake (or a rule is). Skipped when a rule failed to parse: the
 /// answer would be a guess.
-pub(crate) fn check_coverage(rep: &mut Report, raw: &RawPolicy, res: &Resolver) {
+pub(crate) fn check_coverage(rep: &mut Report, raw: &RawPolicy, sides: &Sides) {
     if raw.rules.iter().any(|r| !r.origin.complete) {
         return;
     }
-    let paired = paired_owners(raw, res);
+    let paired = paired_owners(raw, sides);
     for (h, ok) in raw.hosts.iter().zip(&paired) {
         if !ok && h.origin.complete {
             let at = h.name.as_ref().map_or(h.origin.at, |n| n.at);
@@ -219,14 +221,13 @@ pub(crate) fn check_coverage(rep: &mut Report, raw: &RawPolicy, res: &Resolver) 
 
 /// For hosts then clusters: does some ESP rule put it on one side and someone else on the
 /// other. A paired cluster pairs its members (they hold its addresses).
-fn paired_owners(raw: &RawPolicy, res: &Resolver) -> Vec<bool> {
-    let nets = |l: &[Sp<std::net::IpAddr>]| l.iter().map(|a| IpNet::from(a.v)).collect();
+fn paired_owners(raw: &RawPolicy, sides: &Sides) -> Vec<bool> {
     let hosts = raw.hosts.iter().map(|h| Owner {
-        addresses: nets(&h.addresses),
+        addresses: &h.addresses,
         gateway_for: &h.gateway_for,
     });
     let clusters = raw.clusters.iter().map(|c| Owner {
-        addresses: nets(&c.addresses),
+        addresses: &c.addresses,
         gateway_for: &[],
     });
     let owners: Vec<Owner> = hosts.chain(clusters).collect();
@@ -234,14 +235,14 @@ fn paired_owners(raw: &RawPolicy, res: &Resolver) -> Vec<bool> {
     let esp = raw
         .rules
         .iter()
-        .filter(|r| r.action.as_ref().is_some_and(|a| a.v.uses_esp()));
-    for r in esp {
+        .zip(sides)
+        .filter(|(r, _)| r.action.as_ref().is_some_and(|a| a.v.uses_esp()));
+    for (r, (from, to)) in esp {
         if paired.iter().all(|p| *p) {
             break;
         }
         let tunnel = r.mode.as_ref().map_or(raw.defaults.values.mode, |m| m.v) == Mode::Tunnel;
-        let (from, to) = (res.resolve_all(&r.from), res.resolve_all(&r.to));
-        let (from, to) = (Side::new(&from), Side::new(&to));
+        let (from, to) = (Side::new(from), Side::new(to));
         // Two owners per side are enough to know whether a side has someone besides `i`.
         let two = |side: &Side<'_>| -> Vec<usize> {
             let mut inside = (0..owners.len()).filter(|&i| owners[i].inside(side, tunnel));
@@ -258,15 +259,29 @@ fn paired_owners(raw: &RawPolicy, res: &Resolver) -> Vec<bool> {
                 || (other(&f) && owner.inside(&to, tunnel));
         }
     }
+    pair_members(raw, &mut paired);
+    paired
+}
+
+/// A paired cluster pairs its members. Hosts by name, first of duplicates (as a scan would
+/// find), built only when there are clusters.
+fn pair_members(raw: &RawPolicy, paired: &mut [bool]) {
+    if raw.clusters.is_empty() {
+        return;
+    }
+    let mut index: rustc_hash::FxHashMap<&str, usize> = Default::default();
+    for (i, h) in raw.hosts.iter().enumerate() {
+        if let Some(n) = &h.name {
+            index.entry(n.v.as_str()).or_insert(i);
+        }
+    }
     for (ci, c) in raw.clusters.iter().enumerate() {
         if paired[raw.hosts.len() + ci] {
             for m in &c.members {
-                let named = |h: &&crate::raw::RawHost| h.name.as_ref().is_some_and(|n| n.v == m.v);
-                if let Some(hi) = raw.hosts.iter().position(|h| named(&h)) {
+                if let Some(&hi) = index.get(m.v.as_str()) {
                     paired[hi] = true;
                 }
             }
         }
     }
-    paired
 }

@@ -7,27 +7,27 @@
 
 use ipnet::IpNet;
 
-use super::resolve::{covered, Resolver};
+use super::resolve::{covered, Sides};
 use crate::model::{PortRange, Protocol};
 use crate::raw::{RawPolicy, RawRule};
 use crate::report::Report;
 
 /// What one rule selects, resolved.
-struct Selector {
-    from: Vec<IpNet>,
-    to: Vec<IpNet>,
+struct Selector<'s> {
+    from: &'s [IpNet],
+    to: &'s [IpNet],
     protocol: Option<Protocol>,
     ports: Vec<PortRange>,
 }
 
-impl Selector {
-    fn of(r: &RawRule, res: &Resolver) -> Option<Selector> {
+impl<'s> Selector<'s> {
+    fn of(r: &RawRule, (from, to): &'s (Vec<IpNet>, Vec<IpNet>)) -> Option<Selector<'s>> {
         if !r.origin.complete {
             return None;
         }
         let s = Selector {
-            from: res.resolve_all(&r.from),
-            to: res.resolve_all(&r.to),
+            from,
+            to,
             protocol: r.protocol.as_ref().map(|p| p.v),
             ports: r.ports.iter().map(|p| p.v).collect(),
         };
@@ -41,13 +41,13 @@ impl Selector {
         if !self.contains_protocol(inner) {
             return false;
         }
-        let straight = covered(&inner.from, &self.from) && covered(&inner.to, &self.to);
+        let straight = covered(inner.from, self.from) && covered(inner.to, self.to);
         if straight && self.contains_ports(inner) {
             return true;
         }
         // Mirrored, `inner`'s ports sit on the side `self` leaves unconstrained, and `self`'s
         // ports on the side `inner` leaves open: contained only if `self` has no ports.
-        let mirrored = covered(&inner.from, &self.to) && covered(&inner.to, &self.from);
+        let mirrored = covered(inner.from, self.to) && covered(inner.to, self.from);
         mirrored && self.ports.is_empty()
     }
 
@@ -66,8 +66,9 @@ impl Selector {
     }
 }
 
-pub(crate) fn check(rep: &mut Report, raw: &RawPolicy, res: &Resolver) {
-    let selectors: Vec<Option<Selector>> = raw.rules.iter().map(|r| Selector::of(r, res)).collect();
+pub(crate) fn check(rep: &mut Report, raw: &RawPolicy, sides: &Sides) {
+    let each = raw.rules.iter().zip(sides);
+    let selectors: Vec<Option<Selector>> = each.map(|(r, s)| Selector::of(r, s)).collect();
     for (j, rj) in raw.rules.iter().enumerate() {
         let Some(sj) = &selectors[j] else { continue };
         let earlier = selectors[..j].iter().enumerate();

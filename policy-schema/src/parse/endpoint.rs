@@ -1,76 +1,70 @@
 //! Endpoints (`any`, `zone:NAME`, `host:NAME`, `cluster:NAME`, prefixes, addresses), parsed
 //! with the names the file defines at hand so that a typo gets a suggestion.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet as HashSet;
 use std::net::IpAddr;
 
-use toml_edit::{Item, TableLike};
-
+use super::tree::{Item, Table};
 use crate::model::Endpoint;
 use crate::suggest::{closest, did_you_mean};
 use crate::values;
 
-/// The names the file defines, collected before the full parse.
+/// The names the file defines, collected before the full parse (borrowed from the tree).
 #[derive(Debug, Default)]
-pub(crate) struct Known {
-    pub zones: NameSet,
-    pub hosts: NameSet,
-    pub clusters: NameSet,
+pub(crate) struct Known<'a> {
+    pub zones: NameSet<'a>,
+    pub hosts: NameSet<'a>,
+    pub clusters: NameSet<'a>,
 }
 
 /// Names in file order (for suggestions) with a hash set (for lookups: a 10k-host file
 /// refers to hosts by name 10k times).
 #[derive(Debug, Default)]
-pub(crate) struct NameSet {
-    names: Vec<String>,
-    set: HashSet<String>,
+pub(crate) struct NameSet<'a> {
+    names: Vec<&'a str>,
+    set: HashSet<&'a str>,
 }
 
-impl NameSet {
+impl<'a> NameSet<'a> {
     pub fn contains(&self, name: &str) -> bool {
         self.set.contains(name)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.names.iter().map(String::as_str)
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.names.iter().copied()
     }
 }
 
-impl FromIterator<String> for NameSet {
-    fn from_iter<I: IntoIterator<Item = String>>(iter: I) -> Self {
-        let names: Vec<String> = iter.into_iter().collect();
-        let set = names.iter().cloned().collect();
+impl<'a> FromIterator<&'a str> for NameSet<'a> {
+    fn from_iter<I: IntoIterator<Item = &'a str>>(iter: I) -> Self {
+        let names: Vec<&str> = iter.into_iter().collect();
+        let set = names.iter().copied().collect();
         NameSet { names, set }
     }
 }
 
 /// The `name` strings of an array of tables, however it is written.
-fn names_in(item: Option<&Item>) -> NameSet {
-    let tables: Vec<&dyn TableLike> = match item {
-        Some(Item::ArrayOfTables(a)) => a.iter().map(|t| t as &dyn TableLike).collect(),
+fn names_in<'a>(item: Option<&'a Item<'a>>) -> NameSet<'a> {
+    let tables: Vec<&Table> = match item {
+        Some(Item::ArrayOfTables(a)) => a.iter().collect(),
         Some(Item::Value(v)) => v
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_inline_table())
-                    .map(|t| t as &dyn TableLike)
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(|v| v.as_inline_table()).collect())
             .unwrap_or_default(),
         _ => Vec::new(),
     };
     tables
         .iter()
-        .filter_map(|t| t.get("name")?.as_str().map(str::to_string))
+        .filter_map(|t| t.get("name")?.as_str())
         .collect()
 }
 
-impl Known {
-    pub fn scan(root: &dyn TableLike) -> Known {
+impl<'a> Known<'a> {
+    pub fn scan(root: &'a Table<'a>) -> Known<'a> {
         let zones = root
             .get("zones")
             .and_then(|z| z.as_table_like())
-            .map(|z| z.iter().map(|(k, _)| k.to_string()).collect())
+            .map(|z| z.iter().map(|e| &*e.key).collect())
             .unwrap_or_default();
         Known {
             zones,
@@ -156,11 +150,11 @@ fn reference(kind: &str, name: &str, known: &Known) -> Result<Endpoint, String> 
 mod tests {
     use super::*;
 
-    fn known() -> Known {
+    fn known() -> Known<'static> {
         Known {
-            zones: ["intranet", "dmz"].map(String::from).into_iter().collect(),
-            hosts: ["site", "db"].map(String::from).into_iter().collect(),
-            clusters: ["sql".to_string()].into_iter().collect(),
+            zones: ["intranet", "dmz"].into_iter().collect(),
+            hosts: ["site", "db"].into_iter().collect(),
+            clusters: ["sql"].into_iter().collect(),
         }
     }
 

@@ -2,18 +2,22 @@
 //! keys and TOML types are reported here; typed getters then parse each key's value and
 //! report bad values at the value (or list element) itself.
 
-use toml_edit::{Item, TableLike, Value};
-
+use super::tree::{Entry, Item, Span, Table, Value, ValueKind};
 use crate::fields::{Field, Kind, TableSpec};
 use crate::raw::Sp;
 use crate::report::Report;
 use crate::suggest::did_you_mean;
 use crate::values;
 
+/// The most keys a table of the format has (`[defaults]`, `[[rules]]`).
+const MAX_FIELDS: usize = 8;
+
 /// The keys of one table, validated against its spec.
 pub(crate) struct Entries<'a> {
     spec: &'static TableSpec,
-    table: &'a dyn TableLike,
+    /// The table's entry for each field of the spec, by the field's position: every key is
+    /// looked up once, when the table is opened.
+    slots: [Option<&'a Entry<'a>>; MAX_FIELDS],
     /// Offset of the table (header or inline table).
     pub at: usize,
     /// `rules[2] "web"`, or empty at the top level.
@@ -24,14 +28,14 @@ pub(crate) struct Entries<'a> {
 
 /// "a string", "an integer", … for messages.
 pub(crate) fn type_desc(v: &Value) -> &'static str {
-    match v {
-        Value::String(_) => "a string",
-        Value::Integer(_) => "an integer",
-        Value::Float(_) => "a float",
-        Value::Boolean(_) => "a boolean",
-        Value::Datetime(_) => "a date-time",
-        Value::Array(_) => "a list",
-        Value::InlineTable(_) => "a table",
+    match v.kind {
+        ValueKind::String(_) => "a string",
+        ValueKind::Integer(_) => "an integer",
+        ValueKind::Float => "a float",
+        ValueKind::Boolean(_) => "a boolean",
+        ValueKind::Datetime => "a date-time",
+        ValueKind::Array(_) => "a list",
+        ValueKind::InlineTable(_) => "a table",
     }
 }
 
@@ -40,11 +44,10 @@ pub(crate) fn item_desc(item: &Item) -> &'static str {
         Item::Value(v) => type_desc(v),
         Item::Table(_) => "a table",
         Item::ArrayOfTables(_) => "an array of tables",
-        Item::None => "nothing",
     }
 }
 
-pub(crate) fn start(span: Option<std::ops::Range<usize>>, fallback: usize) -> usize {
+pub(crate) fn start(span: Option<Span>, fallback: usize) -> usize {
     span.map_or(fallback, |s| s.start)
 }
 
@@ -59,34 +62,30 @@ impl<'a> Entries<'a> {
     pub fn open(
         rep: &mut Report,
         spec: &'static TableSpec,
-        table: &'a dyn TableLike,
+        table: &'a Table<'a>,
         at: usize,
         label: String,
     ) -> Self {
+        assert!(
+            spec.fields.len() <= MAX_FIELDS,
+            "{} has too many keys",
+            spec.name
+        );
         let mut e = Entries {
             spec,
-            table,
+            slots: [None; MAX_FIELDS],
             at,
             label,
             ok: true,
         };
-        let names: Vec<&str> = spec.fields.iter().map(|f| f.name).collect();
-        for (k, _) in table.iter() {
-            if spec.field(k).is_none() {
-                let key_at = e.key_at(k);
-                rep.error(
-                    key_at,
-                    format!(
-                        "{}unknown key \"{k}\", expected one of: {}{}",
-                        e.prefix(),
-                        names.join(", "),
-                        did_you_mean(k, names.iter().copied())
-                    ),
-                );
+        for entry in table.iter() {
+            match spec.fields.iter().position(|f| f.name == entry.key) {
+                Some(i) => e.slots[i] = Some(entry),
+                None => e.unknown(rep, entry),
             }
         }
-        for f in spec.fields.iter().filter(|f| f.required) {
-            if !table.contains_key(f.name) {
+        for (f, slot) in spec.fields.iter().zip(e.slots) {
+            if f.required && slot.is_none() {
                 e.ok = false;
                 rep.error(
                     at,
@@ -102,6 +101,20 @@ impl<'a> Entries<'a> {
         e
     }
 
+    fn unknown(&self, rep: &mut Report, entry: &Entry) {
+        let k = &*entry.key;
+        let names: Vec<&str> = self.spec.fields.iter().map(|f| f.name).collect();
+        rep.error(
+            entry.key_span.start,
+            format!(
+                "{}unknown key \"{k}\", expected one of: {}{}",
+                self.prefix(),
+                names.join(", "),
+                did_you_mean(k, names.iter().copied())
+            ),
+        );
+    }
+
     /// `label: ` or nothing.
     pub fn prefix(&self) -> String {
         if self.label.is_empty() {
@@ -111,32 +124,30 @@ impl<'a> Entries<'a> {
         }
     }
 
-    fn key_at(&self, k: &str) -> usize {
-        let key = self.table.get_key_value(k).map(|(key, _)| key.span());
-        start(key.flatten(), self.at)
-    }
-
     /// The field, its key's offset and its item, if the table has it.
-    pub fn get(&self, name: &str) -> Option<(&'static Field, usize, &'a Item)> {
-        let field = self.spec.field(name);
-        debug_assert!(field.is_some(), "{name} is not a key of {}", self.spec.name);
-        let field = field?;
-        let item = self.table.get(name)?;
-        Some((field, self.key_at(name), item))
+    pub fn get(&self, name: &str) -> Option<(&'static Field, usize, &'a Item<'a>)> {
+        let i = self.spec.fields.iter().position(|f| f.name == name);
+        debug_assert!(i.is_some(), "{name} is not a key of {}", self.spec.name);
+        let entry = self.slots[i?]?;
+        Some((&self.spec.fields[i?], entry.key_span.start, &entry.item))
     }
 
     /// Report a bad value of key `name` at `at`: `label: name RAW fragment`.
     pub fn bad(&mut self, rep: &mut Report, name: &str, v: &Value, frag: &str) {
-        let raw = rep.raw(v.span());
+        let raw = rep.raw(Some(v.span.clone()));
         rep.error(
-            start(v.span(), self.at),
+            v.span.start,
             format!("{}{name} {raw} {frag}", self.prefix()),
         );
         self.ok = false;
     }
 
     /// The plain value of a key (not a `[table]`), or a type error at the key.
-    pub fn value(&mut self, rep: &mut Report, name: &str) -> Option<(&'static Field, &'a Value)> {
+    pub fn value(
+        &mut self,
+        rep: &mut Report,
+        name: &str,
+    ) -> Option<(&'static Field, &'a Value<'a>)> {
         let (field, key_at, item) = self.get(name)?;
         match item {
             Item::Value(v) => Some((field, v)),
@@ -163,7 +174,7 @@ impl<'a> Entries<'a> {
     ) -> Option<Sp<T>> {
         let (field, v) = self.value(rep, name)?;
         match f(&field.kind, v) {
-            Ok(t) => Some(Sp::new(t, start(v.span(), self.at))),
+            Ok(t) => Some(Sp::new(t, v.span.start)),
             Err(frag) => {
                 self.bad(rep, name, v, &frag);
                 None
@@ -220,9 +231,9 @@ impl<'a> Entries<'a> {
     }
 
     pub fn duration(&mut self, rep: &mut Report, name: &str) -> Option<Sp<u64>> {
-        self.scalar(rep, name, |kind, v| match v {
-            Value::Integer(i) => values::duration_int(*i.value()),
-            Value::String(s) => values::duration(s.value()),
+        self.scalar(rep, name, |kind, v| match &v.kind {
+            ValueKind::Integer(i) => values::duration_int(*i),
+            ValueKind::String(s) => values::duration(s),
             _ => Err(format!("is {}, expected {}", type_desc(v), kind.expected())),
         })
     }
@@ -234,9 +245,9 @@ impl<'a> Entries<'a> {
     }
 
     pub fn protocol(&mut self, rep: &mut Report, name: &str) -> Option<Sp<crate::model::Protocol>> {
-        self.scalar(rep, name, |kind, v| match v {
-            Value::Integer(i) => values::protocol_number(*i.value()),
-            Value::String(s) => values::protocol_name(s.value()),
+        self.scalar(rep, name, |kind, v| match &v.kind {
+            ValueKind::Integer(i) => values::protocol_number(*i),
+            ValueKind::String(s) => values::protocol_name(s),
             _ => Err(format!("is {}, expected {}", type_desc(v), kind.expected())),
         })
     }

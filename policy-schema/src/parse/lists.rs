@@ -1,10 +1,9 @@
 //! Getters for list-valued keys: each element is parsed on its own and a bad element is
 //! reported at the element, so one typo in a 50-address list points at that address.
 
-use toml_edit::Value;
-
 use super::endpoint::{endpoint, Known, NameSet};
-use super::entries::{start, type_desc, want_str, Entries};
+use super::entries::{type_desc, want_str, Entries};
+use super::tree::{Value, ValueKind};
 use crate::fields::Kind;
 use crate::model::{Endpoint, PortRange};
 use crate::raw::Sp;
@@ -32,7 +31,7 @@ impl Entries<'_> {
         f: impl Fn(&Value) -> Result<T, String>,
     ) -> Option<Sp<Vec<Sp<T>>>> {
         let (field, v) = self.value(rep, name)?;
-        let at = start(v.span(), self.at);
+        let at = v.span.start;
         let Some(arr) = v.as_array() else {
             let frag = format!("is {}, expected {}", type_desc(v), field.kind.expected());
             self.bad(rep, name, v, &frag);
@@ -46,7 +45,7 @@ impl Entries<'_> {
         let mut out = Vec::with_capacity(arr.len());
         for el in arr.iter() {
             match f(el) {
-                Ok(t) => out.push(Sp::new(t, start(el.span(), at))),
+                Ok(t) => out.push(Sp::new(t, el.span.start)),
                 Err(frag) => self.bad(rep, name, el, &frag),
             }
         }
@@ -105,9 +104,9 @@ impl Entries<'_> {
     }
 
     pub fn ports(&mut self, rep: &mut Report, name: &str) -> Option<Sp<Vec<Sp<PortRange>>>> {
-        self.list(rep, name, |v| match v {
-            Value::Integer(i) => values::port(*i.value()).map(PortRange::single),
-            Value::String(s) => values::port_range(s.value()),
+        self.list(rep, name, |v| match &v.kind {
+            ValueKind::Integer(i) => values::port(*i).map(PortRange::single),
+            ValueKind::String(s) => values::port_range(s),
             _ => Err(format!(
                 "is {}, expected a port number or a \"lo-hi\" string",
                 type_desc(v)
@@ -134,9 +133,9 @@ impl Entries<'_> {
         let mut bounds = [0u32; 2];
         let mut ok = true;
         for (slot, el) in bounds.iter_mut().zip(parts.iter()) {
-            let parsed = match el {
-                Value::Integer(i) => values::u32_int(*i.value()),
-                Value::String(s) => values::u32_hex(s.value()),
+            let parsed = match &el.kind {
+                ValueKind::Integer(i) => values::u32_int(*i),
+                ValueKind::String(s) => values::u32_hex(s),
                 _ => Err(format!(
                     "is {}, expected an integer or a \"0x…\" string",
                     type_desc(el)
@@ -159,6 +158,6 @@ impl Entries<'_> {
             );
             return None;
         }
-        ok.then(|| Sp::new((bounds[0], bounds[1]), start(v.span(), self.at)))
+        ok.then(|| Sp::new((bounds[0], bounds[1]), v.span.start))
     }
 }

@@ -1,34 +1,62 @@
 //! TOML text → located raw policy. Syntax errors stop here (the document has no tree to
 //! walk); everything after syntax is collected, never stopping at the first problem.
+//!
+//! The text becomes a [`tree::Table`] by the byte scanner (`scan`) when it is plain TOML,
+//! else from toml_parser's events (`events`), else by toml_edit (`convert`), which also
+//! words every syntax error; all give the same tree for any text they accept
+//! (`same_tree_tests`), so the walk cannot tell which one ran.
 
+mod builder;
+mod convert;
 mod endpoint;
 mod entries;
+mod events;
 mod lists;
+mod scan;
 mod tables;
+mod tree;
 
-use toml_edit::{Document, Item, TableLike, Value};
+use std::fmt::Write;
+
+use toml_edit::Document;
 
 use crate::fields::{Kind, TableSpec, ROOT};
 use crate::raw::RawPolicy;
 use crate::report::Report;
 pub(crate) use endpoint::Known;
 use entries::{item_desc, start, Entries};
+use tree::{Item, Table};
 
 /// Parse `text`; `None` after a TOML syntax error (already reported).
 pub(crate) fn parse(rep: &mut Report, text: &str) -> Option<RawPolicy> {
-    let doc = match Document::parse(text) {
-        Ok(doc) => doc,
-        Err(err) => {
-            syntax_error(rep, &err);
-            return None;
-        }
+    let doc;
+    let fast = scan::document(text).or_else(|| events::document(text));
+    let root = match fast {
+        Some(root) => root,
+        None => match Document::parse(text) {
+            Ok(parsed) => {
+                doc = parsed;
+                convert::root(&doc)
+            }
+            Err(err) => {
+                syntax_error(rep, &err);
+                return None;
+            }
+        },
     };
-    let root: &dyn TableLike = doc.as_table();
+    Some(walk(rep, &root))
+}
+
+/// The root table, key by key, against the format's tables.
+fn walk(rep: &mut Report, root: &Table) -> RawPolicy {
     let known = Known::scan(root);
     let mut e = Entries::open(rep, &ROOT, root, 0, String::new());
     let _ = e.int(rep, "version");
     let mut raw = settings(rep, &mut e);
-    for mut h in table_array(rep, &mut e, "hosts") {
+    // Sized up front: a Vec of 10k raw hosts regrown by doubling copies megabytes.
+    let hosts = table_array(rep, &mut e, "hosts");
+    raw.hosts.reserve_exact(hosts.len());
+    for mut h in hosts {
         raw.hosts.push(tables::host(rep, &mut h, &known));
     }
     for mut c in table_array(rep, &mut e, "clusters") {
@@ -37,10 +65,12 @@ pub(crate) fn parse(rep: &mut Report, text: &str) -> Option<RawPolicy> {
     for mut x in table_array(rep, &mut e, "exemptions") {
         raw.exemptions.push(tables::exemption(rep, &mut x, &known));
     }
-    for mut r in table_array(rep, &mut e, "rules") {
+    let rules = table_array(rep, &mut e, "rules");
+    raw.rules.reserve_exact(rules.len());
+    for mut r in rules {
         raw.rules.push(tables::rule(rep, &mut r, &known));
     }
-    Some(raw)
+    raw
 }
 
 fn syntax_error(rep: &mut Report, err: &toml_edit::TomlError) {
@@ -68,7 +98,7 @@ fn settings(rep: &mut Report, e: &mut Entries) -> RawPolicy {
     }
     if let Some((_, key_at, item)) = e.get("zones") {
         match item.as_table_like() {
-            Some(t) => raw.zones = tables::zones(rep, t, start(item.span(), key_at)),
+            Some(t) => raw.zones = tables::zones(rep, t),
             None => rep.error(
                 key_at,
                 format!("zones is {}, expected a table ([zones])", item_desc(item)),
@@ -110,28 +140,28 @@ fn table_array<'a>(rep: &mut Report, e: &mut Entries<'a>, name: &'static str) ->
     let Kind::TableArray(spec) = field.kind else {
         unreachable!("{name} is not a table array")
     };
-    let mut tables: Vec<(usize, &'a dyn TableLike, usize)> = Vec::new();
-    match item {
-        Item::ArrayOfTables(a) => {
+    let mut tables: Vec<(usize, &'a Table<'a>, usize)> = Vec::new();
+    match (item, item.as_value().and_then(tree::Value::as_array)) {
+        (Item::ArrayOfTables(a), _) => {
             let each = a.iter().enumerate();
-            tables.extend(each.map(|(i, t)| (i, t as &dyn TableLike, start(t.span(), key_at))));
+            tables.extend(each.map(|(i, t)| (i, t, start(t.span.clone(), key_at))));
         }
-        Item::Value(Value::Array(a)) => {
+        (_, Some(a)) => {
             for (i, v) in a.iter().enumerate() {
                 match v.as_inline_table() {
-                    Some(t) => tables.push((i, t, start(v.span(), key_at))),
+                    Some(t) => tables.push((i, t, v.span.start)),
                     None => rep.error(
-                        start(v.span(), key_at),
+                        v.span.start,
                         format!(
                             "{name}[{i}] {} is {}, expected a table",
-                            rep.raw(v.span()),
+                            rep.raw(Some(v.span.clone())),
                             entries::type_desc(v)
                         ),
                     ),
                 }
             }
         }
-        other => rep.error(
+        (other, None) => rep.error(
             key_at,
             format!(
                 "{name} is {}, expected {}",
@@ -147,9 +177,25 @@ fn table_array<'a>(rep: &mut Report, e: &mut Entries<'a>, name: &'static str) ->
 }
 
 /// `rules[2] "web"`: the index (from 0) and the name, if it has a string one.
-fn label(spec: &TableSpec, i: usize, t: &dyn TableLike) -> String {
+fn label(spec: &TableSpec, i: usize, t: &Table) -> String {
     match t.get("name").and_then(Item::as_str) {
+        // `{:?}` escapes only quotes, backslashes and unprintable characters: a name with
+        // none of them is copied as is, not run through the escaper char by char.
+        Some(n)
+            if n.bytes()
+                .all(|b| matches!(b, b' '..=b'~') && b != b'"' && b != b'\\') =>
+        {
+            let mut s = String::with_capacity(spec.name.len() + n.len() + 12);
+            let _ = write!(s, "{}[{i}] \"", spec.name);
+            s.push_str(n);
+            s.push('"');
+            s
+        }
         Some(n) => format!("{}[{i}] {n:?}", spec.name),
         None => format!("{}[{i}]", spec.name),
     }
 }
+
+#[cfg(test)]
+#[path = "same_tree_tests.rs"]
+mod same_tree_tests;

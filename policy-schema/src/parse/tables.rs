@@ -1,9 +1,8 @@
 //! Each table of the format, read into its located raw form.
 
-use toml_edit::TableLike;
-
 use super::endpoint::Known;
 use super::entries::{start, want_str, Entries};
+use super::tree::{Item, Table};
 use crate::model::{Action, Cipher, Direction, Encapsulation, Mode};
 use crate::raw::{
     Origin, RawCluster, RawDefaults, RawExemption, RawHost, RawOwnership, RawRule, RawZone, Sp,
@@ -107,10 +106,10 @@ pub(crate) fn ownership(rep: &mut Report, e: &mut Entries) -> RawOwnership {
 }
 
 /// `[zones]`: every key is a zone name, every value a list of prefixes.
-pub(crate) fn zones(rep: &mut Report, table: &dyn TableLike, at: usize) -> Vec<RawZone> {
+pub(crate) fn zones(rep: &mut Report, table: &Table) -> Vec<RawZone> {
     let mut out = Vec::new();
-    for (name, item) in table.iter() {
-        let key_at = start(table.get_key_value(name).and_then(|(k, _)| k.span()), at);
+    for entry in table.iter() {
+        let (name, item, key_at) = (&*entry.key, &entry.item, entry.key_span.start);
         let mut complete = true;
         if let Err(frag) = values::name(name) {
             rep.error(key_at, format!("zones: zone name \"{name}\" {frag}"));
@@ -135,7 +134,7 @@ pub(crate) fn zones(rep: &mut Report, table: &dyn TableLike, at: usize) -> Vec<R
 fn zone_prefixes(
     rep: &mut Report,
     name: &str,
-    item: &toml_edit::Item,
+    item: &Item,
     key_at: usize,
 ) -> (Vec<Sp<ipnet::IpNet>>, bool) {
     let Some(arr) = item.as_value().and_then(|v| v.as_array()) else {
@@ -149,13 +148,13 @@ fn zone_prefixes(
     let mut prefixes = Vec::new();
     let mut ok = true;
     for el in arr.iter() {
-        let el_at = start(el.span(), key_at);
+        let el_at = el.span.start;
         let parsed =
             want_str(el, "a prefix string such as \"10.0.0.0/24\"").and_then(values::prefix);
         match parsed {
             Ok(p) => prefixes.push(Sp::new(p, el_at)),
             Err(frag) => {
-                let raw = rep.raw(el.span());
+                let raw = rep.raw(Some(el.span.clone()));
                 rep.error(el_at, format!("zones.{name}: prefix {raw} {frag}"));
                 ok = false;
             }
@@ -164,10 +163,11 @@ fn zone_prefixes(
     (prefixes, ok)
 }
 
-fn origin(e: &Entries) -> Origin {
+/// Called once every key is read: the label moves into the entry.
+fn origin(e: &mut Entries) -> Origin {
     Origin {
         at: e.at,
-        label: e.label.clone(),
+        label: std::mem::take(&mut e.label),
         complete: e.ok,
     }
 }
