@@ -131,8 +131,42 @@ fn check_permissions(_: &Path, _: &std::fs::File) -> Result<(), KeyError> {
 }
 
 /// The extracted secret of one pair of identities, ready to expand SA keys from.
-#[derive(Clone)]
-pub struct PairKey(Hkdf<Sha256>);
+///
+/// It also remembers the SA keys it expanded: every recompile (reload, rotation step) needs
+/// the same keys again, and expanding them was a fifth of a 10,000-peer compile.
+pub struct PairKey {
+    hkdf: Hkdf<Sha256>,
+    memo: Mutex<Vec<Derived>>,
+}
+
+/// What tells one SA key of a pair from another: everything else its HKDF info binds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DerivationId {
+    /// The SA profile (cipher, mode, encapsulation), as numbered for SPIs.
+    pub profile: u32,
+    pub epoch: u64,
+    pub src: std::net::IpAddr,
+    pub dst: std::net::IpAddr,
+}
+
+/// An SA key already expanded from a pair.
+struct Derived {
+    id: DerivationId,
+    keys: (Secret, Secret),
+}
+
+/// A pair needs a handful of SAs at a time (addresses × profiles × at most three epochs);
+/// past this many remembered keys something is off, and the memo starts over.
+const MEMO_CAP: usize = 64;
+
+impl Clone for PairKey {
+    fn clone(&self) -> PairKey {
+        PairKey {
+            hkdf: self.hkdf.clone(),
+            memo: Mutex::new(Vec::new()),
+        }
+    }
+}
 
 impl fmt::Debug for PairKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -154,12 +188,15 @@ impl PairKey {
         salt.extend_from_slice(&a.0);
         salt.extend_from_slice(&b.0);
         let shared = local.shared(peer);
-        PairKey(Hkdf::<Sha256>::new(Some(&salt), shared.expose()))
+        PairKey {
+            hkdf: Hkdf::<Sha256>::new(Some(&salt), shared.expose()),
+            memo: Mutex::new(Vec::new()),
+        }
     }
     /// `len` bytes of key material for `info` (which must bind direction, epoch, cipher…).
     pub fn expand(&self, info: &[u8], len: usize) -> Secret {
         let mut out = vec![0u8; len];
-        self.0
+        self.hkdf
             .expand(info, &mut out)
             .expect("SA keys are far below HKDF's 255*32-byte limit");
         Secret::new(out)
@@ -169,13 +206,37 @@ impl PairKey {
     pub fn expand_split(&self, info: &[u8], a: usize, b: usize) -> (Secret, Secret) {
         let mut buf = zeroize::Zeroizing::new([0u8; 64]);
         let okm = &mut buf[..a + b];
-        self.0
+        self.hkdf
             .expand(info, okm)
             .expect("SA keys are far below HKDF's 255*32-byte limit");
         (
             Secret::new(okm[..a].to_vec()),
             Secret::new(okm[a..].to_vec()),
         )
+    }
+    /// The keys `derive` expands for `id`, expanded once and then remembered. `derive` must
+    /// depend on nothing but `id` and this pair. Keys of epochs before `oldest` (no longer
+    /// in force) are forgotten when a new one is remembered.
+    pub fn remembered(
+        &self,
+        id: DerivationId,
+        oldest: u64,
+        derive: impl FnOnce(&PairKey) -> (Secret, Secret),
+    ) -> (Secret, Secret) {
+        let mut memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = memo.iter().find(|d| d.id == id) {
+            return d.keys.clone();
+        }
+        memo.retain(|d| d.id.epoch >= oldest);
+        if memo.len() >= MEMO_CAP {
+            memo.clear();
+        }
+        let keys = derive(self);
+        memo.push(Derived {
+            id,
+            keys: keys.clone(),
+        });
+        keys
     }
 }
 

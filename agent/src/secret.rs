@@ -1,16 +1,20 @@
 //! Key material that never prints and is wiped when dropped.
 
 use std::fmt;
+use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-/// Secret bytes: `Debug` prints `[redacted]`, memory is zeroed on drop.
+/// Secret bytes: `Debug` prints `[redacted]`, memory is zeroed when the last copy drops.
+///
+/// Shared, not copied, on clone: a compile hands the same SA key to the desired set and
+/// to the pair's key memo (tens of thousands of SAs), so a clone must not allocate.
 #[derive(Clone, Default)]
-pub struct Secret(Zeroizing<Vec<u8>>);
+pub struct Secret(Arc<Zeroizing<Vec<u8>>>);
 
 impl Secret {
     pub fn new(bytes: Vec<u8>) -> Secret {
-        Secret(Zeroizing::new(bytes))
+        Secret(Arc::new(Zeroizing::new(bytes)))
     }
     pub fn expose(&self) -> &[u8] {
         &self.0

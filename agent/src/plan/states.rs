@@ -242,6 +242,7 @@ fn emit(
             epoch,
             src: &src,
             dst: &dst,
+            oldest_epoch: cx.view.inbound.first().map_or(epoch, |&e| e.min(epoch)),
         };
         let initial_seq = match dir {
             SaDir::Out => cx.timeline.initial_seq(epoch, cx.now_ns),
