@@ -17,7 +17,7 @@ use policy_schema::{Action, Direction, Family, Host, Mode, Policy, Rule};
 use super::net::{any_contains, any_of, host, of_family};
 use super::ports::blocks_of;
 use super::tunnel::{tunnel_links, TunnelLink};
-use super::Layout;
+use super::{Layout, RuleNets};
 use crate::model::{
     DesiredPolicy, Dir, Level, Origin, PolicyAction, PolicyKey, PolicySpec, PortMatch, Selector,
     Template,
@@ -117,6 +117,7 @@ pub fn policies(
     me: &Host,
     local: &[IpAddr],
     layout: &Layout,
+    nets: &RuleNets,
 ) -> BTreeMap<PolicyKey, DesiredPolicy> {
     let mut b = Builder { out: Vec::new() };
     builtins(policy, local, layout, &mut b);
@@ -150,11 +151,14 @@ pub fn policies(
             }
         }
     }
-    for (j, rule) in policy.rules.iter().enumerate() {
+    for (j, (rule, (from, to))) in policy.rules.iter().zip(nets.iter()).enumerate() {
         let prio = layout.rule(j);
         let origin = Origin::Rule(rule.name.clone());
         match rule.mode {
-            Mode::Transport => transport_rule(policy, rule, local, prio, layout, &origin, &mut b),
+            Mode::Transport => {
+                let sides = (from.as_slice(), to.as_slice());
+                transport_rule(rule, sides, local, prio, layout, &origin, &mut b)
+            }
             Mode::Tunnel => {
                 for link in tunnel_links(policy, rule, me) {
                     tunnel_rule(rule, &link, prio, layout, &origin, &mut b);
@@ -204,16 +208,14 @@ fn rule_action(rule: &Rule, layout: &Layout, tunnel: Option<(IpAddr, IpAddr)>) -
 }
 
 fn transport_rule(
-    policy: &Policy,
     rule: &Rule,
+    (from, to): (&[IpNet], &[IpNet]),
     local: &[IpAddr],
     prio: u32,
     layout: &Layout,
     origin: &Origin,
     b: &mut Builder,
 ) {
-    let from = policy.resolve_all(&rule.from);
-    let to = policy.resolve_all(&rule.to);
     let action = rule_action(rule, layout, None);
     let proto = rule.protocol.map_or(0, |p| p.number());
     let ports = blocks_of(&rule.ports);
@@ -227,7 +229,7 @@ fn transport_rule(
             continue;
         }
         let mut sels: Vec<(Dir, Selector)> = Vec::new();
-        for (contains_me, remote, side) in [(&to, &from, Side::Server), (&from, &to, Side::Client)]
+        for (contains_me, remote, side) in [(to, from, Side::Server), (from, to, Side::Client)]
         {
             if !any_contains(contains_me, a) {
                 continue;
