@@ -4,7 +4,7 @@
 //! (salted with both public keys, so the pair is bound to who they are) and cached; SA keys
 //! are then expanded per direction, per epoch, bound to both addresses and the cipher.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,7 @@ use policy_schema::{Policy, PublicKey};
 use sha2::Sha256;
 use x25519_dalek::StaticSecret;
 
+use crate::fasthash::FastMap;
 use crate::secret::Secret;
 
 /// Version label mixed into every derivation; bump it to change the key schedule.
@@ -246,7 +247,7 @@ pub struct Identity {
     pub host: String,
     key: PrivateKey,
     cluster_keys: BTreeMap<String, PrivateKey>,
-    cache: Mutex<HashMap<(PublicKey, PublicKey), Arc<PairKey>>>,
+    cache: Mutex<FastMap<(PublicKey, PublicKey), Arc<PairKey>>>,
 }
 
 impl fmt::Debug for Identity {
@@ -278,7 +279,7 @@ impl Identity {
             host: host.name.clone(),
             key,
             cluster_keys: BTreeMap::new(),
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(FastMap::default()),
         })
     }
     /// Add the private key of a cluster this host is a member of; it must match the file.

@@ -279,7 +279,8 @@ fn tunnel_rule(
 /// own, i.e. one whose networks equal its own truncated to those lengths — looked up, not
 /// searched (a rule naming 10,000 hosts was quadratic here).
 fn prune(mut sels: Vec<(Dir, Selector)>) -> Vec<(Dir, Selector)> {
-    use std::collections::{BTreeSet, HashMap};
+    use crate::fasthash::FastMap;
+    use std::collections::BTreeSet;
     sels.sort();
     sels.dedup();
     let lens: BTreeSet<(u8, u8)> = sels
@@ -293,7 +294,7 @@ fn prune(mut sels: Vec<(Dir, Selector)>) -> Vec<(Dir, Selector)> {
         return prune_runs(sels);
     }
     let trunc = |n: &IpNet, len: u8| IpNet::new(n.addr(), len).map(|n| n.trunc()).ok();
-    let mut by_nets: HashMap<(Dir, IpNet, IpNet), Vec<usize>> = HashMap::new();
+    let mut by_nets: FastMap<(Dir, IpNet, IpNet), Vec<usize>> = FastMap::default();
     for (i, (d, s)) in sels.iter().enumerate() {
         by_nets
             .entry((*d, s.src.trunc(), s.dst.trunc()))

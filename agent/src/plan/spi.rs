@@ -17,13 +17,13 @@
 //! full. Each epoch gets new SPIs, so a key is never changed under a live SPI, and SPIs
 //! outside the owned range (another daemon's) are never used.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use policy_schema::{Cipher, Encapsulation, Mode, Policy};
 use sha2::{Digest, Sha256};
 
 use super::net::{addr_tagged, TaggedAddr};
+use crate::fasthash::{FastMap, FastSet};
 
 /// SPIs per slot.
 pub const SLOT_SIZE: u32 = 256;
@@ -32,7 +32,7 @@ pub const SLOT_SIZE: u32 = 256;
 #[derive(Clone, Debug)]
 pub struct SpiTable {
     lo: u32,
-    slots: HashMap<IpAddr, u32>,
+    slots: FastMap<IpAddr, u32>,
 }
 
 /// What an SA is for, inside a slot: at most 32 profiles.
@@ -74,8 +74,8 @@ impl SpiTable {
             .collect();
         addrs.sort();
         addrs.dedup_by(|x, y| x.2 == y.2);
-        let mut taken = std::collections::HashSet::with_capacity(addrs.len());
-        let mut slots = HashMap::with_capacity(addrs.len());
+        let mut taken = FastSet::with_capacity_and_hasher(addrs.len(), Default::default());
+        let mut slots = FastMap::with_capacity_and_hasher(addrs.len(), Default::default());
         for (start, _, addr) in addrs {
             let mut s = start;
             let mut probes = 0;
