@@ -158,7 +158,9 @@ pub fn desired(
         replay_window: policy.defaults.replay_window,
         now_ns: now.nanos(),
     };
-    let mut states = Vec::new();
+    // In the common case (one address each, mid-epoch) a peer gets one SA per epoch in
+    // force: reserving that much saves regrowing a vector of tens of thousands of SAs.
+    let mut states = Vec::with_capacity(policy.hosts.len() * (1 + view.inbound.len()));
     if states::any_esp(policy) {
         let rules = Rules::new(policy, &nets);
         let me_party = host_party(me);

@@ -399,14 +399,22 @@ pub fn tunnel_sas(
 /// cost more than the search it replaced.
 pub fn into_map(sas: Vec<(SaKey, DesiredSa)>) -> BTreeMap<SaKey, DesiredSa> {
     let mut order: Vec<(SaKey, usize)> = sas.iter().enumerate().map(|(i, s)| (s.0, i)).collect();
-    // By key, then by position: the last of equal keys ends its run.
+    // By key, then by position: keeping the last of a run keeps the last one added.
     order.sort_unstable();
+    order.dedup_by(|later, earlier| {
+        let same = later.0 == earlier.0;
+        if same {
+            *earlier = *later;
+        }
+        same
+    });
     let mut slots: Vec<Option<DesiredSa>> = sas.into_iter().map(|(_, sa)| Some(sa)).collect();
-    let last_of_run = |j: usize| order.get(j + 1).is_none_or(|next| next.0 != order[j].0);
-    (0..order.len())
-        .filter(|&j| last_of_run(j))
-        .filter_map(|j| Some((order[j].0, slots[order[j].1].take()?)))
-        .collect()
+    let sorted: Vec<(SaKey, DesiredSa)> = order
+        .iter()
+        .map(|&(k, i)| (k, slots[i].take().expect("each position is taken once")))
+        .collect();
+    // Sorted and unique: the map is built in one pass over the nodes.
+    sorted.into_iter().collect()
 }
 
 /// Whether any rule of the policy uses ESP at all (else no SA and no rotation).
