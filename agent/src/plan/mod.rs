@@ -160,7 +160,7 @@ pub fn desired(
     };
     // In the common case (one address each, mid-epoch) a peer gets one SA per epoch in
     // force: reserving that much saves regrowing a vector of tens of thousands of SAs.
-    let mut states = Vec::with_capacity(policy.hosts.len() * (1 + view.inbound.len()));
+    let mut states = states::SaSink::with_capacity(policy.hosts.len() * (1 + view.inbound.len()));
     if states::any_esp(policy) {
         let rules = Rules::new(policy, &nets);
         let me_party = host_party(me);
@@ -191,7 +191,7 @@ pub fn desired(
         }
         states::tunnel_sas(&cx, policy, me, &|k| id.pair(k), &mut states);
     }
-    let states = states::into_map(states);
+    let states = states.into_map();
     let next_change = (!states.is_empty()).then_some(view.next_change);
     Ok(Desired {
         host: me.name.clone(),

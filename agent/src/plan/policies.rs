@@ -229,8 +229,7 @@ fn transport_rule(
             continue;
         }
         let mut sels: Vec<(Dir, Selector)> = Vec::new();
-        for (contains_me, remote, side) in [(to, from, Side::Server), (from, to, Side::Client)]
-        {
+        for (contains_me, remote, side) in [(to, from, Side::Server), (from, to, Side::Client)] {
             if !any_contains(contains_me, a) {
                 continue;
             }
@@ -281,7 +280,8 @@ fn tunnel_rule(
 fn prune(mut sels: Vec<(Dir, Selector)>) -> Vec<(Dir, Selector)> {
     use crate::fasthash::FastMap;
     use std::collections::BTreeSet;
-    sels.sort();
+    // Equal selectors are identical, so an unstable sort gives the same list, faster.
+    sels.sort_unstable();
     sels.dedup();
     let lens: BTreeSet<(u8, u8)> = sels
         .iter()
@@ -324,8 +324,9 @@ fn prune(mut sels: Vec<(Dir, Selector)>) -> Vec<(Dir, Selector)> {
 /// between hosts): one can then only contain another with the very same networks, and
 /// those are neighbours in the sorted list — no index needed.
 fn prune_runs(sels: Vec<(Dir, Selector)>) -> Vec<(Dir, Selector)> {
-    let same_nets =
-        |a: &(Dir, Selector), b: &(Dir, Selector)| (a.0, a.1.src, a.1.dst) == (b.0, b.1.src, b.1.dst);
+    let same_nets = |a: &(Dir, Selector), b: &(Dir, Selector)| {
+        (a.0, a.1.src, a.1.dst) == (b.0, b.1.src, b.1.dst)
+    };
     let mut keep = Vec::with_capacity(sels.len());
     for run in sels.chunk_by(same_nets) {
         for (i, (_, s)) in run.iter().enumerate() {

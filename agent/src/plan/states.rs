@@ -87,8 +87,7 @@ fn pinned_selector(a: IpAddr, b: IpAddr, narrows: &Narrows) -> Selector {
         return s;
     }
     s.proto = first.proto;
-    if let (true, Some(port), Some(server)) =
-        (narrows.same_port, first.port, first.local_is_server)
+    if let (true, Some(port), Some(server)) = (narrows.same_port, first.port, first.local_is_server)
     {
         if server {
             s.sport = port;
@@ -243,7 +242,7 @@ fn emit(
     mode: Mode,
     encap: Encapsulation,
     out_sel: Selector,
-    out: &mut Vec<(SaKey, DesiredSa)>,
+    out: &mut SaSink,
 ) {
     let prof = profile(cipher, mode, encap);
     let encap = (encap == Encapsulation::Udp).then_some(Encap {
@@ -292,7 +291,7 @@ fn emit(
             epoch,
             initial_seq,
         };
-        out.push((SaKey { dst, spi }, DesiredSa { spec, meta }));
+        out.push(SaKey { dst, spi }, DesiredSa { spec, meta });
     };
     add(SaDir::Out, a, b, cx.view.outbound, out_sel);
     for &e in &cx.view.inbound {
@@ -307,7 +306,7 @@ pub fn transport_sas(
     me: &Party,
     peer: &Party,
     pair: &PairKey,
-    out: &mut Vec<(SaKey, DesiredSa)>,
+    out: &mut SaSink,
 ) {
     let encap = if me.encap == Encapsulation::Udp || peer.encap == Encapsulation::Udp {
         Encapsulation::Udp
@@ -336,7 +335,7 @@ pub fn tunnel_sas(
     policy: &Policy,
     me: &policy_schema::Host,
     pair_of: &dyn Fn(&PublicKey) -> std::sync::Arc<PairKey>,
-    out: &mut Vec<(SaKey, DesiredSa)>,
+    out: &mut SaSink,
 ) {
     // (peer, local outer, peer outer, cipher) → inner (local, remote) subnet pairs.
     type Group<'a> =
@@ -392,29 +391,51 @@ pub fn tunnel_sas(
     }
 }
 
-/// The SAs as a map; of several with one key the last one wins, as with map inserts.
-///
-/// Collected first and built at once: inserting 30,000 SAs one by one searched the map
-/// every time. Only (key, index) pairs are sorted — moving whole SAs around in a sort
-/// cost more than the search it replaced.
-pub fn into_map(sas: Vec<(SaKey, DesiredSa)>) -> BTreeMap<SaKey, DesiredSa> {
-    let mut order: Vec<(SaKey, usize)> = sas.iter().enumerate().map(|(i, s)| (s.0, i)).collect();
-    // By key, then by position: keeping the last of a run keeps the last one added.
-    order.sort_unstable();
-    order.dedup_by(|later, earlier| {
-        let same = later.0 == earlier.0;
-        if same {
-            *earlier = *later;
+/// Collects SAs, then builds the map at once: inserting 30,000 SAs one by one searched
+/// the map every time. Keys and SAs are kept apart so that sorting moves only the keys —
+/// moving whole SAs around cost more than the searches it replaced.
+#[derive(Default)]
+pub struct SaSink {
+    keys: Vec<(SaKey, usize)>,
+    sas: Vec<Option<DesiredSa>>,
+}
+
+impl SaSink {
+    pub fn with_capacity(n: usize) -> SaSink {
+        SaSink {
+            keys: Vec::with_capacity(n),
+            sas: Vec::with_capacity(n),
         }
-        same
-    });
-    let mut slots: Vec<Option<DesiredSa>> = sas.into_iter().map(|(_, sa)| Some(sa)).collect();
-    let sorted: Vec<(SaKey, DesiredSa)> = order
-        .iter()
-        .map(|&(k, i)| (k, slots[i].take().expect("each position is taken once")))
-        .collect();
-    // Sorted and unique: the map is built in one pass over the nodes.
-    sorted.into_iter().collect()
+    }
+
+    fn push(&mut self, key: SaKey, sa: DesiredSa) {
+        self.keys.push((key, self.sas.len()));
+        self.sas.push(Some(sa));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sas.is_empty()
+    }
+
+    /// The SAs as a map; of several with one key the last one wins, as with map inserts.
+    pub fn into_map(self) -> BTreeMap<SaKey, DesiredSa> {
+        let SaSink { mut keys, mut sas } = self;
+        // By key, then by position: keeping the last of a run keeps the last one added.
+        keys.sort_unstable();
+        keys.dedup_by(|later, earlier| {
+            let same = later.0 == earlier.0;
+            if same {
+                *earlier = *later;
+            }
+            same
+        });
+        let sorted: Vec<(SaKey, DesiredSa)> = keys
+            .iter()
+            .map(|&(k, i)| (k, sas[i].take().expect("each position is taken once")))
+            .collect();
+        // Sorted and unique: the map is built in one pass over the nodes.
+        sorted.into_iter().collect()
+    }
 }
 
 /// Whether any rule of the policy uses ESP at all (else no SA and no rotation).
