@@ -64,7 +64,7 @@ impl Builder {
     fn finish(mut self) -> BTreeMap<PolicyKey, DesiredPolicy> {
         // A stable sort keeps equal keys in the order they were added: the first one of a
         // run is the one with the higher precedence.
-        self.out.sort_by(|a, b| a.0.cmp(&b.0));
+        self.out.sort_by_key(|a| a.0);
         self.out.dedup_by(|later, first| later.0 == first.0);
         // Sorted and unique: the map is built in one pass, not by search and insert.
         self.out.into_iter().collect()
