@@ -18,6 +18,8 @@ pub mod epoch;
 pub mod net;
 pub mod policies;
 pub mod ports;
+mod prune;
+pub mod sa_map;
 pub mod spi;
 pub mod states;
 pub mod suite;
@@ -160,7 +162,7 @@ pub fn desired(
     };
     // In the common case (one address each, mid-epoch) a peer gets one SA per epoch in
     // force: reserving that much saves regrowing a vector of tens of thousands of SAs.
-    let mut states = states::SaSink::with_capacity(policy.hosts.len() * (1 + view.inbound.len()));
+    let mut states = sa_map::SaSink::with_capacity(policy.hosts.len() * (1 + view.inbound.len()));
     if states::any_esp(policy) {
         let rules = Rules::new(policy, &nets);
         let me_party = host_party(me);
