@@ -17,6 +17,7 @@ use sha2::Sha256;
 use x25519_dalek::StaticSecret;
 
 use crate::fasthash::FastMap;
+use crate::plan::spi::SpiTable;
 use crate::secret::Secret;
 
 /// Version label mixed into every derivation; bump it to change the key schedule.
@@ -248,6 +249,8 @@ pub struct Identity {
     key: PrivateKey,
     cluster_keys: BTreeMap<String, PrivateKey>,
     cache: Mutex<FastMap<(PublicKey, PublicKey), Arc<PairKey>>>,
+    /// The last compile's SPI slots: they only change with the inventory's addresses.
+    spis: Mutex<Option<Arc<SpiTable>>>,
 }
 
 impl fmt::Debug for Identity {
@@ -280,6 +283,7 @@ impl Identity {
             key,
             cluster_keys: BTreeMap::new(),
             cache: Mutex::new(FastMap::default()),
+            spis: Mutex::new(None),
         })
     }
     /// Add the private key of a cluster this host is a member of; it must match the file.
@@ -325,11 +329,29 @@ impl Identity {
         let mine: Vec<PublicKey> = std::iter::once(self.key.public())
             .chain(self.cluster_keys.values().map(PrivateKey::public))
             .collect();
+        let other_spis = &old.spis;
         let old = old.cache.lock().unwrap_or_else(|e| e.into_inner());
         let mut new = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         for (k, v) in old.iter().filter(|(k, _)| mine.contains(&k.0)) {
             new.entry(*k).or_insert_with(|| v.clone());
         }
+        let old_spis = other_spis.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut spis = self.spis.lock().unwrap_or_else(|e| e.into_inner());
+        if spis.is_none() {
+            *spis = old_spis;
+        }
+    }
+
+    /// The SPI table `get` returns given the one kept from the last compile, which it may
+    /// reuse (see [`SpiTable::reuse_or_build`]); kept in turn for the next compile.
+    pub fn spi_table(
+        &self,
+        get: impl FnOnce(Option<&Arc<SpiTable>>) -> Arc<SpiTable>,
+    ) -> Arc<SpiTable> {
+        let mut kept = self.spis.lock().unwrap_or_else(|e| e.into_inner());
+        let table = get(kept.as_ref());
+        *kept = Some(table.clone());
+        table
     }
 
     fn pair_with(&self, local: &PrivateKey, peer: &PublicKey) -> Arc<PairKey> {

@@ -151,7 +151,7 @@ pub fn desired(
 
     let timeline = Timeline::from_defaults(&policy.defaults);
     let view = timeline.view(now.secs());
-    let spis = SpiTable::build(policy);
+    let spis = id.spi_table(|kept| SpiTable::reuse_or_build(policy, kept));
     let cx = SaContextAll {
         spis: &spis,
         timeline,
