@@ -64,6 +64,10 @@ fn main() -> anyhow::Result<()> {
         (live1 - live0) as f64 / 1e6,
         calls1 - calls0
     );
+    println!(
+        "live heap with the policy, the identity's caches and this Desired: {:.2} MB",
+        LIVE.load(Relaxed) as f64 / 1e6
+    );
     println!("digest {}", digest(&d));
     let mut t: Vec<f64> = (0..rounds)
         .map(|_| {
