@@ -4,7 +4,7 @@
 //! (salted with both public keys, so the pair is bound to who they are) and cached; SA keys
 //! are then expanded per direction, per epoch, bound to both addresses and the cipher.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,8 @@ use policy_schema::{Policy, PublicKey};
 use sha2::Sha256;
 use x25519_dalek::StaticSecret;
 
+use crate::fasthash::FastMap;
+use crate::plan::spi::SpiTable;
 use crate::secret::Secret;
 
 /// Version label mixed into every derivation; bump it to change the key schedule.
@@ -131,8 +133,42 @@ fn check_permissions(_: &Path, _: &std::fs::File) -> Result<(), KeyError> {
 }
 
 /// The extracted secret of one pair of identities, ready to expand SA keys from.
-#[derive(Clone)]
-pub struct PairKey(Hkdf<Sha256>);
+///
+/// It also remembers the SA keys it expanded: every recompile (reload, rotation step) needs
+/// the same keys again, and expanding them was a fifth of a 10,000-peer compile.
+pub struct PairKey {
+    hkdf: Hkdf<Sha256>,
+    memo: Mutex<Vec<Derived>>,
+}
+
+/// What tells one SA key of a pair from another: everything else its HKDF info binds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DerivationId {
+    /// The SA profile (cipher, mode, encapsulation), as numbered for SPIs.
+    pub profile: u32,
+    pub epoch: u64,
+    pub src: std::net::IpAddr,
+    pub dst: std::net::IpAddr,
+}
+
+/// An SA key already expanded from a pair.
+struct Derived {
+    id: DerivationId,
+    keys: (Secret, Secret),
+}
+
+/// A pair needs a handful of SAs at a time (addresses × profiles × at most three epochs);
+/// past this many remembered keys something is off, and the memo starts over.
+const MEMO_CAP: usize = 64;
+
+impl Clone for PairKey {
+    fn clone(&self) -> PairKey {
+        PairKey {
+            hkdf: self.hkdf.clone(),
+            memo: Mutex::new(Vec::new()),
+        }
+    }
+}
 
 impl fmt::Debug for PairKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -154,12 +190,15 @@ impl PairKey {
         salt.extend_from_slice(&a.0);
         salt.extend_from_slice(&b.0);
         let shared = local.shared(peer);
-        PairKey(Hkdf::<Sha256>::new(Some(&salt), shared.expose()))
+        PairKey {
+            hkdf: Hkdf::<Sha256>::new(Some(&salt), shared.expose()),
+            memo: Mutex::new(Vec::new()),
+        }
     }
     /// `len` bytes of key material for `info` (which must bind direction, epoch, cipher…).
     pub fn expand(&self, info: &[u8], len: usize) -> Secret {
         let mut out = vec![0u8; len];
-        self.0
+        self.hkdf
             .expand(info, &mut out)
             .expect("SA keys are far below HKDF's 255*32-byte limit");
         Secret::new(out)
@@ -169,13 +208,37 @@ impl PairKey {
     pub fn expand_split(&self, info: &[u8], a: usize, b: usize) -> (Secret, Secret) {
         let mut buf = zeroize::Zeroizing::new([0u8; 64]);
         let okm = &mut buf[..a + b];
-        self.0
+        self.hkdf
             .expand(info, okm)
             .expect("SA keys are far below HKDF's 255*32-byte limit");
         (
             Secret::new(okm[..a].to_vec()),
             Secret::new(okm[a..].to_vec()),
         )
+    }
+    /// The keys `derive` expands for `id`, expanded once and then remembered. `derive` must
+    /// depend on nothing but `id` and this pair. Keys of epochs before `oldest` (no longer
+    /// in force) are forgotten when a new one is remembered.
+    pub fn remembered(
+        &self,
+        id: DerivationId,
+        oldest: u64,
+        derive: impl FnOnce(&PairKey) -> (Secret, Secret),
+    ) -> (Secret, Secret) {
+        let mut memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = memo.iter().find(|d| d.id == id) {
+            return d.keys.clone();
+        }
+        memo.retain(|d| d.id.epoch >= oldest);
+        if memo.len() >= MEMO_CAP {
+            memo.clear();
+        }
+        let keys = derive(self);
+        memo.push(Derived {
+            id,
+            keys: keys.clone(),
+        });
+        keys
     }
 }
 
@@ -185,7 +248,9 @@ pub struct Identity {
     pub host: String,
     key: PrivateKey,
     cluster_keys: BTreeMap<String, PrivateKey>,
-    cache: Mutex<HashMap<(PublicKey, PublicKey), Arc<PairKey>>>,
+    cache: Mutex<FastMap<(PublicKey, PublicKey), Arc<PairKey>>>,
+    /// The last compile's SPI slots: they only change with the inventory's addresses.
+    spis: Mutex<Option<Arc<SpiTable>>>,
 }
 
 impl fmt::Debug for Identity {
@@ -217,7 +282,8 @@ impl Identity {
             host: host.name.clone(),
             key,
             cluster_keys: BTreeMap::new(),
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(FastMap::default()),
+            spis: Mutex::new(None),
         })
     }
     /// Add the private key of a cluster this host is a member of; it must match the file.
@@ -262,18 +328,37 @@ impl Identity {
     pub fn adopt_cache(&self, old: &Identity) {
         let mine: Vec<PublicKey> = self.held_keys().collect();
         let every_old_key_held = old.held_keys().all(|k| mine.contains(&k));
-        let old = old.cache.lock().unwrap_or_else(|e| e.into_inner());
-        let mut new = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if new.is_empty() && every_old_key_held {
-            // The usual reload (same keys, nothing derived yet): every entry qualifies, and
-            // cloning the table is several times faster than re-inserting 10k entries.
-            *new = old.clone();
-            return;
+        {
+            let old = old.cache.lock().unwrap_or_else(|e| e.into_inner());
+            let mut new = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if new.is_empty() && every_old_key_held {
+                // The usual reload (same keys, nothing derived yet): every entry qualifies,
+                // and cloning the table is several times faster than re-inserting 10k.
+                *new = old.clone();
+            } else {
+                new.reserve(old.len());
+                for (k, v) in old.iter().filter(|(k, _)| mine.contains(&k.0)) {
+                    new.entry(*k).or_insert_with(|| v.clone());
+                }
+            }
         }
-        new.reserve(old.len());
-        for (k, v) in old.iter().filter(|(k, _)| mine.contains(&k.0)) {
-            new.entry(*k).or_insert_with(|| v.clone());
+        let old_spis = old.spis.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut spis = self.spis.lock().unwrap_or_else(|e| e.into_inner());
+        if spis.is_none() {
+            *spis = old_spis;
         }
+    }
+
+    /// The SPI table `get` returns given the one kept from the last compile, which it may
+    /// reuse (see [`SpiTable::reuse_or_build`]); kept in turn for the next compile.
+    pub fn spi_table(
+        &self,
+        get: impl FnOnce(Option<&Arc<SpiTable>>) -> Arc<SpiTable>,
+    ) -> Arc<SpiTable> {
+        let mut kept = self.spis.lock().unwrap_or_else(|e| e.into_inner());
+        let table = get(kept.as_ref());
+        *kept = Some(table.clone());
+        table
     }
 
     /// The public keys of the private keys this identity holds: the cache's first halves.

@@ -1,29 +1,37 @@
 //! Key material that never prints and is wiped when dropped.
 
 use std::fmt;
+use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-/// Secret bytes: `Debug` prints `[redacted]`, memory is zeroed on drop.
+/// Secret bytes: `Debug` prints `[redacted]`, memory is zeroed when the last copy drops.
+///
+/// Shared, not copied, on clone: a compile hands the same SA key to the desired set and
+/// to the pair's key memo (tens of thousands of SAs), so a clone must not allocate. An
+/// empty secret (an AEAD's authentication key) holds no allocation at all.
 #[derive(Clone, Default)]
-pub struct Secret(Zeroizing<Vec<u8>>);
+pub struct Secret(Option<Arc<Zeroizing<Vec<u8>>>>);
 
 impl Secret {
     pub fn new(bytes: Vec<u8>) -> Secret {
-        Secret(Zeroizing::new(bytes))
+        if bytes.is_empty() {
+            return Secret(None);
+        }
+        Secret(Some(Arc::new(Zeroizing::new(bytes))))
     }
     pub fn expose(&self) -> &[u8] {
-        &self.0
+        self.0.as_deref().map_or(&[], |v| v.as_slice())
     }
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.expose().len()
     }
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.expose().is_empty()
     }
     /// Lower-case hex, for `--show-keys` only.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        self.expose().iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
@@ -36,13 +44,8 @@ impl fmt::Debug for Secret {
 impl PartialEq for Secret {
     /// Constant-time in the content (length is not secret).
     fn eq(&self, other: &Secret) -> bool {
-        self.0.len() == other.0.len()
-            && self
-                .0
-                .iter()
-                .zip(other.0.iter())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+        let (a, b) = (self.expose(), other.expose());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
 }
 

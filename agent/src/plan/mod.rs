@@ -4,8 +4,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use std::collections::BTreeMap;
-
+use ipnet::IpNet;
 use policy_schema::{Cipher, Cluster, Host, Mode, Policy};
 
 use crate::keys::Identity;
@@ -20,6 +19,8 @@ pub mod installed;
 pub mod net;
 pub mod policies;
 pub mod ports;
+mod prune;
+pub mod sa_map;
 pub mod spi;
 pub mod states;
 pub mod suite;
@@ -54,6 +55,26 @@ pub type LocalAddrs = BTreeSet<IpAddr>;
 pub enum PlanError {
     #[error("host {0} is not in the policy")]
     UnknownHost(String),
+}
+
+/// Every rule's `from` and `to` resolved to prefixes, in file order: resolving scans the
+/// inventory, and both the policies and the SAs need it — once per compile is enough.
+pub struct RuleNets(Vec<(Vec<IpNet>, Vec<IpNet>)>);
+
+impl RuleNets {
+    pub fn new(policy: &Policy) -> RuleNets {
+        RuleNets(
+            policy
+                .rules
+                .iter()
+                .map(|r| (policy.resolve_all(&r.from), policy.resolve_all(&r.to)))
+                .collect(),
+        )
+    }
+    /// (from, to) of each rule, in file order.
+    pub fn iter(&self) -> impl Iterator<Item = &(Vec<IpNet>, Vec<IpNet>)> {
+        self.0.iter()
+    }
 }
 
 /// Where our objects sit in the owned reqid range and priority band.
@@ -126,11 +147,12 @@ pub fn desired(
     // changes SAs — never the policies the peers' traffic is checked against.
     let mut policy_addrs = me.addresses.clone();
     policy_addrs.extend(member_of.iter().flat_map(|c| c.addresses.iter().copied()));
-    let policies = policies::policies(policy, me, &policy_addrs, &layout);
+    let nets = RuleNets::new(policy);
+    let policies = policies::policies(policy, me, &policy_addrs, &layout, &nets);
 
     let timeline = Timeline::from_defaults(&policy.defaults);
     let view = timeline.view(now.secs());
-    let spis = SpiTable::build(policy);
+    let spis = id.spi_table(|kept| SpiTable::reuse_or_build(policy, kept));
     let cx = SaContextAll {
         spis: &spis,
         timeline,
@@ -139,9 +161,11 @@ pub fn desired(
         replay_window: policy.defaults.replay_window,
         now_ns: now.nanos(),
     };
-    let mut states = BTreeMap::new();
+    // In the common case (one address each, mid-epoch) a peer gets one SA per epoch in
+    // force: reserving that much saves regrowing a vector of tens of thousands of SAs.
+    let mut states = sa_map::SaSink::with_capacity(policy.hosts.len() * (1 + view.inbound.len()));
     if states::any_esp(policy) {
-        let rules = Rules::new(policy);
+        let rules = Rules::new(policy, &nets);
         let me_party = host_party(me);
         let held: Vec<&Cluster> = member_of
             .iter()
@@ -170,6 +194,7 @@ pub fn desired(
         }
         states::tunnel_sas(&cx, policy, me, &|k| id.pair(k), &mut states);
     }
+    let states = states.into_map();
     let next_change = (!states.is_empty()).then_some(view.next_change);
     Ok(Desired {
         host: me.name.clone(),

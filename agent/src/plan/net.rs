@@ -5,6 +5,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use policy_schema::Family;
 
+use crate::fasthash::FastSet;
+
 /// `inner` lies entirely inside `outer` (same family).
 pub fn net_contains(outer: &IpNet, inner: &IpNet) -> bool {
     outer.contains(inner)
@@ -20,7 +22,7 @@ pub fn any_contains(nets: &[IpNet], addr: &IpAddr) -> bool {
 /// that for every peer: quadratic).
 #[derive(Debug, Default)]
 pub struct PrefixIndex {
-    nets: std::collections::HashSet<IpNet>,
+    nets: FastSet<IpNet>,
     lens: Vec<(bool, u8)>,
 }
 

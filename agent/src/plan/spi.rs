@@ -17,13 +17,14 @@
 //! full. Each epoch gets new SPIs, so a key is never changed under a live SPI, and SPIs
 //! outside the owned range (another daemon's) are never used.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use policy_schema::{Cipher, Encapsulation, Mode, Policy};
 use sha2::{Digest, Sha256};
 
 use super::net::{addr_tagged, TaggedAddr};
+use crate::fasthash::{FastMap, FastSet};
 
 /// SPIs per slot.
 pub const SLOT_SIZE: u32 = 256;
@@ -32,7 +33,30 @@ pub const SLOT_SIZE: u32 = 256;
 #[derive(Clone, Debug)]
 pub struct SpiTable {
     lo: u32,
-    slots: HashMap<IpAddr, u32>,
+    slots: FastMap<IpAddr, u32>,
+    inputs: SpiInputs,
+}
+
+/// All a table depends on: the owned SPI range and the inventory's addresses in file order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct SpiInputs {
+    range: (u32, u32),
+    addrs: Vec<IpAddr>,
+}
+
+impl SpiInputs {
+    fn of(policy: &Policy) -> SpiInputs {
+        SpiInputs {
+            range: policy.ownership.spi,
+            addrs: policy
+                .hosts
+                .iter()
+                .flat_map(|h| h.addresses.iter())
+                .chain(policy.clusters.iter().flat_map(|c| c.addresses.iter()))
+                .copied()
+                .collect(),
+        }
+    }
 }
 
 /// What an SA is for, inside a slot: at most 32 profiles.
@@ -63,19 +87,31 @@ impl SpiTable {
     /// there are addresses; if it does not, the table is still built but later addresses
     /// share slots (never silently: `complete()` says so).
     pub fn build(policy: &Policy) -> SpiTable {
-        let (lo, hi) = policy.ownership.spi;
+        SpiTable::from_inputs(SpiInputs::of(policy))
+    }
+
+    /// The table of `policy`: `prev` itself when the range and the addresses are the same
+    /// (a reload that changes rules only), since hashing every address is most of a build.
+    pub fn reuse_or_build(policy: &Policy, prev: Option<&Arc<SpiTable>>) -> Arc<SpiTable> {
+        let inputs = SpiInputs::of(policy);
+        match prev {
+            Some(p) if p.inputs == inputs => p.clone(),
+            _ => Arc::new(SpiTable::from_inputs(inputs)),
+        }
+    }
+
+    fn from_inputs(inputs: SpiInputs) -> SpiTable {
+        let (lo, hi) = inputs.range;
         let n = ((u64::from(hi) - u64::from(lo) + 1) / u64::from(SLOT_SIZE)).max(1);
-        let mut addrs: Vec<(u64, TaggedAddr, IpAddr)> = policy
-            .hosts
+        let mut addrs: Vec<(u64, TaggedAddr, IpAddr)> = inputs
+            .addrs
             .iter()
-            .flat_map(|h| h.addresses.iter())
-            .chain(policy.clusters.iter().flat_map(|c| c.addresses.iter()))
             .map(|a| (slot_hash(a) % n, addr_tagged(a), *a))
             .collect();
         addrs.sort();
         addrs.dedup_by(|x, y| x.2 == y.2);
-        let mut taken = std::collections::HashSet::with_capacity(addrs.len());
-        let mut slots = HashMap::with_capacity(addrs.len());
+        let mut taken = FastSet::with_capacity_and_hasher(addrs.len(), Default::default());
+        let mut slots = FastMap::with_capacity_and_hasher(addrs.len(), Default::default());
         for (start, _, addr) in addrs {
             let mut s = start;
             let mut probes = 0;
@@ -86,7 +122,7 @@ impl SpiTable {
             taken.insert(s);
             slots.insert(addr, s as u32);
         }
-        SpiTable { lo, slots }
+        SpiTable { lo, slots, inputs }
     }
 
     /// The SPI of the SA sent from `src` in `epoch` with `profile`, if `src` is in the

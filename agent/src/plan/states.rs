@@ -14,10 +14,11 @@ use policy_schema::{Action, Cipher, Encapsulation, Family, Mode, Policy, PublicK
 use super::epoch::{EpochView, Timeline};
 use super::net::{any_of, host, PrefixIndex};
 use super::ports::blocks_of;
+use super::sa_map::SaSink;
 use super::spi::{profile, SpiTable};
 use super::suite::SaContext;
 use super::tunnel::tunnel_links;
-use super::Layout;
+use super::{Layout, RuleNets};
 use crate::keys::PairKey;
 use crate::model::{
     DesiredSa, Encap, Lifetime, PortMatch, SaDir, SaKey, SaMeta, SaSpec, Selector, NAT_T_PORT,
@@ -33,15 +34,6 @@ pub struct Party<'a> {
     pub encap: Encapsulation,
 }
 
-/// An SA profile with the selector narrowing every rule behind it agrees on.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Need {
-    cipher: Cipher,
-    mode: Mode,
-    /// Selector for local→remote traffic (the inbound SA uses it mirrored).
-    out_sel: Selector,
-}
-
 /// Narrowing of one rule for one pair: protocol, port block and which end is the server.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Narrow {
@@ -50,10 +42,7 @@ struct Narrow {
     local_is_server: Option<bool>,
 }
 
-fn rule_narrow(rule: &Rule, a_to: bool, a_from: bool) -> Narrow {
-    let proto = rule.protocol.map_or(0, |p| p.number());
-    let blocks = blocks_of(&rule.ports);
-    let port = (blocks.len() == 1 && !blocks[0].is_any()).then(|| blocks[0]);
+fn rule_narrow(r: &RuleSides, a_to: bool, a_from: bool) -> Narrow {
     // Ports sit on the `to` side; they pin only when the pair's orientation is unambiguous.
     let local_is_server = match (a_to, a_from) {
         (true, false) => Some(true),
@@ -61,24 +50,46 @@ fn rule_narrow(rule: &Rule, a_to: bool, a_from: bool) -> Narrow {
         _ => None,
     };
     Narrow {
-        proto,
-        port,
+        proto: r.proto,
+        port: r.port,
         local_is_server,
     }
 }
 
+/// The narrowings of the rules sharing one SA profile, folded as they come (only the first
+/// and whether the others agree with it matter, so nothing is collected per pair).
+#[derive(Clone, Copy)]
+struct Narrows {
+    first: Narrow,
+    same_proto: bool,
+    same_port: bool,
+}
+
+impl Narrows {
+    fn new(first: Narrow) -> Narrows {
+        Narrows {
+            first,
+            same_proto: true,
+            same_port: true,
+        }
+    }
+    fn push(&mut self, n: Narrow) {
+        self.same_proto &= n.proto == self.first.proto;
+        self.same_port &=
+            n.port == self.first.port && n.local_is_server == self.first.local_is_server;
+    }
+}
+
 /// The selector for a→b traffic that fits every narrowing of the rules sharing the SA.
-fn pinned_selector(a: IpAddr, b: IpAddr, narrows: &[Narrow]) -> Selector {
+fn pinned_selector(a: IpAddr, b: IpAddr, narrows: &Narrows) -> Selector {
     let mut s = Selector::between(host(a), host(b));
-    let first = narrows[0];
-    if first.proto == 0 || narrows.iter().any(|n| n.proto != first.proto) {
+    let first = narrows.first;
+    if first.proto == 0 || !narrows.same_proto {
         return s;
     }
     s.proto = first.proto;
-    let same_port = narrows
-        .iter()
-        .all(|n| n.port == first.port && n.local_is_server == first.local_is_server);
-    if let (true, Some(port), Some(server)) = (same_port, first.port, first.local_is_server) {
+    if let (true, Some(port), Some(server)) = (narrows.same_port, first.port, first.local_is_server)
+    {
         if server {
             s.sport = port;
         } else {
@@ -88,20 +99,38 @@ fn pinned_selector(a: IpAddr, b: IpAddr, narrows: &[Narrow]) -> Selector {
     s
 }
 
-/// Pre-resolved rule prefixes (resolving per peer would be O(peers × rules × prefixes)).
+/// A transport rule with its prefixes indexed and its narrowing worked out, once per
+/// compile (resolving per peer would be O(peers × rules × prefixes)).
+struct RuleSides<'a> {
+    rule: &'a Rule,
+    from: PrefixIndex,
+    to: PrefixIndex,
+    proto: u8,
+    /// The one port block the rule names, if it names exactly one.
+    port: Option<PortMatch>,
+}
+
+/// The transport rules, ready to be matched against pairs.
 pub struct Rules<'a> {
-    rules: Vec<(&'a Rule, PrefixIndex, PrefixIndex)>,
+    rules: Vec<RuleSides<'a>>,
 }
 
 impl<'a> Rules<'a> {
-    pub fn new(policy: &'a Policy) -> Rules<'a> {
+    pub fn new(policy: &'a Policy, nets: &RuleNets) -> Rules<'a> {
         let rules = policy
             .rules
             .iter()
-            .filter(|r| r.mode == Mode::Transport)
-            .map(|r| {
-                let side = |es| PrefixIndex::new(&policy.resolve_all(es));
-                (r, side(&r.from), side(&r.to))
+            .zip(nets.iter())
+            .filter(|(r, _)| r.mode == Mode::Transport)
+            .map(|(rule, (from, to))| {
+                let blocks = blocks_of(&rule.ports);
+                RuleSides {
+                    rule,
+                    from: PrefixIndex::new(from),
+                    to: PrefixIndex::new(to),
+                    proto: rule.protocol.map_or(0, |p| p.number()),
+                    port: (blocks.len() == 1 && !blocks[0].is_any()).then(|| blocks[0]),
+                }
             })
             .collect();
         Rules { rules }
@@ -118,13 +147,16 @@ impl<'a> Rules<'a> {
         let rules = self
             .rules
             .iter()
-            .filter(|(r, _, _)| r.protocol.and_then(|p| p.family()).is_none_or(|f| f == fam))
-            .filter_map(|(r, from, to)| {
-                let (in_to, in_from) = (to.contains(a), from.contains(a));
+            .filter(|r| {
+                r.rule
+                    .protocol
+                    .and_then(|p| p.family())
+                    .is_none_or(|f| f == fam)
+            })
+            .filter_map(|sides| {
+                let (in_to, in_from) = (sides.to.contains(a), sides.from.contains(a));
                 (in_to || in_from).then_some(LocalRule {
-                    rule: r,
-                    from,
-                    to,
+                    sides,
                     in_to,
                     in_from,
                 })
@@ -136,9 +168,7 @@ impl<'a> Rules<'a> {
 
 /// A rule as seen from one local address.
 struct LocalRule<'a> {
-    rule: &'a Rule,
-    from: &'a PrefixIndex,
-    to: &'a PrefixIndex,
+    sides: &'a RuleSides<'a>,
     in_to: bool,
     in_from: bool,
 }
@@ -149,38 +179,35 @@ pub struct LocalRules<'a> {
     rules: Vec<LocalRule<'a>>,
 }
 
+/// An SA profile a pair needs, with the narrowings of the rules behind it.
+type Need = ((Cipher, Mode), Narrows);
+
 impl LocalRules<'_> {
     /// The SA profiles the pair (local `a`, remote `b`) needs, first match wins: a matching
     /// rule without protocol ends the search (it takes all remaining traffic of the pair).
-    fn needs(&self, b: &IpAddr) -> Vec<Need> {
-        let mut by_profile: Vec<((Cipher, Mode), Vec<Narrow>)> = Vec::new();
+    /// Written to `out` in profile order; the buffer is reused across pairs.
+    fn needs(&self, b: &IpAddr, out: &mut Vec<Need>) {
+        out.clear();
         for lr in &self.rules {
-            let a_to = lr.in_to && lr.from.contains(b);
-            let a_from = lr.in_from && lr.to.contains(b);
+            let r = lr.sides;
+            let a_to = lr.in_to && r.from.contains(b);
+            let a_from = lr.in_from && r.to.contains(b);
             if !(a_to || a_from) {
                 continue;
             }
-            if lr.rule.action.uses_esp() {
-                let profile = (lr.rule.cipher, lr.rule.mode);
-                let narrow = rule_narrow(lr.rule, a_to, a_from);
-                match by_profile.iter_mut().find(|(p, _)| *p == profile) {
-                    Some((_, v)) => v.push(narrow),
-                    None => by_profile.push((profile, vec![narrow])),
+            if r.rule.action.uses_esp() {
+                let profile = (r.rule.cipher, r.rule.mode);
+                let narrow = rule_narrow(r, a_to, a_from);
+                match out.iter_mut().find(|(p, _)| *p == profile) {
+                    Some((_, n)) => n.push(narrow),
+                    None => out.push((profile, Narrows::new(narrow))),
                 }
             }
-            if lr.rule.protocol.is_none() {
+            if r.rule.protocol.is_none() {
                 break;
             }
         }
-        by_profile.sort_by_key(|(p, _)| *p);
-        by_profile
-            .into_iter()
-            .map(|((cipher, mode), narrows)| Need {
-                cipher,
-                mode,
-                out_sel: pinned_selector(self.a, *b, &narrows),
-            })
-            .collect()
+        out.sort_by_key(|(p, _)| *p);
     }
 }
 
@@ -216,7 +243,7 @@ fn emit(
     mode: Mode,
     encap: Encapsulation,
     out_sel: Selector,
-    out: &mut BTreeMap<SaKey, DesiredSa>,
+    out: &mut SaSink,
 ) {
     let prof = profile(cipher, mode, encap);
     let encap = (encap == Encapsulation::Udp).then_some(Encap {
@@ -242,6 +269,7 @@ fn emit(
             epoch,
             src: &src,
             dst: &dst,
+            oldest_epoch: cx.view.inbound.first().map_or(epoch, |&e| e.min(epoch)),
         };
         let initial_seq = match dir {
             SaDir::Out => cx.timeline.initial_seq(epoch, cx.now_ns),
@@ -264,7 +292,7 @@ fn emit(
             epoch,
             initial_seq,
         };
-        out.insert(SaKey { dst, spi }, DesiredSa { spec, meta });
+        out.push(SaKey { dst, spi }, DesiredSa { spec, meta });
     };
     add(SaDir::Out, a, b, cx.view.outbound, out_sel);
     for &e in &cx.view.inbound {
@@ -279,28 +307,23 @@ pub fn transport_sas(
     me: &Party,
     peer: &Party,
     pair: &PairKey,
-    out: &mut BTreeMap<SaKey, DesiredSa>,
+    out: &mut SaSink,
 ) {
     let encap = if me.encap == Encapsulation::Udp || peer.encap == Encapsulation::Udp {
         Encapsulation::Udp
     } else {
         Encapsulation::None
     };
+    let mut needs = Vec::new();
     for local in mine {
         let a = &local.a;
         for b in peer.addrs.iter().filter(|b| b.is_ipv4() == a.is_ipv4()) {
-            for need in local.needs(b) {
+            local.needs(b, &mut needs);
+            for ((cipher, mode), narrows) in &needs {
+                // Selector for local→remote traffic (the inbound SA uses it mirrored).
+                let out_sel = pinned_selector(*a, *b, narrows);
                 emit(
-                    cx,
-                    pair,
-                    &peer.name,
-                    *a,
-                    *b,
-                    need.cipher,
-                    need.mode,
-                    encap,
-                    need.out_sel,
-                    out,
+                    cx, pair, &peer.name, *a, *b, *cipher, *mode, encap, out_sel, out,
                 );
             }
         }
@@ -313,7 +336,7 @@ pub fn tunnel_sas(
     policy: &Policy,
     me: &policy_schema::Host,
     pair_of: &dyn Fn(&PublicKey) -> std::sync::Arc<PairKey>,
-    out: &mut BTreeMap<SaKey, DesiredSa>,
+    out: &mut SaSink,
 ) {
     // (peer, local outer, peer outer, cipher) → inner (local, remote) subnet pairs.
     type Group<'a> =

@@ -5,7 +5,8 @@ use std::net::IpAddr;
 use policy_schema::{Cipher, Encapsulation, Mode};
 
 use super::net::addr_tagged;
-use crate::keys::{PairKey, KDF_LABEL};
+use super::spi::profile;
+use crate::keys::{DerivationId, PairKey, KDF_LABEL};
 use crate::model::Algorithm;
 
 /// Key lengths of a suite: (encryption or AEAD key incl. salt, authentication key).
@@ -31,6 +32,8 @@ pub struct SaContext<'a> {
     pub epoch: u64,
     pub src: &'a IpAddr,
     pub dst: &'a IpAddr,
+    /// The oldest epoch still in force: the pair may forget keys of earlier ones.
+    pub oldest_epoch: u64,
 }
 
 impl SaContext<'_> {
@@ -58,13 +61,22 @@ impl SaContext<'_> {
         n
     }
 
-    /// The kernel algorithm with its derived key.
+    /// The kernel algorithm with its derived key (expanded once per pair and SA, then
+    /// remembered by the pair: the info binds nothing but the id's fields).
     pub fn algorithm(&self, pair: &PairKey) -> Algorithm {
-        let (enc_len, auth_len) = key_lengths(self.cipher);
-        let mut buf = [0u8; 128];
-        let n = self.info(&mut buf);
-        let (enc_key, auth_key) = pair.expand_split(&buf[..n], enc_len, auth_len);
-        let mut keys = Some((enc_key, auth_key));
+        let id = DerivationId {
+            profile: profile(self.cipher, self.mode, self.encap),
+            epoch: self.epoch,
+            src: *self.src,
+            dst: *self.dst,
+        };
+        let keys = pair.remembered(id, self.oldest_epoch, |pair| {
+            let (enc_len, auth_len) = key_lengths(self.cipher);
+            let mut buf = [0u8; 128];
+            let n = self.info(&mut buf);
+            pair.expand_split(&buf[..n], enc_len, auth_len)
+        });
+        let mut keys = Some(keys);
         let mut take = || keys.take().expect("one algorithm per SA");
         match self.cipher {
             Cipher::AesGcm128 | Cipher::AesGcm256 => Algorithm::Aead {
