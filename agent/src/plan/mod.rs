@@ -1,14 +1,14 @@
 //! The pure core: policy + identity + addresses + time → desired XFRM objects, and the diff
 //! of desired against observed. Nothing here does I/O or reads the clock.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use policy_schema::{Cipher, Cluster, Host, Mode, Policy};
 
 use crate::keys::Identity;
-use crate::model::Desired;
+use crate::model::{Desired, DesiredSa, SaKey};
 use epoch::Timeline;
 use spi::SpiTable;
 use states::{Party, Rules, SaContextAll};
@@ -148,60 +148,116 @@ pub fn desired(
     let mut policy_addrs = me.addresses.clone();
     policy_addrs.extend(member_of.iter().flat_map(|c| c.addresses.iter().copied()));
     let nets = RuleNets::new(policy);
-    let policies = policies::policies(policy, me, &policy_addrs, &layout, &nets);
-
-    let timeline = Timeline::from_defaults(&policy.defaults);
-    let view = timeline.view(now.secs());
-    let spis = id.spi_table(|kept| SpiTable::reuse_or_build(policy, kept));
-    let cx = SaContextAll {
-        spis: &spis,
-        timeline,
-        view: &view,
+    let policies = || policies::policies(policy, me, &policy_addrs, &layout, &nets);
+    let job = SaJob {
+        policy,
+        id,
+        me,
+        member_of: &member_of,
+        local,
+        now,
         layout: &layout,
-        replay_window: policy.defaults.replay_window,
-        now_ns: now.nanos(),
+        nets: &nets,
     };
-    // In the common case (one address each, mid-epoch) a peer gets one SA per epoch in
-    // force: reserving that much saves regrowing a vector of tens of thousands of SAs.
-    let mut states = sa_map::SaSink::with_capacity(policy.hosts.len() * (1 + view.inbound.len()));
-    if states::any_esp(policy) {
-        let rules = Rules::new(policy, &nets);
-        let me_party = host_party(me);
-        let held: Vec<&Cluster> = member_of
-            .iter()
-            .copied()
-            .filter(|c| {
-                id.has_cluster_key(&c.name) && c.addresses.iter().any(|a| local.contains(a))
-            })
-            .collect();
-        let my_rules = rules.for_party(&me_party);
-        let held_parties: Vec<(&Cluster, Party, Vec<_>)> = held
-            .iter()
-            .map(|c| {
-                let party = cluster_party(c);
-                let r = rules.for_party(&party);
-                (*c, party, r)
-            })
-            .collect();
-        for peer in peers(policy, me, &held) {
-            let pair = id.pair(&peer.key);
-            states::transport_sas(&cx, &my_rules, &me_party, &peer, &pair, &mut states);
-            for (c, party, party_rules) in &held_parties {
-                if let Some(pair) = id.cluster_pair(&c.name, &peer.key) {
-                    states::transport_sas(&cx, party_rules, party, &peer, &pair, &mut states);
-                }
-            }
-        }
-        states::tunnel_sas(&cx, policy, me, &|k| id.pair(k), &mut states);
-    }
-    let states = states.into_map();
-    let next_change = (!states.is_empty()).then_some(view.next_change);
+    let states = || job.sas();
+    // Policies and SAs do not depend on each other: a large inventory compiles them on two
+    // cores (the daemon's reload waits for both). Same output either way.
+    let (policies, states) = if policy.hosts.len() >= PARALLEL_FROM_HOSTS {
+        std::thread::scope(|s| {
+            let p = s.spawn(policies);
+            let st = states();
+            let p = p.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            (p, st)
+        })
+    } else {
+        (policies(), states())
+    };
+    let (states, next_change) = states;
     Ok(Desired {
         host: me.name.clone(),
         policies,
         states,
         next_change,
     })
+}
+
+/// From this many hosts on, policies and SAs are compiled on two threads.
+const PARALLEL_FROM_HOSTS: usize = 512;
+
+/// What compiling this host's SAs needs.
+struct SaJob<'a> {
+    policy: &'a Policy,
+    id: &'a Identity,
+    me: &'a Host,
+    member_of: &'a [&'a Cluster],
+    local: &'a LocalAddrs,
+    now: Timestamp,
+    layout: &'a Layout,
+    nets: &'a RuleNets,
+}
+
+impl SaJob<'_> {
+    /// This host's SAs, and when they change next.
+    fn sas(&self) -> (BTreeMap<SaKey, DesiredSa>, Option<u64>) {
+        let SaJob {
+            policy,
+            id,
+            me,
+            member_of,
+            local,
+            now,
+            layout,
+            nets,
+        } = *self;
+        let timeline = Timeline::from_defaults(&policy.defaults);
+        let view = timeline.view(now.secs());
+        let spis = id.spi_table(|kept| SpiTable::reuse_or_build(policy, kept));
+        let cx = SaContextAll {
+            spis: &spis,
+            timeline,
+            view: &view,
+            layout,
+            replay_window: policy.defaults.replay_window,
+            now_ns: now.nanos(),
+        };
+        // In the common case (one address each, mid-epoch) a peer gets one SA per epoch in
+        // force: reserving that much saves regrowing a vector of tens of thousands of SAs.
+        let mut states =
+            sa_map::SaSink::with_capacity(policy.hosts.len() * (1 + view.inbound.len()));
+        if states::any_esp(policy) {
+            let rules = Rules::new(policy, nets);
+            let me_party = host_party(me);
+            let held: Vec<&Cluster> = member_of
+                .iter()
+                .copied()
+                .filter(|c| {
+                    id.has_cluster_key(&c.name) && c.addresses.iter().any(|a| local.contains(a))
+                })
+                .collect();
+            let my_rules = rules.for_party(&me_party);
+            let held_parties: Vec<(&Cluster, Party, Vec<_>)> = held
+                .iter()
+                .map(|c| {
+                    let party = cluster_party(c);
+                    let r = rules.for_party(&party);
+                    (*c, party, r)
+                })
+                .collect();
+            for peer in peers(policy, me, &held) {
+                let pair = id.pair(&peer.key);
+                states::transport_sas(&cx, &my_rules, &me_party, &peer, &pair, &mut states);
+                for (c, party, party_rules) in &held_parties {
+                    if let Some(pair) = id.cluster_pair(&c.name, &peer.key) {
+                        states::transport_sas(&cx, party_rules, party, &peer, &pair, &mut states);
+                    }
+                }
+            }
+            states::tunnel_sas(&cx, policy, me, &|k| id.pair(k), &mut states);
+        }
+        let states = states.into_map();
+        let next_change = (!states.is_empty()).then_some(view.next_change);
+        (states, next_change)
+    }
 }
 
 fn host_party(h: &Host) -> Party<'_> {
