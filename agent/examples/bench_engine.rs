@@ -29,12 +29,15 @@ fn peer_addr(i: u32) -> Ipv4Addr {
 }
 
 fn esp() -> PolicyAction {
-    PolicyAction::Protect(vec![Template {
-        mode: Mode::Transport,
-        reqid: REQID,
-        level: Level::Required,
-        tunnel: None,
-    }])
+    PolicyAction::Protect(
+        vec![Template {
+            mode: Mode::Transport,
+            reqid: REQID,
+            level: Level::Required,
+            tunnel: None,
+        }]
+        .into(),
+    )
 }
 
 /// N distinct /32 policies, alternating in/out.
@@ -56,7 +59,7 @@ fn policies(n: u32, change: bool) -> Desired {
             priority: prio,
             action: esp(),
         };
-        let origin = Origin::Rule(format!("p{i}"));
+        let origin = Origin::Rule(format!("p{i}").into());
         d.policies.insert(key, DesiredPolicy { spec, origin });
     }
     d

@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::Serialize;
@@ -171,8 +172,9 @@ pub enum PolicyAction {
     Allow,
     /// Traffic is dropped.
     Block,
-    /// ESP templates (one, in practice).
-    Protect(Vec<Template>),
+    /// ESP templates (one, in practice). Shared: every policy of a rule has the same
+    /// action, and 20,000 policies need not carry 20,000 copies.
+    Protect(Arc<[Template]>),
 }
 
 impl PolicyAction {
@@ -292,10 +294,11 @@ pub enum SaDir {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", content = "name", rename_all = "lowercase")]
 pub enum Origin {
-    Exemption(String),
-    Rule(String),
+    // Shared names: every policy of a rule or exemption points at one copy.
+    Exemption(Arc<str>),
+    Rule(Arc<str>),
     /// Built in by the agent (IPv6 neighbour discovery).
-    Builtin(String),
+    Builtin(Arc<str>),
     /// A temporary block inserted by the diff around an unsafe transition.
     Guard,
 }

@@ -54,12 +54,15 @@ fn keys() -> Vec<PolicyKey> {
 
 fn action(a: u8) -> PolicyAction {
     let t = |level| {
-        PolicyAction::Protect(vec![Template {
-            mode: Mode::Transport,
-            reqid: REQID,
-            level,
-            tunnel: None,
-        }])
+        PolicyAction::Protect(
+            vec![Template {
+                mode: Mode::Transport,
+                reqid: REQID,
+                level,
+                tunnel: None,
+            }]
+            .into(),
+        )
     };
     match a % 4 {
         0 => PolicyAction::Allow,
@@ -121,7 +124,7 @@ fn build(pgen: &[PolicyGen], sgen: &[SaGen]) -> (Desired, Observed) {
     {
         if *din {
             let spec = spec(i, *dv, *da);
-            let origin = Origin::Rule(format!("r{i}"));
+            let origin = Origin::Rule(format!("r{i}").into());
             d.policies.insert(k, DesiredPolicy { spec, origin });
         }
         if *foreign {

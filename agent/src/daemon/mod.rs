@@ -65,11 +65,23 @@ pub fn run(
     o: &Options,
 ) -> anyhow::Result<ExitCode> {
     kernel::netns::enter_opt(netns)?;
+    one_heap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
     rt.block_on(serve(policy, o))
+}
+
+/// One malloc arena for the whole process. A large compile runs on a second thread for a
+/// moment (plan::desired); glibc would give that thread an arena of its own, and an idle
+/// daemon at 10,000 peers would hold two fragmented heaps (+5 MB RSS, measured).
+fn one_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator tuning; no other thread allocates yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
 }
 
 /// Instant of a Unix time in seconds (the compiler's next_change), a millisecond late so

@@ -135,7 +135,7 @@ pub fn policy(m: &policy::ModifyMessage, own: &Ownership) -> Decoded<PolicyKey, 
         let ts: Option<Vec<Template>> = tmpls.iter().map(template).collect();
         match ts {
             Some(ts) if ts.iter().all(|t| in_range(t.reqid, own.reqid)) => {
-                PolicyAction::Protect(ts)
+                PolicyAction::Protect(ts.into())
             }
             _ => return Decoded::Foreign(key),
         }

@@ -76,22 +76,21 @@ fn policies_roundtrip() {
             Dir::Fwd,
             sel("10.2.0.0/16", "10.3.0.0/16"),
             None,
-            PolicyAction::Protect(vec![tmpl(
-                Level::Required,
-                Some(("192.0.2.1", "192.0.2.2")),
-            )]),
+            PolicyAction::Protect(
+                vec![tmpl(Level::Required, Some(("192.0.2.1", "192.0.2.2")))].into(),
+            ),
         ),
         (
             Dir::Out,
             sel("fd00::/64", "fd01::/64"),
             None,
-            PolicyAction::Protect(vec![tmpl(Level::Use, None)]),
+            PolicyAction::Protect(vec![tmpl(Level::Use, None)].into()),
         ),
         (
             Dir::In,
             sel("fd00::/64", "fd01::/64"),
             None,
-            PolicyAction::Protect(vec![tmpl(Level::Required, Some(("fd00::1", "fd01::1")))]),
+            PolicyAction::Protect(vec![tmpl(Level::Required, Some(("fd00::1", "fd01::1")))].into()),
         ),
     ];
     for (dir, sel, mark, action) in cases {
@@ -120,7 +119,7 @@ fn policy_ownership() {
     t.reqid = 5;
     let foreign_reqid = PolicySpec {
         priority: 0x10010,
-        action: PolicyAction::Protect(vec![t]),
+        action: PolicyAction::Protect(vec![t].into()),
     };
     assert_eq!(policy_roundtrip(k, foreign_reqid), Decoded::Foreign(k));
 }

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use policy_schema::{Action, Direction, Family, Host, Mode, Policy, Rule};
@@ -125,7 +126,7 @@ pub fn policies(
     builtins(policy, local, layout, &mut b);
     for (i, ex) in policy.exemptions.iter().enumerate() {
         let prio = layout.exemption(i);
-        let origin = Origin::Exemption(ex.name.clone());
+        let origin = Origin::Exemption(ex.name.as_str().into());
         let proto = ex.protocol.number();
         for a in local {
             let fam = Family::of(a);
@@ -155,7 +156,7 @@ pub fn policies(
     }
     for (j, (rule, (from, to))) in policy.rules.iter().zip(nets.iter()).enumerate() {
         let prio = layout.rule(j);
-        let origin = Origin::Rule(rule.name.clone());
+        let origin = Origin::Rule(rule.name.as_str().into());
         match rule.mode {
             Mode::Transport => {
                 let sides = (from.as_slice(), to.as_slice());
@@ -194,12 +195,12 @@ fn builtins(policy: &Policy, local: &[IpAddr], layout: &Layout, b: &mut Builder)
 /// The policy action of a rule; ESP templates use the rule's profile reqid.
 fn rule_action(rule: &Rule, layout: &Layout, tunnel: Option<(IpAddr, IpAddr)>) -> PolicyAction {
     let tmpl = |level| {
-        PolicyAction::Protect(vec![Template {
+        PolicyAction::Protect(Arc::new([Template {
             mode: rule.mode,
             reqid: layout.reqid(rule.cipher, rule.mode),
             level,
             tunnel,
-        }])
+        }]))
     };
     match rule.action {
         Action::Require => tmpl(Level::Required),

@@ -91,19 +91,22 @@ fn policy_spec(f: &HashMap<String, String>) -> PolicySpec {
     let action = match f["action"].as_str() {
         "allow" => PolicyAction::Allow,
         "block" => PolicyAction::Block,
-        "esp" => PolicyAction::Protect(vec![Template {
-            mode: mode(f),
-            reqid: f.get("reqid").map_or(REQID, |r| num(r) as u32),
-            level: match f.get("level").map(String::as_str) {
-                None | Some("required") => Level::Required,
-                Some("use") => Level::Use,
-                Some(l) => panic!("level {l}"),
-            },
-            tunnel: f.get("tunnel").map(|t| {
-                let (a, b) = t.split_once(',').expect("tunnel SRC,DST");
-                (a.parse().expect("addr"), b.parse().expect("addr"))
-            }),
-        }]),
+        "esp" => PolicyAction::Protect(
+            vec![Template {
+                mode: mode(f),
+                reqid: f.get("reqid").map_or(REQID, |r| num(r) as u32),
+                level: match f.get("level").map(String::as_str) {
+                    None | Some("required") => Level::Required,
+                    Some("use") => Level::Use,
+                    Some(l) => panic!("level {l}"),
+                },
+                tunnel: f.get("tunnel").map(|t| {
+                    let (a, b) = t.split_once(',').expect("tunnel SRC,DST");
+                    (a.parse().expect("addr"), b.parse().expect("addr"))
+                }),
+            }]
+            .into(),
+        ),
         a => panic!("action {a}"),
     };
     PolicySpec {
