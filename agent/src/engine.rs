@@ -7,9 +7,8 @@ use policy_schema::Ownership;
 use serde::Serialize;
 
 use crate::kernel::{self, ErrorKind, KernelError, NlSocket};
-use crate::model::{Desired, Op, OpKind, PolicyKey, SaKey};
+use crate::model::{Desired, Op, OpKind};
 use crate::plan::diff::{diff_with, Plan};
-use crate::plan::installed::{Assumed, Installed};
 
 /// One op the kernel refused.
 #[derive(Debug)]
@@ -42,8 +41,6 @@ pub struct Outcome {
     pub installed: (usize, usize),
     /// Every write was acknowledged (no failure, nothing retried).
     pub acknowledged: bool,
-    /// Foreign keys of the last dump this reconcile made (None: it made none).
-    pub foreign: Option<Foreign>,
 }
 
 impl Outcome {
@@ -109,18 +106,8 @@ fn run_ops(sock: &mut NlSocket, ops: &[Op]) -> Result<(usize, Vec<Failure>), Ker
     Ok((ok, failed))
 }
 
-/// What a reconcile starts from.
-pub enum Start<'a> {
-    /// Dump the kernel's SPD and SAD.
-    Observe,
-    /// Trust that the kernel holds what our last acknowledged writes left (the daemon,
-    /// while no foreign change was notified): no dump before the writes.
-    Assume(Assumed<'a>),
-}
-
 /// How a reconcile runs.
-pub struct Options<'a> {
-    pub start: Start<'a>,
+pub struct Options {
     /// Compute the plan only.
     pub dry_run: bool,
     /// Dump again after writing even when every write was acknowledged (the one-shot
@@ -140,7 +127,6 @@ pub fn reconcile(
     dry_run: bool,
 ) -> Result<Outcome, KernelError> {
     let opts = Options {
-        start: Start::Observe,
         dry_run,
         verify: true,
         sa_writes: true,
@@ -148,56 +134,19 @@ pub fn reconcile(
     reconcile_with(sock, desired, own, &opts)
 }
 
-/// A plan, with the owned counts and foreign keys of what it was computed against.
-struct Planned {
-    plan: Plan,
-    installed: (usize, usize),
-    foreign: Option<Foreign>,
-}
-
-/// The plan from `opts.start`.
-fn plan_from(
-    sock: &mut NlSocket,
-    desired: &Desired,
-    own: &Ownership,
-    opts: &Options,
-) -> Result<Planned, KernelError> {
-    let (plan, installed, foreign) = match &opts.start {
-        Start::Observe => {
-            let o = kernel::observe(sock, own)?;
-            let plan = diff_with(desired, &o, own, opts.sa_writes);
-            let n = (o.policies.len(), o.states.len());
-            (plan, n, Some((o.foreign_policies, o.foreign_states)))
-        }
-        Start::Assume(a) => {
-            let n = (a.policies().count(), a.states().count());
-            (diff_with(desired, a, own, opts.sa_writes), n, None)
-        }
-    };
-    Ok(Planned {
-        plan,
-        installed,
-        foreign,
-    })
-}
-
-/// Foreign policy and SA keys, as last dumped.
-pub type Foreign = (BTreeSet<PolicyKey>, BTreeSet<SaKey>);
-
-/// `reconcile` with the start, verification and SA writes chosen by the caller.
+/// `reconcile` with the verification and SA writes chosen by the caller.
 pub fn reconcile_with(
     sock: &mut NlSocket,
     desired: &Desired,
     own: &Ownership,
     opts: &Options,
 ) -> Result<Outcome, KernelError> {
-    let Planned {
-        plan,
-        installed,
-        foreign,
-    } = plan_from(sock, desired, own, opts)?;
+    let observed = kernel::observe(sock, own)?;
+    let installed = (observed.policies.len(), observed.states.len());
+    let plan = diff_with(desired, &observed, own, opts.sa_writes);
+    drop(observed);
     if opts.dry_run || plan.ops.is_empty() {
-        // Nothing to write: the observation just made (or trusted) is the verification.
+        // Nothing to write: the observation just made is the verification.
         let remaining = if opts.dry_run {
             plan.ops.clone()
         } else {
@@ -209,7 +158,6 @@ pub fn reconcile_with(
             plan,
             remaining,
             installed,
-            foreign,
             ..Outcome::default()
         });
     }
@@ -238,7 +186,6 @@ pub fn reconcile_with(
             plan,
             applied,
             acknowledged,
-            foreign,
             ..Outcome::default()
         });
     }
@@ -252,7 +199,6 @@ pub fn reconcile_with(
         remaining,
         acknowledged,
         installed: (after.policies.len(), after.states.len()),
-        foreign: Some((after.foreign_policies, after.foreign_states)),
     })
 }
 

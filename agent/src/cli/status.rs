@@ -62,6 +62,12 @@ fn render_daemon(v: &Value) -> String {
         for l in e.lines() {
             out += &format!("    {l}\n");
         }
+    } else if let Some(e) = g("last_rejected")["error"].as_str() {
+        out += &format!(
+            "  last rejected {}: {}\n",
+            unix_text(&g("last_rejected")["unix"]),
+            e.lines().next().unwrap_or_default()
+        );
     }
     out += &format!(
         "  epoch {}  next rotation {}\n  reconciles {} (last: {}, {} ops, {:.1} ms, {})\n  drift repairs {}  rotations {}  soft expires {}  unknown-peer acquires {}\n  owned {} policies, {} states; ESP-in-UDP sockets {}\n",

@@ -6,7 +6,6 @@
 //! thread that entered `--netns`, and the loop needs no locks. Idle, it sleeps in epoll
 //! until an event or the next timer: no polling.
 
-pub mod base;
 pub mod book;
 pub mod control;
 pub mod metrics;
@@ -200,9 +199,6 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
                 g.clear_ready();
                 match evs {
                     Ok(evs) => {
-                        if evs.iter().any(book::changes_kernel) {
-                            w.kernel_changed();
-                        }
                         let empty = crate::model::Desired::default();
                         let d = w.last_desired().unwrap_or(&empty);
                         let reactions: Vec<Reaction> =
@@ -214,7 +210,6 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
                         }
                     }
                     Err(e) => {
-                        w.kernel_changed();
                         tracing::warn!(error = %e, "reading XFRM events failed; resyncing");
                         cause = Some(Cause::Resync);
                     }

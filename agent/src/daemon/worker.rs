@@ -7,7 +7,6 @@ use std::time::Instant;
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 
-use super::base::{self, Base};
 use super::book::{DaemonView, ReconcileInfo, ReloadInfo};
 use super::metrics::Metrics;
 use crate::cli::context::{self, Context};
@@ -71,8 +70,6 @@ pub struct Worker {
     /// changes, or SIGHUP).
     rejected: Option<String>,
     last: Option<Desired>,
-    /// Set while the kernel is known to hold `last` (see `Base`); None: read it next time.
-    base: Option<Base>,
     /// The policy a reload replaced, dropped after the next reconcile (not in its way).
     retired: Option<Loaded>,
     encap: EncapSockets,
@@ -190,7 +187,6 @@ impl Worker {
             loaded,
             rejected: None,
             last: None,
-            base: None,
             retired: None,
             encap: EncapSockets::default(),
             missing: vec![],
@@ -273,6 +269,7 @@ impl Worker {
             ok: false,
             error: Some(text.clone()),
         };
+        self.view.last_rejected = Some(self.view.last_reload.clone());
         self.view.last_error = Some(text);
         self.view.reloads_failed += 1;
         self.rejected = attempt;
@@ -321,12 +318,6 @@ impl Worker {
             usize::from(self.encap.v4.is_some()) + usize::from(self.encap.v6.is_some());
     }
 
-    /// Something other than us changed (or may have changed) the kernel's XFRM objects:
-    /// the next reconcile reads the kernel instead of trusting our last writes.
-    pub fn kernel_changed(&mut self) {
-        self.base = None;
-    }
-
     /// One reconcile. Kernel errors are returned (the loop retries); everything else is
     /// accounted in the view and metrics.
     pub fn reconcile(&mut self, cause: Cause) -> anyhow::Result<()> {
@@ -340,22 +331,14 @@ impl Worker {
         // After a kernel refused SAs for a missing feature, only the resync tries again.
         let sa_writes = self.missing.is_empty() || cause == Cause::Resync;
         let opts = engine::Options {
-            start: base::starting_point(self.base.as_ref(), self.last.as_ref(), cause),
             dry_run: false,
             verify: false,
             sa_writes,
         };
         let own = &self.loaded.ctx.policy.ownership;
         let result = engine::reconcile_with(&mut self.sock, &full, own, &opts);
-        let mut out = match result {
-            Ok(out) => out,
-            Err(e) => {
-                self.base = None;
-                return Err(e.into());
-            }
-        };
+        let out = result?;
         let secs = t0.elapsed().as_secs_f64();
-        self.base = base::next(self.base.take(), &mut out, sa_writes);
         self.account(cause, &out, &full, sa_writes, secs);
         self.last = Some(full);
         // The policy a reload replaced is dropped here, after the kernel has the new one.

@@ -1,14 +1,11 @@
-//! What the diff compares against: the kernel as dumped (`Observed`), or — in the daemon,
-//! between dumps — the kernel as our last acknowledged writes left it (`Assumed`), so a
-//! reload does not have to read 20,000 policies back before writing one.
-//!
-//! Both hold their objects in maps ordered by key, so the diff walks desired and installed
-//! side by side (a merge join) instead of looking every desired key up.
+//! What the diff compares against (the kernel as dumped, `Observed`, behind a trait so
+//! that other views of it can be diffed the same way), and the merge join the diff walks
+//! desired and installed with: both are maps ordered by key, so no desired key is looked
+//! up one by one.
 
-use std::collections::BTreeSet;
 use std::iter::Peekable;
 
-use crate::model::{Desired, Observed, PolicyKey, PolicySpec, SaKey, SaSpec};
+use crate::model::{Observed, PolicyKey, PolicySpec, SaKey, SaSpec};
 
 /// The owned kernel objects a diff starts from, plus the keys foreign objects hold.
 /// Iterators yield in ascending key order.
@@ -35,38 +32,6 @@ impl Installed for Observed {
     }
     fn foreign_state(&self, k: &SaKey) -> bool {
         !self.foreign_states.is_empty() && self.foreign_states.contains(k)
-    }
-}
-
-/// The kernel assumed to hold exactly an earlier desired set (every write of the reconcile
-/// that installed it was acknowledged, and no foreign change was notified since). With
-/// `states` false it holds that set's policies and no owned SA (a kernel without ESP).
-pub struct Assumed<'a> {
-    pub desired: &'a Desired,
-    pub states: bool,
-    pub foreign_policies: &'a BTreeSet<PolicyKey>,
-    pub foreign_states: &'a BTreeSet<SaKey>,
-}
-
-impl Installed for Assumed<'_> {
-    fn policies(&self) -> impl Iterator<Item = (&PolicyKey, &PolicySpec)> {
-        self.desired.policies.iter().map(|(k, p)| (k, &p.spec))
-    }
-    fn policy(&self, k: &PolicyKey) -> Option<&PolicySpec> {
-        self.desired.policies.get(k).map(|p| &p.spec)
-    }
-    fn states(&self) -> impl Iterator<Item = (&SaKey, &SaSpec)> {
-        self.desired
-            .states
-            .iter()
-            .take(if self.states { usize::MAX } else { 0 })
-            .map(|(k, s)| (k, &s.spec))
-    }
-    fn foreign_policy(&self, k: &PolicyKey) -> bool {
-        self.foreign_policies.contains(k)
-    }
-    fn foreign_state(&self, k: &SaKey) -> bool {
-        self.foreign_states.contains(k)
     }
 }
 

@@ -190,7 +190,12 @@ pub fn reloads_and_rekeys(lab: &Lab, a: &str, b: &str) -> anyhow::Result<String>
             "{host}: only {} reloads ok",
             ok1 - ok0
         );
-        ensure!(bad1 == bad0, "{host}: {} reloads rejected", bad1 - bad0);
+        ensure!(
+            bad1 == bad0,
+            "{host}: {} reloads rejected, the last: {}",
+            bad1 - bad0,
+            daemon::view(host)?["last_rejected"]
+        );
     }
 
     let wire_runs = wire::spi_runs(&packets["site"], rekey.client, rekey.server);
