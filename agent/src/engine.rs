@@ -7,7 +7,7 @@ use policy_schema::Ownership;
 use serde::Serialize;
 
 use crate::kernel::{self, ErrorKind, KernelError, NlSocket};
-use crate::model::{Desired, Op, OpKind};
+use crate::model::{Desired, Op, OpKind, SaDir};
 use crate::plan::diff::{diff_with, Plan};
 
 /// One op the kernel refused.
@@ -200,6 +200,32 @@ pub fn reconcile_with(
         acknowledged,
         installed: (after.policies.len(), after.states.len()),
     })
+}
+
+/// Whether SA writes work again on a kernel that refused them for a missing feature: one
+/// desired SA per algorithm is written (a success stays: it is wanted anyway). Retrying
+/// every SA at each resync would send tens of thousands of writes the kernel refuses.
+pub fn sa_writes_work(sock: &mut NlSocket, desired: &Desired) -> Result<bool, KernelError> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut probes = Vec::new();
+    for (k, sa) in &desired.states {
+        let alg = sa.spec.alg.display_name();
+        if !seen.contains(&alg) {
+            seen.push(alg);
+            let seq = match sa.meta.dir {
+                SaDir::In => 0,
+                SaDir::Out => sa.meta.initial_seq,
+            };
+            probes.push(Op {
+                kind: OpKind::AddSa(*k, sa.spec.clone(), seq),
+                label: "probe: do SA writes work now?".into(),
+            });
+        }
+    }
+    let results = kernel::apply(sock, &probes)?;
+    Ok(results
+        .iter()
+        .any(|r| !matches!(r, Err(e) if matches!(e.kind(), ErrorKind::MissingFeature(_)))))
 }
 
 /// Owned counts after every op of a plan was acknowledged.

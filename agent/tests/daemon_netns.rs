@@ -359,3 +359,30 @@ fn restart_applies_nothing_one_instance_per_namespace_and_exit_modes() {
     );
     assert!(has_foreign(&ns));
 }
+
+#[test]
+fn a_kernel_without_esp_is_probed_at_resync_not_flooded() {
+    let Some((ns, f)) = rig(
+        "a_kernel_without_esp_is_probed_at_resync_not_flooded",
+        "probe",
+    ) else {
+        return;
+    };
+    // This machine's kernel refuses SAs (no ESP): the first reconcile tries them all.
+    let _d = Daemon::start(&ns, &f, &["--resync", "1"]);
+    let first = view(&ns).unwrap();
+    if first["missing_features"]
+        .as_array()
+        .is_none_or(|m| m.is_empty())
+    {
+        eprintln!("skipped: this kernel has ESP (nothing to probe)");
+        return;
+    }
+    // At a resync one SA per algorithm is probed; refused, no other SA write is sent.
+    wait_for("a resync", || {
+        view(&ns).unwrap()["last_reconcile"]["cause"].as_str() == Some("resync")
+    });
+    let v = view(&ns).unwrap();
+    assert_eq!(v["last_reconcile"]["failed"].as_u64(), Some(0), "{v}");
+    assert_eq!(v["missing_features"], first["missing_features"], "{v}");
+}

@@ -328,8 +328,10 @@ impl Worker {
             plan::desired(&ctx.policy, &ctx.identity, &local, context::system_now())?
         };
         self.sync_encap(&full);
-        // After a kernel refused SAs for a missing feature, only the resync tries again.
-        let sa_writes = self.missing.is_empty() || cause == Cause::Resync;
+        // After a kernel refused SAs for a missing feature, only the resync tries again,
+        // and only when a probe write (one SA per algorithm) gets through.
+        let sa_writes = self.missing.is_empty()
+            || (cause == Cause::Resync && engine::sa_writes_work(&mut self.sock, &full)?);
         let opts = engine::Options {
             dry_run: false,
             verify: false,
