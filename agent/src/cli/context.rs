@@ -27,10 +27,27 @@ pub fn load_policy(path: &Path) -> anyhow::Result<(Policy, Vec<Diagnostic>)> {
 /// The file a cluster's private key is looked for in when no `--cluster-key` names it:
 /// `cluster-NAME.key` beside the host key.
 pub fn default_cluster_key(host_key: &Path, cluster: &str) -> PathBuf {
-    host_key
-        .parent()
+    dir_of(host_key).join(format!("cluster-{cluster}.key"))
+}
+
+/// The directory a file is in (`.` for a bare file name).
+pub fn dir_of(file: &Path) -> &Path {
+    file.parent()
+        .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
-        .join(format!("cluster-{cluster}.key"))
+}
+
+/// Whether a file name is one `default_cluster_key` could name.
+pub fn is_default_cluster_key(name: &str) -> bool {
+    name.starts_with("cluster-") && name.ends_with(".key")
+}
+
+/// The files named by `--cluster-key NAME=FILE`.
+pub fn explicit_cluster_keys(args: &PolicyArgs) -> Vec<PathBuf> {
+    args.cluster_key
+        .iter()
+        .filter_map(|s| s.split_once('=').map(|(_, p)| PathBuf::from(p)))
+        .collect()
 }
 
 /// Load policy and identity, including the keys of the clusters this host is a member of.

@@ -1,6 +1,6 @@
-//! Watching the policy file (and the key files) for hot reload. The directory is watched, not the file: editors
-//! and config managers replace files by rename, and Kubernetes ConfigMaps swap a `..data`
-//! symlink, none of which a watch on the old inode would see. Which events mean "the file
+//! Watching the policy file (and the key files) for hot reload. The directory is watched,
+//! not the file: editors and config managers replace files by rename, and Kubernetes
+//! ConfigMaps swap a `..data` symlink, none of which a watch on the old inode would see. Which events mean "the file
 //! is complete" and which mean "still being written" is decided here; the timing lives in
 //! [`super::book::Debounce`].
 
@@ -11,6 +11,7 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::book::FileEvent;
+use crate::cli::context;
 use crate::cli::PolicyArgs;
 
 /// What an inotify event means for reloading (None: ignore — e.g. our own reads).
@@ -40,10 +41,7 @@ struct Targets {
 }
 
 fn parent(p: &Path) -> PathBuf {
-    let d = p
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let d = context::dir_of(p);
     std::fs::canonicalize(d).unwrap_or_else(|_| d.to_path_buf())
 }
 
@@ -85,8 +83,7 @@ impl Targets {
     fn relevant(&self, paths: &[PathBuf]) -> bool {
         let cluster_key = |p: &PathBuf| {
             let n = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            n.starts_with("cluster-")
-                && n.ends_with(".key")
+            context::is_default_cluster_key(n)
                 && self.key_dirs.iter().any(|d| p.parent() == Some(d))
         };
         paths.is_empty()
@@ -106,11 +103,7 @@ pub fn watch(
     args: &PolicyArgs,
     tx: UnboundedSender<FileEvent>,
 ) -> notify::Result<RecommendedWatcher> {
-    let explicit: Vec<PathBuf> = args
-        .cluster_key
-        .iter()
-        .filter_map(|s| s.split_once('=').map(|(_, p)| PathBuf::from(p)))
-        .collect();
+    let explicit = context::explicit_cluster_keys(args);
     let t = Targets::of(&args.config, &args.key, &explicit);
     let dirs = t.dirs.clone();
     let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {

@@ -86,11 +86,12 @@ pub fn unix_now() -> f64 {
         .unwrap_or_default()
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(text.as_bytes()))
 }
 
 /// A digest of the key files a load reads: the host key, explicit cluster keys and the
@@ -98,22 +99,14 @@ fn sha256_hex(text: &str) -> String {
 /// policy). A replaced key file changes it, so the watcher's event reloads.
 fn key_fingerprint(args: &PolicyArgs) -> String {
     let mut files = vec![args.key.clone()];
-    files.extend(
-        args.cluster_key
-            .iter()
-            .filter_map(|s| s.split_once('=').map(|(_, p)| p.into())),
-    );
-    let dir = args
-        .key
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    if let Ok(entries) = std::fs::read_dir(dir) {
+    files.extend(context::explicit_cluster_keys(args));
+    if let Ok(entries) = std::fs::read_dir(context::dir_of(&args.key)) {
         let mut defaults: Vec<_> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
-                let n = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                n.starts_with("cluster-") && n.ends_with(".key")
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(context::is_default_cluster_key)
             })
             .collect();
         defaults.sort();
@@ -127,7 +120,7 @@ fn key_fingerprint(args: &PolicyArgs) -> String {
             Err(_) => h.update(b"unreadable"),
         }
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex(&h.finalize())
 }
 
 fn read_and_load(args: &PolicyArgs) -> anyhow::Result<Loaded> {
