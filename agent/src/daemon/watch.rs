@@ -1,7 +1,8 @@
 //! Watching the policy file (and the key files) for hot reload. The directory is watched,
 //! not the file: editors and config managers replace files by rename, and Kubernetes
-//! ConfigMaps swap a `..data` symlink, none of which a watch on the old inode would see. Which events mean "the file
-//! is complete" and which mean "still being written" is decided here; the timing lives in
+//! ConfigMaps swap a `..data` symlink, none of which a watch on the old inode would see.
+//! Which events mean "the file is complete" and which mean "still being written" is
+//! decided here; the timing lives in
 //! [`super::book::Debounce`].
 
 use std::path::{Path, PathBuf};
