@@ -21,9 +21,10 @@ use std::net::IpAddr;
 use policy_schema::Ownership;
 use serde::Serialize;
 
-use super::installed::{join, Installed, Pair};
+use super::installed::{join, Pair};
 use crate::model::{
-    Desired, Mark, Op, OpKind, Origin, PolicyAction, PolicyKey, PolicySpec, SaDir, SaMeta, SaSpec,
+    Desired, Mark, Observed, Op, OpKind, Origin, PolicyAction, PolicyKey, PolicySpec, SaDir,
+    SaMeta, SaSpec,
 };
 
 /// The writes that make the kernel match, and the desired objects we may not write.
@@ -181,10 +182,9 @@ impl Phases {
     }
 }
 
-/// Compute the plan against the kernel as dumped, or as our last writes left it
-/// (`Installed`). `own.priority.0` is where transition guards go (the compiler keeps that
-/// one priority free for them).
-pub fn diff(desired: &Desired, installed: &impl Installed, own: &Ownership) -> Plan {
+/// Compute the plan against the kernel as dumped. `own.priority.0` is where transition
+/// guards go (the compiler keeps that one priority free for them).
+pub fn diff(desired: &Desired, installed: &Observed, own: &Ownership) -> Plan {
     diff_with(desired, installed, own, true)
 }
 
@@ -193,7 +193,7 @@ pub fn diff(desired: &Desired, installed: &impl Installed, own: &Ownership) -> P
 /// would have been replaced (a delete then an add); stale ones are still deleted.
 pub fn diff_with(
     desired: &Desired,
-    installed: &impl Installed,
+    installed: &Observed,
     own: &Ownership,
     sa_writes: bool,
 ) -> Plan {
@@ -210,13 +210,13 @@ pub fn diff_with(
 
 fn diff_states(
     d: &Desired,
-    o: &impl Installed,
+    o: &Observed,
     sa_writes: bool,
     ph: &mut Phases,
     conflicts: &mut Vec<Conflict>,
 ) {
     let mut stale = Vec::new();
-    for pair in join(d.states.iter(), o.states()) {
+    for pair in join(d.states.iter(), o.state_specs()) {
         let (k, want, have) = match pair {
             Pair::Have(k, _) => {
                 stale.push(*k);
@@ -279,12 +279,12 @@ fn diff_states(
 /// Returns the keys whose update needs a transition guard.
 fn diff_policies(
     d: &Desired,
-    o: &impl Installed,
+    o: &Observed,
     ph: &mut Phases,
     conflicts: &mut Vec<Conflict>,
 ) -> Vec<PolicyKey> {
     let mut guarded = Vec::new();
-    for pair in join(d.policies.iter(), o.policies()) {
+    for pair in join(d.policies.iter(), o.policy_specs()) {
         let (k, want, have) = match pair {
             Pair::Have(k, have) => {
                 let bucket = if have.action.is_protective() {
@@ -333,7 +333,7 @@ fn weakens(old: &PolicySpec, new: &PolicySpec) -> bool {
 fn add_guards(
     guarded: &[PolicyKey],
     d: &Desired,
-    o: &impl Installed,
+    o: &Observed,
     own: &Ownership,
     ph: &mut Phases,
     conflicts: &mut Vec<Conflict>,

@@ -1,5 +1,4 @@
-//! What the diff compares against (the kernel as dumped, `Observed`, behind a trait so
-//! that other views of it can be diffed the same way), and the merge join the diff walks
+//! What the diff reads of the kernel as dumped (`Observed`), and the merge join it walks
 //! desired and installed with: both are maps ordered by key, so no desired key is looked
 //! up one by one.
 
@@ -7,30 +6,21 @@ use std::iter::Peekable;
 
 use crate::model::{Observed, PolicyKey, PolicySpec, SaKey, SaSpec};
 
-/// The owned kernel objects a diff starts from, plus the keys foreign objects hold.
-/// Iterators yield in ascending key order.
-pub trait Installed {
-    fn policies(&self) -> impl Iterator<Item = (&PolicyKey, &PolicySpec)>;
-    fn policy(&self, k: &PolicyKey) -> Option<&PolicySpec>;
-    fn states(&self) -> impl Iterator<Item = (&SaKey, &SaSpec)>;
-    fn foreign_policy(&self, k: &PolicyKey) -> bool;
-    fn foreign_state(&self, k: &SaKey) -> bool;
-}
-
-impl Installed for Observed {
-    fn policies(&self) -> impl Iterator<Item = (&PolicyKey, &PolicySpec)> {
+/// What the diff reads of a dump: ordered iterators (for the merge join) and lookups.
+impl Observed {
+    pub fn policy_specs(&self) -> impl Iterator<Item = (&PolicyKey, &PolicySpec)> {
         self.policies.iter()
     }
-    fn policy(&self, k: &PolicyKey) -> Option<&PolicySpec> {
+    pub fn policy(&self, k: &PolicyKey) -> Option<&PolicySpec> {
         self.policies.get(k)
     }
-    fn states(&self) -> impl Iterator<Item = (&SaKey, &SaSpec)> {
+    pub fn state_specs(&self) -> impl Iterator<Item = (&SaKey, &SaSpec)> {
         self.states.iter().map(|(k, s)| (k, &s.spec))
     }
-    fn foreign_policy(&self, k: &PolicyKey) -> bool {
+    pub fn foreign_policy(&self, k: &PolicyKey) -> bool {
         !self.foreign_policies.is_empty() && self.foreign_policies.contains(k)
     }
-    fn foreign_state(&self, k: &SaKey) -> bool {
+    pub fn foreign_state(&self, k: &SaKey) -> bool {
         !self.foreign_states.is_empty() && self.foreign_states.contains(k)
     }
 }
