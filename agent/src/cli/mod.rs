@@ -145,8 +145,9 @@ pub struct RunArgs {
     /// netlink or inotify events.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub resync: u64,
-    /// Quiet time after a write to the policy file before it is reloaded (a rename into
-    /// place or the writer closing the file reloads at once).
+    /// Quiet time after a change to the policy file that no close follows (a removal, new
+    /// attributes) before it is reloaded. A rename into place or the writer closing the
+    /// file reloads at once; an open writer is waited for up to 10 × this.
     #[arg(long, value_name = "MS", default_value_t = 100)]
     pub debounce_ms: u64,
 }

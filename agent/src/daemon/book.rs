@@ -90,13 +90,20 @@ impl RateLimiter {
 pub enum FileEvent {
     /// The file is complete now: a rename into place, a symlink swap, a writer closing it.
     Complete,
-    /// The file is being written (truncate, write): wait until it is quiet.
+    /// The file's content changed under an open writer (truncate, write): its close will
+    /// say when it is complete. Waits for that, up to the debounce's maximum wait — a
+    /// writer descheduled between truncating and writing must not get its empty file
+    /// rejected (a loaded machine does that for longer than any quiet period).
     Writing,
+    /// Something changed that no close will follow (a removal, new attributes): reload
+    /// once it has been quiet for a while.
+    Changed,
 }
 
-/// Debounce for file events. A complete file reloads at once; a file being written reloads
-/// after `quiet` without further events, but never later than `max_wait` after the first
-/// (a writer that never stops must not starve reloads).
+/// Debounce for file events. A complete file reloads at once; a file being written waits
+/// for its writer to close it; any other change reloads after `quiet` without further
+/// events. Never later than `max_wait` after the first event (a writer that keeps the file
+/// open must not starve reloads).
 #[derive(Debug, Clone)]
 pub struct Debounce {
     quiet: Duration,
@@ -120,11 +127,12 @@ impl Debounce {
         let first = *self.first.get_or_insert(now);
         let due = match kind {
             FileEvent::Complete => now,
-            FileEvent::Writing => (now + self.quiet).min(first + self.max_wait),
+            FileEvent::Writing => first + self.max_wait,
+            FileEvent::Changed => (now + self.quiet).min(first + self.max_wait),
         };
-        // A complete event wins over a pending quiet period; a later write extends it.
+        // A complete event wins over a pending wait; a later change extends it.
         self.due = Some(match (self.due, kind) {
-            (Some(d), FileEvent::Writing) if d <= now => d,
+            (Some(d), FileEvent::Writing | FileEvent::Changed) if d <= now => d,
             _ => due,
         });
     }
@@ -223,11 +231,11 @@ mod tests {
     }
 
     #[test]
-    fn complete_file_reloads_at_once_writes_wait_for_quiet() {
+    fn complete_file_reloads_at_once_changes_wait_for_quiet() {
         let mut d = Debounce::new(ms(100));
-        d.event(FileEvent::Writing, ms(0));
+        d.event(FileEvent::Changed, ms(0));
         assert!(!d.fire(ms(50)));
-        d.event(FileEvent::Writing, ms(60));
+        d.event(FileEvent::Changed, ms(60));
         assert_eq!(d.due(), Some(ms(160)));
         d.event(FileEvent::Complete, ms(70));
         assert!(d.fire(ms(70)));
@@ -235,11 +243,27 @@ mod tests {
     }
 
     #[test]
+    fn a_stalled_writer_is_waited_for_until_it_closes() {
+        let mut d = Debounce::new(ms(100));
+        // Truncated, then nothing for far longer than the quiet period.
+        d.event(FileEvent::Writing, ms(0));
+        assert!(!d.fire(ms(500)));
+        d.event(FileEvent::Writing, ms(600));
+        assert!(!d.fire(ms(700)));
+        d.event(FileEvent::Complete, ms(700));
+        assert!(d.fire(ms(700)));
+        // A writer that never closes is read at the maximum wait.
+        d.event(FileEvent::Writing, ms(2000));
+        assert!(!d.fire(ms(2999)));
+        assert!(d.fire(ms(3000)));
+    }
+
+    #[test]
     fn endless_writer_does_not_starve_reload() {
         let mut d = Debounce::new(ms(100));
         let mut fired = None;
         for t in (0..3000).step_by(50) {
-            d.event(FileEvent::Writing, ms(t));
+            d.event(FileEvent::Changed, ms(t));
             if d.fire(ms(t)) {
                 fired = Some(t);
                 break;
@@ -253,6 +277,7 @@ mod tests {
         let mut d = Debounce::new(ms(100));
         d.event(FileEvent::Complete, ms(10));
         d.event(FileEvent::Writing, ms(20));
+        d.event(FileEvent::Changed, ms(20));
         assert!(d.fire(ms(20)));
     }
 

@@ -403,7 +403,7 @@ mod tests {
         }
     }
 
-    /// The loop sleeps until the earliest of its timers, and a write burst reloads once,
+    /// The loop sleeps until the earliest of its timers, and a burst of changes reloads once,
     /// after the quiet period — checked on tokio's paused clock.
     #[tokio::test(start_paused = true)]
     async fn sleeps_until_the_earliest_timer_and_debounces_writes() {
@@ -416,7 +416,7 @@ mod tests {
         );
         for _ in 0..5 {
             t.debounce
-                .event(FileEvent::Writing, t.since_origin(Instant::now()));
+                .event(FileEvent::Changed, t.since_origin(Instant::now()));
             tokio::time::advance(Duration::from_millis(20)).await;
         }
         // Last write at 80 ms: due at 180 ms.

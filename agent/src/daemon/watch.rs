@@ -23,10 +23,12 @@ pub fn classify(kind: &EventKind) -> Option<FileEvent> {
         EventKind::Modify(ModifyKind::Name(_)) => Some(FileEvent::Complete),
         // Opening and reading (ours included) change nothing.
         EventKind::Access(_) => None,
-        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => {
-            Some(FileEvent::Writing)
+        // Content written, or the file created: by an open writer, whose close follows.
+        EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_)) => Some(FileEvent::Writing),
+        // Removed, attributes changed, or unknown: no close follows.
+        EventKind::Modify(_) | EventKind::Remove(_) | EventKind::Any | EventKind::Other => {
+            Some(FileEvent::Changed)
         }
-        EventKind::Any | EventKind::Other => Some(FileEvent::Writing),
     }
 }
 
@@ -173,6 +175,16 @@ mod tests {
         assert_eq!(
             classify(&EventKind::Create(CreateKind::File)),
             Some(FileEvent::Writing)
+        );
+        assert_eq!(
+            classify(&EventKind::Remove(notify::event::RemoveKind::File)),
+            Some(FileEvent::Changed)
+        );
+        assert_eq!(
+            classify(&EventKind::Modify(ModifyKind::Metadata(
+                notify::event::MetadataKind::Any
+            ))),
+            Some(FileEvent::Changed)
         );
     }
 }
