@@ -7,8 +7,8 @@ use policy_schema::Ownership;
 use serde::Serialize;
 
 use crate::kernel::{self, ErrorKind, KernelError, NlSocket};
-use crate::model::{Desired, Op, OpKind, SaDir};
-use crate::plan::diff::{diff_with, Plan};
+use crate::model::{Desired, DesiredSa, Observed, Op, OpKind, SaDir, SaKey};
+use crate::plan::diff::{diff_with, sa_class, Plan, SaClass};
 
 /// One op the kernel refused.
 #[derive(Debug)]
@@ -60,6 +60,20 @@ impl Outcome {
         }
         by.into_values().collect()
     }
+    /// The SA classes refused for a missing feature, each with that feature.
+    pub fn blocked(&self) -> BTreeMap<SaClass, String> {
+        let mut out = BTreeMap::new();
+        for f in &self.failed {
+            if let (
+                ErrorKind::MissingFeature(feat),
+                OpKind::AddSa(k, spec, _) | OpKind::UpdateSa(k, spec),
+            ) = (f.error.kind(), &f.op.kind)
+            {
+                out.entry(sa_class(k, spec)).or_insert(feat);
+            }
+        }
+        out
+    }
     /// Failures other than missing features, one per op.
     pub fn other_failures(&self) -> impl Iterator<Item = &Failure> {
         self.failed
@@ -107,15 +121,23 @@ fn run_ops(sock: &mut NlSocket, ops: &[Op]) -> Result<(usize, Vec<Failure>), Ker
 }
 
 /// How a reconcile runs.
-pub struct Options {
+pub struct Options<'a> {
     /// Compute the plan only.
     pub dry_run: bool,
     /// Dump again after writing even when every write was acknowledged (the one-shot
     /// commands do; the daemon relies on acknowledgements, events and its periodic resync).
     pub verify: bool,
-    /// Write SAs (false while the kernel is known to lack what they need: policies are
-    /// still installed, fail-closed, and owned SAs already there are left alone).
-    pub sa_writes: bool,
+    /// SA classes not to write (the kernel is known to lack what they need: policies are
+    /// still installed, fail-closed, and owned SAs of the class already there are left
+    /// alone). Other SAs — another algorithm, the other family — are written as usual.
+    pub blocked: &'a BTreeSet<SaClass>,
+}
+
+impl Options<'_> {
+    /// Whether an SA may be written.
+    fn writable(&self) -> impl Fn(&SaKey, &DesiredSa) -> bool + '_ {
+        |k, sa| self.blocked.is_empty() || !self.blocked.contains(&sa_class(k, &sa.spec))
+    }
 }
 
 /// Make the kernel (this socket's namespace) match `desired` for the objects `own` covers.
@@ -129,7 +151,7 @@ pub fn reconcile(
     let opts = Options {
         dry_run,
         verify: true,
-        sa_writes: true,
+        blocked: &BTreeSet::new(),
     };
     reconcile_with(sock, desired, own, &opts)
 }
@@ -142,8 +164,22 @@ pub fn reconcile_with(
     opts: &Options,
 ) -> Result<Outcome, KernelError> {
     let observed = kernel::observe(sock, own)?;
+    reconcile_observed(sock, desired, observed, own, opts)
+}
+
+/// `reconcile_with` from an observation the caller already made of this socket's
+/// namespace (the daemon dumps while it parses and compiles). Anything that changed since
+/// is caught like any race between a dump and a write: EEXIST/ENOENT lead to a fresh
+/// observation of the objects concerned, and events report later changes.
+pub fn reconcile_observed(
+    sock: &mut NlSocket,
+    desired: &Desired,
+    observed: Observed,
+    own: &Ownership,
+    opts: &Options,
+) -> Result<Outcome, KernelError> {
     let installed = (observed.policies.len(), observed.states.len());
-    let plan = diff_with(desired, &observed, own, opts.sa_writes);
+    let plan = diff_with(desired, &observed, own, &opts.writable());
     drop(observed);
     if opts.dry_run || plan.ops.is_empty() {
         // Nothing to write: the observation just made is the verification.
@@ -168,7 +204,7 @@ pub fn reconcile_with(
         // EEXIST / ENOENT / ENOBUFS: the kernel changed under us. Observe again and redo
         // only what concerns those objects (the rest either worked or failed for good).
         let keys: BTreeSet<String> = retry.iter().map(|f| target(&f.op.kind)).collect();
-        let again = diff_with(desired, &kernel::observe(sock, own)?, own, opts.sa_writes);
+        let again = diff_with(desired, &kernel::observe(sock, own)?, own, &opts.writable());
         let ops: Vec<Op> = again
             .ops
             .into_iter()
@@ -190,7 +226,7 @@ pub fn reconcile_with(
         });
     }
     let after = kernel::observe(sock, own)?;
-    let remaining = diff_with(desired, &after, own, opts.sa_writes).ops;
+    let remaining = diff_with(desired, &after, own, &opts.writable()).ops;
     Ok(Outcome {
         verified: remaining.is_empty() && plan.conflicts.is_empty(),
         plan,
@@ -202,30 +238,41 @@ pub fn reconcile_with(
     })
 }
 
-/// Whether SA writes work again on a kernel that refused them for a missing feature: one
-/// desired SA per algorithm is written (a success stays: it is wanted anyway). Retrying
-/// every SA at each resync would send tens of thousands of writes the kernel refuses.
-pub fn sa_writes_work(sock: &mut NlSocket, desired: &Desired) -> Result<bool, KernelError> {
-    let mut seen: Vec<String> = Vec::new();
-    let mut probes = Vec::new();
+/// Which of the `blocked` SA classes the kernel still refuses: one desired SA of each is
+/// written (a success stays: it is wanted anyway). Retrying every SA of a blocked class
+/// at each resync would send tens of thousands of writes the kernel refuses. A class no
+/// desired SA has any more is not blocked.
+pub fn still_blocked(
+    sock: &mut NlSocket,
+    desired: &Desired,
+    blocked: &BTreeSet<SaClass>,
+) -> Result<BTreeSet<SaClass>, KernelError> {
+    let mut probes: BTreeMap<SaClass, Op> = BTreeMap::new();
     for (k, sa) in &desired.states {
-        let alg = sa.spec.alg.display_name();
-        if !seen.contains(&alg) {
-            seen.push(alg);
+        let class = sa_class(k, &sa.spec);
+        if blocked.contains(&class) && !probes.contains_key(&class) {
             let seq = match sa.meta.dir {
                 SaDir::In => 0,
                 SaDir::Out => sa.meta.initial_seq,
             };
-            probes.push(Op {
+            let op = Op {
                 kind: OpKind::AddSa(*k, sa.spec.clone(), seq),
-                label: "probe: do SA writes work now?".into(),
-            });
+                label: "probe: can this kernel take these SAs now?".into(),
+            };
+            probes.insert(class, op);
+            if probes.len() == blocked.len() {
+                break;
+            }
         }
     }
-    let results = kernel::apply(sock, &probes)?;
-    Ok(results
-        .iter()
-        .any(|r| !matches!(r, Err(e) if matches!(e.kind(), ErrorKind::MissingFeature(_)))))
+    let (classes, ops): (Vec<SaClass>, Vec<Op>) = probes.into_iter().unzip();
+    let results = kernel::apply(sock, &ops)?;
+    Ok(classes
+        .into_iter()
+        .zip(results)
+        .filter(|(_, r)| matches!(r, Err(e) if matches!(e.kind(), ErrorKind::MissingFeature(_))))
+        .map(|(c, _)| c)
+        .collect())
 }
 
 /// Owned counts after every op of a plan was acknowledged.

@@ -1,5 +1,6 @@
 //! Golden fixtures for the diff: agent/tests/fixtures/diff/CASE/{desired,observed,expected},
-//! and where a case has it, `expected-no-sa-writes` (the plan while the kernel lacks ESP).
+//! and where a case has it, `expected-no-sa-writes` (the plan while the kernel lacks ESP:
+//! no SA can be written).
 //! A regression test is a new folder. `BLESS=1 cargo test --test diff_golden` rewrites the
 //! expected files (review the change with git diff).
 
@@ -34,7 +35,7 @@ fn golden_cases() {
         if case.join("expected-no-sa-writes").exists() {
             outputs.push((
                 "expected-no-sa-writes",
-                render_plan(&diff_with(&d, &o, &own, false)),
+                render_plan(&diff_with(&d, &o, &own, &|_, _| false)),
             ));
         }
         for (file, got) in outputs {
@@ -61,4 +62,21 @@ fn golden_cases() {
         );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// SAs the kernel cannot take are left out one by one (their class: family and algorithm),
+/// not all at once: here only the new inbound SA is refused, and the outbound one and the
+/// stale delete are still planned.
+#[test]
+fn only_unwritable_sas_are_left_out() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diff/rotation");
+    let read = |f: &str| fs::read_to_string(case.join(f)).unwrap_or_default();
+    let d = parse_desired(&read("desired"));
+    let o = parse_observed(&read("observed"));
+    let plan = diff_with(&d, &o, &Ownership::default(), &|k, _| k.spi != 0x4000_0801);
+    assert_eq!(
+        render_plan(&plan),
+        "+ sa dst 10.0.0.2 spi 0x40000802 src 10.0.0.1 reqid 2046820353 (peer b out epoch 8)\n\
+         - sa dst 10.0.0.2 spi 0x40000702 (stale: owned but not desired)\n"
+    );
 }

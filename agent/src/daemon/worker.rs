@@ -1,6 +1,7 @@
 //! The daemon's I/O half: the last good policy, the XFRM socket, the ESP-in-UDP sockets,
 //! and one reconcile (load → desired → observe → diff → apply → verify) per trigger.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, UdpSocket};
 use std::time::Instant;
 
@@ -12,9 +13,10 @@ use super::metrics::Metrics;
 use crate::cli::context::{self, Context};
 use crate::cli::PolicyArgs;
 use crate::engine;
-use crate::kernel::{self, encap, NlSocket};
-use crate::model::{Desired, NAT_T_PORT};
+use crate::kernel::{self, encap, KernelError, NlSocket};
+use crate::model::{Desired, Observed, NAT_T_PORT};
 use crate::plan;
+use crate::plan::diff::SaClass;
 
 /// Why a reconcile runs (logged, and it decides what counts as a rotation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +56,25 @@ struct Loaded {
     keys: String,
 }
 
+/// A dump of the owned objects, and the ownership it was made for.
+type Observation = (policy_schema::Ownership, Result<Observed, KernelError>);
+
+/// Run `work` while another thread dumps the kernel's owned objects. At 10,000 peers the
+/// dump takes about as long as parsing or compiling, and neither needs the other: a
+/// reload's path to the kernel gets that much shorter on a machine with two cores.
+fn observing<T: Send>(
+    sock: &mut NlSocket,
+    own: &policy_schema::Ownership,
+    work: impl FnOnce() -> T + Send,
+) -> (T, Result<Observed, KernelError>) {
+    std::thread::scope(|s| {
+        let dump = s.spawn(|| kernel::observe(sock, own));
+        let out = work();
+        let obs = dump.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (out, obs)
+    })
+}
+
 /// The UDP 4500 sockets, one per family, held while any SA of that family is encapsulated.
 #[derive(Default)]
 struct EncapSockets {
@@ -73,8 +94,11 @@ pub struct Worker {
     /// The policy a reload replaced, dropped after the next reconcile (not in its way).
     retired: Option<Loaded>,
     encap: EncapSockets,
-    /// Kernel features found missing (e.g. "ESP"): SA writes are left out until a resync.
-    missing: Vec<String>,
+    /// SA classes (family, algorithm) the kernel refused for a missing feature, with that
+    /// feature: their writes are left out until a resync's probe gets one through.
+    blocked: BTreeMap<SaClass, String>,
+    /// The kernel dump made while a reload parsed, for the reconcile that follows it.
+    observed: Option<Observation>,
     pub view: DaemonView,
     pub metrics: Metrics,
 }
@@ -182,7 +206,8 @@ impl Worker {
             last: None,
             retired: None,
             encap: EncapSockets::default(),
-            missing: vec![],
+            blocked: BTreeMap::new(),
+            observed: None,
             view,
             metrics: Metrics::default(),
         })
@@ -228,8 +253,13 @@ impl Worker {
         if !force && self.rejected.as_deref() == Some(attempt.as_str()) {
             return false;
         }
-        match context::load_text(&self.args, &text) {
+        let own = self.loaded.ctx.policy.ownership.clone();
+        let args = &self.args;
+        let (loaded, observed) =
+            observing(&mut self.sock, &own, || context::load_text(args, &text));
+        match loaded {
             Ok(ctx) => {
+                self.observed = Some((own, observed));
                 ctx.identity.adopt_cache(&self.loaded.ctx.identity);
                 context::print_warnings(&ctx.warnings);
                 tracing::info!(sha256 = %sha256, previous = %self.loaded.sha256, "policy reloaded");
@@ -316,25 +346,46 @@ impl Worker {
     pub fn reconcile(&mut self, cause: Cause) -> anyhow::Result<()> {
         let t0 = Instant::now();
         let local = kernel::addrs::local_addrs().context("reading local addresses")?;
-        let full = {
-            let ctx = &self.loaded.ctx;
-            plan::desired(&ctx.policy, &ctx.identity, &local, context::system_now())?
+        let ctx = &self.loaded.ctx;
+        let own = &ctx.policy.ownership;
+        let compile = || plan::desired(&ctx.policy, &ctx.identity, &local, context::system_now());
+        // A probe write (below) must come before the dump; otherwise dump while compiling,
+        // unless the reload that led here dumped while it parsed.
+        let probe = !self.blocked.is_empty() && cause == Cause::Resync;
+        let (full, observed) = match self.observed.take() {
+            Some((o, observed)) if &o == own && !probe => (compile()?, Some(observed)),
+            _ if probe => (compile()?, None),
+            _ => {
+                let (full, observed) = observing(&mut self.sock, own, compile);
+                (full?, Some(observed))
+            }
         };
         self.sync_encap(&full);
-        // After a kernel refused SAs for a missing feature, only the resync tries again,
-        // and only when a probe write (one SA per algorithm) gets through.
-        let sa_writes = self.missing.is_empty()
-            || (cause == Cause::Resync && engine::sa_writes_work(&mut self.sock, &full)?);
+        // After a kernel refused a class of SAs for a missing feature, only the resync
+        // tries that class again, and only when a probe write of one of them gets through.
+        if probe {
+            let classes = self.blocked.keys().cloned().collect();
+            let still = engine::still_blocked(&mut self.sock, &full, &classes)?;
+            self.blocked.retain(|c, _| still.contains(c));
+            if self.blocked.len() < classes.len() {
+                tracing::info!(still_missing = ?self.blocked.values().collect::<BTreeSet<_>>(),
+                    "the kernel takes SAs it refused before; installing them");
+            }
+        }
+        let blocked: BTreeSet<SaClass> = self.blocked.keys().cloned().collect();
         let opts = engine::Options {
             dry_run: false,
             verify: false,
-            sa_writes,
+            blocked: &blocked,
         };
         let own = &self.loaded.ctx.policy.ownership;
-        let result = engine::reconcile_with(&mut self.sock, &full, own, &opts);
-        let out = result?;
+        let observed = match observed {
+            Some(o) => o?,
+            None => kernel::observe(&mut self.sock, own)?,
+        };
+        let out = engine::reconcile_observed(&mut self.sock, &full, observed, own, &opts)?;
         let secs = t0.elapsed().as_secs_f64();
-        self.account(cause, &out, &full, sa_writes, secs);
+        self.account(cause, &out, &full, secs);
         self.last = Some(full);
         // The policy a reload replaced is dropped here, after the kernel has the new one.
         self.retired = None;
@@ -342,27 +393,17 @@ impl Worker {
     }
 
     /// Log and count what a reconcile did.
-    fn account(
-        &mut self,
-        cause: Cause,
-        out: &engine::Outcome,
-        full: &Desired,
-        sa_writes: bool,
-        secs: f64,
-    ) {
-        let missing: Vec<String> = out
-            .missing_features()
+    fn account(&mut self, cause: Cause, out: &engine::Outcome, full: &Desired, secs: f64) {
+        let new: BTreeMap<SaClass, String> = out
+            .blocked()
             .into_iter()
-            .map(|m| m.feature)
+            .filter(|(c, _)| !self.blocked.contains_key(c))
             .collect();
-        if sa_writes && missing != self.missing {
-            if missing.is_empty() {
-                tracing::info!("kernel features now present; SAs installed");
-            } else {
-                tracing::error!(features = ?missing,
-                    "this kernel lacks what the SAs need; policies stay installed (traffic is held, fail-closed); retrying at each resync");
-            }
-            self.missing = missing;
+        if !new.is_empty() {
+            tracing::error!(features = ?new.values().collect::<BTreeSet<_>>(),
+                classes = ?new.keys().collect::<Vec<_>>(),
+                "this kernel lacks what these SAs need; their policies stay installed (their traffic is held, fail-closed), other SAs are installed as usual; retrying at each resync");
+            self.blocked.extend(new);
         }
         for f in out.other_failures() {
             tracing::warn!(op = %f.op, error = %f.error, "kernel refused");
@@ -401,7 +442,13 @@ impl Worker {
             duration_ms: secs * 1e3,
             verified: out.verified,
         };
-        self.view.missing_features = self.missing.clone();
+        self.view.missing_features = self
+            .blocked
+            .values()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .cloned()
+            .collect();
         self.view.note_desired(full);
         (self.view.owned_policies, self.view.owned_states) = out.installed;
     }

@@ -23,9 +23,19 @@ use serde::Serialize;
 
 use super::installed::{join, Pair};
 use crate::model::{
-    Desired, Mark, Observed, Op, OpKind, Origin, PolicyAction, PolicyKey, PolicySpec, SaDir,
-    SaMeta, SaSpec,
+    Desired, DesiredSa, Mark, Observed, Op, OpKind, Origin, PolicyAction, PolicyKey, PolicySpec,
+    SaDir, SaKey, SaMeta, SaSpec,
 };
+
+/// A class of SA as far as kernel support goes: the address family (IPv6?) and the
+/// algorithm. A kernel without ESP for a family, or without an algorithm, refuses every SA
+/// of the class alike.
+pub type SaClass = (bool, String);
+
+/// The class of one SA.
+pub fn sa_class(k: &SaKey, sa: &SaSpec) -> SaClass {
+    (k.dst.is_ipv6(), sa.alg.display_name())
+}
 
 /// The writes that make the kernel match, and the desired objects we may not write.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -185,21 +195,22 @@ impl Phases {
 /// Compute the plan against the kernel as dumped. `own.priority.0` is where transition
 /// guards go (the compiler keeps that one priority free for them).
 pub fn diff(desired: &Desired, installed: &Observed, own: &Ownership) -> Plan {
-    diff_with(desired, installed, own, true)
+    diff_with(desired, installed, own, &|_, _| true)
 }
 
-/// `diff`, with SA adds and updates left out when `sa_writes` is false (a kernel that
-/// lacks what they need): owned SAs in the kernel stay as they are, including one that
-/// would have been replaced (a delete then an add); stale ones are still deleted.
+/// `diff`, with the adds and updates of SAs that `writable` rejects left out (SAs the
+/// kernel lacks a feature for: no ESP in one family, an algorithm not built): those owned
+/// SAs in the kernel stay as they are, including one that would have been replaced (a
+/// delete then an add); stale ones are still deleted.
 pub fn diff_with(
     desired: &Desired,
     installed: &Observed,
     own: &Ownership,
-    sa_writes: bool,
+    writable: &dyn Fn(&SaKey, &DesiredSa) -> bool,
 ) -> Plan {
     let mut ph = Phases::default();
     let mut conflicts = Vec::new();
-    diff_states(desired, installed, sa_writes, &mut ph, &mut conflicts);
+    diff_states(desired, installed, writable, &mut ph, &mut conflicts);
     let guarded = diff_policies(desired, installed, &mut ph, &mut conflicts);
     add_guards(&guarded, desired, installed, own, &mut ph, &mut conflicts);
     Plan {
@@ -211,7 +222,7 @@ pub fn diff_with(
 fn diff_states(
     d: &Desired,
     o: &Observed,
-    sa_writes: bool,
+    writable: &dyn Fn(&SaKey, &DesiredSa) -> bool,
     ph: &mut Phases,
     conflicts: &mut Vec<Conflict>,
 ) {
@@ -222,10 +233,12 @@ fn diff_states(
                 stale.push(*k);
                 continue;
             }
-            _ if !sa_writes => continue,
             Pair::Want(k, want) => (k, want, None),
             Pair::Both(k, want, have) => (k, want, Some(have)),
         };
+        if !writable(k, want) {
+            continue;
+        }
         // Labels are built only for ops: a no-op diff of 10k objects allocates nothing.
         let label = || sa_label(&want.meta);
         if o.foreign_state(k) {
