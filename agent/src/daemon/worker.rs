@@ -6,17 +6,19 @@ use std::net::{IpAddr, UdpSocket};
 use std::time::Instant;
 
 use anyhow::Context as _;
-use sha2::{Digest, Sha256};
 
 use super::book::{DaemonView, ReconcileInfo, ReloadInfo};
 use super::metrics::Metrics;
-use crate::cli::context::{self, Context};
+use crate::cli::context;
 use crate::cli::PolicyArgs;
 use crate::engine;
 use crate::kernel::{self, encap, KernelError, NlSocket};
 use crate::model::{Desired, Observed, NAT_T_PORT};
 use crate::plan;
 use crate::plan::diff::SaClass;
+use reload::{read_and_load, Loaded};
+
+mod reload;
 
 /// Why a reconcile runs (logged, and it decides what counts as a rotation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,14 +48,6 @@ impl Cause {
             Cause::Retry => "retry",
         }
     }
-}
-
-/// A policy that loaded, with the hash of exactly the text parsed.
-struct Loaded {
-    ctx: Context,
-    sha256: String,
-    /// `key_fingerprint` when it was loaded.
-    keys: String,
 }
 
 /// A dump of the owned objects, and the ownership it was made for.
@@ -108,55 +102,6 @@ pub fn unix_now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or_default()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn sha256_hex(text: &str) -> String {
-    hex(&Sha256::digest(text.as_bytes()))
-}
-
-/// A digest of the key files a load reads: the host key, explicit cluster keys and the
-/// `cluster-*.key` files beside the host key (which of those a load uses depends on the
-/// policy). A replaced key file changes it, so the watcher's event reloads.
-fn key_fingerprint(args: &PolicyArgs) -> String {
-    let mut files = vec![args.key.clone()];
-    files.extend(context::explicit_cluster_keys(args));
-    if let Ok(entries) = std::fs::read_dir(context::dir_of(&args.key)) {
-        let mut defaults: Vec<_> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(context::is_default_cluster_key)
-            })
-            .collect();
-        defaults.sort();
-        files.extend(defaults);
-    }
-    let mut h = Sha256::new();
-    for f in files {
-        h.update(f.as_os_str().as_encoded_bytes());
-        match std::fs::read(&f) {
-            Ok(bytes) => h.update(Sha256::digest(bytes)),
-            Err(_) => h.update(b"unreadable"),
-        }
-    }
-    hex(&h.finalize())
-}
-
-fn read_and_load(args: &PolicyArgs) -> anyhow::Result<Loaded> {
-    let keys = key_fingerprint(args);
-    let text = std::fs::read_to_string(&args.config)
-        .with_context(|| format!("{}: cannot read the policy file", args.config.display()))?;
-    let ctx = context::load_text(args, &text)?;
-    Ok(Loaded {
-        sha256: sha256_hex(&text),
-        keys,
-        ctx,
-    })
 }
 
 /// Hand freed heap back to the kernel. A reload parses the whole file into a syntax tree
@@ -216,86 +161,6 @@ impl Worker {
     /// The XFRM socket's port id (to ignore the notifications our own writes cause).
     pub fn port_id(&self) -> u32 {
         self.sock.port_id()
-    }
-
-    /// Re-read the file and the keys when either changed, or with `force` (SIGHUP).
-    /// Returns true when a new policy is in force. An invalid file (or a key that does not
-    /// fit it) leaves the last good one in force and is reported once (the same rejected
-    /// text is not re-parsed at every resync).
-    pub fn reload(&mut self, force: bool) -> bool {
-        let text = match std::fs::read_to_string(&self.args.config) {
-            Ok(t) => t,
-            Err(e) => {
-                let e = anyhow::Error::new(e).context(format!(
-                    "{}: cannot read the policy file",
-                    self.args.config.display()
-                ));
-                self.reject(e, None);
-                return false;
-            }
-        };
-        let sha256 = sha256_hex(&text);
-        let keys = key_fingerprint(&self.args);
-        let attempt = format!("{sha256}/{keys}");
-        if !force && sha256 == self.loaded.sha256 && keys == self.loaded.keys {
-            if self.view.last_error.take().is_some() {
-                // The file in force is back (a rejected edit was undone).
-                tracing::info!(sha256 = %sha256, "the policy in force is back on disk");
-                self.rejected = None;
-                self.view.last_reload = ReloadInfo {
-                    unix: unix_now(),
-                    ok: true,
-                    error: None,
-                };
-            }
-            return false;
-        }
-        if !force && self.rejected.as_deref() == Some(attempt.as_str()) {
-            return false;
-        }
-        let own = self.loaded.ctx.policy.ownership.clone();
-        let args = &self.args;
-        let (loaded, observed) =
-            observing(&mut self.sock, &own, || context::load_text(args, &text));
-        match loaded {
-            Ok(ctx) => {
-                self.observed = Some((own, observed));
-                ctx.identity.adopt_cache(&self.loaded.ctx.identity);
-                context::print_warnings(&ctx.warnings);
-                tracing::info!(sha256 = %sha256, previous = %self.loaded.sha256, "policy reloaded");
-                self.view.policy_sha256 = sha256.clone();
-                self.view.host = ctx.identity.host.clone();
-                self.view.last_reload = ReloadInfo {
-                    unix: unix_now(),
-                    ok: true,
-                    error: None,
-                };
-                self.view.last_error = None;
-                self.view.reloads_ok += 1;
-                self.rejected = None;
-                let new = Loaded { ctx, sha256, keys };
-                self.retired = Some(std::mem::replace(&mut self.loaded, new));
-                true
-            }
-            Err(e) => {
-                self.reject(e, Some(attempt));
-                false
-            }
-        }
-    }
-
-    fn reject(&mut self, e: anyhow::Error, attempt: Option<String>) {
-        let text = format!("{e:#}");
-        tracing::error!(error = %text, "policy rejected; the last good policy stays in force");
-        self.view.last_reload = ReloadInfo {
-            unix: unix_now(),
-            ok: false,
-            error: Some(text.clone()),
-        };
-        self.view.last_rejected = Some(self.view.last_reload.clone());
-        self.view.last_error = Some(text);
-        self.view.reloads_failed += 1;
-        self.rejected = attempt;
     }
 
     /// Whether `ip` belongs to a host or cluster of the inventory.
