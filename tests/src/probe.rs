@@ -199,8 +199,9 @@ fn bound(at: SocketAddr, ty: Type, proto: Protocol, freebind: bool) -> std::io::
 /// Specific addresses, not a wildcard: a UDP reply must leave from the address that was
 /// asked (a router has several). Each `mark` line on `control` sends one datagram to
 /// 127.0.0.1:9 and answers `marked`: a capture that has seen it has seen everything sent
-/// before it (libpcap delivers packets in order). `garp DEV ADDR` sends a gratuitous ARP
-/// for ADDR on DEV and answers `garp sent`.
+/// before it (libpcap delivers packets in order). `announce DEV ADDR` announces ADDR on
+/// DEV (gratuitous ARP or unsolicited Neighbor Advertisement, [`crate::garp`]) and answers
+/// `announced`.
 pub fn serve(
     addrs: &[IpAddr],
     tcp_ports: &[u16],
@@ -253,12 +254,12 @@ pub fn serve(
             }
             // From a process already running in the host: no process start (slow under
             // UML) between taking an address and announcing it.
-            ["garp", dev, addr] => match addr.parse() {
-                Ok(a) => match crate::garp::send(dev, a) {
-                    Ok(()) => println!("garp sent"),
-                    Err(e) => println!("garp failed: {e}"),
+            ["announce", dev, addr] => match addr.parse() {
+                Ok(a) => match crate::garp::announce(dev, a) {
+                    Ok(()) => println!("announced"),
+                    Err(e) => println!("announce failed: {e}"),
                 },
-                Err(e) => println!("garp failed: {addr}: {e}"),
+                Err(e) => println!("announce failed: {addr}: {e}"),
             },
             _ => {}
         }

@@ -264,20 +264,21 @@ impl Server {
         wait_for(&self.lines, "marked", &format!("marker on {}", self.host))
     }
 
-    /// Have the host announce `addr` on `dev` with a gratuitous ARP (see [`crate::garp`]).
-    pub fn garp(&mut self, dev: &str, addr: std::net::Ipv4Addr) -> anyhow::Result<()> {
+    /// Have the host announce `addr` on `dev`: a gratuitous ARP for IPv4, an unsolicited
+    /// Neighbor Advertisement for IPv6 (see [`crate::garp`]).
+    pub fn announce(&mut self, dev: &str, addr: IpAddr) -> anyhow::Result<()> {
         let stdin = self.child.stdin.as_mut().expect("piped");
-        writeln!(stdin, "garp {dev} {addr}")?;
+        writeln!(stdin, "announce {dev} {addr}")?;
         stdin.flush()?;
         loop {
             let l = self
                 .lines
                 .recv_timeout(Duration::from_secs(10))
-                .with_context(|| format!("no answer to garp from {}", self.host))?;
-            if l == "garp sent" {
+                .with_context(|| format!("no answer to announce from {}", self.host))?;
+            if l == "announced" {
                 return Ok(());
             }
-            anyhow::ensure!(!l.starts_with("garp failed"), "{}: {l}", self.host);
+            anyhow::ensure!(!l.starts_with("announce failed"), "{}: {l}", self.host);
         }
     }
 

@@ -31,6 +31,11 @@ pub struct State {
     pub added: String,
     /// Outbound sequence number (ESN low half), when printed.
     pub oseq: Option<u64>,
+    /// Inbound packets dropped by the replay check (too old for the window, or seen
+    /// before): the per-SA side of `XfrmInStateSeqError`, for either address family.
+    pub replay_drops: u64,
+    /// Inbound packets that failed authentication (per SA; `XfrmInStateProtoError`).
+    pub integrity_failed: u64,
 }
 
 impl State {
@@ -106,7 +111,11 @@ pub fn parse_states(text: &str) -> Vec<State> {
             let all: Vec<&str> = b.iter().flat_map(|l| l.split_whitespace()).collect();
             let mut packets = 0;
             let mut added = String::new();
+            let mut stats = Stats::default();
             for (i, l) in b.iter().enumerate() {
+                if l.trim() == "stats:" {
+                    stats = Stats::parse(b.get(i + 1).copied().unwrap_or(""));
+                }
                 if l.trim() == "lifetime current:" {
                     let next = b.get(i + 1).copied().unwrap_or("");
                     packets = next
@@ -133,9 +142,32 @@ pub fn parse_states(text: &str) -> Vec<State> {
                 oseq: word_after(&all, "oseq")
                     .map(|s| s.trim_end_matches(','))
                     .and_then(number),
+                replay_drops: stats.replay_window + stats.replay,
+                integrity_failed: stats.failed,
             })
         })
         .collect()
+}
+
+/// The line after "stats:" (`ip -s`): "replay-window N replay N failed N" (iproute2
+/// `xfrm_stats_print`; the kernel's `xfrm_stats`).
+#[derive(Default)]
+struct Stats {
+    replay_window: u64,
+    replay: u64,
+    failed: u64,
+}
+
+impl Stats {
+    fn parse(line: &str) -> Stats {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let get = |k| word_after(&w, k).and_then(number).unwrap_or(0);
+        Stats {
+            replay_window: get("replay-window"),
+            replay: get("replay"),
+            failed: get("failed"),
+        }
+    }
 }
 
 /// Parse `ip -s xfrm policy` output (socket policies are not dumped by the kernel).
@@ -190,6 +222,8 @@ mod tests {
 \tlifetime current:
 \t  1200(bytes), 12(packets)
 \t  add 2026-11-23 19:15:01 use -
+\tstats:
+\t  replay-window 3 replay 2 failed 1
 src 192.0.2.1 dst 192.0.2.2
 \tproto esp spi 0x00001000(4096) reqid 1(0x00000001) mode transport
 \tencap type espinudp sport 4500 dport 4500 addr 0.0.0.0
@@ -222,6 +256,9 @@ src 192.0.2.0/24 dst 198.51.100.0/24 uid 0
         assert_eq!((s[0].packets, s[0].oseq), (12, Some(0x1fe7_b9bd)));
         assert_eq!(s[0].added, "add 2026-11-23 19:15:01");
         assert!(s[0].owned() && !s[0].encap);
+        // The stats line, not the config line's "replay-window 0".
+        assert_eq!((s[0].replay_drops, s[0].integrity_failed), (5, 1));
+        assert_eq!((s[1].replay_drops, s[1].integrity_failed), (0, 0));
         assert!(!s[1].owned() && s[1].encap);
     }
 

@@ -1,8 +1,9 @@
 //! The daemon (`xfrm-agent run`) in the namespace lab, under continuous traffic: hot reload,
-//! rekey, invalid files, drift repair after flushes, SIGKILL and restart, a cluster address
-//! moving between members (issue 5). Every verdict comes from captures, the streams' own
-//! per-datagram record, kernel state (`ip -s xfrm`) and counters (`/proc/net/xfrm_stat`,
-//! the daemon's `status --daemon` view) — never from log lines.
+//! rekey, invalid files, drift repair after flushes, SIGKILL and restart, a cluster's
+//! addresses (one IPv4, one IPv6) moving between members (issue 5). Every verdict comes
+//! from captures, the streams' own per-datagram record, kernel state (`ip -s xfrm`) and
+//! counters (`/proc/net/xfrm_stat`, the daemon's `status --daemon` view) — never from log
+//! lines.
 //!
 //! Two labs, one per policy: a 10 s rekey interval (reloads and rekeys run concurrently on
 //! different flows), and the seed with a cluster (the other cases, one after the other on
@@ -177,9 +178,10 @@ fn survives_bad_files_flushes_kills_and_address_moves() {
     std::fs::copy(&cluster_key, &fixed).unwrap();
     let keys = keys_dir(&dir, &[fixed]);
     let text = format!(
-        "{}\n# Added by the daemon test: a database address shared by site and db.\n[[clusters]]\nname = \"sqlvip\"\naddresses = [\"{}\"]\npublic-key = \"{}\"\nmembers = [\"site\", \"db\"]\n",
+        "{}\n# Added by the daemon test: a database address per family shared by site and db.\n[[clusters]]\nname = \"sqlvip\"\naddresses = [\"{}\", \"{}\"]\npublic-key = \"{}\"\nmembers = [\"site\", \"db\"]\n",
         seed_text(),
-        rig::VIP,
+        rig::VIP4,
+        rig::VIP6,
         pubkey(&keys.join("cluster-sqlvip.key"))
     );
     let policy = dir.join("policy.toml");

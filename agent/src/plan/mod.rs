@@ -227,23 +227,21 @@ impl SaJob<'_> {
         if states::any_esp(policy) {
             let rules = Rules::new(policy, nets);
             let me_party = host_party(me);
-            let held: Vec<&Cluster> = member_of
-                .iter()
-                .copied()
-                .filter(|c| {
-                    id.has_cluster_key(&c.name) && c.addresses.iter().any(|a| local.contains(a))
-                })
-                .collect();
+            let held = held_addresses(member_of, id, local);
+            let held_clusters: Vec<&Cluster> = held.iter().map(|(c, _)| *c).collect();
             let my_rules = rules.for_party(&me_party);
             let held_parties: Vec<(&Cluster, Party, Vec<_>)> = held
                 .iter()
-                .map(|c| {
-                    let party = cluster_party(c);
+                .map(|(c, addrs)| {
+                    let party = Party {
+                        addrs,
+                        ..cluster_party(c)
+                    };
                     let r = rules.for_party(&party);
                     (*c, party, r)
                 })
                 .collect();
-            for peer in peers(policy, me, &held) {
+            for peer in peers(policy, me, &held_clusters) {
                 let pair = id.pair(&peer.key);
                 states::transport_sas(&cx, &my_rules, &me_party, &peer, &pair, &mut states);
                 for (c, party, party_rules) in &held_parties {
@@ -258,6 +256,35 @@ impl SaJob<'_> {
         let next_change = (!states.is_empty()).then_some(view.next_change);
         (states, next_change)
     }
+}
+
+/// The clusters we hold at least one address of (and have the key of), each with the
+/// addresses we hold. A cluster's SAs go with each address, not with the cluster as a
+/// whole: a member holding only some of them (one family moved ahead of the other, or the
+/// families split between members) keeps no SAs for the others. Their holder sends on
+/// the same SPIs; an outbound SA installed here early would start from a sequence number
+/// fixed at that time, below what the holder has sent by the time the address moves here,
+/// and the peers would drop our packets as replays.
+fn held_addresses<'a>(
+    member_of: &[&'a Cluster],
+    id: &Identity,
+    local: &LocalAddrs,
+) -> Vec<(&'a Cluster, Vec<IpAddr>)> {
+    member_of
+        .iter()
+        .copied()
+        .filter(|c| id.has_cluster_key(&c.name))
+        .map(|c| {
+            let addrs: Vec<IpAddr> = c
+                .addresses
+                .iter()
+                .copied()
+                .filter(|a| local.contains(a))
+                .collect();
+            (c, addrs)
+        })
+        .filter(|(_, addrs)| !addrs.is_empty())
+        .collect()
 }
 
 fn host_party(h: &Host) -> Party<'_> {

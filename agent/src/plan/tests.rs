@@ -186,6 +186,48 @@ fn cluster_sas_only_while_the_address_is_held() {
     assert_eq!(kernel_view(&idle).0, kernel_view(&active).0);
 }
 
+#[test]
+fn cluster_sas_follow_each_address_not_the_whole_cluster() {
+    let mut p = seed();
+    p.clusters.push(policy_schema::Cluster {
+        name: "sql".into(),
+        addresses: vec![
+            "10.10.0.100".parse().unwrap(),
+            "fd00:10::100".parse().unwrap(),
+        ],
+        public_key: testkit::key(99).public(),
+        members: vec!["db".into()],
+        encapsulation: Encapsulation::None,
+    });
+    let mut id = identity(&p, 2);
+    id.add_cluster_key(&p, "sql", testkit::key(99), std::path::Path::new("t"))
+        .unwrap();
+    let now = Timestamp::from_secs(T);
+    let with = |d: &Desired, vip: &str| -> BTreeMap<SaKey, SaSpec> {
+        d.states
+            .iter()
+            .filter(|(k, s)| k.dst.to_string() == vip || s.spec.src.to_string() == vip)
+            .map(|(k, s)| (*k, s.spec.clone()))
+            .collect()
+    };
+    let (v4, v6) = ("10.10.0.100", "fd00:10::100");
+    let both: BTreeSet<_> = [v4.parse().unwrap(), v6.parse().unwrap()].into();
+    let all = desired(&p, &id, &both, now).unwrap();
+    // site and mp per family: one out + one in each.
+    assert_eq!((with(&all, v4).len(), with(&all, v6).len()), (4, 4));
+    // Only the IPv4 address here (the IPv6 one still on another member, or not moved
+    // yet): no SA of the IPv6 address, whose holder sends on the same SPIs.
+    let only_v4: BTreeSet<_> = [v4.parse().unwrap()].into();
+    let part = desired(&p, &id, &only_v4, now).unwrap();
+    assert!(with(&part, v6).is_empty(), "{:#?}", with(&part, v6));
+    // The held address's SAs are the same either way.
+    assert_eq!(with(&part, v4), with(&all, v4));
+    let only_v6: BTreeSet<_> = [v6.parse().unwrap()].into();
+    let part = desired(&p, &id, &only_v6, now).unwrap();
+    assert!(with(&part, v4).is_empty(), "{:#?}", with(&part, v4));
+    assert_eq!(with(&part, v6), with(&all, v6));
+}
+
 /// A random inventory: n hosts in 10.0.0.0/16 (some dual-stack, some over UDP), one zone,
 /// an isolation rule plus a port rule with another cipher.
 fn inventory() -> impl Strategy<Value = Policy> {

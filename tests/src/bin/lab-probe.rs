@@ -6,7 +6,8 @@
 //!   lab-probe stream --src A --dst B --port P --rate N [--linger-ms M]
 //!                                      numbered UDP datagrams to an echo until stdin
 //!                                      closes; prints "streaming", then a JSON report
-//!   lab-probe garp DEV ADDR            one gratuitous ARP announcing ADDR on DEV
+//!   lab-probe announce DEV ADDR        announce ADDR on DEV: one gratuitous ARP (IPv4) or
+//!                                      unsolicited Neighbor Advertisement (IPv6)
 
 use std::io::{Read, Write};
 use std::net::IpAddr;
@@ -93,12 +94,12 @@ fn stream(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn garp(args: &[String]) -> Result<(), String> {
+fn announce(args: &[String]) -> Result<(), String> {
     let [dev, addr] = args else {
-        return Err("usage: lab-probe garp DEV IPV4-ADDRESS".into());
+        return Err("usage: lab-probe announce DEV ADDRESS".into());
     };
     let addr = addr.parse().map_err(|e| format!("address {addr}: {e}"))?;
-    garp::send(dev, addr).map_err(|e| format!("garp on {dev}: {e}"))
+    garp::announce(dev, addr).map_err(|e| format!("announcing on {dev}: {e}"))
 }
 
 fn main() -> ExitCode {
@@ -107,9 +108,9 @@ fn main() -> ExitCode {
         Some("serve") => serve(&args[1..]),
         Some("run") => run(),
         Some("stream") => stream(&args[1..]),
-        Some("garp") => garp(&args[1..]),
+        Some("announce") => announce(&args[1..]),
         _ => Err(
-            "usage: lab-probe serve --addr ADDR [--tcp P,P] [--udp P,P] [--freebind] | run | stream … | garp DEV ADDR"
+            "usage: lab-probe serve --addr ADDR [--tcp P,P] [--udp P,P] [--freebind] | run | stream … | announce DEV ADDR"
                 .into(),
         ),
     };

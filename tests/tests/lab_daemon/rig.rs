@@ -18,21 +18,25 @@ use e2e::wire::{self, Flow};
 
 use super::{addr, ms, PORT, RATE};
 
-/// The cluster's virtual address (the intranet's, so the seed's `require` rule covers it).
-pub const VIP: &str = "10.10.0.100";
+/// The cluster's virtual addresses, one per family (the intranet's, so the seed's
+/// `require` rule covers them), with their prefix lengths on the intranet.
+pub const VIP4: &str = "10.10.0.100";
+pub const VIP6: &str = "fd00:10::100";
+pub const VIP4_PREFIX: u8 = 24;
+pub const VIP6_PREFIX: u8 = 64;
 pub const HOSTS: [&str; 3] = ["site", "db", "mp"];
 
 /// Echo servers for the whole sequence; they also mark the end of each host's captures.
 pub struct Rig<'a> {
     pub lab: &'a Lab,
     pub servers: BTreeMap<String, Server>,
-    /// The VIP's echo on site and db, bound before either holds the address.
+    /// The VIPs' echo on site and db, bound before either holds the addresses.
     pub vip: BTreeMap<String, Server>,
 }
 
 impl<'a> Rig<'a> {
     pub fn new(lab: &'a Lab) -> anyhow::Result<Rig<'a>> {
-        let vip: IpAddr = VIP.parse()?;
+        let vips: [IpAddr; 2] = [VIP4.parse()?, VIP6.parse()?];
         let mut servers = BTreeMap::new();
         let site = [addr(lab, "site", Family::V4)];
         servers.insert(
@@ -42,18 +46,14 @@ impl<'a> Rig<'a> {
         for h in ["db", "mp"] {
             servers.insert(h.into(), Server::start(&lab.exec, h, &[], &[], &[])?);
         }
-        let mut vips = BTreeMap::new();
+        let mut vip = BTreeMap::new();
         for h in ["site", "db"] {
-            vips.insert(
+            vip.insert(
                 h.into(),
-                Server::start_freebind(&lab.exec, h, &[vip], &[PORT])?,
+                Server::start_freebind(&lab.exec, h, &vips, &[PORT])?,
             );
         }
-        Ok(Rig {
-            lab,
-            servers,
-            vip: vips,
-        })
+        Ok(Rig { lab, servers, vip })
     }
 
     pub fn capture(&self, hosts: &[&str]) -> anyhow::Result<Vec<Capture<'a>>> {
