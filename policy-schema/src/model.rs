@@ -88,7 +88,7 @@ pub struct Zone {
 }
 
 /// An IPsec member: one agent with one X25519 key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Host {
     pub name: String,
     pub addresses: Vec<IpAddr>,

@@ -1,0 +1,199 @@
+//! What a reload keeps of the last good load (per `[[hosts]]` piece: its hash, its host's
+//! index and the offsets of its values) and how it hands reused entries to the walk.
+
+use std::hash::{Hash, Hasher};
+
+use rustc_hash::FxHasher;
+
+use crate::model::Host;
+use crate::parse::{Known, Reuse};
+use crate::raw::{Origin, RawHost, RawPolicy, Sp};
+
+/// A piece of the text: from a line that begins with `[` (or the text's start) to the next.
+pub(crate) struct Piece {
+    pub start: usize,
+    pub end: usize,
+    pub hash: u64,
+}
+
+/// Cut `text` before every line that begins with `[`, hashing each piece with `hash`.
+pub(crate) fn split(text: &str, hash: impl Fn(&[u8]) -> u64) -> Vec<Piece> {
+    let mut starts = vec![0];
+    starts.extend(text.match_indices("\n[").map(|(i, _)| i + 1));
+    let ends = starts.iter().skip(1).copied().chain([text.len()]);
+    let bytes = text.as_bytes();
+    let each = starts.iter().zip(ends).map(|(&start, end)| Piece {
+        start,
+        end,
+        hash: hash(&bytes[start..end]),
+    });
+    each.collect()
+}
+
+/// The `[[hosts]]` pieces of the last good load.
+#[derive(Debug)]
+pub(crate) struct Seen {
+    /// (hash of the piece, index of its host), sorted by hash.
+    by_hash: Vec<(u64, u32)>,
+    /// Per host, where its offsets start in `offsets` (one more at the end).
+    firsts: Vec<u32>,
+    /// Per host, relative to its header: name, public-key, then each address, zone and
+    /// gateway-for prefix.
+    offsets: Vec<u32>,
+    /// Digest of the hosts that load returned: reuse needs exactly those values.
+    digest: u64,
+}
+
+fn digest(hosts: &[Host]) -> u64 {
+    let mut h = FxHasher::default();
+    hosts.hash(&mut h);
+    h.finish()
+}
+
+impl Seen {
+    /// The pieces that hold exactly one table, a host read without error at their start
+    /// (`headers`: every header offset, ascending). `None` when offsets do not fit in u32.
+    pub fn record(pieces: &[Piece], headers: &[usize], raw: &RawPolicy) -> Option<Seen> {
+        let mut seen = Seen {
+            by_hash: Vec::new(),
+            firsts: Vec::with_capacity(raw.hosts.len() + 1),
+            offsets: Vec::new(),
+            digest: 0,
+        };
+        let mut heads = headers.iter().peekable();
+        let mut hosts = raw.hosts.iter().enumerate().peekable();
+        for p in pieces {
+            let mut inside = 0;
+            while heads.next_if(|&&h| h < p.end).is_some() {
+                inside += 1;
+            }
+            while hosts.next_if(|(_, h)| h.origin.at < p.start).is_some() {}
+            let Some((k, h)) = hosts.next_if(|(_, h)| h.origin.at == p.start) else {
+                continue;
+            };
+            if inside == 1 && h.origin.complete {
+                seen.by_hash.push((p.hash, u32::try_from(k).ok()?));
+            }
+        }
+        for h in &raw.hosts {
+            seen.firsts.push(u32::try_from(seen.offsets.len()).ok()?);
+            let rel = |at: usize| u32::try_from(at - h.origin.at).ok();
+            let at = |o: &Option<Sp<_>>| o.as_ref().map_or(h.origin.at, |s: &Sp<_>| s.at);
+            seen.offsets.push(rel(at(&h.name))?);
+            seen.offsets
+                .push(rel(h.public_key.as_ref().map_or(h.origin.at, |s| s.at))?);
+            let lists = h.addresses.iter().map(|a| a.at);
+            let lists = lists.chain(h.zones.iter().map(|z| z.at));
+            for a in lists.chain(h.gateway_for.iter().map(|g| g.at)) {
+                seen.offsets.push(rel(a)?);
+            }
+        }
+        seen.firsts.push(u32::try_from(seen.offsets.len()).ok()?);
+        seen.by_hash.sort_unstable();
+        seen.by_hash.shrink_to_fit();
+        seen.offsets.shrink_to_fit();
+        Some(seen)
+    }
+
+    /// Once the load succeeded: the hosts it returned.
+    pub fn with_hosts(mut self, hosts: &[Host]) -> Seen {
+        self.digest = digest(hosts);
+        self
+    }
+
+    /// `hosts` are the ones the load that recorded this returned.
+    pub fn describes(&self, hosts: &[Host]) -> bool {
+        hosts.len() + 1 == self.firsts.len() && digest(hosts) == self.digest
+    }
+
+    fn host_of(&self, hash: u64) -> Option<usize> {
+        let i = self.by_hash.partition_point(|(h, _)| *h < hash);
+        let (h, k) = *self.by_hash.get(i)?;
+        (h == hash).then_some(k as usize)
+    }
+
+    fn offsets_of(&self, k: usize) -> &[u32] {
+        &self.offsets[self.firsts[k] as usize..self.firsts[k + 1] as usize]
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.by_hash.capacity() * std::mem::size_of::<(u64, u32)>()
+            + (self.firsts.capacity() + self.offsets.capacity()) * 4
+    }
+}
+
+/// The pieces of a new text that a [`Seen`] matches, by the offset of their header.
+pub(crate) struct Reused<'p> {
+    seen: Option<(&'p Seen, &'p [Host])>,
+    /// (header offset, previous host index), ascending.
+    at: Vec<(usize, usize)>,
+}
+
+impl<'p> Reused<'p> {
+    pub fn new(pieces: &[Piece], last: Option<(&'p Seen, &'p crate::Policy)>) -> Reused<'p> {
+        let Some((seen, prev)) = last else {
+            return Reused {
+                seen: None,
+                at: Vec::new(),
+            };
+        };
+        let matched = pieces
+            .iter()
+            .filter_map(|p| Some((p.start, seen.host_of(p.hash)?)));
+        Reused {
+            seen: Some((seen, &prev.hosts)),
+            at: matched.collect(),
+        }
+    }
+
+    fn index(&self, at: usize) -> Option<usize> {
+        let i = self.at.binary_search_by_key(&at, |(a, _)| *a).ok()?;
+        Some(self.at[i].1)
+    }
+
+    #[cfg(test)]
+    pub fn count(&self) -> usize {
+        self.at.len()
+    }
+
+    pub fn claims(&self, at: usize) -> bool {
+        self.index(at).is_some()
+    }
+}
+
+impl Reuse for Reused<'_> {
+    fn name(&self, at: usize) -> Option<&str> {
+        let (_, hosts) = self.seen?;
+        Some(&hosts[self.index(at)?].name)
+    }
+
+    fn host(&self, at: usize, label: String, known: &Known) -> Option<RawHost> {
+        let (seen, hosts) = self.seen?;
+        let k = self.index(at)?;
+        let h = &hosts[k];
+        // The walk would report a zone the new text no longer defines.
+        if !h.zones.iter().all(|z| known.zones.contains(z)) {
+            return None;
+        }
+        let offs = seen.offsets_of(k);
+        let lists = h.addresses.len() + h.zones.len() + h.gateway_for.len();
+        if offs.len() != 2 + lists {
+            return None;
+        }
+        let mut offs = offs.iter().map(|&o| at + o as usize);
+        let mut next = || offs.next().expect("counted above");
+        Some(RawHost {
+            origin: Origin {
+                at,
+                label,
+                complete: true,
+            },
+            name: Some(Sp::new(h.name.clone(), next())),
+            public_key: Some(Sp::new(h.public_key, next())),
+            addresses: h.addresses.iter().map(|a| Sp::new(*a, next())).collect(),
+            zones: h.zones.iter().map(|z| Sp::new(z.clone(), next())).collect(),
+            encapsulation: h.encapsulation,
+            gateway_for: h.gateway_for.iter().map(|g| Sp::new(*g, next())).collect(),
+        })
+    }
+}
