@@ -13,14 +13,15 @@
 //!   `[[hosts]]` table and nothing else. Its header is still read (so the tree gets the
 //!   same tables in the same places); its body can only have filled that table, and did
 //!   so without any error.
-//! - Its entry is rebuilt from the previous policy's host and the offsets kept of each
-//!   value, shifted to where the piece now is; everything that depends on the rest of the
+//! - Its entry is rebuilt from the previous policy's host (which must hash to the value
+//!   that load returned) and the offsets kept of each value, shifted to where the piece
+//!   now is; everything that depends on the rest of the
 //!   file (the index in the label, the zones it names) is taken from the new text, and a
 //!   zone that no longer exists makes the load go the full way.
 //! - The cross-entry checks and the build then run over the whole raw policy as always.
 //!
-//! Anything else (text outside the scanner's plain subset, a previous policy that is not
-//! the one the last load returned) is read in full.
+//! Anything else (text outside the scanner's plain subset, a host of `previous` that is
+//! not the value the last load returned, a zone gone) is read in full.
 
 mod state;
 #[cfg(test)]
@@ -86,7 +87,7 @@ impl Reloader {
             }
             return full;
         };
-        let seen = Seen::record(&pieces, &headers, &raw);
+        let seen = Seen::record(&pieces, &headers, &raw, &reused);
         let loaded = crate::check_and_build(rep, raw)?;
         self.last = seen.map(|s| s.with_hosts(&loaded.policy.hosts));
         Ok(loaded)

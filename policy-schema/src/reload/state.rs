@@ -3,7 +3,7 @@
 
 use std::hash::{Hash, Hasher};
 
-use rustc_hash::FxHasher;
+use rustc_hash::{FxHashMap, FxHasher};
 
 use crate::model::Host;
 use crate::parse::{Known, Reuse};
@@ -13,19 +13,23 @@ use crate::raw::{Origin, RawHost, RawPolicy, Sp};
 pub(crate) struct Piece {
     pub start: usize,
     pub end: usize,
-    pub hash: u64,
+    /// Only pieces that begin with `[[` (could be `[[hosts]]`) are hashed.
+    pub hash: Option<u64>,
 }
 
-/// Cut `text` before every line that begins with `[`, hashing each piece with `hash`.
+/// Cut `text` before every line that begins with `[`, hashing the `[[` pieces with `hash`.
 pub(crate) fn split(text: &str, hash: impl Fn(&[u8]) -> u64) -> Vec<Piece> {
-    let mut starts = vec![0];
-    starts.extend(text.match_indices("\n[").map(|(i, _)| i + 1));
-    let ends = starts.iter().skip(1).copied().chain([text.len()]);
     let bytes = text.as_bytes();
+    let mut starts = vec![0];
+    let lines = text.match_indices('\n').map(|(i, _)| i + 1);
+    starts.extend(lines.filter(|&i| bytes.get(i) == Some(&b'[')));
+    let ends = starts.iter().skip(1).copied().chain([text.len()]);
     let each = starts.iter().zip(ends).map(|(&start, end)| Piece {
         start,
         end,
-        hash: hash(&bytes[start..end]),
+        hash: bytes[start..end]
+            .starts_with(b"[[")
+            .then(|| hash(&bytes[start..end])),
     });
     each.collect()
 }
@@ -40,25 +44,32 @@ pub(crate) struct Seen {
     /// Per host, relative to its header: name, public-key, then each address, zone and
     /// gateway-for prefix.
     offsets: Vec<u32>,
-    /// Digest of the hosts that load returned: reuse needs exactly those values.
-    digest: u64,
+    /// Per host, a hash of the value that load returned: a reused entry is rebuilt from
+    /// the previous policy's host, which must be exactly that value.
+    values: Vec<u64>,
 }
 
-fn digest(hosts: &[Host]) -> u64 {
+fn value_hash(host: &Host) -> u64 {
     let mut h = FxHasher::default();
-    hosts.hash(&mut h);
+    host.hash(&mut h);
     h.finish()
 }
 
 impl Seen {
     /// The pieces that hold exactly one table, a host read without error at their start
     /// (`headers`: every header offset, ascending). `None` when offsets do not fit in u32.
-    pub fn record(pieces: &[Piece], headers: &[usize], raw: &RawPolicy) -> Option<Seen> {
+    /// Complete once [`Seen::with_hosts`] has the hosts of the policy built from `raw`.
+    pub fn record(
+        pieces: &[Piece],
+        headers: &[usize],
+        raw: &RawPolicy,
+        reused: &Reused,
+    ) -> Option<Seen> {
         let mut seen = Seen {
             by_hash: Vec::new(),
             firsts: Vec::with_capacity(raw.hosts.len() + 1),
             offsets: Vec::new(),
-            digest: 0,
+            values: Vec::with_capacity(raw.hosts.len()),
         };
         let mut heads = headers.iter().peekable();
         let mut hosts = raw.hosts.iter().enumerate().peekable();
@@ -71,11 +82,14 @@ impl Seen {
             let Some((k, h)) = hosts.next_if(|(_, h)| h.origin.at == p.start) else {
                 continue;
             };
-            if inside == 1 && h.origin.complete {
-                seen.by_hash.push((p.hash, u32::try_from(k).ok()?));
+            if let (1, true, Some(hash)) = (inside, h.origin.complete, p.hash) {
+                seen.by_hash.push((hash, u32::try_from(k).ok()?));
             }
         }
         for h in &raw.hosts {
+            // A reused host's value is the one checked against its hash; 0 = to compute.
+            seen.values
+                .push(reused.value_hash(h.origin.at).unwrap_or(0));
             seen.firsts.push(u32::try_from(seen.offsets.len()).ok()?);
             let rel = |at: usize| u32::try_from(at - h.origin.at).ok();
             let at = |o: &Option<Sp<_>>| o.as_ref().map_or(h.origin.at, |s: &Sp<_>| s.at);
@@ -95,15 +109,20 @@ impl Seen {
         Some(seen)
     }
 
-    /// Once the load succeeded: the hosts it returned.
+    /// Once the load succeeded: the hosts it returned (in the order of `raw.hosts`).
     pub fn with_hosts(mut self, hosts: &[Host]) -> Seen {
-        self.digest = digest(hosts);
+        for (v, h) in self.values.iter_mut().zip(hosts) {
+            if *v == 0 {
+                *v = value_hash(h);
+            }
+        }
         self
     }
 
-    /// `hosts` are the ones the load that recorded this returned.
+    /// `hosts` could be the ones the load that recorded this returned (each reused one is
+    /// checked against its hash as it is reused).
     pub fn describes(&self, hosts: &[Host]) -> bool {
-        hosts.len() + 1 == self.firsts.len() && digest(hosts) == self.digest
+        hosts.len() == self.values.len()
     }
 
     fn host_of(&self, hash: u64) -> Option<usize> {
@@ -119,14 +138,15 @@ impl Seen {
     pub fn heap_bytes(&self) -> usize {
         self.by_hash.capacity() * std::mem::size_of::<(u64, u32)>()
             + (self.firsts.capacity() + self.offsets.capacity()) * 4
+            + self.values.capacity() * 8
     }
 }
 
 /// The pieces of a new text that a [`Seen`] matches, by the offset of their header.
 pub(crate) struct Reused<'p> {
     seen: Option<(&'p Seen, &'p [Host])>,
-    /// (header offset, previous host index), ascending.
-    at: Vec<(usize, usize)>,
+    /// Header offset → previous host index.
+    at: FxHashMap<usize, usize>,
 }
 
 impl<'p> Reused<'p> {
@@ -134,12 +154,12 @@ impl<'p> Reused<'p> {
         let Some((seen, prev)) = last else {
             return Reused {
                 seen: None,
-                at: Vec::new(),
+                at: FxHashMap::default(),
             };
         };
         let matched = pieces
             .iter()
-            .filter_map(|p| Some((p.start, seen.host_of(p.hash)?)));
+            .filter_map(|p| Some((p.start, seen.host_of(p.hash?)?)));
         Reused {
             seen: Some((seen, &prev.hosts)),
             at: matched.collect(),
@@ -147,8 +167,13 @@ impl<'p> Reused<'p> {
     }
 
     fn index(&self, at: usize) -> Option<usize> {
-        let i = self.at.binary_search_by_key(&at, |(a, _)| *a).ok()?;
-        Some(self.at[i].1)
+        self.at.get(&at).copied()
+    }
+
+    /// The value hash of the host reused at `at`.
+    fn value_hash(&self, at: usize) -> Option<u64> {
+        let (seen, _) = self.seen?;
+        Some(seen.values[self.index(at)?])
     }
 
     #[cfg(test)]
@@ -171,8 +196,9 @@ impl Reuse for Reused<'_> {
         let (seen, hosts) = self.seen?;
         let k = self.index(at)?;
         let h = &hosts[k];
-        // The walk would report a zone the new text no longer defines.
-        if !h.zones.iter().all(|z| known.zones.contains(z)) {
+        // Not the value the last load returned (the caller's `previous` is another
+        // policy), or the walk would report a zone the new text no longer defines.
+        if value_hash(h) != seen.values[k] || !h.zones.iter().all(|z| known.zones.contains(z)) {
             return None;
         }
         let offs = seen.offsets_of(k);

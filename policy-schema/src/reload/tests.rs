@@ -218,8 +218,8 @@ proptest! {
             prop_assert_eq!(got, outcome(load("p.toml", &text)));
             stale = load("p.toml", &text).ok().map(|l| {
                 let mut p = l.policy;
-                if let Some(h) = p.hosts.first_mut() {
-                    h.addresses.push("10.200.0.1".parse().expect("an address"));
+                if let Some(a) = p.hosts.first_mut().and_then(|h| h.addresses.first_mut()) {
+                    *a = "10.200.0.1".parse().expect("an address");
                 }
                 p
             });
