@@ -21,8 +21,7 @@ pub(crate) struct Piece {
 pub(crate) fn split(text: &str, hash: impl Fn(&[u8]) -> u64) -> Vec<Piece> {
     let bytes = text.as_bytes();
     let mut starts = vec![0];
-    let lines = text.match_indices('\n').map(|(i, _)| i + 1);
-    starts.extend(lines.filter(|&i| bytes.get(i) == Some(&b'[')));
+    starts.extend(memchr::memmem::find_iter(bytes, b"\n[").map(|i| i + 1));
     let ends = starts.iter().skip(1).copied().chain([text.len()]);
     let each = starts.iter().zip(ends).map(|(&start, end)| Piece {
         start,
