@@ -39,7 +39,7 @@ use state::{Reused, Seen};
 /// Loads policy texts one after another, reusing the unchanged `[[hosts]]` entries of the
 /// last good load. It keeps hashes and value offsets (a few dozen bytes per host), not
 /// the text.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Reloader {
     keys: RandomState,
     /// What the last successful load saw, if it was read piece by piece.
@@ -96,5 +96,13 @@ impl Reloader {
     /// Bytes kept between loads (hashes and offsets), for memory budgets.
     pub fn retained_bytes(&self) -> usize {
         self.last.as_ref().map_or(0, Seen::heap_bytes)
+    }
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader")
+            .field("retained_bytes", &self.retained_bytes())
+            .finish_non_exhaustive()
     }
 }

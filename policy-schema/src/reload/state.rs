@@ -34,7 +34,6 @@ pub(crate) fn split(text: &str, hash: impl Fn(&[u8]) -> u64) -> Vec<Piece> {
 }
 
 /// The `[[hosts]]` pieces of the last good load.
-#[derive(Debug)]
 pub(crate) struct Seen {
     /// (hash of the piece, index of its host), sorted by hash.
     by_hash: Vec<(u64, u32)>,

@@ -190,8 +190,48 @@ fn errors_after_unchanged_entries_are_located() {
     assert_eq!(msgs, want);
 }
 
+/// The valid corpus files (each a realistic policy, some with warnings).
+fn corpus() -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/valid");
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .expect("corpus dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| std::fs::read_to_string(p).expect("corpus file"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// A corpus file cut into blocks at its `[` lines, so that edits move whole tables.
+fn blocks_of(text: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    for line in text.split_inclusive('\n') {
+        if line.starts_with('[') {
+            out.push(String::new());
+        }
+        out.last_mut().expect("one block").push_str(line);
+    }
+    out
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn edited_corpus_files_reload_as_they_load(
+        i in 0usize..16,
+        edits in prop::collection::vec(edit(), 1..12),
+    ) {
+        let files = corpus();
+        let mut blocks = blocks_of(&files[i % files.len()]);
+        let (mut r, mut current) = (Reloader::new(), None);
+        step(&mut r, &mut current, &blocks.concat());
+        for e in &edits {
+            apply(&mut blocks, e);
+            step(&mut r, &mut current, &blocks.concat());
+        }
+    }
 
     #[test]
     fn every_reload_equals_a_full_load(edits in prop::collection::vec(edit(), 1..24)) {
