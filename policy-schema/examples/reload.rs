@@ -83,15 +83,20 @@ fn bench(label: &str, a: &str) {
 }
 
 fn main() {
-    // RELOAD_LOOP=N: only N one-host reloads at 10k hosts, for a profiler.
+    // RELOAD_LOOP=N: only N one-host reloads at 10k hosts, for a profiler (with
+    // RELOAD_FULL=1, N full loads instead).
     if let Ok(n) = std::env::var("RELOAD_LOOP") {
+        let full = std::env::var_os("RELOAD_FULL").is_some();
         let a = generate(10_000);
         let b = edited(&a);
         let mut r = Reloader::new();
         let mut prev = r.load("f", &a, None).expect("loads").policy;
         for i in 0..n.parse::<usize>().unwrap() {
             let text = if i % 2 == 0 { &b } else { &a };
-            prev = r.load("f", text, Some(&prev)).expect("loads").policy;
+            prev = match full {
+                true => load("f", text).expect("loads").policy,
+                false => r.load("f", text, Some(&prev)).expect("loads").policy,
+            };
         }
         return;
     }

@@ -3,7 +3,9 @@
 
 use std::hash::{Hash, Hasher};
 
-use rustc_hash::{FxHashMap, FxHasher};
+use std::cell::Cell;
+
+use rustc_hash::FxHasher;
 
 use crate::model::Host;
 use crate::parse::{Known, Reuse};
@@ -143,8 +145,10 @@ impl Seen {
 /// The pieces of a new text that a [`Seen`] matches, by the offset of their header.
 pub(crate) struct Reused<'p> {
     seen: Option<(&'p Seen, &'p [Host])>,
-    /// Header offset → previous host index.
-    at: FxHashMap<usize, usize>,
+    /// (header offset, previous host index), ascending.
+    at: Vec<(usize, usize)>,
+    /// Where the last lookup found its offset: the walk asks in file order, three times.
+    cursor: Cell<usize>,
 }
 
 impl<'p> Reused<'p> {
@@ -152,7 +156,8 @@ impl<'p> Reused<'p> {
         let Some((seen, prev)) = last else {
             return Reused {
                 seen: None,
-                at: FxHashMap::default(),
+                at: Vec::new(),
+                cursor: Cell::new(0),
             };
         };
         let matched = pieces
@@ -161,11 +166,19 @@ impl<'p> Reused<'p> {
         Reused {
             seen: Some((seen, &prev.hosts)),
             at: matched.collect(),
+            cursor: Cell::new(0),
         }
     }
 
     fn index(&self, at: usize) -> Option<usize> {
-        self.at.get(&at).copied()
+        let c = self.cursor.get();
+        let i = match self.at.get(c..c + 2) {
+            Some([(a, _), ..]) if *a == at => c,
+            Some([_, (a, _)]) if *a == at => c + 1,
+            _ => self.at.binary_search_by_key(&at, |(a, _)| *a).ok()?,
+        };
+        self.cursor.set(i);
+        Some(self.at[i].1)
     }
 
     /// The value hash of the host reused at `at`.
