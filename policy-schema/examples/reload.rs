@@ -3,12 +3,45 @@
 //! reload [HOSTS...]` (default 1000 10000), or `-- --file policy.toml` for a real file whose
 //! last host's address is toggled.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use policy_schema::{load, Reloader};
 
 const RUNS: usize = 41;
+
+/// The system allocator, counting live bytes and their peak: what a load allocates at
+/// most is what glibc's arenas may keep after it.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let live = LIVE.fetch_add(l.size(), Relaxed) + l.size();
+        PEAK.fetch_max(live, Relaxed);
+        unsafe { System.alloc(l) }
+    }
+
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size(), Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Bytes `f` had allocated at most beyond what was live before it.
+fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let base = LIVE.load(Relaxed);
+    PEAK.store(base, Relaxed);
+    let out = f();
+    (out, PEAK.load(Relaxed) - base)
+}
 
 /// A file shaped like the 10k-host profile: one exemption, a hub rule to every host.
 fn generate(hosts: usize) -> String {
@@ -80,6 +113,14 @@ fn bench(label: &str, a: &str) {
     println!("  full load          {}", stats(full));
     println!("  reload, one host   {}", stats(inc));
     println!("  reloader keeps     {} KB", r.retained_bytes() / 1024);
+    let text = if RUNS.is_multiple_of(2) { &b } else { a };
+    let (_, full_peak) = peak_of(|| load("f", text).expect("loads"));
+    let (_, inc_peak) = peak_of(|| r.load("f", text, Some(&prev)).expect("loads"));
+    println!(
+        "  peak heap of a load, result included: full {} KB, reload {} KB",
+        full_peak / 1024,
+        inc_peak / 1024
+    );
 }
 
 fn main() {
