@@ -16,8 +16,6 @@ mod scan;
 mod tables;
 mod tree;
 
-use std::fmt::Write;
-
 use toml_edit::Document;
 
 use crate::fields::{Kind, TableSpec, ROOT};
@@ -254,8 +252,11 @@ fn label(spec: &TableSpec, i: usize, name: Option<&str>) -> String {
             if n.bytes()
                 .all(|b| matches!(b, b' '..=b'~') && b != b'"' && b != b'\\') =>
         {
-            let mut s = String::with_capacity(spec.name.len() + n.len() + 12);
-            let _ = write!(s, "{}[{i}] \"", spec.name);
+            let mut s = String::with_capacity(spec.name.len() + n.len() + 26);
+            s.push_str(spec.name);
+            s.push('[');
+            push_decimal(&mut s, i);
+            s.push_str("] \"");
             s.push_str(n);
             s.push('"');
             s
@@ -263,6 +264,21 @@ fn label(spec: &TableSpec, i: usize, name: Option<&str>) -> String {
         Some(n) => format!("{}[{i}] {n:?}", spec.name),
         None => format!("{}[{i}]", spec.name),
     }
+}
+
+/// `i` in decimal, without the formatting machinery (a label per host, 10k per load).
+fn push_decimal(s: &mut String, mut i: usize) {
+    let mut digits = [0u8; 20];
+    let mut n = digits.len();
+    loop {
+        n -= 1;
+        digits[n] = b'0' + (i % 10) as u8;
+        i /= 10;
+        if i == 0 {
+            break;
+        }
+    }
+    s.extend(digits[n..].iter().map(|&d| char::from(d)));
 }
 
 #[cfg(test)]

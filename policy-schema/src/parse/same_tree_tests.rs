@@ -179,7 +179,9 @@ fn labels_match_debug_formatting() {
     for name in [
         "web", "a b", "it's", "q\"x", "b\\s", "tab\t", "é", "", "x\u{7f}",
     ] {
-        let want = format!("rules[3] {name:?}");
-        assert_eq!(super::label(&crate::fields::RULE, 3, Some(name)), want);
+        for i in [0, 3, 10, 999, 12345, usize::MAX] {
+            let want = format!("rules[{i}] {name:?}");
+            assert_eq!(super::label(&crate::fields::RULE, i, Some(name)), want);
+        }
     }
 }

@@ -4,6 +4,7 @@
 use std::hash::{Hash, Hasher};
 
 use std::cell::Cell;
+use std::num::NonZeroU64;
 
 use rustc_hash::FxHasher;
 
@@ -16,8 +17,11 @@ pub(crate) struct Piece {
     pub start: usize,
     pub end: usize,
     /// Only pieces that begin with `[[` (could be `[[hosts]]`) are hashed.
-    pub hash: Option<u64>,
+    pub hash: Option<PieceHash>,
 }
+
+/// A piece's hash; never zero, so that "no piece" costs no space in [`Seen`].
+pub(crate) type PieceHash = NonZeroU64;
 
 /// Cut `text` before every line that begins with `[`, hashing the `[[` pieces with `hash`.
 pub(crate) fn split(text: &str, hash: impl Fn(&[u8]) -> u64) -> Vec<Piece> {
@@ -30,15 +34,17 @@ pub(crate) fn split(text: &str, hash: impl Fn(&[u8]) -> u64) -> Vec<Piece> {
         end,
         hash: bytes[start..end]
             .starts_with(b"[[")
-            .then(|| hash(&bytes[start..end])),
+            .then(|| NonZeroU64::new(hash(&bytes[start..end])).unwrap_or(NonZeroU64::MIN)),
     });
     each.collect()
 }
 
 /// The `[[hosts]]` pieces of the last good load.
 pub(crate) struct Seen {
-    /// (hash of the piece, index of its host), sorted by hash.
-    by_hash: Vec<(u64, u32)>,
+    /// Per host, the hash of its piece if that piece can be reused.
+    pieces: Vec<Option<PieceHash>>,
+    /// The hosts with a reusable piece, sorted by its hash.
+    by_hash: Vec<u32>,
     /// Per host, where its offsets start in `offsets` (one more at the end).
     firsts: Vec<u32>,
     /// Per host, relative to its header: name, public-key, then each address, zone and
@@ -66,6 +72,7 @@ impl Seen {
         reused: &Reused,
     ) -> Option<Seen> {
         let mut seen = Seen {
+            pieces: vec![None; raw.hosts.len()],
             by_hash: Vec::new(),
             firsts: Vec::with_capacity(raw.hosts.len() + 1),
             offsets: Vec::new(),
@@ -82,8 +89,9 @@ impl Seen {
             let Some((k, h)) = hosts.next_if(|(_, h)| h.origin.at == p.start) else {
                 continue;
             };
-            if let (1, true, Some(hash)) = (inside, h.origin.complete, p.hash) {
-                seen.by_hash.push((hash, u32::try_from(k).ok()?));
+            if inside == 1 && h.origin.complete && p.hash.is_some() {
+                seen.pieces[k] = p.hash;
+                seen.by_hash.push(u32::try_from(k).ok()?);
             }
         }
         for h in &raw.hosts {
@@ -103,7 +111,8 @@ impl Seen {
             }
         }
         seen.firsts.push(u32::try_from(seen.offsets.len()).ok()?);
-        seen.by_hash.sort_unstable();
+        seen.by_hash
+            .sort_unstable_by_key(|&k| seen.pieces[k as usize]);
         seen.by_hash.shrink_to_fit();
         seen.offsets.shrink_to_fit();
         Some(seen)
@@ -125,10 +134,16 @@ impl Seen {
         hosts.len() == self.values.len()
     }
 
-    fn host_of(&self, hash: u64) -> Option<usize> {
-        let i = self.by_hash.partition_point(|(h, _)| *h < hash);
-        let (h, k) = *self.by_hash.get(i)?;
-        (h == hash).then_some(k as usize)
+    /// The host whose piece hashes to `hash`: most often `guess` (the one after the last
+    /// found, when entries kept their order), else by binary search.
+    fn host_of(&self, hash: PieceHash, guess: usize) -> Option<usize> {
+        if self.pieces.get(guess) == Some(&Some(hash)) {
+            return Some(guess);
+        }
+        let piece = |k: &u32| self.pieces[*k as usize];
+        let i = self.by_hash.partition_point(|k| piece(k) < Some(hash));
+        let k = *self.by_hash.get(i)?;
+        (piece(&k) == Some(hash)).then_some(k as usize)
     }
 
     fn offsets_of(&self, k: usize) -> &[u32] {
@@ -136,8 +151,8 @@ impl Seen {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.by_hash.capacity() * std::mem::size_of::<(u64, u32)>()
-            + (self.firsts.capacity() + self.offsets.capacity()) * 4
+        self.pieces.capacity() * 8
+            + (self.by_hash.capacity() + self.firsts.capacity() + self.offsets.capacity()) * 4
             + self.values.capacity() * 8
     }
 }
@@ -160,9 +175,13 @@ impl<'p> Reused<'p> {
                 cursor: Cell::new(0),
             };
         };
-        let matched = pieces
-            .iter()
-            .filter_map(|p| Some((p.start, seen.host_of(p.hash?)?)));
+        let mut guess = 0;
+        let mut matched = |p: &Piece| {
+            let k = seen.host_of(p.hash?, guess)?;
+            guess = k + 1;
+            Some((p.start, k))
+        };
+        let matched = pieces.iter().filter_map(&mut matched);
         Reused {
             seen: Some((seen, &prev.hosts)),
             at: matched.collect(),
