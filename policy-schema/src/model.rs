@@ -126,7 +126,7 @@ pub struct Exemption {
 }
 
 /// A firewall-style rule: first match in file order wins; mirrored.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Rule {
     pub name: String,
     pub from: Vec<Endpoint>,

@@ -19,7 +19,7 @@ mod tree;
 use toml_edit::Document;
 
 use crate::fields::{Kind, TableSpec, ROOT};
-use crate::raw::{RawHost, RawPolicy};
+use crate::raw::{RawHost, RawPolicy, RawRule};
 use crate::report::Report;
 pub(crate) use endpoint::Known;
 use entries::{item_desc, start, Entries};
@@ -60,15 +60,17 @@ pub(crate) fn parse_segments(
     Some((walk(rep, &root, reuse)?, headers))
 }
 
-/// `[[hosts]]` entries a caller already holds, known by the offset of their header: the
-/// tree has an empty table there (`scan::segments` skipped the body) and the walk takes
-/// the entry from here instead of reading that table.
+/// `[[hosts]]` and `[[rules]]` entries a caller already holds, known by the offset of
+/// their header: the tree has an empty table there (`scan::segments` skipped the body) and
+/// the walk takes the entry from here instead of reading that table.
 pub(crate) trait Reuse {
-    /// The host name of the reused entry whose header is at `at`, if it is one.
+    /// The name of the reused entry whose header is at `at`, if it is one.
     fn name(&self, at: usize) -> Option<&str>;
     /// That entry as [`tables::host`] would read it with `known`, labelled `label`;
     /// `None` when it cannot say (the walk then gives up).
     fn host(&self, at: usize, label: String, known: &Known) -> Option<RawHost>;
+    /// The same for a reused `[[rules]]` entry.
+    fn rule(&self, at: usize, label: String, known: &Known) -> Option<RawRule>;
 }
 
 /// The plain walk: every table is read.
@@ -80,6 +82,10 @@ impl Reuse for NoReuse {
     }
 
     fn host(&self, _: usize, _: String, _: &Known) -> Option<RawHost> {
+        None
+    }
+
+    fn rule(&self, _: usize, _: String, _: &Known) -> Option<RawRule> {
         None
     }
 }
@@ -108,10 +114,13 @@ fn walk(rep: &mut Report, root: &Table, reuse: &dyn Reuse) -> Option<RawPolicy> 
         raw.exemptions
             .push(tables::exemption(rep, &mut x.read(), &known));
     }
-    let rules = table_array(rep, &mut e, "rules", &NoReuse);
+    let rules = table_array(rep, &mut e, "rules", reuse);
     raw.rules.reserve_exact(rules.len());
     for r in rules {
-        raw.rules.push(tables::rule(rep, &mut r.read(), &known));
+        raw.rules.push(match r {
+            Opened::Read(mut r) => tables::rule(rep, &mut r, &known),
+            Opened::Reused(at, label) => reuse.rule(at, label, &known)?,
+        });
     }
     Some(raw)
 }
@@ -126,7 +135,7 @@ impl<'a> Opened<'a> {
     fn read(self) -> Entries<'a> {
         match self {
             Opened::Read(e) => e,
-            Opened::Reused(..) => unreachable!("only hosts are reused"),
+            Opened::Reused(..) => unreachable!("only hosts and rules are reused"),
         }
     }
 }

@@ -47,6 +47,9 @@ fn other(which: u8, x: u8) -> String {
         9 => "[hosts]\nname = \"x\"\n".into(),
         10 => "notes = [\n[\"x\"],\n]\n".into(),
         11 => "s = \"\"\"\n[[hosts]]\nname = \"ghost\"\n\"\"\"\n".into(),
+        13 => format!("[[rules]]\nname = \"web{x}\"\nfrom = [\"zone:lan\", \"10.8.0.0/16\"]\nto = [\n  \"host:h{x}\", # the server\n  \"any\",\n]\nprotocol = \"tcp\"\nports = [443, \"8000-8080\"]\naction = \"request\"\nmode = \"transport\"\ncipher = \"aes-gcm-256\"\n"),
+        14 => format!("[[rules]]\nname = \"legacy{x}\"\nfrom = [\"host:h{x}\"]\nto = [\"cluster:c{x}\"]\naction = \"require\"\ncipher = \"3des-hmac-sha1\"\n"),
+        15 => "[defaults]\nallow-legacy = true\ncipher = \"chacha20-poly1305\"\n".into(),
         _ => format!("[[exemptions]]\nname = \"x{x}\"\nprotocol = \"icmp\"\n"),
     }
 }
@@ -55,7 +58,7 @@ fn block() -> impl Strategy<Value = String> {
     prop_oneof![
         6 => (0u8..12, 0u8..12, 0u8..12).prop_map(|(n, a, k)| host(n, a, k, 0)),
         4 => (0u8..12, 0u8..12, 0u8..12, 0u8..13).prop_map(|(n, a, k, s)| host(n, a, k, s)),
-        3 => (0u8..13, 0u8..12).prop_map(|(w, x)| other(w, x)),
+        4 => (0u8..17, 0u8..12).prop_map(|(w, x)| other(w, x)),
     ]
 }
 
@@ -236,6 +239,7 @@ proptest! {
     #[test]
     fn every_reload_equals_a_full_load(edits in prop::collection::vec(edit(), 1..24)) {
         let mut blocks = initial();
+        blocks.push(other(13, 2));
         let (mut r, mut current) = (Reloader::new(), None);
         step(&mut r, &mut current, &blocks.concat());
         let mut reused = 0;
@@ -260,6 +264,9 @@ proptest! {
                 let mut p = l.policy;
                 if let Some(a) = p.hosts.first_mut().and_then(|h| h.addresses.first_mut()) {
                     *a = "10.200.0.1".parse().expect("an address");
+                }
+                if let Some(r) = p.rules.first_mut() {
+                    r.action = crate::Action::Permit;
                 }
                 p
             });
