@@ -3,7 +3,9 @@
 //!
 //! Pipeline: [`parse`] (syntax, keys, types and values, against the declarative tables in
 //! `fields`) → `check` (cross-references, overlaps, capacities) → `build` (typed model).
-//! No I/O beyond [`load_path`] reading the one file it is given.
+//! No I/O beyond [`load_path`] reading the one file it is given. A daemon that reloads the
+//! file on every change uses a [`Reloader`], which gives the same results and rereads
+//! only the entries that changed.
 
 mod build;
 mod check;
