@@ -48,19 +48,21 @@ pub struct Reloader {
     keys: RandomState,
     /// What the last successful load saw, if it was read piece by piece.
     last: Option<Seen>,
-    /// Hosts reused by the last call (tests check that reuse happens at all).
+    /// Entries reused by the last call (tests check that reuse happens at all).
     #[cfg(test)]
     reused: usize,
 }
 
 impl Reloader {
+    /// A reloader that keeps nothing yet: its first load reads the whole text.
     pub fn new() -> Self {
         Reloader::default()
     }
 
     /// The same as [`crate::load`]`(file, text)`, faster when `previous` is the policy the
     /// last successful call returned (unchanged) and few entries differ. Any other
-    /// `previous` (or `None`) is safe and loads in full.
+    /// `previous` (or `None`) is safe and loads in full. A call that returns errors keeps
+    /// what the last good load kept, so the next call can pass the policy still in force.
     pub fn load(
         &mut self,
         file: &str,
