@@ -3,7 +3,9 @@
 //!
 //! Pipeline: [`parse`] (syntax, keys, types and values, against the declarative tables in
 //! `fields`) → `check` (cross-references, overlaps, capacities) → `build` (typed model).
-//! No I/O beyond [`load_path`] reading the one file it is given.
+//! No I/O beyond [`load_path`] reading the one file it is given. A daemon that reloads the
+//! file on every change uses a [`Reloader`], which gives the same results and rereads
+//! only the entries that changed.
 
 mod build;
 mod check;
@@ -12,6 +14,7 @@ mod fields;
 pub mod model;
 mod parse;
 mod raw;
+mod reload;
 mod report;
 mod schema;
 mod suggest;
@@ -21,6 +24,7 @@ use std::path::Path;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use model::*;
+pub use reload::Reloader;
 
 /// A policy that passed validation, and the warnings it produced.
 #[derive(Clone, Debug)]
@@ -37,6 +41,11 @@ pub fn load(file: &str, text: &str) -> Result<Loaded, Diagnostics> {
     let Some(raw) = parse::parse(&mut rep, text) else {
         return Err(Diagnostics(rep.finish()));
     };
+    check_and_build(rep, raw)
+}
+
+/// The stages after the parse: cross-checks, then the typed policy.
+fn check_and_build(mut rep: report::Report, raw: raw::RawPolicy) -> Result<Loaded, Diagnostics> {
     let res = check::Resolver::new(&raw);
     check::check(&mut rep, &raw, &res);
     if rep.has_errors() {

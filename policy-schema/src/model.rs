@@ -88,7 +88,7 @@ pub struct Zone {
 }
 
 /// An IPsec member: one agent with one X25519 key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Host {
     pub name: String,
     pub addresses: Vec<IpAddr>,
@@ -126,7 +126,7 @@ pub struct Exemption {
 }
 
 /// A firewall-style rule: first match in file order wins; mirrored.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Rule {
     pub name: String,
     pub from: Vec<Endpoint>,

@@ -16,8 +16,13 @@ struct Seen<'r, K> {
 
 impl<'r, K: Hash + Eq> Seen<'r, K> {
     fn new() -> Self {
+        Seen::with_capacity(0)
+    }
+
+    /// Sized for `n` values: a map regrown by doubling rehashes every key seen so far.
+    fn with_capacity(n: usize) -> Self {
         Seen {
-            first: HashMap::default(),
+            first: HashMap::with_capacity_and_hasher(n, Default::default()),
         }
     }
 
@@ -93,7 +98,7 @@ fn unique_names<'r>(
     kind: &str,
     entries: impl Iterator<Item = (&'r str, usize, &'r str)>,
 ) {
-    let mut seen: Seen<&str> = Seen::new();
+    let mut seen: Seen<&str> = Seen::with_capacity(entries.size_hint().1.unwrap_or(0));
     for (name, at, label) in entries {
         if let Some((prev, prev_label)) = seen.note(name, at, label) {
             let msg = format!(
@@ -115,7 +120,8 @@ fn duplicate_addresses(rep: &mut Report, raw: &RawPolicy) {
         .clusters
         .iter()
         .map(|c| (&c.addresses, c.origin.label.as_str()));
-    let mut seen: Seen<IpAddr> = Seen::new();
+    let hosts_n: usize = raw.hosts.iter().map(|h| h.addresses.len()).sum();
+    let mut seen: Seen<IpAddr> = Seen::with_capacity(hosts_n + raw.clusters.len());
     for (addrs, label) in hosts.chain(clusters) {
         for a in addrs {
             if let Some((prev, prev_label)) = seen.note(a.v, a.at, label) {
@@ -132,7 +138,7 @@ fn duplicate_addresses(rep: &mut Report, raw: &RawPolicy) {
 
 /// Pair keys are derived from both public keys: two entries with one key would share keys.
 fn duplicate_keys(rep: &mut Report, raw: &RawPolicy) {
-    let mut seen: Seen<PublicKey> = Seen::new();
+    let mut seen: Seen<PublicKey> = Seen::with_capacity(raw.hosts.len() + raw.clusters.len());
     let hosts = raw
         .hosts
         .iter()

@@ -5,6 +5,7 @@ use rustc_hash::FxHashSet as HashSet;
 use std::net::IpAddr;
 
 use super::tree::{Item, Table};
+use super::Reuse;
 use crate::model::Endpoint;
 use crate::suggest::{closest, did_you_mean};
 use crate::values;
@@ -43,8 +44,9 @@ impl<'a> FromIterator<&'a str> for NameSet<'a> {
     }
 }
 
-/// The `name` strings of an array of tables, however it is written.
-fn names_in<'a>(item: Option<&'a Item<'a>>) -> NameSet<'a> {
+/// The `name` strings of an array of tables, however it is written; a reused table's
+/// name comes from `reuse`.
+fn names_in<'a>(item: Option<&'a Item<'a>>, reuse: &'a dyn Reuse) -> NameSet<'a> {
     let tables: Vec<&Table> = match item {
         Some(Item::ArrayOfTables(a)) => a.iter().collect(),
         Some(Item::Value(v)) => v
@@ -53,14 +55,18 @@ fn names_in<'a>(item: Option<&'a Item<'a>>) -> NameSet<'a> {
             .unwrap_or_default(),
         _ => Vec::new(),
     };
-    tables
-        .iter()
-        .filter_map(|t| t.get("name")?.as_str())
-        .collect()
+    let name = |t: &&'a Table<'a>| {
+        let at = t.span.as_ref().map(|s| s.start);
+        match at.and_then(|at| reuse.name(at)) {
+            Some(n) => Some(n),
+            None => t.get("name")?.as_str(),
+        }
+    };
+    tables.iter().filter_map(name).collect()
 }
 
 impl<'a> Known<'a> {
-    pub fn scan(root: &'a Table<'a>) -> Known<'a> {
+    pub fn scan(root: &'a Table<'a>, reuse: &'a dyn Reuse) -> Known<'a> {
         let zones = root
             .get("zones")
             .and_then(|z| z.as_table_like())
@@ -68,8 +74,8 @@ impl<'a> Known<'a> {
             .unwrap_or_default();
         Known {
             zones,
-            hosts: names_in(root.get("hosts")),
-            clusters: names_in(root.get("clusters")),
+            hosts: names_in(root.get("hosts"), reuse),
+            clusters: names_in(root.get("clusters"), &super::NoReuse),
         }
     }
 

@@ -16,15 +16,14 @@ mod scan;
 mod tables;
 mod tree;
 
-use std::fmt::Write;
-
 use toml_edit::Document;
 
 use crate::fields::{Kind, TableSpec, ROOT};
-use crate::raw::RawPolicy;
+use crate::raw::{RawHost, RawPolicy, RawRule};
 use crate::report::Report;
 pub(crate) use endpoint::Known;
 use entries::{item_desc, start, Entries};
+pub(crate) use scan::Segment;
 use tree::{Item, Table};
 
 /// Parse `text`; `None` after a TOML syntax error (already reported).
@@ -44,33 +43,101 @@ pub(crate) fn parse(rep: &mut Report, text: &str) -> Option<RawPolicy> {
             }
         },
     };
-    Some(walk(rep, &root))
+    walk(rep, &root, &NoReuse)
 }
 
-/// The root table, key by key, against the format's tables.
-fn walk(rep: &mut Report, root: &Table) -> RawPolicy {
-    let known = Known::scan(root);
+/// `text` read piece by piece (`scan::segments`) and walked with `reuse`, which must claim
+/// exactly the pieces whose body is skipped; also the offset of every header. `None` when
+/// the scanner does not take the pieces (the caller then runs the full [`parse`]), or
+/// `reuse` fails.
+pub(crate) fn parse_segments(
+    rep: &mut Report,
+    text: &str,
+    segs: &[Segment],
+    reuse: &dyn Reuse,
+) -> Option<(RawPolicy, Vec<usize>)> {
+    let (root, headers) = scan::segments(text, segs)?;
+    Some((walk(rep, &root, reuse)?, headers))
+}
+
+/// `[[hosts]]` and `[[rules]]` entries a caller already holds, known by the offset of
+/// their header: the tree has an empty table there (`scan::segments` skipped the body) and
+/// the walk takes the entry from here instead of reading that table.
+pub(crate) trait Reuse {
+    /// The name of the reused entry whose header is at `at`, if it is one.
+    fn name(&self, at: usize) -> Option<&str>;
+    /// That entry as [`tables::host`] would read it with `known`, labelled `label`;
+    /// `None` when it cannot say (the walk then gives up).
+    fn host(&self, at: usize, label: String, known: &Known) -> Option<RawHost>;
+    /// The same for a reused `[[rules]]` entry.
+    fn rule(&self, at: usize, label: String, known: &Known) -> Option<RawRule>;
+}
+
+/// The plain walk: every table is read.
+pub(crate) struct NoReuse;
+
+impl Reuse for NoReuse {
+    fn name(&self, _: usize) -> Option<&str> {
+        None
+    }
+
+    fn host(&self, _: usize, _: String, _: &Known) -> Option<RawHost> {
+        None
+    }
+
+    fn rule(&self, _: usize, _: String, _: &Known) -> Option<RawRule> {
+        None
+    }
+}
+
+/// The root table, key by key, against the format's tables; `None` only when `reuse`
+/// cannot supply an entry it claimed.
+fn walk(rep: &mut Report, root: &Table, reuse: &dyn Reuse) -> Option<RawPolicy> {
+    let known = Known::scan(root, reuse);
     let mut e = Entries::open(rep, &ROOT, root, 0, String::new());
     let _ = e.int(rep, "version");
     let mut raw = settings(rep, &mut e);
     // Sized up front: a Vec of 10k raw hosts regrown by doubling copies megabytes.
-    let hosts = table_array(rep, &mut e, "hosts");
+    let hosts = table_array(rep, &mut e, "hosts", reuse);
     raw.hosts.reserve_exact(hosts.len());
-    for mut h in hosts {
-        raw.hosts.push(tables::host(rep, &mut h, &known));
+    for h in hosts {
+        raw.hosts.push(match h {
+            Opened::Read(mut h) => tables::host(rep, &mut h, &known),
+            Opened::Reused(at, label) => reuse.host(at, label, &known)?,
+        });
     }
-    for mut c in table_array(rep, &mut e, "clusters") {
-        raw.clusters.push(tables::cluster(rep, &mut c, &known));
+    for c in table_array(rep, &mut e, "clusters", &NoReuse) {
+        raw.clusters
+            .push(tables::cluster(rep, &mut c.read(), &known));
     }
-    for mut x in table_array(rep, &mut e, "exemptions") {
-        raw.exemptions.push(tables::exemption(rep, &mut x, &known));
+    for x in table_array(rep, &mut e, "exemptions", &NoReuse) {
+        raw.exemptions
+            .push(tables::exemption(rep, &mut x.read(), &known));
     }
-    let rules = table_array(rep, &mut e, "rules");
+    let rules = table_array(rep, &mut e, "rules", reuse);
     raw.rules.reserve_exact(rules.len());
-    for mut r in rules {
-        raw.rules.push(tables::rule(rep, &mut r, &known));
+    for r in rules {
+        raw.rules.push(match r {
+            Opened::Read(mut r) => tables::rule(rep, &mut r, &known),
+            Opened::Reused(at, label) => reuse.rule(at, label, &known)?,
+        });
     }
-    raw
+    Some(raw)
+}
+
+/// An element of a table array: opened for reading, or reused (header offset, label).
+enum Opened<'a> {
+    Read(Entries<'a>),
+    Reused(usize, String),
+}
+
+impl<'a> Opened<'a> {
+    fn read(self) -> Entries<'a> {
+        match self {
+            Opened::Read(e) => e,
+            Opened::Reused(..) => unreachable!("only hosts and rules are reused"),
+        }
+    }
 }
 
 fn syntax_error(rep: &mut Report, err: &toml_edit::TomlError) {
@@ -133,7 +200,12 @@ fn sub_table<'a>(rep: &mut Report, e: &mut Entries<'a>, name: &'static str) -> O
 }
 
 /// The elements of a `[[name]]` array of tables (or a list of inline tables).
-fn table_array<'a>(rep: &mut Report, e: &mut Entries<'a>, name: &'static str) -> Vec<Entries<'a>> {
+fn table_array<'a>(
+    rep: &mut Report,
+    e: &mut Entries<'a>,
+    name: &'static str,
+    reuse: &dyn Reuse,
+) -> Vec<Opened<'a>> {
     let Some((field, key_at, item)) = e.get(name) else {
         return Vec::new();
     };
@@ -170,23 +242,30 @@ fn table_array<'a>(rep: &mut Report, e: &mut Entries<'a>, name: &'static str) ->
             ),
         ),
     }
-    tables
-        .into_iter()
-        .map(|(i, t, at)| Entries::open(rep, spec, t, at, label(spec, i, t)))
-        .collect()
+    let open = |(i, t, at): (usize, &'a Table<'a>, usize)| match reuse.name(at) {
+        Some(n) => Opened::Reused(at, label(spec, i, Some(n))),
+        None => {
+            let name = t.get("name").and_then(Item::as_str);
+            Opened::Read(Entries::open(rep, spec, t, at, label(spec, i, name)))
+        }
+    };
+    tables.into_iter().map(open).collect()
 }
 
 /// `rules[2] "web"`: the index (from 0) and the name, if it has a string one.
-fn label(spec: &TableSpec, i: usize, t: &Table) -> String {
-    match t.get("name").and_then(Item::as_str) {
+fn label(spec: &TableSpec, i: usize, name: Option<&str>) -> String {
+    match name {
         // `{:?}` escapes only quotes, backslashes and unprintable characters: a name with
         // none of them is copied as is, not run through the escaper char by char.
         Some(n)
             if n.bytes()
                 .all(|b| matches!(b, b' '..=b'~') && b != b'"' && b != b'\\') =>
         {
-            let mut s = String::with_capacity(spec.name.len() + n.len() + 12);
-            let _ = write!(s, "{}[{i}] \"", spec.name);
+            let mut s = String::with_capacity(spec.name.len() + n.len() + 26);
+            s.push_str(spec.name);
+            s.push('[');
+            push_decimal(&mut s, i);
+            s.push_str("] \"");
             s.push_str(n);
             s.push('"');
             s
@@ -194,6 +273,21 @@ fn label(spec: &TableSpec, i: usize, t: &Table) -> String {
         Some(n) => format!("{}[{i}] {n:?}", spec.name),
         None => format!("{}[{i}]", spec.name),
     }
+}
+
+/// `i` in decimal, without the formatting machinery (a label per host, 10k per load).
+fn push_decimal(s: &mut String, mut i: usize) {
+    let mut digits = [0u8; 20];
+    let mut n = digits.len();
+    loop {
+        n -= 1;
+        digits[n] = b'0' + (i % 10) as u8;
+        i /= 10;
+        if i == 0 {
+            break;
+        }
+    }
+    s.extend(digits[n..].iter().map(|&d| char::from(d)));
 }
 
 #[cfg(test)]

@@ -176,20 +176,12 @@ proptest! {
 /// The label's fast path writes exactly what `{:?}` would.
 #[test]
 fn labels_match_debug_formatting() {
-    use super::tree::{Entry, Item, Table, Value, ValueKind};
     for name in [
         "web", "a b", "it's", "q\"x", "b\\s", "tab\t", "é", "", "x\u{7f}",
     ] {
-        let mut t = Table::new(None);
-        t.push(Entry {
-            key: "name".into(),
-            key_span: 0..0,
-            item: Item::Value(Value {
-                span: 0..0,
-                kind: ValueKind::String(name.into()),
-            }),
-        });
-        let want = format!("rules[3] {name:?}");
-        assert_eq!(super::label(&crate::fields::RULE, 3, &t), want);
+        for i in [0, 3, 10, 999, 12345, usize::MAX] {
+            let want = format!("rules[{i}] {name:?}");
+            assert_eq!(super::label(&crate::fields::RULE, i, Some(name)), want);
+        }
     }
 }

@@ -21,18 +21,44 @@ const MAX_DEPTH: usize = 16;
 /// The root table, or `None` when the text is not (all) in the subset or the builder
 /// declines it.
 pub(crate) fn document(text: &str) -> Option<Table<'_>> {
-    let mut s = Scanner {
-        text,
-        bytes: text.as_bytes(),
-        pos: 0,
-        depth: 0,
-        b: Builder::new(),
-    };
-    s.document()?;
-    if s.b.declined {
-        return None;
+    let mut s = Scanner::new(text);
+    s.lines_until(text.len())?;
+    s.finish()
+}
+
+/// One piece of the text for [`segments`]: `start..end` begins at a line start; `skip_body`
+/// keeps only its first line (a header), the rest being known to hold only key-values of
+/// that header's table.
+pub(crate) struct Segment {
+    pub start: usize,
+    pub end: usize,
+    pub skip_body: bool,
+}
+
+/// As [`document`], piece by piece; a skipped body leaves its table empty. Each piece must
+/// be read from a line start at the top level to its end (no value running on past it), so
+/// a `[` line inside a multi-line array cannot pass for a header. Also returns the offsets
+/// of the headers read, in order.
+pub(crate) fn segments<'t>(text: &'t str, segs: &[Segment]) -> Option<(Table<'t>, Vec<usize>)> {
+    let mut s = Scanner::new(text);
+    for seg in segs {
+        if s.pos != seg.start || seg.end > text.len() {
+            return None;
+        }
+        if seg.skip_body {
+            s.skip_ws();
+            (s.peek() == Some(b'[')).then_some(())?;
+            s.header()?;
+            s.line_end()?;
+            (s.pos <= seg.end).then_some(())?;
+            s.pos = seg.end;
+        } else {
+            s.lines_until(seg.end)?;
+        }
     }
-    s.b.finish()
+    (s.pos == text.len()).then_some(())?;
+    let headers = std::mem::take(&mut s.headers);
+    Some((s.finish()?, headers))
 }
 
 struct Scanner<'t> {
@@ -41,6 +67,8 @@ struct Scanner<'t> {
     pos: usize,
     depth: usize,
     b: Builder<'t>,
+    /// Offset of each `[` of a header, in order.
+    headers: Vec<usize>,
 }
 
 /// Bytes that may follow an unquoted value (`1`, `true`) in the subset.
@@ -49,6 +77,24 @@ fn ends_atom(b: Option<&u8>) -> bool {
 }
 
 impl<'t> Scanner<'t> {
+    fn new(text: &'t str) -> Self {
+        Scanner {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            depth: 0,
+            b: Builder::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    fn finish(self) -> Option<Table<'t>> {
+        if self.b.declined {
+            return None;
+        }
+        self.b.finish()
+    }
+
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
@@ -59,17 +105,19 @@ impl<'t> Scanner<'t> {
         }
     }
 
-    fn document(&mut self) -> Option<()> {
-        loop {
+    /// Lines (a multi-line array is one) up to exactly `end`, a line start or the text's end.
+    fn lines_until(&mut self, end: usize) -> Option<()> {
+        while self.pos < end {
             self.skip_ws();
             match self.peek() {
-                None => return Some(()),
+                None => break,
                 Some(b'\n' | b'\r' | b'#') => {}
                 Some(b'[') => self.header()?,
                 Some(_) => self.key_value()?,
             }
             self.line_end()?;
         }
+        (self.pos == end).then_some(())
     }
 
     /// Optional whitespace and comment, then a line end or the end of the text.
@@ -128,6 +176,7 @@ impl<'t> Scanner<'t> {
     /// `[name]` or `[[name]]`, spaces allowed inside the brackets.
     fn header(&mut self) -> Option<()> {
         let start = self.pos;
+        self.headers.push(start);
         let array = self.bytes[start..].starts_with(b"[[");
         self.pos += if array { 2 } else { 1 };
         self.b.header_open(start);
