@@ -58,8 +58,19 @@ pub fn load(args: &PolicyArgs) -> anyhow::Result<Context> {
 
 /// As [`load`], from the file's text already read (the daemon hashes exactly what it parses).
 pub fn load_text(args: &PolicyArgs, text: &str) -> anyhow::Result<Context> {
+    reload_text(args, text, &mut policy_schema::Reloader::new(), None)
+}
+
+/// As [`load_text`], reusing what `reloader` kept of the last load: unchanged entries are
+/// taken from `previous` (the policy that load returned). The result is the same.
+pub fn reload_text(
+    args: &PolicyArgs,
+    text: &str,
+    reloader: &mut policy_schema::Reloader,
+    previous: Option<&policy_schema::Policy>,
+) -> anyhow::Result<Context> {
     let file = args.config.display().to_string();
-    let (policy, warnings) = match policy_schema::load(&file, text) {
+    let (policy, warnings) = match reloader.load(&file, text, previous) {
         Ok(l) => (l.policy, l.warnings),
         Err(d) => return Err(anyhow::anyhow!("{d}\n{file}: invalid policy")),
     };

@@ -91,6 +91,8 @@ pub struct Worker {
     /// SA classes (family, algorithm) the kernel refused for a missing feature, with that
     /// feature: their writes are left out until a resync's probe gets one through.
     blocked: BTreeMap<SaClass, String>,
+    /// What the last load kept to make the next one cheaper (unchanged entries reused).
+    reloader: policy_schema::Reloader,
     /// The kernel dump made while a reload parsed, for the reconcile that follows it.
     observed: Option<Observation>,
     pub view: DaemonView,
@@ -128,7 +130,8 @@ fn same_objects(a: &Desired, b: &Desired) -> bool {
 impl Worker {
     /// Load the policy and key; an invalid file here is fatal (there is nothing to keep).
     pub fn start(args: &PolicyArgs, sock: NlSocket) -> anyhow::Result<Worker> {
-        let loaded = read_and_load(args)?;
+        let mut reloader = policy_schema::Reloader::new();
+        let loaded = read_and_load(args, &mut reloader)?;
         context::print_warnings(&loaded.ctx.warnings);
         let view = DaemonView {
             pid: std::process::id(),
@@ -153,6 +156,7 @@ impl Worker {
             encap: EncapSockets::default(),
             blocked: BTreeMap::new(),
             observed: None,
+            reloader,
             view,
             metrics: Metrics::default(),
         })

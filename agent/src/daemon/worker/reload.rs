@@ -54,11 +54,14 @@ fn key_fingerprint(args: &PolicyArgs) -> String {
     hex(&h.finalize())
 }
 
-pub(super) fn read_and_load(args: &PolicyArgs) -> anyhow::Result<Loaded> {
+pub(super) fn read_and_load(
+    args: &PolicyArgs,
+    reloader: &mut policy_schema::Reloader,
+) -> anyhow::Result<Loaded> {
     let keys = key_fingerprint(args);
     let text = std::fs::read_to_string(&args.config)
         .with_context(|| format!("{}: cannot read the policy file", args.config.display()))?;
-    let ctx = context::load_text(args, &text)?;
+    let ctx = context::reload_text(args, &text, reloader, None)?;
     Ok(Loaded {
         sha256: sha256_hex(&text),
         keys,
@@ -104,8 +107,10 @@ impl Worker {
         }
         let own = self.loaded.ctx.policy.ownership.clone();
         let args = &self.args;
-        let (loaded, observed) =
-            observing(&mut self.sock, &own, || context::load_text(args, &text));
+        let (reloader, previous) = (&mut self.reloader, &self.loaded.ctx.policy);
+        let (loaded, observed) = observing(&mut self.sock, &own, || {
+            context::reload_text(args, &text, reloader, Some(previous))
+        });
         match loaded {
             Ok(ctx) => {
                 self.observed = Some((own, observed));
