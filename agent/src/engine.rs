@@ -7,7 +7,7 @@ use policy_schema::Ownership;
 use serde::Serialize;
 
 use crate::kernel::{self, ErrorKind, KernelError, NlSocket};
-use crate::model::{Desired, DesiredSa, Observed, Op, OpKind, SaDir, SaKey};
+use crate::model::{Desired, DesiredSa, Op, OpKind, SaDir, SaKey};
 use crate::plan::diff::{diff_with, sa_class, Plan, SaClass};
 
 /// One op the kernel refused.
@@ -164,20 +164,6 @@ pub fn reconcile_with(
     opts: &Options,
 ) -> Result<Outcome, KernelError> {
     let observed = kernel::observe(sock, own)?;
-    reconcile_observed(sock, desired, observed, own, opts)
-}
-
-/// `reconcile_with` from an observation the caller already made of this socket's
-/// namespace (the daemon dumps while it parses and compiles). Anything that changed since
-/// is caught like any race between a dump and a write: EEXIST/ENOENT lead to a fresh
-/// observation of the objects concerned, and events report later changes.
-pub fn reconcile_observed(
-    sock: &mut NlSocket,
-    desired: &Desired,
-    observed: Observed,
-    own: &Ownership,
-    opts: &Options,
-) -> Result<Outcome, KernelError> {
     let installed = (observed.policies.len(), observed.states.len());
     let plan = diff_with(desired, &observed, own, &opts.writable());
     drop(observed);

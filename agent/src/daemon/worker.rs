@@ -12,8 +12,8 @@ use super::metrics::Metrics;
 use crate::cli::context;
 use crate::cli::PolicyArgs;
 use crate::engine;
-use crate::kernel::{self, encap, KernelError, NlSocket};
-use crate::model::{Desired, Observed, NAT_T_PORT};
+use crate::kernel::{self, encap, NlSocket};
+use crate::model::{Desired, NAT_T_PORT};
 use crate::plan;
 use crate::plan::diff::SaClass;
 use reload::{read_and_load, Loaded};
@@ -50,25 +50,6 @@ impl Cause {
     }
 }
 
-/// A dump of the owned objects, and the ownership it was made for.
-type Observation = (policy_schema::Ownership, Result<Observed, KernelError>);
-
-/// Run `work` while another thread dumps the kernel's owned objects. At 10,000 peers the
-/// dump takes about as long as parsing or compiling, and neither needs the other: a
-/// reload's path to the kernel gets that much shorter on a machine with two cores.
-fn observing<T: Send>(
-    sock: &mut NlSocket,
-    own: &policy_schema::Ownership,
-    work: impl FnOnce() -> T + Send,
-) -> (T, Result<Observed, KernelError>) {
-    std::thread::scope(|s| {
-        let dump = s.spawn(|| kernel::observe(sock, own));
-        let out = work();
-        let obs = dump.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-        (out, obs)
-    })
-}
-
 /// The UDP 4500 sockets, one per family, held while any SA of that family is encapsulated.
 #[derive(Default)]
 struct EncapSockets {
@@ -93,8 +74,6 @@ pub struct Worker {
     blocked: BTreeMap<SaClass, String>,
     /// What the last load kept to make the next one cheaper (unchanged entries reused).
     reloader: policy_schema::Reloader,
-    /// The kernel dump made while a reload parsed, for the reconcile that follows it.
-    observed: Option<Observation>,
     pub view: DaemonView,
     pub metrics: Metrics,
 }
@@ -155,7 +134,6 @@ impl Worker {
             retired: None,
             encap: EncapSockets::default(),
             blocked: BTreeMap::new(),
-            observed: None,
             reloader,
             view,
             metrics: Metrics::default(),
@@ -215,24 +193,14 @@ impl Worker {
     pub fn reconcile(&mut self, cause: Cause) -> anyhow::Result<()> {
         let t0 = Instant::now();
         let local = kernel::addrs::local_addrs().context("reading local addresses")?;
-        let ctx = &self.loaded.ctx;
-        let own = &ctx.policy.ownership;
-        let compile = || plan::desired(&ctx.policy, &ctx.identity, &local, context::system_now());
-        // A probe write (below) must come before the dump; otherwise dump while compiling,
-        // unless the reload that led here dumped while it parsed.
-        let probe = !self.blocked.is_empty() && cause == Cause::Resync;
-        let (full, observed) = match self.observed.take() {
-            Some((o, observed)) if &o == own && !probe => (compile()?, Some(observed)),
-            _ if probe => (compile()?, None),
-            _ => {
-                let (full, observed) = observing(&mut self.sock, own, compile);
-                (full?, Some(observed))
-            }
+        let full = {
+            let ctx = &self.loaded.ctx;
+            plan::desired(&ctx.policy, &ctx.identity, &local, context::system_now())?
         };
         self.sync_encap(&full);
         // After a kernel refused a class of SAs for a missing feature, only the resync
         // tries that class again, and only when a probe write of one of them gets through.
-        if probe {
+        if !self.blocked.is_empty() && cause == Cause::Resync {
             let classes = self.blocked.keys().cloned().collect();
             let still = engine::still_blocked(&mut self.sock, &full, &classes)?;
             self.blocked.retain(|c, _| still.contains(c));
@@ -248,11 +216,7 @@ impl Worker {
             blocked: &blocked,
         };
         let own = &self.loaded.ctx.policy.ownership;
-        let observed = match observed {
-            Some(o) => o?,
-            None => kernel::observe(&mut self.sock, own)?,
-        };
-        let out = engine::reconcile_observed(&mut self.sock, &full, observed, own, &opts)?;
+        let out = engine::reconcile_with(&mut self.sock, &full, own, &opts)?;
         let secs = t0.elapsed().as_secs_f64();
         self.account(cause, &out, &full, secs);
         self.last = Some(full);

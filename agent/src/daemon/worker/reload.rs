@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 
-use super::{observing, unix_now, Worker};
+use super::{unix_now, Worker};
 use crate::cli::context::{self, Context};
 use crate::cli::PolicyArgs;
 use crate::daemon::book::ReloadInfo;
@@ -105,15 +105,9 @@ impl Worker {
         if !force && self.rejected.as_deref() == Some(attempt.as_str()) {
             return false;
         }
-        let own = self.loaded.ctx.policy.ownership.clone();
-        let args = &self.args;
-        let (reloader, previous) = (&mut self.reloader, &self.loaded.ctx.policy);
-        let (loaded, observed) = observing(&mut self.sock, &own, || {
-            context::reload_text(args, &text, reloader, Some(previous))
-        });
-        match loaded {
+        let previous = Some(&self.loaded.ctx.policy);
+        match context::reload_text(&self.args, &text, &mut self.reloader, previous) {
             Ok(ctx) => {
-                self.observed = Some((own, observed));
                 ctx.identity.adopt_cache(&self.loaded.ctx.identity);
                 context::print_warnings(&ctx.warnings);
                 tracing::info!(sha256 = %sha256, previous = %self.loaded.sha256, "policy reloaded");
