@@ -35,6 +35,8 @@ pub struct SpiTable {
     lo: u32,
     slots: FastMap<IpAddr, u32>,
     inputs: SpiInputs,
+    /// Every address once, in a slot of its own.
+    unique: bool,
 }
 
 /// All a table depends on: the owned SPI range and the inventory's addresses in file order.
@@ -110,6 +112,7 @@ impl SpiTable {
             .collect();
         addrs.sort();
         addrs.dedup_by(|x, y| x.2 == y.2);
+        let mut unique = addrs.len() == inputs.addrs.len();
         let mut taken = FastSet::with_capacity_and_hasher(addrs.len(), Default::default());
         let mut slots = FastMap::with_capacity_and_hasher(addrs.len(), Default::default());
         for (start, _, addr) in addrs {
@@ -119,10 +122,34 @@ impl SpiTable {
                 s = (s + 1) % n;
                 probes += 1;
             }
-            taken.insert(s);
+            unique &= taken.insert(s);
             slots.insert(addr, s as u32);
         }
-        SpiTable { lo, slots, inputs }
+        SpiTable {
+            lo,
+            slots,
+            inputs,
+            unique,
+        }
+    }
+
+    /// Whether every inventory address appears once and has a slot of its own: then SAs
+    /// with different peers never share a (destination, SPI).
+    pub fn is_collision_free(&self) -> bool {
+        self.unique
+    }
+
+    /// The addresses whose slot differs from the one they had in `old` (new ones included):
+    /// one address added or moved can push another out of its slot (linear probing).
+    pub fn moved_since(&self, old: &SpiTable) -> Vec<IpAddr> {
+        if self.lo != old.lo {
+            return self.slots.keys().copied().collect();
+        }
+        self.slots
+            .iter()
+            .filter(|(a, s)| old.slots.get(*a) != Some(*s))
+            .map(|(a, _)| *a)
+            .collect()
     }
 
     /// The SPI of the SA sent from `src` in `epoch` with `profile`, if `src` is in the
