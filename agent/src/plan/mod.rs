@@ -17,6 +17,7 @@ use states::{Party, Rules, SaContextAll};
 
 pub mod diff;
 pub mod epoch;
+mod incremental;
 pub mod installed;
 pub mod net;
 pub mod policies;
@@ -27,6 +28,8 @@ pub mod spi;
 pub mod states;
 pub mod suite;
 pub mod tunnel;
+
+pub use incremental::{Compiled, Compiler};
 
 #[cfg(test)]
 pub(crate) mod testkit;
@@ -130,6 +133,7 @@ impl Layout {
 ///
 /// `local` only matters for cluster addresses: their SAs exist only on the member that
 /// holds the address right now (and whose identity has the cluster's key).
+/// [`Compiler`] gives the same result, reusing the previous compile where it can.
 pub fn desired(
     policy: &Policy,
     id: &Identity,

@@ -277,6 +277,17 @@ pub(super) fn rule_selectors(
     prune(sels)
 }
 
+/// The policy a transport rule's selectors carry: its priority, action and origin.
+pub(super) fn rule_policy(rule: &Rule, j: usize, layout: &Layout) -> DesiredPolicy {
+    DesiredPolicy {
+        spec: PolicySpec {
+            priority: layout.rule(j),
+            action: rule_action(rule, layout, None),
+        },
+        origin: Origin::Rule(rule.name.as_str().into()),
+    }
+}
+
 fn tunnel_rule(
     rule: &Rule,
     link: &TunnelLink,

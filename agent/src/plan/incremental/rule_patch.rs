@@ -1,0 +1,173 @@
+//! The policies of the rule prefixes that changed, recomputed; all others kept.
+//!
+//! A transport rule's policies for one local address are the selectors towards each
+//! remote prefix, pruned. Pruning only ever drops a selector contained in another one of
+//! the same direction, whose remote prefix then contains its own; so when a changed
+//! prefix neither contains nor lies inside any other prefix of the rule, its selectors are
+//! pruned among themselves alone, and recomputing them is exact. Their keys must also
+//! come from no other rule or exemption (the first writer of a key wins): checked too.
+
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use policy_schema::{Mode, Policy};
+
+use super::super::net::any_contains;
+use super::super::policies::{rule_policy, rule_selectors, RuleSides};
+use super::super::{Layout, RuleNets};
+use crate::fasthash::FastSet;
+use crate::model::{DesiredPolicy, PolicyKey};
+
+/// Per rule (by index), the prefixes whose membership in one of its sides may have
+/// changed (a superset of the true change: membership is tested again later); None when
+/// more than `limit` did in one rule.
+pub(super) fn changed_prefixes(
+    old: &RuleNets,
+    new: &RuleNets,
+    limit: usize,
+) -> Option<Vec<(usize, Vec<IpNet>)>> {
+    let mut out = Vec::new();
+    for (j, (o, n)) in old.iter().zip(new.iter()).enumerate() {
+        if o == n {
+            continue;
+        }
+        let mut d = Vec::new();
+        side_changes(&o.0, &n.0, &mut d);
+        side_changes(&o.1, &n.1, &mut d);
+        d.sort_unstable();
+        d.dedup();
+        if d.len() > limit {
+            return None;
+        }
+        out.push((j, d));
+    }
+    Some(out)
+}
+
+/// Prefixes in one list and not the other. Same length: the usual edit replaces some in
+/// place, so any prefix that differs at a position is taken, from both lists.
+fn side_changes(old: &[IpNet], new: &[IpNet], out: &mut Vec<IpNet>) {
+    if old.len() == new.len() {
+        for (o, n) in old.iter().zip(new).filter(|(o, n)| o != n) {
+            out.extend([*o, *n]);
+        }
+        return;
+    }
+    let (os, ns): (FastSet<&IpNet>, FastSet<&IpNet>) = (old.iter().collect(), new.iter().collect());
+    out.extend(old.iter().filter(|p| !ns.contains(p)));
+    out.extend(new.iter().filter(|p| !os.contains(p)));
+}
+
+/// Policies to take out and to put in.
+#[derive(Default)]
+pub(super) struct RulePatch {
+    remove: Vec<PolicyKey>,
+    add: Vec<(PolicyKey, DesiredPolicy)>,
+}
+
+/// The policy changes of `changes`, for the local addresses `local`; an error says why
+/// they cannot be worked out alone.
+pub(super) fn rule_patch(
+    policy: &Policy,
+    layout: &Layout,
+    local: &[IpAddr],
+    (old, new): (&RuleNets, &RuleNets),
+    changes: &[(usize, Vec<IpNet>)],
+) -> Result<RulePatch, &'static str> {
+    let mut patch = RulePatch::default();
+    for (j, ds) in changes {
+        let rule = &policy.rules[*j];
+        if rule.mode != Mode::Transport {
+            return Err("a tunnel rule's prefixes changed");
+        }
+        let (of, ot) = &old.0[*j];
+        let (nf, nt) = &new.0[*j];
+        for d in ds {
+            isolated(d, [of, ot, nf, nt])?;
+            only_rule(d, *j, policy, old, new)?;
+        }
+        let value = rule_policy(rule, *j, layout);
+        let key = |(dir, sel)| PolicyKey {
+            dir,
+            sel,
+            mark: None,
+        };
+        for a in local {
+            let sides = |from: &[IpNet], to: &[IpNet]| RuleSides {
+                a: *a,
+                in_to: any_contains(to, a),
+                in_from: any_contains(from, a),
+            };
+            let (so, sn) = (sides(of, ot), sides(nf, nt));
+            if so != sn || ds.iter().any(|d| d.contains(a)) {
+                return Err("a rule's change concerns this host's own addresses");
+            }
+            for d in ds {
+                let only = |side: &[IpNet]| if side.contains(d) { vec![*d] } else { vec![] };
+                let gone = rule_selectors(rule, &so, &only(of), &only(ot));
+                let put = rule_selectors(rule, &sn, &only(nf), &only(nt));
+                patch.remove.extend(gone.into_iter().map(key));
+                patch
+                    .add
+                    .extend(put.into_iter().map(|s| (key(s), value.clone())));
+            }
+        }
+    }
+    Ok(patch)
+}
+
+/// `d` neither contains nor lies inside another prefix of the rule's sides.
+fn isolated(d: &IpNet, sides: [&Vec<IpNet>; 4]) -> Result<(), &'static str> {
+    let overlaps = |p: &IpNet| p != d && (p.contains(d) || d.contains(p));
+    if sides.iter().any(|s| s.iter().any(overlaps)) {
+        return Err("a changed prefix overlaps another of its rule");
+    }
+    Ok(())
+}
+
+/// No other rule, no exemption and no built-in makes a selector towards `d`.
+fn only_rule(
+    d: &IpNet,
+    j: usize,
+    policy: &Policy,
+    old: &RuleNets,
+    new: &RuleNets,
+) -> Result<(), &'static str> {
+    let elsewhere = |nets: &RuleNets| {
+        nets.iter()
+            .enumerate()
+            .any(|(k, (f, t))| k != j && (f.contains(d) || t.contains(d)))
+    };
+    if d.prefix_len() == 0
+        || elsewhere(old)
+        || elsewhere(new)
+        || policy.exemptions.iter().any(|e| e.peers.contains(d))
+    {
+        return Err("a changed prefix is also used by another rule or exemption");
+    }
+    Ok(())
+}
+
+impl RulePatch {
+    /// Apply to `map`; an error (a key to take out is missing or one to put in is taken)
+    /// leaves it half done, to be compiled in full.
+    pub(super) fn apply(
+        self,
+        map: &mut BTreeMap<PolicyKey, DesiredPolicy>,
+    ) -> Result<(), &'static str> {
+        for k in &self.remove {
+            map.remove(k).ok_or("a policy to replace was missing")?;
+        }
+        for (k, v) in self.add {
+            match map.entry(k) {
+                Entry::Vacant(e) => {
+                    e.insert(v);
+                }
+                Entry::Occupied(_) => return Err("a new policy's key was taken"),
+            }
+        }
+        Ok(())
+    }
+}
