@@ -3,6 +3,10 @@
 //! against the previous compile. Used to find what to speed up; `scripts/bench-reload`
 //! measures the real thing (rename → kernel).
 //!
+//! Then the incremental compile ([`agent::plan::Compiler`]) next to the full one, on the
+//! benchmark's edit (change k moves host h{k}) and on a recompile with nothing changed,
+//! each result checked against the full compile of the same inputs.
+//!
 //!   cargo run --release -p agent --example profile_reload -- POLICY KEY [ROUNDS]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -13,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use agent::cli::{context, PolicyArgs};
 use agent::model::{Observed, ObservedSa};
-use agent::plan::{desired, diff::diff, Timestamp};
+use agent::plan::{desired, diff::diff, Compiled, Compiler, Timestamp};
 use sha2::{Digest, Sha256};
 
 /// Counts live heap bytes, to report what a loaded policy and a compiled set retain.
@@ -31,6 +35,9 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(p, l) }
     }
 }
+
+#[path = "support/edit.rs"]
+mod edit;
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -120,13 +127,77 @@ fn main() -> anyhow::Result<()> {
         drop(std::mem::replace(&mut prev_d, d));
         mark(6, &mut t);
     }
-    for (name, mut v) in names.iter().zip(t) {
-        v.sort();
-        println!(
-            "{name:10} p50 {:8.2} ms  max {:8.2} ms",
-            v[v.len() / 2].as_secs_f64() * 1e3,
-            v[v.len() - 1].as_secs_f64() * 1e3
+    for (name, v) in names.iter().zip(t) {
+        print_times(name, v);
+    }
+    drop(prev_d);
+    incremental(&args, prev, rounds, now)
+}
+
+fn print_times(name: &str, mut v: Vec<Duration>) {
+    v.sort();
+    println!(
+        "{name:10} p50 {:8.2} ms  max {:8.2} ms",
+        v[v.len() / 2].as_secs_f64() * 1e3,
+        v[v.len() - 1].as_secs_f64() * 1e3
+    );
+}
+
+/// Full compile vs `Compiler` on `rounds` one-host changes, and on a recompile of each
+/// with nothing changed a moment later (same epochs: what resyncs and address events do).
+fn incremental(
+    args: &PolicyArgs,
+    mut prev: context::Context,
+    rounds: usize,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    let local = BTreeSet::new();
+    let mut compiler = Compiler::new();
+    let base = LIVE.load(Ordering::Relaxed);
+    compiler.desired(&prev.policy, &prev.identity, &local, now)?;
+    println!(
+        "retained heap: compiler (desired set + what a patch needs) {:.1} MB",
+        mb(LIVE.load(Ordering::Relaxed) - base)
+    );
+    let mut text = std::fs::read_to_string(&args.config)?;
+    let names = ["full", "drop full", "one host", "no change"];
+    let mut t = vec![Vec::new(); names.len()];
+    for k in 1..=rounds {
+        text = edit::move_host(&text, k as u32)?;
+        let ctx = context::load_text(args, &text)?;
+        ctx.identity.adopt_cache(&prev.identity);
+        // The daemon's clock moves on between compiles (outbound sequence numbers follow).
+        let at = Timestamp(now.nanos() + k as u64 * 100_000_000);
+        // Incremental first: the full compile would leave it the new SPI table.
+        let lap = Instant::now();
+        let got = compiler.desired(&ctx.policy, &ctx.identity, &local, at)?;
+        t[2].push(lap.elapsed());
+        let lap = Instant::now();
+        let full = desired(&ctx.policy, &ctx.identity, &local, at)?;
+        t[0].push(lap.elapsed());
+        assert!(*got == full, "incremental differs from full at change {k}");
+        assert!(
+            matches!(compiler.how(), Some(Compiled::Patched { .. })),
+            "{:?}",
+            compiler.how()
         );
+        let lap = Instant::now();
+        drop(full);
+        t[1].push(lap.elapsed());
+        let later = Timestamp(at.nanos() + 50_000_000);
+        let lap = Instant::now();
+        compiler.desired(&ctx.policy, &ctx.identity, &local, later)?;
+        t[3].push(lap.elapsed());
+        let full = desired(&ctx.policy, &ctx.identity, &local, later)?;
+        assert!(
+            compiler.last() == Some(&full),
+            "no-change recompile differs at {k}"
+        );
+        drop(std::mem::replace(&mut prev, ctx));
+    }
+    println!("compile of a one-host change and of no change, over {rounds} changes:");
+    for (name, v) in names.iter().zip(t) {
+        print_times(name, v);
     }
     Ok(())
 }
