@@ -64,6 +64,7 @@ pub enum PlanError {
 
 /// Every rule's `from` and `to` resolved to prefixes, in file order: resolving scans the
 /// inventory, and both the policies and the SAs need it — once per compile is enough.
+#[derive(Debug, PartialEq, Eq)]
 pub struct RuleNets(Vec<(Vec<IpNet>, Vec<IpNet>)>);
 
 impl RuleNets {

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use policy_schema::{Cipher, Encapsulation, Mode, Policy};
 use sha2::{Digest, Sha256};
 
-use super::net::{addr_tagged, TaggedAddr};
+use super::net::addr_tagged;
 use crate::fasthash::{FastMap, FastSet};
 
 /// SPIs per slot.
@@ -33,10 +33,18 @@ pub const SLOT_SIZE: u32 = 256;
 #[derive(Clone, Debug)]
 pub struct SpiTable {
     lo: u32,
-    slots: FastMap<IpAddr, u32>,
+    slots: FastMap<IpAddr, Slot>,
     inputs: SpiInputs,
     /// Every address once, in a slot of its own.
     unique: bool,
+}
+
+/// Where an address sits, and where its hash put it first (kept: hashing every address
+/// was most of a rebuild when one of them moved).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Slot {
+    slot: u32,
+    home: u32,
 }
 
 /// All a table depends on: the owned SPI range and the inventory's addresses in file order.
@@ -74,6 +82,14 @@ pub fn profile(cipher: Cipher, mode: Mode, encap: Encapsulation) -> u32 {
     cipher.index() * 4 + m * 2 + u
 }
 
+/// The address as a number: ordering by (family, this) is ordering by its tagged bytes.
+fn addr_bits(addr: &IpAddr) -> u128 {
+    match addr {
+        IpAddr::V4(a) => u128::from(u32::from(*a)),
+        IpAddr::V6(a) => u128::from(*a),
+    }
+}
+
 fn slot_hash(addr: &IpAddr) -> u64 {
     let mut h = Sha256::new();
     h.update(b"xfrm-agent v1 spi-slot");
@@ -89,41 +105,53 @@ impl SpiTable {
     /// there are addresses; if it does not, the table is still built but later addresses
     /// share slots (never silently: `complete()` says so).
     pub fn build(policy: &Policy) -> SpiTable {
-        SpiTable::from_inputs(SpiInputs::of(policy))
+        SpiTable::from_inputs(SpiInputs::of(policy), None)
     }
 
     /// The table of `policy`: `prev` itself when the range and the addresses are the same
-    /// (a reload that changes rules only), since hashing every address is most of a build.
+    /// (a reload that changes rules only); else built anew, hashing only the addresses
+    /// `prev` does not have (the result is the same as [`SpiTable::build`]).
     pub fn reuse_or_build(policy: &Policy, prev: Option<&Arc<SpiTable>>) -> Arc<SpiTable> {
         let inputs = SpiInputs::of(policy);
         match prev {
             Some(p) if p.inputs == inputs => p.clone(),
-            _ => Arc::new(SpiTable::from_inputs(inputs)),
+            _ => Arc::new(SpiTable::from_inputs(inputs, prev.map(|p| &**p))),
         }
     }
 
-    fn from_inputs(inputs: SpiInputs) -> SpiTable {
+    fn from_inputs(inputs: SpiInputs, prev: Option<&SpiTable>) -> SpiTable {
         let (lo, hi) = inputs.range;
         let n = ((u64::from(hi) - u64::from(lo) + 1) / u64::from(SLOT_SIZE)).max(1);
-        let mut addrs: Vec<(u64, TaggedAddr, IpAddr)> = inputs
+        // n <= 2^32 / 256: a home slot fits in 32 bits.
+        let prev = prev.filter(|p| p.inputs.range == inputs.range);
+        let home = |a: &IpAddr| match prev.and_then(|p| p.slots.get(a)) {
+            Some(s) => s.home,
+            None => (slot_hash(a) % n) as u32,
+        };
+        // Probing order: home slot, then the tagged address bytes (family first).
+        let mut addrs: Vec<(u32, bool, u128, IpAddr)> = inputs
             .addrs
             .iter()
-            .map(|a| (slot_hash(a) % n, addr_tagged(a), *a))
+            .map(|a| (home(a), a.is_ipv6(), addr_bits(a), *a))
             .collect();
-        addrs.sort();
-        addrs.dedup_by(|x, y| x.2 == y.2);
+        addrs.sort_unstable();
+        addrs.dedup_by(|x, y| x.3 == y.3);
         let mut unique = addrs.len() == inputs.addrs.len();
         let mut taken = FastSet::with_capacity_and_hasher(addrs.len(), Default::default());
         let mut slots = FastMap::with_capacity_and_hasher(addrs.len(), Default::default());
-        for (start, _, addr) in addrs {
-            let mut s = start;
+        for (start, _, _, addr) in addrs {
+            let mut s = u64::from(start);
             let mut probes = 0;
             while taken.contains(&s) && probes < n {
                 s = (s + 1) % n;
                 probes += 1;
             }
             unique &= taken.insert(s);
-            slots.insert(addr, s as u32);
+            let slot = Slot {
+                slot: s as u32,
+                home: start,
+            };
+            slots.insert(addr, slot);
         }
         SpiTable {
             lo,
@@ -147,15 +175,21 @@ impl SpiTable {
         }
         self.slots
             .iter()
-            .filter(|(a, s)| old.slots.get(*a) != Some(*s))
+            .filter(|(a, s)| old.slots.get(*a).map(|o| o.slot) != Some(s.slot))
             .map(|(a, _)| *a)
             .collect()
+    }
+
+    /// The SPIs of every SA sent from `src`, if `src` is in the inventory.
+    pub fn slot_spis(&self, src: &IpAddr) -> Option<std::ops::RangeInclusive<u32>> {
+        let first = self.lo + self.slots.get(src)?.slot * SLOT_SIZE;
+        Some(first..=first + (SLOT_SIZE - 1))
     }
 
     /// The SPI of the SA sent from `src` in `epoch` with `profile`, if `src` is in the
     /// inventory.
     pub fn spi(&self, src: &IpAddr, epoch: u64, profile: u32) -> Option<u32> {
-        let slot = *self.slots.get(src)?;
+        let slot = self.slots.get(src)?.slot;
         Some(self.lo + slot * SLOT_SIZE + ((epoch % 8) as u32) * 32 + profile)
     }
 }
@@ -164,6 +198,45 @@ impl SpiTable {
 mod tests {
     use super::*;
     use policy_schema::Cipher;
+    use proptest::prelude::*;
+
+    /// A policy whose hosts have the addresses `addrs` (v4 and v6), in `slots` slots.
+    fn inventory(addrs: &[(bool, u16)], slots: u32) -> Policy {
+        let mut p = crate::plan::testkit::seed();
+        p.ownership.spi = (0x4000_0000, 0x4000_0000 + slots * SLOT_SIZE - 1);
+        p.hosts = (addrs.iter().enumerate())
+            .map(|(i, &(v6, x))| {
+                let a = if v6 {
+                    format!("fd00::{x:x}")
+                } else {
+                    format!("10.0.{}.{}", x >> 8, x & 0xff)
+                };
+                crate::plan::testkit::host(&format!("h{i}"), &[&a], i as u32)
+            })
+            .collect();
+        p
+    }
+
+    proptest! {
+        /// A table rebuilt from the last one (its hashes reused) is the one built anew.
+        #[test]
+        fn rebuilt_equals_built(
+            before in proptest::collection::vec((any::<bool>(), 0u16..64), 1..40),
+            after in proptest::collection::vec((any::<bool>(), 0u16..64), 1..40),
+            slots in 1u32..80,
+        ) {
+            let old = Arc::new(SpiTable::build(&inventory(&before, slots)));
+            let p = inventory(&after, slots);
+            let built = SpiTable::build(&p);
+            let rebuilt = SpiTable::reuse_or_build(&p, Some(&old));
+            prop_assert_eq!(&built.slots, &rebuilt.slots);
+            prop_assert_eq!(built.unique, rebuilt.unique);
+            let moved: std::collections::BTreeSet<_> = rebuilt.moved_since(&old).into_iter().collect();
+            for (a, s) in &built.slots {
+                prop_assert_eq!(moved.contains(a), old.slots.get(a).map(|o| o.slot) != Some(s.slot));
+            }
+        }
+    }
 
     #[test]
     fn profiles_fit_in_32() {

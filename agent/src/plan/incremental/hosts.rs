@@ -17,52 +17,43 @@ pub(super) fn same_settings(old: &Policy, new: &Policy) -> bool {
         && old.rules == new.rules
 }
 
-/// The names of the hosts added, removed or changed between `old` and `new` (a rename
-/// gives both names), sorted; None when more than `limit` changed.
+/// A host entry as it was before the change (None: it is new).
+pub(super) type Before = (String, Option<Host>);
+
+/// Bring the remembered hosts `old` in step with `new`, and say which changed: the names
+/// of the hosts added, removed or changed (a rename gives both names), sorted, each with
+/// its entry before. None when more than `limit` changed (`old` is then half updated).
 ///
 /// A list of the same length is compared position by position (the usual edit keeps the
-/// order); otherwise by name.
-pub(super) fn changed_hosts(old: &[Host], new: &[Host], limit: usize) -> Option<Vec<String>> {
-    let mut names = Vec::new();
+/// order) and only the changed entries are copied; otherwise by name.
+pub(super) fn sync_hosts(old: &mut Vec<Host>, new: &[Host], limit: usize) -> Option<Vec<Before>> {
+    let mut changed = Vec::new();
     if old.len() == new.len() {
-        for (o, n) in old.iter().zip(new) {
+        for (o, n) in old.iter_mut().zip(new) {
             if o != n {
-                names.push(o.name.clone());
                 if n.name != o.name {
-                    names.push(n.name.clone());
+                    changed.push((n.name.clone(), None));
                 }
-                if names.len() > 2 * limit {
+                changed.push((o.name.clone(), Some(std::mem::replace(o, n.clone()))));
+                if changed.len() > 2 * limit {
                     return None;
                 }
             }
         }
     } else {
         let (o, n) = (by_name(old), by_name(new));
-        let gone = old
-            .iter()
-            .filter(|h| n.get(h.name.as_str()).copied() != Some(h));
+        let gone = old.iter().filter(|h| n.get(h.name.as_str()).copied() != Some(h));
+        changed.extend(gone.map(|h| (h.name.clone(), Some(h.clone()))));
         let added = new.iter().filter(|h| !o.contains_key(h.name.as_str()));
-        names.extend(gone.chain(added).map(|h| h.name.clone()));
+        changed.extend(added.map(|h| (h.name.clone(), None)));
+        *old = new.to_vec();
     }
-    names.sort_unstable();
-    names.dedup();
-    (names.len() <= limit).then_some(names)
+    // A rename onto another changed host's name: the entry before is the one of that name.
+    changed.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.is_some().cmp(&a.1.is_some())));
+    changed.dedup_by(|later, first| later.0 == first.0);
+    (changed.len() <= limit).then_some(changed)
 }
 
 fn by_name(hosts: &[Host]) -> FastMap<&str, &Host> {
     hosts.iter().map(|h| (h.name.as_str(), h)).collect()
-}
-
-/// Bring the remembered hosts in step with `new`, copying only what changed when the
-/// list kept its length.
-pub(super) fn update_hosts(old: &mut Vec<Host>, new: &[Host]) {
-    if old.len() != new.len() {
-        *old = new.to_vec();
-        return;
-    }
-    for (o, n) in old.iter_mut().zip(new) {
-        if o != n {
-            o.clone_from(n);
-        }
-    }
 }

@@ -9,6 +9,9 @@
 //! entry or keys, the epochs in force, held cluster addresses, tunnel rules, a prefix that
 //! overlaps another — is compiled in full ([`Compiled::Full`] says why).
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use policy_schema::{Host, Policy, PublicKey};
@@ -17,9 +20,10 @@ use super::epoch::{EpochView, Timeline};
 use super::spi::SpiTable;
 use super::{desired_with, find_me, LocalAddrs, PlanError, RuleNets, Timestamp};
 use crate::keys::Identity;
-use crate::model::{Desired, SaDir};
+use crate::model::{Desired, DesiredSa, SaDir, SaKey};
 
 mod hosts;
+mod nets;
 mod patch;
 mod rule_patch;
 #[cfg(test)]
@@ -55,6 +59,8 @@ struct Memo {
     /// Names of the clusters whose addresses we held.
     held: Vec<String>,
     nets: RuleNets,
+    /// Where each endpoint's part of `nets` ends (None: host names repeat).
+    ends: Option<nets::Ends>,
     spis: Arc<SpiTable>,
     /// The initial sequence number of every outbound SA (one epoch, one moment).
     initial_seq: u64,
@@ -142,12 +148,37 @@ fn full(x: &Inputs) -> Result<Memo, PlanError> {
         view,
         held: held_names(&job),
         spis: job.spi_table(),
+        ends: nets::Ends::of(x.policy, &nets),
         nets,
     })
 }
 
 fn held_names(job: &super::SaJob) -> Vec<String> {
     job.held().iter().map(|c| c.name.clone()).collect()
+}
+
+/// The keys of the SAs with a peer at addresses `peer`: outbound to them, and inbound to
+/// our addresses `mine` in their SPI slots (as `spis` placed them).
+fn sa_keys(
+    states: &BTreeMap<SaKey, DesiredSa>,
+    spis: &SpiTable,
+    mine: &[IpAddr],
+    peer: &[IpAddr],
+) -> Vec<SaKey> {
+    let mut keys = Vec::new();
+    let mut take = |dst: IpAddr, spis: RangeInclusive<u32>| {
+        let (lo, hi) = (SaKey { dst, spi: *spis.start() }, SaKey { dst, spi: *spis.end() });
+        keys.extend(states.range(lo..=hi).map(|(k, _)| *k));
+    };
+    for b in peer {
+        take(*b, 0..=u32::MAX);
+        if let Some(r) = spis.slot_spis(b) {
+            for a in mine {
+                take(*a, r.clone());
+            }
+        }
+    }
+    keys
 }
 
 /// Outbound SAs start at a sequence number that grows with time: the one thing a

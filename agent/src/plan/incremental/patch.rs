@@ -2,13 +2,15 @@
 //! place; an error names what could not be shown to stay unchanged.
 
 use std::collections::btree_map::Entry;
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 use policy_schema::Mode;
 
 use super::super::epoch::Timeline;
-use super::super::{host_party, states, RuleNets, SaSink};
-use super::{held_names, hosts, rule_patch, set_initial_seq, Compiled, Inputs, Memo};
+use super::super::{host_party, states, SaSink};
+use super::hosts::{self, Before};
+use super::{held_names, rule_patch, set_initial_seq, sa_keys, Compiled, Inputs, Memo};
 use crate::fasthash::FastSet;
 
 /// Patch `m` to the result of `x`, or say why not (then `m` may be half patched).
@@ -28,9 +30,9 @@ pub(super) fn patch(m: &mut Memo, x: &Inputs) -> Result<Compiled, &'static str> 
     }
     // A change of up to one host in eight is patched; more is about as fast in full.
     let limit = x.policy.hosts.len() / 8 + 4;
-    let dirty = hosts::changed_hosts(&m.policy.hosts, &x.policy.hosts, limit)
+    let changed = hosts::sync_hosts(&mut m.policy.hosts, &x.policy.hosts, limit)
         .ok_or("many hosts changed")?;
-    if dirty.is_empty() {
+    if changed.is_empty() {
         // Same settings and hosts: the same rule prefixes.
         if held_names(&x.job(&m.nets)) != m.held {
             return Err("the cluster addresses held changed");
@@ -44,25 +46,26 @@ pub(super) fn patch(m: &mut Memo, x: &Inputs) -> Result<Compiled, &'static str> 
     if x.policy.rules.iter().any(|r| r.mode == Mode::Tunnel) {
         return Err("hosts changed under tunnel rules");
     }
-    let nets = RuleNets::new(x.policy);
-    let counts = patch_hosts(m, x, &nets, &timeline, dirty, limit)?;
+    let counts = patch_hosts(m, x, &timeline, &changed, limit)?;
     set_initial_seq(m, &timeline, x.now);
-    hosts::update_hosts(&mut m.policy.hosts, &x.policy.hosts);
-    m.nets = nets;
     Ok(counts)
 }
 
-/// Recompute the policies of the changed rule prefixes and the SAs of the peers the host
-/// changes `dirty` reach.
+/// Recompute the policies of the changed rule prefixes and the SAs of the peers that the
+/// host changes `changed` reach.
 fn patch_hosts(
     m: &mut Memo,
     x: &Inputs,
-    nets: &RuleNets,
     timeline: &Timeline,
-    dirty: Vec<String>,
+    changed: &[Before],
     limit: usize,
 ) -> Result<Compiled, &'static str> {
-    let job = x.job(nets);
+    let names: Vec<&str> = changed.iter().map(|c| c.0.as_str()).collect();
+    let ends = m.ends.as_ref().ok_or("host names repeat")?;
+    let (nets, ends, changes) =
+        (ends.splice(x.policy, &m.nets, &names)).ok_or("host names repeat")?;
+    debug_assert!(nets == super::super::RuleNets::new(x.policy));
+    let job = x.job(&nets);
     let held = job.held();
     if held.iter().map(|c| &c.name).ne(m.held.iter()) {
         return Err("the cluster addresses held changed");
@@ -74,43 +77,56 @@ fn patch_hosts(
         return Err("SPI slots are shared");
     }
     let moved: FastSet<_> = spis.moved_since(&m.spis).into_iter().collect();
-    let changes = rule_patch::changed_prefixes(&m.nets, nets, 2 * limit)
-        .ok_or("rule prefixes changed widely")?;
+    if changes.iter().any(|(_, d)| d.len() > 2 * limit) {
+        return Err("rule prefixes changed widely");
+    }
     let local = super::super::policy_addrs(x.me, &job.member_of);
-    let rules = rule_patch::rule_patch(x.policy, &job.layout, &local, (&m.nets, nets), &changes)?;
-    let changed: Vec<IpNet> = changes.into_iter().flat_map(|(_, d)| d).collect();
-    let reached = |addrs: &[std::net::IpAddr]| {
-        addrs
-            .iter()
-            .any(|b| moved.contains(b) || changed.iter().any(|d| d.contains(b)))
+    let rules = rule_patch::rule_patch(x.policy, &job.layout, &local, (&m.nets, &nets), &changes)?;
+    let prefixes: Vec<IpNet> = changes.into_iter().flat_map(|(_, d)| d).collect();
+    let reached = |addrs: &[IpAddr]| {
+        (addrs.iter()).any(|b| moved.contains(b) || prefixes.iter().any(|d| d.contains(b)))
     };
     if reached(&x.me.addresses) || x.policy.clusters.iter().any(|c| reached(&c.addresses)) {
         return Err("the change reaches this host's or a cluster's SAs");
     }
-    let mut peers: Vec<&str> = dirty.iter().map(String::as_str).collect();
+    // Each peer with the addresses its SAs were made for.
+    let mut peers: Vec<(&str, &[IpAddr])> = (changed.iter())
+        .map(|(n, before)| (n.as_str(), before.as_ref().map_or(&[][..], |h| &h.addresses)))
+        .collect();
     peers.extend(
         (x.policy.hosts.iter())
-            .filter(|h| reached(&h.addresses))
-            .map(|h| h.name.as_str()),
+            .filter(|h| reached(&h.addresses) && names.binary_search(&h.name.as_str()).is_err())
+            .map(|h| (h.name.as_str(), &h.addresses[..])),
     );
     peers.sort_unstable();
-    peers.dedup();
     if peers.len() > limit {
         return Err("the change reaches many peers");
     }
     let mut sink = SaSink::default();
     if states::any_esp(x.policy) {
+        let by_name = |n: &str| peers.binary_search_by(|p| p.0.cmp(n)).is_ok();
         let parties: Vec<_> = (x.policy.hosts.iter())
-            .filter(|h| h.name != x.me.name && peers.binary_search(&h.name.as_str()).is_ok())
+            .filter(|h| h.name != x.me.name && by_name(&h.name))
             .map(host_party)
             .collect();
-        let view = &m.view;
-        let cx = job.context(&spis, *timeline, view);
+        let cx = job.context(&spis, *timeline, &m.view);
         job.transport(&cx, &held, &parties, &mut sink);
     }
     rules.apply(&mut m.desired.policies)?;
+    let mine: Vec<IpAddr> = (x.me.addresses.iter())
+        .chain(held.iter().flat_map(|c| c.addresses.iter()))
+        .copied()
+        .collect();
     let states = &mut m.desired.states;
-    states.retain(|_, sa| peers.binary_search(&sa.meta.peer.as_str()).is_err());
+    for (name, addrs) in &peers {
+        for k in sa_keys(states, &m.spis, &mine, addrs) {
+            let sa = states.remove(&k).expect("listed");
+            if sa.meta.peer != *name {
+                return Err("an SA of the peer's addresses is another peer's");
+            }
+        }
+    }
+    debug_assert!(!states.values().any(|s| peers.iter().any(|p| p.0 == s.meta.peer)));
     for (k, sa) in sink.into_map() {
         match states.entry(k) {
             Entry::Vacant(e) => {
@@ -120,9 +136,9 @@ fn patch_hosts(
         }
     }
     m.desired.next_change = (!states.is_empty()).then_some(m.view.next_change);
-    m.spis = spis;
+    (m.spis, m.nets, m.ends) = (spis, nets, Some(ends));
     Ok(Compiled::Patched {
         peers: peers.len(),
-        prefixes: changed.len(),
+        prefixes: prefixes.len(),
     })
 }

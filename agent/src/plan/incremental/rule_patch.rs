@@ -17,48 +17,7 @@ use policy_schema::{Mode, Policy};
 use super::super::net::any_contains;
 use super::super::policies::{rule_policy, rule_selectors, RuleSides};
 use super::super::{Layout, RuleNets};
-use crate::fasthash::FastSet;
 use crate::model::{DesiredPolicy, PolicyKey};
-
-/// Per rule (by index), the prefixes whose membership in one of its sides may have
-/// changed (a superset of the true change: membership is tested again later); None when
-/// more than `limit` did in one rule.
-pub(super) fn changed_prefixes(
-    old: &RuleNets,
-    new: &RuleNets,
-    limit: usize,
-) -> Option<Vec<(usize, Vec<IpNet>)>> {
-    let mut out = Vec::new();
-    for (j, (o, n)) in old.iter().zip(new.iter()).enumerate() {
-        if o == n {
-            continue;
-        }
-        let mut d = Vec::new();
-        side_changes(&o.0, &n.0, &mut d);
-        side_changes(&o.1, &n.1, &mut d);
-        d.sort_unstable();
-        d.dedup();
-        if d.len() > limit {
-            return None;
-        }
-        out.push((j, d));
-    }
-    Some(out)
-}
-
-/// Prefixes in one list and not the other. Same length: the usual edit replaces some in
-/// place, so any prefix that differs at a position is taken, from both lists.
-fn side_changes(old: &[IpNet], new: &[IpNet], out: &mut Vec<IpNet>) {
-    if old.len() == new.len() {
-        for (o, n) in old.iter().zip(new).filter(|(o, n)| o != n) {
-            out.extend([*o, *n]);
-        }
-        return;
-    }
-    let (os, ns): (FastSet<&IpNet>, FastSet<&IpNet>) = (old.iter().collect(), new.iter().collect());
-    out.extend(old.iter().filter(|p| !ns.contains(p)));
-    out.extend(new.iter().filter(|p| !os.contains(p)));
-}
 
 /// Policies to take out and to put in.
 #[derive(Default)]
