@@ -42,7 +42,9 @@ pub(super) fn sync_hosts(old: &mut Vec<Host>, new: &[Host], limit: usize) -> Opt
         }
     } else {
         let (o, n) = (by_name(old), by_name(new));
-        let gone = old.iter().filter(|h| n.get(h.name.as_str()).copied() != Some(h));
+        let gone = old
+            .iter()
+            .filter(|h| n.get(h.name.as_str()).copied() != Some(h));
         changed.extend(gone.map(|h| (h.name.clone(), Some(h.clone()))));
         let added = new.iter().filter(|h| !o.contains_key(h.name.as_str()));
         changed.extend(added.map(|h| (h.name.clone(), None)));

@@ -167,7 +167,16 @@ fn sa_keys(
 ) -> Vec<SaKey> {
     let mut keys = Vec::new();
     let mut take = |dst: IpAddr, spis: RangeInclusive<u32>| {
-        let (lo, hi) = (SaKey { dst, spi: *spis.start() }, SaKey { dst, spi: *spis.end() });
+        let (lo, hi) = (
+            SaKey {
+                dst,
+                spi: *spis.start(),
+            },
+            SaKey {
+                dst,
+                spi: *spis.end(),
+            },
+        );
         keys.extend(states.range(lo..=hi).map(|(k, _)| *k));
     };
     for b in peer {

@@ -12,6 +12,9 @@ use crate::fasthash::FastMap;
 #[derive(Clone, Debug)]
 pub(super) struct Ends(Vec<[Vec<u32>; 2]>);
 
+/// Per rule (by index), the prefixes that may have left or joined it.
+pub(super) type Touched = Vec<(usize, Vec<IpNet>)>;
+
 /// Host endpoints resolve by name: with every name once, an endpoint's prefixes are its
 /// host's addresses, whichever way [`Policy::resolve_all`] looks the name up.
 fn by_name(hosts: &[Host]) -> Option<FastMap<&str, &Host>> {
@@ -60,15 +63,16 @@ impl Ends {
         policy: &Policy,
         old: &RuleNets,
         changed: &[&str],
-    ) -> Option<(RuleNets, Ends, Vec<(usize, Vec<IpNet>)>)> {
-        let is_changed = |e: &Endpoint| {
-            matches!(e, Endpoint::Host(n) if changed.binary_search(&n.as_str()).is_ok())
-        };
+    ) -> Option<(RuleNets, Ends, Touched)> {
+        let is_changed = |e: &Endpoint| matches!(e, Endpoint::Host(n) if changed.binary_search(&n.as_str()).is_ok());
         let hosts = (policy.hosts.iter())
             .filter(|h| changed.binary_search(&h.name.as_str()).is_ok())
             .map(|h| (h.name.as_str(), h));
         let hosts: FastMap<&str, &Host> = hosts.collect();
-        if changed.iter().any(|n| policy.hosts.iter().filter(|h| h.name == *n).count() > 1) {
+        if changed
+            .iter()
+            .any(|n| policy.hosts.iter().filter(|h| h.name == *n).count() > 1)
+        {
             return None;
         }
         let (mut nets, mut ends, mut touched) = (Vec::new(), Vec::new(), Vec::new());

@@ -10,7 +10,7 @@ use policy_schema::Mode;
 use super::super::epoch::Timeline;
 use super::super::{host_party, states, SaSink};
 use super::hosts::{self, Before};
-use super::{held_names, rule_patch, set_initial_seq, sa_keys, Compiled, Inputs, Memo};
+use super::{held_names, rule_patch, sa_keys, set_initial_seq, Compiled, Inputs, Memo};
 use crate::fasthash::FastSet;
 
 /// Patch `m` to the result of `x`, or say why not (then `m` may be half patched).
@@ -91,7 +91,12 @@ fn patch_hosts(
     }
     // Each peer with the addresses its SAs were made for.
     let mut peers: Vec<(&str, &[IpAddr])> = (changed.iter())
-        .map(|(n, before)| (n.as_str(), before.as_ref().map_or(&[][..], |h| &h.addresses)))
+        .map(|(n, before)| {
+            (
+                n.as_str(),
+                before.as_ref().map_or(&[][..], |h| &h.addresses),
+            )
+        })
         .collect();
     peers.extend(
         (x.policy.hosts.iter())
@@ -126,7 +131,9 @@ fn patch_hosts(
             }
         }
     }
-    debug_assert!(!states.values().any(|s| peers.iter().any(|p| p.0 == s.meta.peer)));
+    debug_assert!(!states
+        .values()
+        .any(|s| peers.iter().any(|p| p.0 == s.meta.peer)));
     for (k, sa) in sink.into_map() {
         match states.entry(k) {
             Entry::Vacant(e) => {

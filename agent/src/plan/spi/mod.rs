@@ -18,6 +18,7 @@
 //! outside the owned range (another daemon's) are never used.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use policy_schema::{Cipher, Encapsulation, Mode, Policy};
@@ -25,6 +26,9 @@ use sha2::{Digest, Sha256};
 
 use super::net::addr_tagged;
 use crate::fasthash::{FastMap, FastSet};
+use probe::Probe;
+
+mod probe;
 
 /// SPIs per slot.
 pub const SLOT_SIZE: u32 = 256;
@@ -34,10 +38,22 @@ pub const SLOT_SIZE: u32 = 256;
 pub struct SpiTable {
     lo: u32,
     slots: FastMap<IpAddr, Slot>,
+    /// The addresses in probing order with their slots; empty when probing wrapped around
+    /// the end of the range (then a change rebuilds the table).
+    order: Vec<Probe>,
     inputs: SpiInputs,
     /// Every address once, in a slot of its own.
     unique: bool,
+    /// Tells tables apart for [`SpiTable::moved_since`].
+    id: u64,
+    /// The table this one was updated from, and the addresses whose slot changed since.
+    delta: Option<(u64, Vec<IpAddr>)>,
 }
+
+/// A table's slots, its addresses in probing order, and those whose slot changed.
+type Updated = (FastMap<IpAddr, Slot>, Vec<Probe>, Vec<IpAddr>);
+
+static TABLES: AtomicU64 = AtomicU64::new(0);
 
 /// Where an address sits, and where its hash put it first (kept: hashing every address
 /// was most of a rebuild when one of them moved).
@@ -45,6 +61,34 @@ pub struct SpiTable {
 struct Slot {
     slot: u32,
     home: u32,
+}
+
+impl Slot {
+    fn of(p: &Probe) -> Slot {
+        Slot {
+            slot: p.slot,
+            home: p.home,
+        }
+    }
+}
+
+/// Linear probing as first written, for when slots run past the end of the range: each
+/// address, in probing order, takes the first free slot from its home on, wrapping
+/// around. False when the table is full (addresses then share slots).
+fn wrap_around(order: &mut [Probe], n: u64) -> bool {
+    let mut unique = true;
+    let mut taken = FastSet::with_capacity_and_hasher(order.len(), Default::default());
+    for p in order.iter_mut() {
+        let mut s = u64::from(p.home);
+        let mut probes = 0;
+        while taken.contains(&s) && probes < n {
+            s = (s + 1) % n;
+            probes += 1;
+        }
+        unique &= taken.insert(s);
+        p.slot = s as u32;
+    }
+    unique
 }
 
 /// All a table depends on: the owned SPI range and the inventory's addresses in file order.
@@ -82,14 +126,6 @@ pub fn profile(cipher: Cipher, mode: Mode, encap: Encapsulation) -> u32 {
     cipher.index() * 4 + m * 2 + u
 }
 
-/// The address as a number: ordering by (family, this) is ordering by its tagged bytes.
-fn addr_bits(addr: &IpAddr) -> u128 {
-    match addr {
-        IpAddr::V4(a) => u128::from(u32::from(*a)),
-        IpAddr::V6(a) => u128::from(*a),
-    }
-}
-
 fn slot_hash(addr: &IpAddr) -> u64 {
     let mut h = Sha256::new();
     h.update(b"xfrm-agent v1 spi-slot");
@@ -122,43 +158,90 @@ impl SpiTable {
     fn from_inputs(inputs: SpiInputs, prev: Option<&SpiTable>) -> SpiTable {
         let (lo, hi) = inputs.range;
         let n = ((u64::from(hi) - u64::from(lo) + 1) / u64::from(SLOT_SIZE)).max(1);
-        // n <= 2^32 / 256: a home slot fits in 32 bits.
         let prev = prev.filter(|p| p.inputs.range == inputs.range);
+        let id = TABLES.fetch_add(1, Ordering::Relaxed);
+        if let Some((slots, order, moved)) = prev.and_then(|p| p.updated(&inputs, n)) {
+            let delta = prev.map(|p| (p.id, moved));
+            return SpiTable {
+                lo,
+                slots,
+                order,
+                inputs,
+                unique: true,
+                id,
+                delta,
+            };
+        }
+        // n <= 2^32 / 256: a home slot fits in 32 bits.
         let home = |a: &IpAddr| match prev.and_then(|p| p.slots.get(a)) {
             Some(s) => s.home,
             None => (slot_hash(a) % n) as u32,
         };
-        // Probing order: home slot, then the tagged address bytes (family first).
-        let mut addrs: Vec<(u32, bool, u128, IpAddr)> = inputs
+        let mut order: Vec<Probe> = inputs
             .addrs
             .iter()
-            .map(|a| (home(a), a.is_ipv6(), addr_bits(a), *a))
+            .map(|a| Probe::new(home(a), a))
             .collect();
-        addrs.sort_unstable();
-        addrs.dedup_by(|x, y| x.3 == y.3);
-        let mut unique = addrs.len() == inputs.addrs.len();
-        let mut taken = FastSet::with_capacity_and_hasher(addrs.len(), Default::default());
-        let mut slots = FastMap::with_capacity_and_hasher(addrs.len(), Default::default());
-        for (start, _, _, addr) in addrs {
-            let mut s = u64::from(start);
-            let mut probes = 0;
-            while taken.contains(&s) && probes < n {
-                s = (s + 1) % n;
-                probes += 1;
-            }
-            unique &= taken.insert(s);
-            let slot = Slot {
-                slot: s as u32,
-                home: start,
-            };
-            slots.insert(addr, slot);
+        probe::sort(&mut order);
+        let mut unique = order.len() == inputs.addrs.len();
+        let linear = probe::assign(&mut order, n);
+        if !linear {
+            unique &= wrap_around(&mut order, n);
+        }
+        let slots = order.iter().map(|p| (p.addr(), Slot::of(p))).collect();
+        if !linear {
+            order.clear();
         }
         SpiTable {
             lo,
             slots,
+            order,
             inputs,
             unique,
+            id,
+            delta: None,
         }
+    }
+
+    /// The slots for `inputs` by updating this table, when only a few addresses changed
+    /// in place (the usual edit) and none repeats: with the entries in probing order and
+    /// the addresses whose slot changed.
+    fn updated(&self, inputs: &SpiInputs, n: u64) -> Option<Updated> {
+        let (old, new) = (&self.inputs.addrs, &inputs.addrs);
+        if !self.unique || self.order.is_empty() || old.len() != new.len() {
+            return None;
+        }
+        let (mut was, mut is) = (Vec::new(), Vec::new());
+        for (o, a) in old.iter().zip(new).filter(|(o, a)| o != a) {
+            was.push(*o);
+            is.push(*a);
+            if was.len() > 64 {
+                return None;
+            }
+        }
+        let gone: Vec<Probe> = (was.iter().filter(|a| !is.contains(a)))
+            .map(|a| Some(Probe::new(self.slots.get(a)?.home, a)))
+            .collect::<Option<_>>()?;
+        let added: Vec<&IpAddr> = is.iter().filter(|a| !was.contains(a)).collect();
+        // An added address the table has elsewhere, or twice: it would repeat.
+        if added
+            .iter()
+            .enumerate()
+            .any(|(i, a)| self.slots.contains_key(*a) || added[..i].contains(a))
+        {
+            return None;
+        }
+        let added: Vec<Probe> = (added.into_iter())
+            .map(|a| Probe::new((slot_hash(a) % n) as u32, a))
+            .collect();
+        let mut order = self.order.clone();
+        let moved = probe::update(&mut order, &gone, &added, n)?;
+        let mut slots = self.slots.clone();
+        for g in &gone {
+            slots.remove(&g.addr());
+        }
+        slots.extend(moved.iter().map(|p| (p.addr(), Slot::of(p))));
+        Some((slots, order, moved.iter().map(Probe::addr).collect()))
     }
 
     /// Whether every inventory address appears once and has a slot of its own: then SAs
@@ -170,6 +253,11 @@ impl SpiTable {
     /// The addresses whose slot differs from the one they had in `old` (new ones included):
     /// one address added or moved can push another out of its slot (linear probing).
     pub fn moved_since(&self, old: &SpiTable) -> Vec<IpAddr> {
+        if let Some((from, moved)) = &self.delta {
+            if *from == old.id {
+                return moved.clone();
+            }
+        }
         if self.lo != old.lo {
             return self.slots.keys().copied().collect();
         }
@@ -217,8 +305,22 @@ mod tests {
         p
     }
 
+    /// The rebuilt table is the one built anew, and says which addresses moved.
+    fn same_as_built(old: &Arc<SpiTable>, p: &Policy) -> Result<Arc<SpiTable>, TestCaseError> {
+        let built = SpiTable::build(p);
+        let rebuilt = SpiTable::reuse_or_build(p, Some(old));
+        prop_assert_eq!(&built.slots, &rebuilt.slots);
+        prop_assert_eq!(built.unique, rebuilt.unique);
+        let moved: std::collections::BTreeSet<_> = rebuilt.moved_since(old).into_iter().collect();
+        for (a, s) in &built.slots {
+            let was = old.slots.get(a).map(|o| o.slot);
+            prop_assert_eq!(moved.contains(a), was != Some(s.slot), "{}", a);
+        }
+        Ok(rebuilt)
+    }
+
     proptest! {
-        /// A table rebuilt from the last one (its hashes reused) is the one built anew.
+        /// A table rebuilt from another one is the one built anew.
         #[test]
         fn rebuilt_equals_built(
             before in proptest::collection::vec((any::<bool>(), 0u16..64), 1..40),
@@ -226,14 +328,23 @@ mod tests {
             slots in 1u32..80,
         ) {
             let old = Arc::new(SpiTable::build(&inventory(&before, slots)));
-            let p = inventory(&after, slots);
-            let built = SpiTable::build(&p);
-            let rebuilt = SpiTable::reuse_or_build(&p, Some(&old));
-            prop_assert_eq!(&built.slots, &rebuilt.slots);
-            prop_assert_eq!(built.unique, rebuilt.unique);
-            let moved: std::collections::BTreeSet<_> = rebuilt.moved_since(&old).into_iter().collect();
-            for (a, s) in &built.slots {
-                prop_assert_eq!(moved.contains(a), old.slots.get(a).map(|o| o.slot) != Some(s.slot));
+            same_as_built(&old, &inventory(&after, slots))?;
+        }
+
+        /// Tables updated edit after edit (addresses replaced in place, as a host moves)
+        /// stay the ones built anew.
+        #[test]
+        fn updated_equals_built(
+            first in proptest::collection::vec((any::<bool>(), 0u16..300), 1..60),
+            edits in proptest::collection::vec((0usize..60, any::<bool>(), 0u16..300), 1..20),
+            slots in 40u32..200,
+        ) {
+            let mut addrs = first;
+            let mut table = Arc::new(SpiTable::build(&inventory(&addrs, slots)));
+            for (i, v6, x) in edits {
+                let n = addrs.len();
+                addrs[i % n] = (v6, x);
+                table = same_as_built(&table, &inventory(&addrs, slots))?;
             }
         }
     }
