@@ -3,9 +3,7 @@
 
 use std::net::IpAddr;
 
-use policy_schema::{
-    Action, Cipher, Cluster, Encapsulation, Endpoint, Policy, PortRange, Protocol,
-};
+use policy_schema::{Action, Cluster, Encapsulation, Endpoint, Policy, Protocol};
 use proptest::prelude::*;
 
 use super::super::testkit::{self, identity, seed};
@@ -48,18 +46,7 @@ fn rules(kind: u8, n: usize) -> Vec<policy_schema::Rule> {
     match kind {
         0 => vec![zone],
         1 => vec![hub()],
-        2 => {
-            let mut r = testkit::rule(
-                "db",
-                vec![Endpoint::Any],
-                vec![Endpoint::Host("h1".into())],
-                Action::Require,
-            );
-            r.protocol = Some(Protocol::Tcp);
-            r.ports = vec![PortRange::single(5432)];
-            r.cipher = Cipher::Chacha20Poly1305;
-            vec![r, hub()]
-        }
+        2 => vec![testkit::port_rule("db", "h1"), hub()],
         _ => {
             let mut wide = testkit::rule(
                 "wide",
@@ -257,7 +244,10 @@ proptest! {
         for e in &edits {
             w.apply(e);
             let how = w.check(&mut c)?;
-            if std::env::var("HOWSTATS").is_ok() { eprintln!("HOW {:?} {:?}", e, how); }
+            // `PLAN_HOW=1 cargo test … -- --nocapture` shows which edits took the patch.
+            if std::env::var_os("PLAN_HOW").is_some() {
+                eprintln!("HOW {e:?} {how:?}");
+            }
         }
     }
 }
