@@ -7,6 +7,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Instant;
 
 use agent::cli::{context, PolicyArgs};
@@ -75,7 +76,8 @@ fn main() -> anyhow::Result<()> {
     if let Some(h) = moved.hosts.iter_mut().find(|h| h.name == "h1") {
         h.addresses[0] = "192.0.2.1".parse()?;
     }
-    for p in [&ctx.policy, &moved, &ctx.policy] {
+    let (policy, moved) = (Arc::new(ctx.policy.clone()), Arc::new(moved));
+    for p in [&policy, &moved, &policy] {
         compiler.desired(p, &ctx.identity, &local, now)?;
     }
     let got = compiler.last().expect("compiled");

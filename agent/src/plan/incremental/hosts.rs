@@ -20,24 +20,22 @@ pub(super) fn same_settings(old: &Policy, new: &Policy) -> bool {
 /// A host entry as it was before the change (None: it is new).
 pub(super) type Before = (String, Option<Host>);
 
-/// Bring the remembered hosts `old` in step with `new`, and say which changed: the names
-/// of the hosts added, removed or changed (a rename gives both names), sorted, each with
-/// its entry before. None when more than `limit` changed (`old` is then half updated).
+/// The hosts added, removed or changed between `old` and `new` (a rename gives both
+/// names), by name, sorted, each with its entry before (None: it is new). None when more
+/// than `limit` changed.
 ///
 /// A list of the same length is compared position by position (the usual edit keeps the
-/// order) and only the changed entries are copied; otherwise by name.
-pub(super) fn sync_hosts(old: &mut Vec<Host>, new: &[Host], limit: usize) -> Option<Vec<Before>> {
+/// order); otherwise by name.
+pub(super) fn changed_hosts(old: &[Host], new: &[Host], limit: usize) -> Option<Vec<Before>> {
     let mut changed = Vec::new();
     if old.len() == new.len() {
-        for (o, n) in old.iter_mut().zip(new) {
-            if o != n {
-                if n.name != o.name {
-                    changed.push((n.name.clone(), None));
-                }
-                changed.push((o.name.clone(), Some(std::mem::replace(o, n.clone()))));
-                if changed.len() > 2 * limit {
-                    return None;
-                }
+        for (o, n) in old.iter().zip(new).filter(|(o, n)| o != n) {
+            if n.name != o.name {
+                changed.push((n.name.clone(), None));
+            }
+            changed.push((o.name.clone(), Some(o.clone())));
+            if changed.len() > 2 * limit {
+                return None;
             }
         }
     } else {
@@ -48,7 +46,6 @@ pub(super) fn sync_hosts(old: &mut Vec<Host>, new: &[Host], limit: usize) -> Opt
         changed.extend(gone.map(|h| (h.name.clone(), Some(h.clone()))));
         let added = new.iter().filter(|h| !o.contains_key(h.name.as_str()));
         changed.extend(added.map(|h| (h.name.clone(), None)));
-        *old = new.to_vec();
     }
     // A rename onto another changed host's name: the entry before is the one of that name.
     changed.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.is_some().cmp(&a.1.is_some())));

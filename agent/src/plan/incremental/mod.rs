@@ -52,8 +52,8 @@ pub enum Compiled {
 /// The last result and what it was compiled from.
 struct Memo {
     desired: Desired,
-    /// The policy it was compiled from (its hosts kept in step by the patches).
-    policy: Policy,
+    /// The policy it was compiled from (shared with the caller: no copy).
+    policy: Arc<Policy>,
     identity: (String, PublicKey, Vec<(String, PublicKey)>),
     view: EpochView,
     /// Names of the clusters whose addresses we held.
@@ -69,6 +69,7 @@ struct Memo {
 /// The inputs of one compile.
 #[derive(Clone, Copy)]
 pub(super) struct Inputs<'a> {
+    pub shared: &'a Arc<Policy>,
     pub policy: &'a Policy,
     pub id: &'a Identity,
     pub me: &'a Host,
@@ -84,16 +85,19 @@ impl Compiler {
     /// The XFRM policies and SAs this host needs at `now`: exactly [`desired`] of the
     /// same inputs, computed from the last result where the inputs allow.
     ///
-    /// On error the last result is kept.
+    /// The policy is shared, not copied: the next compile tells what changed by comparing
+    /// with it (the same `Arc` again: nothing did). On error the last result is kept.
     pub fn desired(
         &mut self,
-        policy: &Policy,
+        shared: &Arc<Policy>,
         id: &Identity,
         local: &LocalAddrs,
         now: Timestamp,
     ) -> Result<&Desired, PlanError> {
+        let policy = &**shared;
         let me = find_me(policy, id)?;
         let inputs = Inputs {
+            shared,
             policy,
             id,
             me,
@@ -142,7 +146,7 @@ fn full(x: &Inputs) -> Result<Memo, PlanError> {
     let (timeline, view) = job.timeline();
     Ok(Memo {
         desired,
-        policy: x.policy.clone(),
+        policy: Arc::clone(x.shared),
         identity: x.id.fingerprint(),
         initial_seq: timeline.initial_seq(view.outbound, x.now.nanos()),
         view,

@@ -65,27 +65,27 @@ impl Ends {
         changed: &[&str],
     ) -> Option<(RuleNets, Ends, Touched)> {
         let is_changed = |e: &Endpoint| matches!(e, Endpoint::Host(n) if changed.binary_search(&n.as_str()).is_ok());
-        let hosts = (policy.hosts.iter())
-            .filter(|h| changed.binary_search(&h.name.as_str()).is_ok())
-            .map(|h| (h.name.as_str(), h));
-        let hosts: FastMap<&str, &Host> = hosts.collect();
-        if changed
-            .iter()
-            .any(|n| policy.hosts.iter().filter(|h| h.name == *n).count() > 1)
-        {
-            return None;
+        let mut hosts: FastMap<&str, &Host> = FastMap::default();
+        let named = |h: &&Host| changed.binary_search(&h.name.as_str()).is_ok();
+        for h in policy.hosts.iter().filter(named) {
+            if hosts.insert(h.name.as_str(), h).is_some() {
+                return None;
+            }
         }
         let (mut nets, mut ends, mut touched) = (Vec::new(), Vec::new(), Vec::new());
         for (j, (rule, (from, to))) in policy.rules.iter().zip(old.iter()).enumerate() {
             let mut d = Vec::new();
             let mut side = |k: usize, eps: &[Endpoint], old: &[IpNet]| {
                 let old_ends = &self.0[j][k];
-                if !eps.iter().any(is_changed) {
+                let Some(first) = eps.iter().position(is_changed) else {
                     return (old.to_vec(), old_ends.clone());
-                }
-                let (mut net, mut end) = (Vec::with_capacity(old.len()), Vec::new());
-                let mut start = 0;
-                for (e, &stop) in eps.iter().zip(old_ends) {
+                };
+                // Up to the first changed endpoint, the lists are the same.
+                let mut start = first.checked_sub(1).map_or(0, |i| old_ends[i]);
+                let mut net = Vec::with_capacity(old.len() + 4);
+                net.extend_from_slice(&old[..start as usize]);
+                let mut end = old_ends[..first].to_vec();
+                for (e, &stop) in eps[first..].iter().zip(&old_ends[first..]) {
                     let part = &old[start as usize..stop as usize];
                     if is_changed(e) {
                         let new = resolve(policy, &hosts, e);

@@ -3,6 +3,7 @@
 
 use std::collections::btree_map::Entry;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use policy_schema::Mode;
@@ -13,16 +14,33 @@ use super::hosts::{self, Before};
 use super::{held_names, rule_patch, sa_keys, set_initial_seq, Compiled, Inputs, Memo};
 use crate::fasthash::FastSet;
 
+/// The addresses whose SPI slot moved: usually a handful, compared one by one (a hash
+/// lookup per inventory address cost more than the rest of the scan).
+enum Moved {
+    Few(Vec<IpAddr>),
+    Many(FastSet<IpAddr>),
+}
+
+impl Moved {
+    fn new(moved: Vec<IpAddr>) -> Moved {
+        if moved.len() <= 16 {
+            Moved::Few(moved)
+        } else {
+            Moved::Many(moved.into_iter().collect())
+        }
+    }
+    fn contains(&self, a: &IpAddr) -> bool {
+        match self {
+            Moved::Few(v) => v.contains(a),
+            Moved::Many(s) => s.contains(a),
+        }
+    }
+}
+
 /// Patch `m` to the result of `x`, or say why not (then `m` may be half patched).
 pub(super) fn patch(m: &mut Memo, x: &Inputs) -> Result<Compiled, &'static str> {
     if x.id.fingerprint() != m.identity {
         return Err("this host's identity or cluster keys changed");
-    }
-    if !hosts::same_settings(&m.policy, x.policy) {
-        return Err("settings, zones, clusters, exemptions or rules changed");
-    }
-    if m.policy.host(&x.me.name) != Some(x.me) {
-        return Err("this host's own entry changed");
     }
     let timeline = Timeline::from_defaults(&x.policy.defaults);
     if timeline.view(x.now.secs()) != m.view {
@@ -30,14 +48,24 @@ pub(super) fn patch(m: &mut Memo, x: &Inputs) -> Result<Compiled, &'static str> 
     }
     // A change of up to one host in eight is patched; more is about as fast in full.
     let limit = x.policy.hosts.len() / 8 + 4;
-    let changed = hosts::sync_hosts(&mut m.policy.hosts, &x.policy.hosts, limit)
-        .ok_or("many hosts changed")?;
+    let changed = if Arc::ptr_eq(&m.policy, x.shared) {
+        Vec::new()
+    } else {
+        if !hosts::same_settings(&m.policy, x.policy) {
+            return Err("settings, zones, clusters, exemptions or rules changed");
+        }
+        if m.policy.host(&x.me.name) != Some(x.me) {
+            return Err("this host's own entry changed");
+        }
+        hosts::changed_hosts(&m.policy.hosts, &x.policy.hosts, limit).ok_or("many hosts changed")?
+    };
     if changed.is_empty() {
         // Same settings and hosts: the same rule prefixes.
         if held_names(&x.job(&m.nets)) != m.held {
             return Err("the cluster addresses held changed");
         }
         set_initial_seq(m, &timeline, x.now);
+        m.policy = Arc::clone(x.shared);
         return Ok(Compiled::Patched {
             peers: 0,
             prefixes: 0,
@@ -76,15 +104,20 @@ fn patch_hosts(
     if !spis.is_collision_free() || !m.spis.is_collision_free() {
         return Err("SPI slots are shared");
     }
-    let moved: FastSet<_> = spis.moved_since(&m.spis).into_iter().collect();
+    let moved = Moved::new(spis.moved_since(&m.spis));
     if changes.iter().any(|(_, d)| d.len() > 2 * limit) {
         return Err("rule prefixes changed widely");
     }
     let local = super::super::policy_addrs(x.me, &job.member_of);
     let rules = rule_patch::rule_patch(x.policy, &job.layout, &local, (&m.nets, &nets), &changes)?;
     let prefixes: Vec<IpNet> = changes.into_iter().flat_map(|(_, d)| d).collect();
+    // Only a prefix shorter than a host's can hold other addresses than its own.
+    let holds = |d: &IpNet, b: &IpAddr| match d.prefix_len() == d.max_prefix_len() {
+        true => d.addr() == *b,
+        false => d.contains(b),
+    };
     let reached = |addrs: &[IpAddr]| {
-        (addrs.iter()).any(|b| moved.contains(b) || prefixes.iter().any(|d| d.contains(b)))
+        (addrs.iter()).any(|b| moved.contains(b) || prefixes.iter().any(|d| holds(d, b)))
     };
     if reached(&x.me.addresses) || x.policy.clusters.iter().any(|c| reached(&c.addresses)) {
         return Err("the change reaches this host's or a cluster's SAs");
@@ -144,6 +177,7 @@ fn patch_hosts(
     }
     m.desired.next_change = (!states.is_empty()).then_some(m.view.next_change);
     (m.spis, m.nets, m.ends) = (spis, nets, Some(ends));
+    m.policy = Arc::clone(x.shared);
     Ok(Compiled::Patched {
         peers: peers.len(),
         prefixes: prefixes.len(),

@@ -41,10 +41,15 @@ pub(super) fn rule_patch(
         if rule.mode != Mode::Transport {
             return Err("a tunnel rule's prefixes changed");
         }
+        // The sides differ only in changed prefixes: where none holds a local address,
+        // the address is on the same sides before and after.
+        if ds.iter().any(|d| local.iter().any(|a| d.contains(a))) {
+            return Err("a rule's change concerns this host's own addresses");
+        }
         let (of, ot) = &old.0[*j];
         let (nf, nt) = &new.0[*j];
+        let member = membership(ds, [of, ot, nf, nt])?;
         for d in ds {
-            isolated(d, [of, ot, nf, nt])?;
             only_rule(d, *j, policy, old, new)?;
         }
         let value = rule_policy(rule, *j, layout);
@@ -54,19 +59,15 @@ pub(super) fn rule_patch(
             mark: None,
         };
         for a in local {
-            let sides = |from: &[IpNet], to: &[IpNet]| RuleSides {
+            let sides = RuleSides {
                 a: *a,
-                in_to: any_contains(to, a),
-                in_from: any_contains(from, a),
+                in_to: any_contains(nt, a),
+                in_from: any_contains(nf, a),
             };
-            let (so, sn) = (sides(of, ot), sides(nf, nt));
-            if so != sn || ds.iter().any(|d| d.contains(a)) {
-                return Err("a rule's change concerns this host's own addresses");
-            }
-            for d in ds {
-                let only = |side: &[IpNet]| if side.contains(d) { vec![*d] } else { vec![] };
-                let gone = rule_selectors(rule, &so, &only(of), &only(ot));
-                let put = rule_selectors(rule, &sn, &only(nf), &only(nt));
+            for (d, m) in ds.iter().zip(&member) {
+                let only = |k: usize| if m[k] { vec![*d] } else { vec![] };
+                let gone = rule_selectors(rule, &sides, &only(0), &only(1));
+                let put = rule_selectors(rule, &sides, &only(2), &only(3));
                 patch.remove.extend(gone.into_iter().map(key));
                 patch
                     .add
@@ -77,13 +78,35 @@ pub(super) fn rule_patch(
     Ok(patch)
 }
 
-/// `d` neither contains nor lies inside another prefix of the rule's sides.
-fn isolated(d: &IpNet, sides: [&Vec<IpNet>; 4]) -> Result<(), &'static str> {
-    let overlaps = |p: &IpNet| p != d && (p.contains(d) || d.contains(p));
-    if sides.iter().any(|s| s.iter().any(overlaps)) {
-        return Err("a changed prefix overlaps another of its rule");
+/// For each of `ds`, whether each of `sides` holds it; an error when one overlaps
+/// another prefix of the sides (contains it or lies inside it).
+fn membership(ds: &[IpNet], sides: [&Vec<IpNet>; 4]) -> Result<Vec<[bool; 4]>, &'static str> {
+    let mut member = vec![[false; 4]; ds.len()];
+    for (k, side) in sides.iter().enumerate() {
+        for p in side.iter() {
+            for (d, m) in ds.iter().zip(member.iter_mut()) {
+                if p == d {
+                    m[k] = true;
+                } else if overlap(p, d) {
+                    return Err("a changed prefix overlaps another of its rule");
+                }
+            }
+        }
     }
-    Ok(())
+    Ok(member)
+}
+
+/// Two different prefixes of which one contains the other: the shorter one, or either
+/// when they are one network written with different host bits.
+fn overlap(p: &IpNet, d: &IpNet) -> bool {
+    let host = |n: &IpNet| n.prefix_len() == n.max_prefix_len();
+    if host(p) && host(d) {
+        false // two different host prefixes (the usual case, checked fast)
+    } else if p.prefix_len() <= d.prefix_len() {
+        p.contains(d)
+    } else {
+        d.contains(p)
+    }
 }
 
 /// No other rule, no exemption and no built-in makes a selector towards `d`.

@@ -2,8 +2,9 @@
 //! the compiler's result equals a fresh full compile of the same inputs.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use policy_schema::{Action, Cluster, Encapsulation, Endpoint, Policy, Protocol};
+use policy_schema::{Action, Cluster, Encapsulation, Endpoint, Host, Policy, Protocol};
 use proptest::prelude::*;
 
 use super::super::testkit::{self, identity, seed};
@@ -128,7 +129,7 @@ fn edit() -> impl Strategy<Value = Edit> {
 
 /// The world one edit changes: the policy, the clock, the addresses held, the identity.
 struct World {
-    p: Policy,
+    p: Arc<Policy>,
     t: u64,
     local: LocalAddrs,
     id: Identity,
@@ -144,7 +145,7 @@ impl World {
                 .unwrap();
         }
         World {
-            p,
+            p: Arc::new(p),
             t: T,
             local: LocalAddrs::new(),
             id,
@@ -153,41 +154,7 @@ impl World {
     }
 
     fn apply(&mut self, e: &Edit) {
-        let n = self.p.hosts.len();
-        let pick = |i: usize| 1 + i % (n - 1).max(1);
         match *e {
-            _ if n < 2 => {}
-            Edit::Move(i, a) => {
-                let h = &mut self.p.hosts[pick(i)];
-                h.addresses[0] = addr(a).parse().unwrap();
-            }
-            Edit::Add(a, dual) => {
-                self.next += 1;
-                self.p.hosts.push(host(self.next, a, (dual, false)));
-            }
-            Edit::Remove(i) if n > 2 => {
-                self.p.hosts.remove(pick(i));
-            }
-            Edit::Rename(i) => {
-                self.next += 1;
-                self.p.hosts[pick(i)].name = format!("h{}", self.next);
-            }
-            Edit::Rekey(i, k) => self.p.hosts[pick(i)].public_key = testkit::key(k).public(),
-            Edit::ToggleUdp(i) => {
-                let h = &mut self.p.hosts[pick(i)];
-                h.encapsulation = match h.encapsulation {
-                    Encapsulation::Udp => Encapsulation::None,
-                    Encapsulation::None => Encapsulation::Udp,
-                };
-            }
-            Edit::ToggleV6(i) => {
-                let h = &mut self.p.hosts[pick(i)];
-                match h.addresses.len() {
-                    1 => h.addresses.push(v6(self.next + i as u32).parse().unwrap()),
-                    _ => h.addresses.truncate(1),
-                }
-            }
-            Edit::Swap(i, j) => self.p.hosts.swap(pick(i), pick(j)),
             Edit::Wait(s) => self.t += s,
             Edit::Hold(true) => {
                 self.local.insert(VIP.parse::<IpAddr>().unwrap());
@@ -203,7 +170,12 @@ impl World {
                 id.adopt_cache(&self.id);
                 self.id = id;
             }
-            Edit::Remove(_) | Edit::Nothing => {}
+            Edit::Nothing => {}
+            _ => {
+                // A new policy value (the compiler holds the last one).
+                self.next += 1;
+                edit_hosts(&mut Arc::make_mut(&mut self.p).hosts, e, self.next);
+            }
         }
     }
 
@@ -216,6 +188,40 @@ impl World {
         prop_assert_eq!(&want.policies, &got.policies, "{:?}", how);
         prop_assert!(want == *got, "{:?}", how);
         Ok(how)
+    }
+}
+
+/// Apply a host edit; `next` numbers new names and keys.
+fn edit_hosts(hosts: &mut Vec<Host>, e: &Edit, next: u32) {
+    let n = hosts.len();
+    if n < 2 {
+        return;
+    }
+    let pick = |i: usize| 1 + i % (n - 1);
+    match *e {
+        Edit::Move(i, a) => hosts[pick(i)].addresses[0] = addr(a).parse().unwrap(),
+        Edit::Add(a, dual) => hosts.push(host(next, a, (dual, false))),
+        Edit::Remove(i) if n > 2 => {
+            hosts.remove(pick(i));
+        }
+        Edit::Rename(i) => hosts[pick(i)].name = format!("h{next}"),
+        Edit::Rekey(i, k) => hosts[pick(i)].public_key = testkit::key(k).public(),
+        Edit::ToggleUdp(i) => {
+            let h = &mut hosts[pick(i)];
+            h.encapsulation = match h.encapsulation {
+                Encapsulation::Udp => Encapsulation::None,
+                Encapsulation::None => Encapsulation::Udp,
+            };
+        }
+        Edit::ToggleV6(i) => {
+            let h = &mut hosts[pick(i)];
+            match h.addresses.len() {
+                1 => h.addresses.push(v6(next + i as u32).parse().unwrap()),
+                _ => h.addresses.truncate(1),
+            }
+        }
+        Edit::Swap(i, j) => hosts.swap(pick(i), pick(j)),
+        _ => {}
     }
 }
 
@@ -297,8 +303,9 @@ fn nothing_changed_patches_nothing_but_sequence_numbers() {
 #[test]
 fn an_unknown_host_keeps_the_last_result() {
     let (mut c, w) = hub40();
-    let mut p = w.p.clone();
+    let mut p = (*w.p).clone();
     p.hosts.remove(0);
+    let p = Arc::new(p);
     let now = Timestamp::from_secs(w.t);
     assert!(c.desired(&p, &w.id, &w.local, now).is_err());
     assert!(c.last().is_some());
