@@ -222,15 +222,13 @@ impl SpiTable {
         let gone: Vec<Probe> = (was.iter().filter(|a| !is.contains(a)))
             .map(|a| Some(Probe::new(self.slots.get(a)?.home, a)))
             .collect::<Option<_>>()?;
-        let added: Vec<&IpAddr> = is.iter().filter(|a| !was.contains(a)).collect();
-        // An added address the table has elsewhere, or twice: it would repeat.
-        if added
-            .iter()
-            .enumerate()
-            .any(|(i, a)| self.slots.contains_key(*a) || added[..i].contains(a))
-        {
+        // Old addresses are unique, so the new ones are when the changed positions do
+        // not repeat one, nor name one the table has at a position that did not change.
+        let elsewhere = |a: &IpAddr| !was.contains(a) && self.slots.contains_key(a);
+        if (is.iter().enumerate()).any(|(i, a)| is[..i].contains(a) || elsewhere(a)) {
             return None;
         }
+        let added: Vec<&IpAddr> = is.iter().filter(|a| !was.contains(a)).collect();
         let added: Vec<Probe> = (added.into_iter())
             .map(|a| Probe::new((slot_hash(a) % n) as u32, a))
             .collect();
@@ -319,7 +317,18 @@ mod tests {
         Ok(rebuilt)
     }
 
+    #[test]
+    fn an_address_repeated_in_place_is_shared() {
+        let at = |xs: &[u16]| inventory(&xs.iter().map(|x| (false, *x)).collect::<Vec<_>>(), 64);
+        let old = Arc::new(SpiTable::build(&at(&[1, 2, 3])));
+        // Every position changed, to addresses the table had, one of them twice.
+        let new = SpiTable::reuse_or_build(&at(&[2, 1, 1]), Some(&old));
+        assert!(!new.is_collision_free());
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
         /// A table rebuilt from another one is the one built anew.
         #[test]
         fn rebuilt_equals_built(
