@@ -24,7 +24,6 @@
 //! is the maximum).
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -35,6 +34,10 @@ use agent::keys::{Identity, PrivateKey};
 use agent::model::{Desired, PolicyKey, SaKey};
 use agent::plan::{LocalAddrs, Timestamp};
 use anyhow::{bail, Context};
+
+#[path = "support/edit.rs"]
+mod edit;
+use edit::move_host;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
@@ -97,25 +100,6 @@ fn parse_args() -> anyhow::Result<Args> {
         }
     }
     Ok(args)
-}
-
-/// The file with host `h{i}` moved: the second octet's top bit flips (10.1.x.y ↔ 10.129.x.y).
-fn move_host(text: &str, i: u32) -> anyhow::Result<String> {
-    let tag = format!("name = \"h{i}\"\naddresses = [\"");
-    let start = text
-        .find(&tag)
-        .with_context(|| format!("host h{i} not found"))?
-        + tag.len();
-    let end = start + text[start..].find('"').context("unterminated address")?;
-    let old: Ipv4Addr = text[start..end].parse()?;
-    let mut o = old.octets();
-    o[1] ^= 0x80;
-    Ok(format!(
-        "{}{}{}",
-        &text[..start],
-        Ipv4Addr::from(o),
-        &text[end..]
-    ))
 }
 
 /// The plan the daemon would compute from `text` (pair keys cached in `id`).

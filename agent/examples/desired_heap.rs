@@ -7,11 +7,12 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Instant;
 
 use agent::cli::{context, PolicyArgs};
 use agent::model::{Algorithm, Desired};
-use agent::plan::{desired, Timestamp};
+use agent::plan::{desired, Compiler, Timestamp};
 use sha2::{Digest, Sha256};
 
 /// Counts live bytes and allocation calls on top of the system allocator.
@@ -69,6 +70,18 @@ fn main() -> anyhow::Result<()> {
         LIVE.load(Relaxed) as f64 / 1e6
     );
     println!("digest {}", digest(&d));
+    // The incremental compile, after host h1 moved away and back, must give the same set.
+    let mut compiler = Compiler::new();
+    let mut moved = ctx.policy.clone();
+    if let Some(h) = moved.hosts.iter_mut().find(|h| h.name == "h1") {
+        h.addresses[0] = "192.0.2.1".parse()?;
+    }
+    let (policy, moved) = (Arc::new(ctx.policy.clone()), Arc::new(moved));
+    for p in [&policy, &moved, &policy] {
+        compiler.desired(p, &ctx.identity, &local, now)?;
+    }
+    let got = compiler.last().expect("compiled");
+    println!("digest {} (incremental, {:?})", digest(got), compiler.how());
     let mut t: Vec<f64> = (0..rounds)
         .map(|_| {
             let start = Instant::now();

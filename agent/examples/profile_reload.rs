@@ -3,17 +3,22 @@
 //! against the previous compile. Used to find what to speed up; `scripts/bench-reload`
 //! measures the real thing (rename → kernel).
 //!
+//! Then the incremental compile ([`agent::plan::Compiler`]) next to the full one, on the
+//! benchmark's edit (change k moves host h{k}) and on a recompile with nothing changed,
+//! each result checked against the full compile of the same inputs.
+//!
 //!   cargo run --release -p agent --example profile_reload -- POLICY KEY [ROUNDS]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agent::cli::{context, PolicyArgs};
 use agent::model::{Observed, ObservedSa};
-use agent::plan::{desired, diff::diff, Timestamp};
+use agent::plan::{desired, diff::diff, Compiled, Compiler, Timestamp};
 use sha2::{Digest, Sha256};
 
 /// Counts live heap bytes, to report what a loaded policy and a compiled set retain.
@@ -31,6 +36,9 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(p, l) }
     }
 }
+
+#[path = "support/edit.rs"]
+mod edit;
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -120,13 +128,87 @@ fn main() -> anyhow::Result<()> {
         drop(std::mem::replace(&mut prev_d, d));
         mark(6, &mut t);
     }
-    for (name, mut v) in names.iter().zip(t) {
-        v.sort();
-        println!(
-            "{name:10} p50 {:8.2} ms  max {:8.2} ms",
-            v[v.len() / 2].as_secs_f64() * 1e3,
-            v[v.len() - 1].as_secs_f64() * 1e3
-        );
+    for (name, v) in names.iter().zip(t) {
+        print_times(name, v);
+    }
+    drop(prev_d);
+    incremental(&args, prev, rounds, now)
+}
+
+fn print_times(name: &str, mut v: Vec<Duration>) {
+    v.sort();
+    println!(
+        "{name:10} p50 {:8.2} ms  max {:8.2} ms",
+        v[v.len() / 2].as_secs_f64() * 1e3,
+        v[v.len() - 1].as_secs_f64() * 1e3
+    );
+}
+
+/// Full compile vs `Compiler` on `rounds` one-host changes, and on recompiles with
+/// nothing changed a moment later (same epochs): of the same policy value (what resyncs
+/// and address events do) and of an equal one (a reload of the same file).
+fn incremental(
+    args: &PolicyArgs,
+    prev: context::Context,
+    rounds: usize,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    let local = BTreeSet::new();
+    let live = || LIVE.load(Ordering::Relaxed);
+    let (mut policy, mut id) = (Arc::new(prev.policy), prev.identity);
+    let base = live();
+    let plain = desired(&policy, &id, &local, now)?;
+    let plain_mb = mb(live() - base);
+    drop(plain);
+    let mut compiler = Compiler::new();
+    let base = live();
+    compiler.desired(&policy, &id, &local, now)?;
+    println!(
+        "retained heap: desired set {plain_mb:.2} MB; compiler (desired set + what a patch needs, the policy shared) {:.2} MB",
+        mb(live() - base)
+    );
+    let mut text = std::fs::read_to_string(&args.config)?;
+    let names = ["full", "drop full", "one host", "no change", "same file"];
+    let mut t = vec![Vec::new(); names.len()];
+    for k in 1..=rounds {
+        text = edit::move_host(&text, k as u32)?;
+        let ctx = context::load_text(args, &text)?;
+        ctx.identity.adopt_cache(&id);
+        // Like the daemon, which holds the replaced policy until the kernel has the new
+        // one: freeing it is not the compile's time.
+        let retired = std::mem::replace(&mut policy, Arc::new(ctx.policy));
+        id = ctx.identity;
+        // The daemon's clock moves on between compiles (outbound sequence numbers follow).
+        let at = Timestamp(now.nanos() + k as u64 * 100_000_000);
+        // Incremental first: the full compile would leave it the new SPI table.
+        let lap = Instant::now();
+        compiler.desired(&policy, &id, &local, at)?;
+        t[2].push(lap.elapsed());
+        let how = compiler.how().cloned();
+        assert!(matches!(how, Some(Compiled::Patched { .. })), "{how:?}");
+        let lap = Instant::now();
+        let full = desired(&policy, &id, &local, at)?;
+        t[0].push(lap.elapsed());
+        assert!(compiler.last() == Some(&full), "differs from full at {k}");
+        let lap = Instant::now();
+        drop(full);
+        t[1].push(lap.elapsed());
+        // Then the same policy again, and an equal copy (a reload of the same file),
+        // which the daemon then holds.
+        for (i, p) in [(3, policy.clone()), (4, Arc::new((*policy).clone()))] {
+            let later = Timestamp(at.nanos() + 10_000_000 * i);
+            let lap = Instant::now();
+            compiler.desired(&p, &id, &local, later)?;
+            t[i as usize].push(lap.elapsed());
+            let full = desired(&p, &id, &local, later)?;
+            assert!(compiler.last() == Some(&full), "no change differs at {k}");
+            policy = p;
+        }
+        drop(retired);
+    }
+    println!("compile of a one-host change and of no change, over {rounds} changes:");
+    for (name, v) in names.iter().zip(t) {
+        print_times(name, v);
     }
     Ok(())
 }

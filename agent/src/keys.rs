@@ -361,6 +361,17 @@ impl Identity {
         table
     }
 
+    /// Who this identity is, as far as a compile can tell: the host, its public key, and
+    /// each cluster it holds a key of with that key's public half.
+    pub fn fingerprint(&self) -> (String, PublicKey, Vec<(String, PublicKey)>) {
+        let clusters = self
+            .cluster_keys
+            .iter()
+            .map(|(n, k)| (n.clone(), k.public()))
+            .collect();
+        (self.host.clone(), self.key.public(), clusters)
+    }
+
     /// The public keys of the private keys this identity holds: the cache's first halves.
     fn held_keys(&self) -> impl Iterator<Item = PublicKey> + '_ {
         std::iter::once(self.key.public()).chain(self.cluster_keys.values().map(PrivateKey::public))

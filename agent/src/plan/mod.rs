@@ -3,18 +3,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use policy_schema::{Cipher, Cluster, Host, Mode, Policy};
 
 use crate::keys::Identity;
 use crate::model::{Desired, DesiredSa, SaKey};
-use epoch::Timeline;
+use epoch::{EpochView, Timeline};
+use sa_map::SaSink;
 use spi::SpiTable;
 use states::{Party, Rules, SaContextAll};
 
 pub mod diff;
 pub mod epoch;
+mod incremental;
 pub mod installed;
 pub mod net;
 pub mod policies;
@@ -25,6 +28,8 @@ pub mod spi;
 pub mod states;
 pub mod suite;
 pub mod tunnel;
+
+pub use incremental::{Compiled, Compiler};
 
 #[cfg(test)]
 pub(crate) mod testkit;
@@ -59,6 +64,7 @@ pub enum PlanError {
 
 /// Every rule's `from` and `to` resolved to prefixes, in file order: resolving scans the
 /// inventory, and both the policies and the SAs need it — once per compile is enough.
+#[derive(Debug, PartialEq, Eq)]
 pub struct RuleNets(Vec<(Vec<IpNet>, Vec<IpNet>)>);
 
 impl RuleNets {
@@ -128,37 +134,28 @@ impl Layout {
 ///
 /// `local` only matters for cluster addresses: their SAs exist only on the member that
 /// holds the address right now (and whose identity has the cluster's key).
+/// [`Compiler`] gives the same result, reusing the previous compile where it can.
 pub fn desired(
     policy: &Policy,
     id: &Identity,
     local: &LocalAddrs,
     now: Timestamp,
 ) -> Result<Desired, PlanError> {
-    let me = policy
-        .host(&id.host)
-        .ok_or_else(|| PlanError::UnknownHost(id.host.clone()))?;
-    let layout = Layout::new(policy);
-    let member_of: Vec<&Cluster> = policy
-        .clusters
-        .iter()
-        .filter(|c| c.members.iter().any(|m| m == &me.name))
-        .collect();
-    // Policies cover cluster addresses on every member, held or not, so a failover only
-    // changes SAs — never the policies the peers' traffic is checked against.
-    let mut policy_addrs = me.addresses.clone();
-    policy_addrs.extend(member_of.iter().flat_map(|c| c.addresses.iter().copied()));
-    let nets = RuleNets::new(policy);
-    let policies = || policies::policies(policy, me, &policy_addrs, &layout, &nets);
-    let job = SaJob {
-        policy,
-        id,
-        me,
-        member_of: &member_of,
-        local,
-        now,
-        layout: &layout,
-        nets: &nets,
-    };
+    desired_with(policy, id, local, now, &RuleNets::new(policy))
+}
+
+/// [`desired`] with the rules already resolved.
+fn desired_with(
+    policy: &Policy,
+    id: &Identity,
+    local: &LocalAddrs,
+    now: Timestamp,
+    nets: &RuleNets,
+) -> Result<Desired, PlanError> {
+    let me = find_me(policy, id)?;
+    let job = SaJob::new(policy, id, me, local, now, nets);
+    let policy_addrs = policy_addrs(me, &job.member_of);
+    let policies = || policies::policies(policy, me, &policy_addrs, &job.layout, nets);
     let states = || job.sas();
     // Policies and SAs do not depend on each other: a large inventory compiles them on two
     // cores (the daemon's reload waits for both). Same output either way.
@@ -184,77 +181,151 @@ pub fn desired(
 /// From this many hosts on, policies and SAs are compiled on two threads.
 const PARALLEL_FROM_HOSTS: usize = 512;
 
+fn find_me<'a>(policy: &'a Policy, id: &Identity) -> Result<&'a Host, PlanError> {
+    policy
+        .host(&id.host)
+        .ok_or_else(|| PlanError::UnknownHost(id.host.clone()))
+}
+
+/// The clusters `me` is a member of.
+fn member_of<'a>(policy: &'a Policy, me: &Host) -> Vec<&'a Cluster> {
+    policy
+        .clusters
+        .iter()
+        .filter(|c| c.members.iter().any(|m| m == &me.name))
+        .collect()
+}
+
+/// The local addresses policies are made for.
+///
+/// Policies cover cluster addresses on every member, held or not, so a failover only
+/// changes SAs — never the policies the peers' traffic is checked against.
+fn policy_addrs(me: &Host, member_of: &[&Cluster]) -> Vec<IpAddr> {
+    let mut addrs = me.addresses.clone();
+    addrs.extend(member_of.iter().flat_map(|c| c.addresses.iter().copied()));
+    addrs
+}
+
 /// What compiling this host's SAs needs.
 struct SaJob<'a> {
     policy: &'a Policy,
     id: &'a Identity,
     me: &'a Host,
-    member_of: &'a [&'a Cluster],
+    member_of: Vec<&'a Cluster>,
     local: &'a LocalAddrs,
     now: Timestamp,
-    layout: &'a Layout,
+    layout: Layout,
     nets: &'a RuleNets,
 }
 
-impl SaJob<'_> {
-    /// This host's SAs, and when they change next.
-    fn sas(&self) -> (BTreeMap<SaKey, DesiredSa>, Option<u64>) {
-        let SaJob {
+impl<'a> SaJob<'a> {
+    fn new(
+        policy: &'a Policy,
+        id: &'a Identity,
+        me: &'a Host,
+        local: &'a LocalAddrs,
+        now: Timestamp,
+        nets: &'a RuleNets,
+    ) -> SaJob<'a> {
+        SaJob {
             policy,
             id,
             me,
-            member_of,
+            member_of: member_of(policy, me),
             local,
             now,
-            layout,
+            layout: Layout::new(policy),
             nets,
-        } = *self;
-        let timeline = Timeline::from_defaults(&policy.defaults);
-        let view = timeline.view(now.secs());
-        let spis = id.spi_table(|kept| SpiTable::reuse_or_build(policy, kept));
-        let cx = SaContextAll {
-            spis: &spis,
-            timeline,
-            view: &view,
-            layout,
-            replay_window: policy.defaults.replay_window,
-            now_ns: now.nanos(),
-        };
+        }
+    }
+
+    /// This host's SAs, and when they change next.
+    fn sas(&self) -> (BTreeMap<SaKey, DesiredSa>, Option<u64>) {
+        let (timeline, view) = self.timeline();
+        let spis = self.spi_table();
+        let cx = self.context(&spis, timeline, &view);
         // In the common case (one address each, mid-epoch) a peer gets one SA per epoch in
         // force: reserving that much saves regrowing a vector of tens of thousands of SAs.
         let mut states =
-            sa_map::SaSink::with_capacity(policy.hosts.len() * (1 + view.inbound.len()));
-        if states::any_esp(policy) {
-            let rules = Rules::new(policy, nets);
-            let me_party = host_party(me);
-            let held = held_addresses(member_of, id, local);
-            let held_clusters: Vec<&Cluster> = held.iter().map(|(c, _)| *c).collect();
-            let my_rules = rules.for_party(&me_party);
-            let held_parties: Vec<(&Cluster, Party, Vec<_>)> = held
-                .iter()
-                .map(|(c, addrs)| {
-                    let party = Party {
-                        addrs,
-                        ..cluster_party(c)
-                    };
-                    let r = rules.for_party(&party);
-                    (*c, party, r)
-                })
-                .collect();
-            for peer in peers(policy, me, &held_clusters) {
-                let pair = id.pair(&peer.key);
-                states::transport_sas(&cx, &my_rules, &me_party, &peer, &pair, &mut states);
-                for (c, party, party_rules) in &held_parties {
-                    if let Some(pair) = id.cluster_pair(&c.name, &peer.key) {
-                        states::transport_sas(&cx, party_rules, party, &peer, &pair, &mut states);
-                    }
-                }
-            }
-            states::tunnel_sas(&cx, policy, me, &|k| id.pair(k), &mut states);
+            sa_map::SaSink::with_capacity(self.policy.hosts.len() * (1 + view.inbound.len()));
+        if states::any_esp(self.policy) {
+            let held = self.held();
+            let clusters: Vec<&Cluster> = held.iter().map(|(c, _)| *c).collect();
+            let peers = peers(self.policy, self.me, &clusters);
+            self.transport(&cx, &held, &peers, &mut states);
+            states::tunnel_sas(&cx, self.policy, self.me, &|k| self.id.pair(k), &mut states);
         }
         let states = states.into_map();
         let next_change = (!states.is_empty()).then_some(view.next_change);
         (states, next_change)
+    }
+
+    /// The epoch timeline and the view of it at `now`.
+    fn timeline(&self) -> (Timeline, EpochView) {
+        let timeline = Timeline::from_defaults(&self.policy.defaults);
+        let view = timeline.view(self.now.secs());
+        (timeline, view)
+    }
+
+    /// The SPI slots (the identity keeps the last table, reused while addresses stay).
+    fn spi_table(&self) -> Arc<SpiTable> {
+        self.id
+            .spi_table(|kept| SpiTable::reuse_or_build(self.policy, kept))
+    }
+
+    fn context<'b>(
+        &'b self,
+        spis: &'b SpiTable,
+        timeline: Timeline,
+        view: &'b EpochView,
+    ) -> SaContextAll<'b> {
+        SaContextAll {
+            spis,
+            timeline,
+            view,
+            layout: &self.layout,
+            replay_window: self.policy.defaults.replay_window,
+            now_ns: self.now.nanos(),
+        }
+    }
+
+    /// The clusters we hold addresses of now (and whose key we have), with the addresses.
+    fn held(&self) -> Vec<(&'a Cluster, Vec<IpAddr>)> {
+        held_addresses(&self.member_of, self.id, self.local)
+    }
+
+    /// The transport-mode SAs with each of `peers`, from us and from the addresses we hold
+    /// of the `held` clusters.
+    fn transport(
+        &self,
+        cx: &SaContextAll,
+        held: &[(&Cluster, Vec<IpAddr>)],
+        peers: &[Party],
+        out: &mut SaSink,
+    ) {
+        let rules = Rules::new(self.policy, self.nets);
+        let me_party = host_party(self.me);
+        let my_rules = rules.for_party(&me_party);
+        let held_parties: Vec<(&Cluster, Party, Vec<_>)> = held
+            .iter()
+            .map(|(c, addrs)| {
+                let party = Party {
+                    addrs,
+                    ..cluster_party(c)
+                };
+                let r = rules.for_party(&party);
+                (*c, party, r)
+            })
+            .collect();
+        for peer in peers {
+            let pair = self.id.pair(&peer.key);
+            states::transport_sas(cx, &my_rules, &me_party, peer, &pair, out);
+            for (c, party, party_rules) in &held_parties {
+                if let Some(pair) = self.id.cluster_pair(&c.name, &peer.key) {
+                    states::transport_sas(cx, party_rules, party, peer, &pair, out);
+                }
+            }
+        }
     }
 }
 

@@ -220,31 +220,71 @@ fn transport_rule(
     b: &mut Builder,
 ) {
     let action = rule_action(rule, layout, None);
-    let proto = rule.protocol.map_or(0, |p| p.number());
-    let ports = blocks_of(&rule.ports);
     for a in local {
-        let fam = Family::of(a);
-        if rule
-            .protocol
-            .and_then(|p| p.family())
-            .is_some_and(|f| f != fam)
-        {
-            continue;
-        }
-        let mut sels: Vec<(Dir, Selector)> = Vec::new();
-        for (contains_me, remote, side) in [(to, from, Side::Server), (from, to, Side::Client)] {
-            if !any_contains(contains_me, a) {
-                continue;
-            }
-            for r in of_family(remote, fam) {
-                for port in &ports {
-                    sels.extend(pair_selectors(host(*a), r, proto, *port, side));
-                }
-            }
-        }
-        for (dir, s) in prune(sels) {
+        let sides = RuleSides {
+            a: *a,
+            in_to: any_contains(to, a),
+            in_from: any_contains(from, a),
+        };
+        for (dir, s) in rule_selectors(rule, &sides, from, to) {
             b.add(dir, s, prio, &action, origin);
         }
+    }
+}
+
+/// Where local address `a` stands in a transport rule: inside its `to`, its `from`, both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct RuleSides {
+    pub a: IpAddr,
+    pub in_to: bool,
+    pub in_from: bool,
+}
+
+/// The pruned selectors of a transport rule for one local address, towards the remote
+/// prefixes `from` and `to` (the rule's own, or a part of them: pruning compares only
+/// selectors of one remote prefix with those of a prefix containing or inside it).
+pub(super) fn rule_selectors(
+    rule: &Rule,
+    sides: &RuleSides,
+    from: &[IpNet],
+    to: &[IpNet],
+) -> Vec<(Dir, Selector)> {
+    let a = &sides.a;
+    let fam = Family::of(a);
+    if rule
+        .protocol
+        .and_then(|p| p.family())
+        .is_some_and(|f| f != fam)
+    {
+        return Vec::new();
+    }
+    let proto = rule.protocol.map_or(0, |p| p.number());
+    let ports = blocks_of(&rule.ports);
+    let mut sels: Vec<(Dir, Selector)> = Vec::new();
+    for (contains_me, remote, side) in [
+        (sides.in_to, from, Side::Server),
+        (sides.in_from, to, Side::Client),
+    ] {
+        if !contains_me {
+            continue;
+        }
+        for r in of_family(remote, fam) {
+            for port in &ports {
+                sels.extend(pair_selectors(host(*a), r, proto, *port, side));
+            }
+        }
+    }
+    prune(sels)
+}
+
+/// The policy a transport rule's selectors carry: its priority, action and origin.
+pub(super) fn rule_policy(rule: &Rule, j: usize, layout: &Layout) -> DesiredPolicy {
+    DesiredPolicy {
+        spec: PolicySpec {
+            priority: layout.rule(j),
+            action: rule_action(rule, layout, None),
+        },
+        origin: Origin::Rule(rule.name.as_str().into()),
     }
 }
 

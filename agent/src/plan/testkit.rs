@@ -48,6 +48,20 @@ pub fn rule(name: &str, from: Vec<Endpoint>, to: Vec<Endpoint>, action: Action) 
     }
 }
 
+/// Any → `host` on TCP 5432, with another cipher than the default.
+pub fn port_rule(name: &str, host: &str) -> Rule {
+    let mut r = rule(
+        name,
+        vec![Endpoint::Any],
+        vec![Endpoint::Host(host.into())],
+        Action::Require,
+    );
+    r.protocol = Some(Protocol::Tcp);
+    r.ports = vec![PortRange::single(5432)];
+    r.cipher = Cipher::Chacha20Poly1305;
+    r
+}
+
 pub fn exemption(name: &str, protocol: Protocol, ports: &[(u16, u16)]) -> Exemption {
     Exemption {
         name: name.into(),

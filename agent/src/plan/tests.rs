@@ -255,16 +255,7 @@ fn inventory() -> impl Strategy<Value = Policy> {
                 })
                 .collect();
             if extra > 0 {
-                let mut r = testkit::rule(
-                    "db-port",
-                    vec![Endpoint::Any],
-                    vec![Endpoint::Host("h0".into())],
-                    Action::Require,
-                );
-                r.protocol = Some(Protocol::Tcp);
-                r.ports = vec![PortRange::single(5432)];
-                r.cipher = policy_schema::Cipher::Chacha20Poly1305;
-                p.rules.insert(0, r);
+                p.rules.insert(0, testkit::port_rule("db-port", "h0"));
             }
             p
         })
