@@ -72,11 +72,11 @@ fn main() -> anyhow::Result<()> {
     println!("digest {}", digest(&d));
     // The incremental compile, after host h1 moved away and back, must give the same set.
     let mut compiler = Compiler::new();
-    let mut moved = ctx.policy.clone();
+    let mut moved = (*ctx.policy).clone();
     if let Some(h) = moved.hosts.iter_mut().find(|h| h.name == "h1") {
         h.addresses[0] = "192.0.2.1".parse()?;
     }
-    let (policy, moved) = (Arc::new(ctx.policy.clone()), Arc::new(moved));
+    let (policy, moved) = (Arc::clone(&ctx.policy), Arc::new(moved));
     for p in [&policy, &moved, &policy] {
         compiler.desired(p, &ctx.identity, &local, now)?;
     }

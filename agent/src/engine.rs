@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::kernel::{self, ErrorKind, KernelError, NlSocket};
 use crate::model::{Desired, DesiredSa, Op, OpKind, SaDir, SaKey};
-use crate::plan::diff::{diff_with, sa_class, Plan, SaClass};
+use crate::plan::diff::{diff_with, in_class, sa_class, Plan, SaClass};
 
 /// One op the kernel refused.
 #[derive(Debug)]
@@ -136,7 +136,7 @@ pub struct Options<'a> {
 impl Options<'_> {
     /// Whether an SA may be written.
     fn writable(&self) -> impl Fn(&SaKey, &DesiredSa) -> bool + '_ {
-        |k, sa| self.blocked.is_empty() || !self.blocked.contains(&sa_class(k, &sa.spec))
+        |k, sa| !self.blocked.iter().any(|c| in_class(k, &sa.spec, c))
     }
 }
 

@@ -231,6 +231,17 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    /// Whether [`Algorithm::display_name`] is `name` (without building it).
+    pub fn is_named(&self, name: &str) -> bool {
+        match self {
+            Algorithm::Aead { name: n, .. } => n == name,
+            Algorithm::EncAuth {
+                enc_name,
+                auth_name,
+                ..
+            } => name.split_once('+') == Some((enc_name, auth_name)),
+        }
+    }
     /// The name shown to users (`plan --json` field `algorithm`).
     pub fn display_name(&self) -> String {
         match self {
@@ -429,5 +440,33 @@ impl fmt::Display for Op {
             OpKind::DelPolicy(k) => write!(f, "{sign} {k}")?,
         }
         write!(f, " ({})", self.label)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_algorithm_is_named_as_displayed() {
+        let aead = Algorithm::Aead {
+            name: "rfc4106(gcm(aes))".into(),
+            key: Secret::new(vec![0; 20]),
+            icv_bits: 128,
+        };
+        let enc_auth = Algorithm::EncAuth {
+            enc_name: "cbc(aes)".into(),
+            enc_key: Secret::new(vec![0; 16]),
+            auth_name: "hmac(sha256)".into(),
+            auth_key: Secret::new(vec![0; 32]),
+            trunc_bits: 128,
+        };
+        for a in [&aead, &enc_auth] {
+            assert!(a.is_named(&a.display_name()));
+        }
+        assert!(!aead.is_named("cbc(aes)+hmac(sha256)"));
+        assert!(!enc_auth.is_named("rfc4106(gcm(aes))"));
+        assert!(!enc_auth.is_named("cbc(aes)"));
+        assert!(!enc_auth.is_named("cbc(aes)+hmac(sha1)"));
     }
 }

@@ -1,6 +1,7 @@
 //! Loading what every policy command needs: the validated policy and this host's identity.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use policy_schema::{Diagnostic, Policy};
 
@@ -10,7 +11,8 @@ use crate::plan::Timestamp;
 
 /// A loaded policy and identity.
 pub struct Context {
-    pub policy: Policy,
+    /// Shared: the daemon's incremental compiler keeps it to tell what the next one changed.
+    pub policy: Arc<Policy>,
     pub warnings: Vec<Diagnostic>,
     pub identity: Identity,
     pub config: PathBuf,
@@ -103,7 +105,7 @@ fn with_identity(
         identity.add_cluster_key(&policy, &c.name, ck, &path)?;
     }
     Ok(Context {
-        policy,
+        policy: Arc::new(policy),
         warnings,
         identity,
         config: args.config.clone(),

@@ -14,8 +14,8 @@ use crate::cli::PolicyArgs;
 use crate::engine;
 use crate::kernel::{self, encap, NlSocket};
 use crate::model::{Desired, NAT_T_PORT};
-use crate::plan;
 use crate::plan::diff::SaClass;
+use crate::plan::{Compiled, Compiler};
 use reload::{read_and_load, Loaded};
 
 mod reload;
@@ -65,7 +65,8 @@ pub struct Worker {
     /// The sha256 and key fingerprint of the last rejected load (not retried until either
     /// changes, or SIGHUP).
     rejected: Option<String>,
-    last: Option<Desired>,
+    /// Compiles the desired set, patching the last one where the inputs allow; holds it.
+    compiler: Compiler,
     /// The policy a reload replaced, dropped after the next reconcile (not in its way).
     retired: Option<Loaded>,
     encap: EncapSockets,
@@ -96,16 +97,6 @@ pub fn release_free_memory() {
     }
 }
 
-/// Same objects (keys and specs), ignoring per-call metadata such as initial sequence numbers.
-fn same_objects(a: &Desired, b: &Desired) -> bool {
-    a.policies == b.policies
-        && a.states.len() == b.states.len()
-        && a.states
-            .iter()
-            .zip(&b.states)
-            .all(|((ka, va), (kb, vb))| ka == kb && va.spec == vb.spec)
-}
-
 impl Worker {
     /// Load the policy and key; an invalid file here is fatal (there is nothing to keep).
     pub fn start(args: &PolicyArgs, sock: NlSocket) -> anyhow::Result<Worker> {
@@ -130,7 +121,7 @@ impl Worker {
             sock,
             loaded,
             rejected: None,
-            last: None,
+            compiler: Compiler::new(),
             retired: None,
             encap: EncapSockets::default(),
             blocked: BTreeMap::new(),
@@ -154,7 +145,7 @@ impl Worker {
 
     /// The desired set of the last reconcile (empty before the first).
     pub fn last_desired(&self) -> Option<&Desired> {
-        self.last.as_ref()
+        self.compiler.last()
     }
 
     /// Open or close the UDP 4500 sockets to match the desired encapsulated SAs. Opened
@@ -191,18 +182,37 @@ impl Worker {
     /// One reconcile. Kernel errors are returned (the loop retries); everything else is
     /// accounted in the view and metrics.
     pub fn reconcile(&mut self, cause: Cause) -> anyhow::Result<()> {
+        // The compiler holds the desired set the rest reads while it changes the worker:
+        // out for the duration, back whatever happens.
+        let mut compiler = std::mem::take(&mut self.compiler);
+        let r = self.reconcile_with(&mut compiler, cause);
+        self.compiler = compiler;
+        // The policy a reload replaced is dropped here, after the kernel has the new one.
+        self.retired = None;
+        r
+    }
+
+    fn reconcile_with(&mut self, compiler: &mut Compiler, cause: Cause) -> anyhow::Result<()> {
         let t0 = Instant::now();
         let local = kernel::addrs::local_addrs().context("reading local addresses")?;
-        let full = {
-            let ctx = &self.loaded.ctx;
-            plan::desired(&ctx.policy, &ctx.identity, &local, context::system_now())?
-        };
-        self.sync_encap(&full);
+        let ctx = &self.loaded.ctx;
+        compiler.desired(&ctx.policy, &ctx.identity, &local, context::system_now())?;
+        let full = compiler.last().expect("just compiled");
+        // Same objects as the last compile (only sequence numbers re-stamped): writes now
+        // repair someone else's change.
+        let same = matches!(
+            compiler.how(),
+            Some(Compiled::Patched {
+                peers: 0,
+                prefixes: 0
+            })
+        );
+        self.sync_encap(full);
         // After a kernel refused a class of SAs for a missing feature, only the resync
         // tries that class again, and only when a probe write of one of them gets through.
         if !self.blocked.is_empty() && cause == Cause::Resync {
             let classes = self.blocked.keys().cloned().collect();
-            let still = engine::still_blocked(&mut self.sock, &full, &classes)?;
+            let still = engine::still_blocked(&mut self.sock, full, &classes)?;
             self.blocked.retain(|c, _| still.contains(c));
             if self.blocked.len() < classes.len() {
                 tracing::info!(still_missing = ?self.blocked.values().collect::<BTreeSet<_>>(),
@@ -216,17 +226,21 @@ impl Worker {
             blocked: &blocked,
         };
         let own = &self.loaded.ctx.policy.ownership;
-        let out = engine::reconcile_with(&mut self.sock, &full, own, &opts)?;
+        let out = engine::reconcile_with(&mut self.sock, full, own, &opts)?;
         let secs = t0.elapsed().as_secs_f64();
-        self.account(cause, &out, &full, secs);
-        self.last = Some(full);
-        // The policy a reload replaced is dropped here, after the kernel has the new one.
-        self.retired = None;
+        self.account(cause, &out, full, same, secs);
         Ok(())
     }
 
     /// Log and count what a reconcile did.
-    fn account(&mut self, cause: Cause, out: &engine::Outcome, full: &Desired, secs: f64) {
+    fn account(
+        &mut self,
+        cause: Cause,
+        out: &engine::Outcome,
+        full: &Desired,
+        same: bool,
+        secs: f64,
+    ) {
         let new: BTreeMap<SaClass, String> = out
             .blocked()
             .into_iter()
@@ -244,10 +258,9 @@ impl Worker {
         let applied = out.applied;
         if applied > 0 {
             // Writes while wanting the same objects as last time repaired someone else's
-            // change. (Reloads, address changes and rotations want new objects: the full
-            // comparison of 50k objects is skipped for them.)
+            // change. (Reloads, address changes and rotations want new objects.)
             let wanted_change = matches!(cause, Cause::Reload | Cause::Addresses | Cause::Rotation);
-            let drift = !wanted_change && self.last.as_ref().is_some_and(|l| same_objects(l, full));
+            let drift = !wanted_change && same;
             if drift {
                 self.view.drift_repairs += 1;
                 let ops: Vec<String> = out.plan.ops.iter().take(8).map(|o| o.to_string()).collect();
@@ -297,7 +310,7 @@ impl Worker {
     pub fn peer_status(&mut self) -> anyhow::Result<crate::status::Status> {
         let observed = kernel::observe(&mut self.sock, &self.loaded.ctx.policy.ownership)?;
         let empty = Desired::default();
-        let d = self.last.as_ref().unwrap_or(&empty);
+        let d = self.compiler.last().unwrap_or(&empty);
         Ok(crate::status::build(d, &observed, Default::default()))
     }
 }

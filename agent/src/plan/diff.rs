@@ -37,6 +37,11 @@ pub fn sa_class(k: &SaKey, sa: &SaSpec) -> SaClass {
     (k.dst.is_ipv6(), sa.alg.display_name())
 }
 
+/// Whether an SA is of `class` (no allocation: asked for every SA while one is blocked).
+pub fn in_class(k: &SaKey, sa: &SaSpec, class: &SaClass) -> bool {
+    class.0 == k.dst.is_ipv6() && sa.alg.is_named(&class.1)
+}
+
 /// The writes that make the kernel match, and the desired objects we may not write.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {

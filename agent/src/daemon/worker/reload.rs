@@ -105,7 +105,7 @@ impl Worker {
         if !force && self.rejected.as_deref() == Some(attempt.as_str()) {
             return false;
         }
-        let previous = Some(&self.loaded.ctx.policy);
+        let previous = Some(&*self.loaded.ctx.policy);
         match context::reload_text(&self.args, &text, &mut self.reloader, previous) {
             Ok(ctx) => {
                 ctx.identity.adopt_cache(&self.loaded.ctx.identity);
