@@ -163,10 +163,18 @@ pub fn reconcile_with(
     own: &Ownership,
     opts: &Options,
 ) -> Result<Outcome, KernelError> {
+    let t0 = std::time::Instant::now();
     let observed = kernel::observe(sock, own)?;
+    let t1 = std::time::Instant::now();
     let installed = (observed.policies.len(), observed.states.len());
     let plan = diff_with(desired, &observed, own, &opts.writable());
     drop(observed);
+    tracing::debug!(
+        observe_ms = ms(t1 - t0),
+        diff_ms = ms(t1.elapsed()),
+        ops = plan.ops.len(),
+        "observed and diffed"
+    );
     if opts.dry_run || plan.ops.is_empty() {
         // Nothing to write: the observation just made is the verification.
         let remaining = if opts.dry_run {
@@ -259,6 +267,10 @@ pub fn still_blocked(
         .filter(|(_, r)| matches!(r, Err(e) if matches!(e.kind(), ErrorKind::MissingFeature(_))))
         .map(|(c, _)| c)
         .collect())
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1e4).round() / 10.0
 }
 
 /// Owned counts after every op of a plan was acknowledged.

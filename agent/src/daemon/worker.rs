@@ -195,8 +195,10 @@ impl Worker {
     fn reconcile_with(&mut self, compiler: &mut Compiler, cause: Cause) -> anyhow::Result<()> {
         let t0 = Instant::now();
         let local = kernel::addrs::local_addrs().context("reading local addresses")?;
+        let t_addrs = t0.elapsed();
         let ctx = &self.loaded.ctx;
         compiler.desired(&ctx.policy, &ctx.identity, &local, context::system_now())?;
+        tracing::debug!(addrs = ?t_addrs, compile = ?(t0.elapsed() - t_addrs), how = ?compiler.how(), "compiled");
         let full = compiler.last().expect("just compiled");
         // Same objects as the last compile (only sequence numbers re-stamped): writes now
         // repair someone else's change.
