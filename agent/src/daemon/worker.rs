@@ -67,6 +67,9 @@ pub struct Worker {
     rejected: Option<String>,
     /// Compiles the desired set, patching the last one where the inputs allow; holds it.
     compiler: Compiler,
+    /// The last reconcile failed after compiling: the kernel may still lack what that
+    /// compile changed, so the next one's writes are not someone else's drift.
+    unsettled: bool,
     /// The policy a reload replaced, dropped after the next reconcile (not in its way).
     retired: Option<Loaded>,
     encap: EncapSockets,
@@ -122,6 +125,7 @@ impl Worker {
             loaded,
             rejected: None,
             compiler: Compiler::new(),
+            unsettled: false,
             retired: None,
             encap: EncapSockets::default(),
             blocked: BTreeMap::new(),
@@ -187,6 +191,7 @@ impl Worker {
         let mut compiler = std::mem::take(&mut self.compiler);
         let r = self.reconcile_with(&mut compiler, cause);
         self.compiler = compiler;
+        self.unsettled = r.is_err();
         // The policy a reload replaced is dropped here, after the kernel has the new one.
         self.retired = None;
         r
@@ -262,7 +267,7 @@ impl Worker {
             // Writes while wanting the same objects as last time repaired someone else's
             // change. (Reloads, address changes and rotations want new objects.)
             let wanted_change = matches!(cause, Cause::Reload | Cause::Addresses | Cause::Rotation);
-            let drift = !wanted_change && same;
+            let drift = !wanted_change && same && !self.unsettled;
             if drift {
                 self.view.drift_repairs += 1;
                 let ops: Vec<String> = out.plan.ops.iter().take(8).map(|o| o.to_string()).collect();
