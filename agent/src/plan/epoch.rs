@@ -4,12 +4,14 @@
 //! clock skew `s` between any two hosts and a grace period `g`:
 //!
 //! ```text
-//!            T(e+1)-s        T(e+1)   T(e+1)+s      T(e+1)+2s+g
+//!            T(e+1)-L        T(e+1)   T(e+1)+s      T(e+1)+2s+g
 //! inbound  : e ───── +e+1 ──────────────────────────── -e ──────
 //! outbound : e ──────────────────────── e+1 ────────────────────
 //! ```
-//! - the inbound SA of the next epoch is installed `s` before the boundary, so a peer whose
-//!   clock runs up to `s` ahead can already use it;
+//! - the inbound SA of the next epoch is installed a lead `L` before the boundary: at least
+//!   `s`, so a peer whose clock runs up to `s` ahead can already use it, and a quarter of
+//!   the interval (at most a minute) when that is more, so that a daemon stalled for a few
+//!   seconds still has it in place when its peers switch ([`Timeline::lead`]);
 //! - outbound switches `s` after the boundary, when every peer (clock up to `s` behind) has
 //!   installed the inbound side;
 //! - the old inbound SA stays until every peer (clock up to `s` behind) has switched, plus
@@ -69,7 +71,7 @@ impl Timeline {
             inbound.push(e - 1);
         }
         inbound.push(e);
-        if t + skew >= next {
+        if t + self.lead() >= next {
             inbound.push(e + 1);
         }
         let outbound = if t >= start + skew || e == 0 {
@@ -80,7 +82,7 @@ impl Timeline {
         let next_change = [
             start + skew,
             start + 2 * skew + grace,
-            next.saturating_sub(skew),
+            next.saturating_sub(self.lead()),
             next + skew,
         ]
         .into_iter()
@@ -93,6 +95,16 @@ impl Timeline {
             inbound,
             next_change,
         }
+    }
+
+    /// How long before its epoch starts an inbound SA is installed: at least the skew (a
+    /// peer whose clock runs ahead may use it that early), and more when the interval
+    /// allows — a quarter of it, at most a minute — so that a daemon stalled for a few
+    /// seconds around a boundary (a loaded machine) still has the inbound side in place
+    /// when its peers switch. Validation (`interval >= 2 * (2s + g)`) keeps it after the
+    /// epoch before last has gone: at most two inbound epochs besides the grace overlap.
+    pub fn lead(&self) -> u64 {
+        self.skew.max((self.interval / 4).min(60))
     }
 
     /// Seconds an SA may live in the kernel before it hard-expires: well beyond its planned
@@ -148,10 +160,12 @@ mod tests {
         // Mid-epoch 3: one inbound, outbound 3.
         let v = t.view(350);
         assert_eq!((v.outbound, v.inbound.clone()), (3, vec![3]));
-        assert_eq!(v.next_change, 395);
-        // 395: next inbound appears.
-        assert_eq!(t.view(395).inbound, vec![3, 4]);
-        assert_eq!(t.view(395).next_change, 405);
+        assert_eq!(v.next_change, 375);
+        // 375 (a quarter of the interval ahead, more than the skew): next inbound appears.
+        assert_eq!(t.lead(), 25);
+        assert_eq!(t.view(374).inbound, vec![3]);
+        assert_eq!(t.view(375).inbound, vec![3, 4]);
+        assert_eq!(t.view(375).next_change, 405);
         // 400..405: epoch 4 but still sending on 3.
         assert_eq!(t.view(400).outbound, 3);
         assert_eq!(t.view(400).inbound, vec![3, 4]);
@@ -160,7 +174,23 @@ mod tests {
         assert_eq!(t.view(405).next_change, 420);
         assert_eq!(t.view(419).inbound, vec![3, 4]);
         assert_eq!(t.view(420).inbound, vec![4]);
-        assert_eq!(t.view(420).next_change, 495);
+        assert_eq!(t.view(420).next_change, 475);
+    }
+
+    #[test]
+    fn the_lead_is_the_skew_at_least_and_a_minute_at_most() {
+        let lead = |interval, skew| {
+            Timeline {
+                interval,
+                skew,
+                grace: 0,
+            }
+            .lead()
+        };
+        assert_eq!(lead(10, 1), 2);
+        assert_eq!(lead(10, 3), 3);
+        assert_eq!(lead(3600, 30), 60);
+        assert_eq!(lead(3600, 90), 90);
     }
 
     #[test]
