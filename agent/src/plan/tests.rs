@@ -7,6 +7,7 @@ use proptest::prelude::*;
 
 use super::testkit::{self, identity, seed};
 use super::{desired, Timestamp};
+use crate::keys::Identity;
 use crate::model::{Desired, Dir, PolicyAction, SaDir, SaKey, SaSpec};
 
 /// Mid-epoch for the default one-hour interval.
@@ -138,12 +139,13 @@ fn port_rule_pins_protocol_and_port() {
     }
 }
 
-#[test]
-fn cluster_sas_only_while_the_address_is_held() {
+/// The seed with a cluster "sql" at `addresses`, db its only member; db's identity with
+/// the cluster key.
+fn sql_cluster_on_db(addresses: &[&str]) -> (Policy, Identity) {
     let mut p = seed();
     p.clusters.push(policy_schema::Cluster {
         name: "sql".into(),
-        addresses: vec!["10.10.0.100".parse().unwrap()],
+        addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
         public_key: testkit::key(99).public(),
         members: vec!["db".into()],
         encapsulation: Encapsulation::None,
@@ -151,6 +153,12 @@ fn cluster_sas_only_while_the_address_is_held() {
     let mut id = identity(&p, 2);
     id.add_cluster_key(&p, "sql", testkit::key(99), std::path::Path::new("t"))
         .unwrap();
+    (p, id)
+}
+
+#[test]
+fn cluster_sas_only_while_the_address_is_held() {
+    let (p, id) = sql_cluster_on_db(&["10.10.0.100"]);
     let now = Timestamp::from_secs(T);
     let idle = desired(&p, &id, &BTreeSet::new(), now).unwrap();
     // Not held: the cluster address is an ordinary peer (another member holds it).
@@ -188,20 +196,7 @@ fn cluster_sas_only_while_the_address_is_held() {
 
 #[test]
 fn cluster_sas_follow_each_address_not_the_whole_cluster() {
-    let mut p = seed();
-    p.clusters.push(policy_schema::Cluster {
-        name: "sql".into(),
-        addresses: vec![
-            "10.10.0.100".parse().unwrap(),
-            "fd00:10::100".parse().unwrap(),
-        ],
-        public_key: testkit::key(99).public(),
-        members: vec!["db".into()],
-        encapsulation: Encapsulation::None,
-    });
-    let mut id = identity(&p, 2);
-    id.add_cluster_key(&p, "sql", testkit::key(99), std::path::Path::new("t"))
-        .unwrap();
+    let (p, id) = sql_cluster_on_db(&["10.10.0.100", "fd00:10::100"]);
     let now = Timestamp::from_secs(T);
     let with = |d: &Desired, vip: &str| -> BTreeMap<SaKey, SaSpec> {
         d.states
