@@ -82,6 +82,15 @@ pub struct Worker {
     pub metrics: Metrics,
 }
 
+/// A reload attempt now: good, or rejected with `error`.
+fn reload_info(error: Option<String>) -> ReloadInfo {
+    ReloadInfo {
+        unix: unix_now(),
+        ok: error.is_none(),
+        error,
+    }
+}
+
 pub fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -112,11 +121,7 @@ impl Worker {
             config: args.config.display().to_string(),
             policy_sha256: loaded.sha256.clone(),
             started_unix: unix_now(),
-            last_reload: ReloadInfo {
-                unix: unix_now(),
-                ok: true,
-                error: None,
-            },
+            last_reload: reload_info(None),
             ..DaemonView::default()
         };
         Ok(Worker {
@@ -217,16 +222,16 @@ impl Worker {
         self.sync_encap(full);
         // After a kernel refused a class of SAs for a missing feature, only the resync
         // tries that class again, and only when a probe write of one of them gets through.
-        if !self.blocked.is_empty() && cause == Cause::Resync {
-            let classes = self.blocked.keys().cloned().collect();
-            let still = engine::still_blocked(&mut self.sock, full, &classes)?;
+        let mut blocked: BTreeSet<SaClass> = self.blocked.keys().cloned().collect();
+        if !blocked.is_empty() && cause == Cause::Resync {
+            let still = engine::still_blocked(&mut self.sock, full, &blocked)?;
             self.blocked.retain(|c, _| still.contains(c));
-            if self.blocked.len() < classes.len() {
+            if still.len() < blocked.len() {
                 tracing::info!(still_missing = ?self.blocked.values().collect::<BTreeSet<_>>(),
                     "the kernel takes SAs it refused before; installing them");
             }
+            blocked = still;
         }
-        let blocked: BTreeSet<SaClass> = self.blocked.keys().cloned().collect();
         let opts = engine::Options {
             dry_run: false,
             verify: false,

@@ -4,10 +4,9 @@
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 
-use super::{unix_now, Worker};
+use super::{reload_info, Worker};
 use crate::cli::context::{self, Context};
 use crate::cli::PolicyArgs;
-use crate::daemon::book::ReloadInfo;
 
 /// A policy that loaded, with the hash of exactly the text parsed.
 pub(super) struct Loaded {
@@ -17,11 +16,11 @@ pub(super) struct Loaded {
     pub(super) keys: String,
 }
 
-pub(super) fn hex(bytes: &[u8]) -> String {
+fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub(super) fn sha256_hex(text: &str) -> String {
+fn sha256_hex(text: &str) -> String {
     hex(&Sha256::digest(text.as_bytes()))
 }
 
@@ -54,13 +53,18 @@ fn key_fingerprint(args: &PolicyArgs) -> String {
     hex(&h.finalize())
 }
 
+/// The policy file's text.
+fn read_text(args: &PolicyArgs) -> anyhow::Result<String> {
+    std::fs::read_to_string(&args.config)
+        .with_context(|| format!("{}: cannot read the policy file", args.config.display()))
+}
+
 pub(super) fn read_and_load(
     args: &PolicyArgs,
     reloader: &mut policy_schema::Reloader,
 ) -> anyhow::Result<Loaded> {
     let keys = key_fingerprint(args);
-    let text = std::fs::read_to_string(&args.config)
-        .with_context(|| format!("{}: cannot read the policy file", args.config.display()))?;
+    let text = read_text(args)?;
     let ctx = context::reload_text(args, &text, reloader, None)?;
     Ok(Loaded {
         sha256: sha256_hex(&text),
@@ -75,13 +79,9 @@ impl Worker {
     /// fit it) leaves the last good one in force and is reported once (the same rejected
     /// text is not re-parsed at every resync).
     pub fn reload(&mut self, force: bool) -> bool {
-        let text = match std::fs::read_to_string(&self.args.config) {
+        let text = match read_text(&self.args) {
             Ok(t) => t,
             Err(e) => {
-                let e = anyhow::Error::new(e).context(format!(
-                    "{}: cannot read the policy file",
-                    self.args.config.display()
-                ));
                 self.reject(e, None);
                 return false;
             }
@@ -94,11 +94,7 @@ impl Worker {
                 // The file in force is back (a rejected edit was undone).
                 tracing::info!(sha256 = %sha256, "the policy in force is back on disk");
                 self.rejected = None;
-                self.view.last_reload = ReloadInfo {
-                    unix: unix_now(),
-                    ok: true,
-                    error: None,
-                };
+                self.view.last_reload = reload_info(None);
             }
             return false;
         }
@@ -113,11 +109,7 @@ impl Worker {
                 tracing::info!(sha256 = %sha256, previous = %self.loaded.sha256, "policy reloaded");
                 self.view.policy_sha256 = sha256.clone();
                 self.view.host = ctx.identity.host.clone();
-                self.view.last_reload = ReloadInfo {
-                    unix: unix_now(),
-                    ok: true,
-                    error: None,
-                };
+                self.view.last_reload = reload_info(None);
                 self.view.last_error = None;
                 self.view.reloads_ok += 1;
                 self.rejected = None;
@@ -135,11 +127,7 @@ impl Worker {
     fn reject(&mut self, e: anyhow::Error, attempt: Option<String>) {
         let text = format!("{e:#}");
         tracing::error!(error = %text, "policy rejected; the last good policy stays in force");
-        self.view.last_reload = ReloadInfo {
-            unix: unix_now(),
-            ok: false,
-            error: Some(text.clone()),
-        };
+        self.view.last_reload = reload_info(Some(text.clone()));
         self.view.last_rejected = Some(self.view.last_reload.clone());
         self.view.last_error = Some(text);
         self.view.reloads_failed += 1;
