@@ -243,8 +243,11 @@ pub fn still_blocked(
 ) -> Result<BTreeSet<SaClass>, KernelError> {
     let mut probes: BTreeMap<SaClass, Op> = BTreeMap::new();
     for (k, sa) in &desired.states {
-        let class = sa_class(k, &sa.spec);
-        if blocked.contains(&class) && !probes.contains_key(&class) {
+        // Classes are compared without building them for every SA.
+        let unprobed = blocked
+            .iter()
+            .find(|c| !probes.contains_key(*c) && in_class(k, &sa.spec, c));
+        if let Some(class) = unprobed {
             let seq = match sa.meta.dir {
                 SaDir::In => 0,
                 SaDir::Out => sa.meta.initial_seq,
@@ -253,7 +256,7 @@ pub fn still_blocked(
                 kind: OpKind::AddSa(*k, sa.spec.clone(), seq),
                 label: "probe: can this kernel take these SAs now?".into(),
             };
-            probes.insert(class, op);
+            probes.insert(class.clone(), op);
             if probes.len() == blocked.len() {
                 break;
             }
