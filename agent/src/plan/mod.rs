@@ -289,9 +289,29 @@ impl<'a> SaJob<'a> {
         }
     }
 
-    /// The clusters we hold addresses of now (and whose key we have), with the addresses.
+    /// The clusters we hold at least one address of (and have the key of), each with the
+    /// addresses we hold. A cluster's SAs go with each address, not with the cluster as a
+    /// whole: a member holding only some of them (one family moved ahead of the other, or
+    /// the families split between members) keeps no SAs for the others. Their holder sends
+    /// on the same SPIs; an outbound SA installed here early would start from a sequence
+    /// number fixed at that time, below what the holder has sent by the time the address
+    /// moves here, and the peers would drop our packets as replays.
     fn held(&self) -> Vec<(&'a Cluster, Vec<IpAddr>)> {
-        held_addresses(&self.member_of, self.id, self.local)
+        self.member_of
+            .iter()
+            .copied()
+            .filter(|c| self.id.has_cluster_key(&c.name))
+            .map(|c| {
+                let addrs: Vec<IpAddr> = c
+                    .addresses
+                    .iter()
+                    .copied()
+                    .filter(|a| self.local.contains(a))
+                    .collect();
+                (c, addrs)
+            })
+            .filter(|(_, addrs)| !addrs.is_empty())
+            .collect()
     }
 
     /// The transport-mode SAs with each of `peers`, from us and from the addresses we hold
@@ -327,35 +347,6 @@ impl<'a> SaJob<'a> {
             }
         }
     }
-}
-
-/// The clusters we hold at least one address of (and have the key of), each with the
-/// addresses we hold. A cluster's SAs go with each address, not with the cluster as a
-/// whole: a member holding only some of them (one family moved ahead of the other, or the
-/// families split between members) keeps no SAs for the others. Their holder sends on
-/// the same SPIs; an outbound SA installed here early would start from a sequence number
-/// fixed at that time, below what the holder has sent by the time the address moves here,
-/// and the peers would drop our packets as replays.
-fn held_addresses<'a>(
-    member_of: &[&'a Cluster],
-    id: &Identity,
-    local: &LocalAddrs,
-) -> Vec<(&'a Cluster, Vec<IpAddr>)> {
-    member_of
-        .iter()
-        .copied()
-        .filter(|c| id.has_cluster_key(&c.name))
-        .map(|c| {
-            let addrs: Vec<IpAddr> = c
-                .addresses
-                .iter()
-                .copied()
-                .filter(|a| local.contains(a))
-                .collect();
-            (c, addrs)
-        })
-        .filter(|(_, addrs)| !addrs.is_empty())
-        .collect()
 }
 
 fn host_party(h: &Host) -> Party<'_> {

@@ -141,12 +141,6 @@ impl Compiler {
     pub fn how(&self) -> Option<&Compiled> {
         self.how.as_ref()
     }
-
-    /// Hand the last result over; the next compile is a full one.
-    pub fn take(&mut self) -> Option<Desired> {
-        self.how = None;
-        self.memo.take().map(|m| m.desired)
-    }
 }
 
 /// A full compile, remembered with what the next patch needs.
