@@ -38,7 +38,19 @@ pub struct Report {
     /// send(2) calls that failed (the kernel refused the datagram, e.g. no SA under a
     /// `require` policy); those datagrams count as lost.
     pub send_errors: u64,
+    /// Times the sender woke up more than [`MAX_LAG`] late (its whole machine was not
+    /// scheduled: a User-Mode Linux guest on a loaded host), and the datagrams it did not
+    /// send for it. It carries on from then instead of sending the backlog in one burst,
+    /// which the lab's own queues (socket buffers, the backlog of a single-CPU guest)
+    /// would drop and the test would count as the agent's losses.
+    #[serde(default)]
+    pub stalls: u64,
+    #[serde(default)]
+    pub skipped: u64,
 }
+
+/// How far behind its schedule the sender may fall before it skips ahead.
+pub const MAX_LAG: Duration = Duration::from_millis(100);
 
 /// A run of consecutive lost datagrams, with the echoes around it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,15 +253,25 @@ pub fn run(
         })
     };
     let period = Duration::from_secs_f64(1.0 / f64::from(spec.rate.max(1)));
-    let t0 = Instant::now();
+    let mut t0 = Instant::now();
     let mut seq = 0usize;
+    let mut slot = 0u32;
     let mut started = Some(started);
     while !stopping.load(Ordering::SeqCst) {
-        // Absolute schedule: a late wake-up does not slow the stream down.
-        let due = t0 + period * seq as u32;
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+        // Absolute schedule: a late wake-up does not slow the stream down. A long stall
+        // skips ahead (see `Report::stalls`).
+        let due = t0 + period * slot;
+        let now = Instant::now();
+        if let Some(wait) = due.checked_duration_since(now) {
             std::thread::sleep(wait);
+        } else if now - due > MAX_LAG {
+            let behind = ((now - due).as_secs_f64() / period.as_secs_f64()) as u32;
+            let mut r = report.lock().expect("report lock");
+            r.stalls += 1;
+            r.skipped += u64::from(behind);
+            (t0, slot) = (now, 0);
         }
+        slot += 1;
         {
             let mut r = report.lock().expect("report lock");
             r.sent_ns.push(now_ns());
@@ -290,7 +312,7 @@ mod tests {
         Report {
             sent_ns: (0..echo.len() as u64).map(|i| i * 10).collect(),
             echo_ns: echo.to_vec(),
-            send_errors: 0,
+            ..Report::default()
         }
     }
 

@@ -123,8 +123,15 @@ fn stop_captures(
 /// One stream's verdict line.
 fn describe(name: &str, r: &Report) -> String {
     let gap = r.max_echo_gap().map_or(0.0, |(g, _)| ms(g));
+    let stalls = match r.stalls {
+        0 => String::new(),
+        n => format!(
+            ", sender stalled {n}× ({} datagrams not sent: the guest was not scheduled)",
+            r.skipped
+        ),
+    };
     format!(
-        "{name}: {} sent, {} lost, longest echo gap {gap:.0} ms, {} send errors",
+        "{name}: {} sent, {} lost, longest echo gap {gap:.0} ms, {} send errors{stalls}",
         r.sent(),
         r.lost(),
         r.send_errors
