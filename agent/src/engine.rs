@@ -9,6 +9,8 @@ use serde::Serialize;
 use crate::kernel::{self, ErrorKind, KernelError, NlSocket};
 use crate::model::{Desired, DesiredSa, Op, OpKind, SaDir, SaKey};
 use crate::plan::diff::{diff_with, in_class, sa_class, Plan, SaClass};
+use crate::plan::touched::diff_touched;
+use crate::plan::Touched;
 
 /// One op the kernel refused.
 #[derive(Debug)]
@@ -74,6 +76,21 @@ impl Outcome {
         }
         out
     }
+    /// The kernel holds the desired set, except SAs of the classes it refused for a
+    /// missing feature (which later reconciles leave out alike): nothing else failed, is
+    /// left to do or is held by a foreign object.
+    pub fn settled(&self) -> bool {
+        let blocked = self.blocked();
+        let refused = |op: &Op| match &op.kind {
+            OpKind::AddSa(k, spec, _) | OpKind::UpdateSa(k, spec) => {
+                blocked.contains_key(&sa_class(k, spec))
+            }
+            _ => false,
+        };
+        self.plan.conflicts.is_empty()
+            && self.other_failures().next().is_none()
+            && self.remaining.iter().all(refused)
+    }
     /// Failures other than missing features, one per op.
     pub fn other_failures(&self) -> impl Iterator<Item = &Failure> {
         self.failed
@@ -131,6 +148,11 @@ pub struct Options<'a> {
     /// still installed, fail-closed, and owned SAs of the class already there are left
     /// alone). Other SAs — another algorithm, the other family — are written as usual.
     pub blocked: &'a BTreeSet<SaClass>,
+    /// Read and diff only these keys, not the whole kernel: the caller knows the kernel
+    /// held its last desired set (every write acknowledged since, no foreign change
+    /// notified) and that `desired` differs from it only there. With the owned counts
+    /// then installed.
+    pub only: Option<(&'a Touched, (usize, usize))>,
 }
 
 impl Options<'_> {
@@ -152,6 +174,7 @@ pub fn reconcile(
         dry_run,
         verify: true,
         blocked: &BTreeSet::new(),
+        only: None,
     };
     reconcile_with(sock, desired, own, &opts)
 }
@@ -164,14 +187,29 @@ pub fn reconcile_with(
     opts: &Options,
 ) -> Result<Outcome, KernelError> {
     let t0 = std::time::Instant::now();
-    let observed = kernel::observe(sock, own)?;
+    let (observed, installed) = match opts.only {
+        None => {
+            let observed = kernel::observe(sock, own)?;
+            let installed = (observed.policies.len(), observed.states.len());
+            (observed, installed)
+        }
+        Some((touched, installed)) => {
+            let (pkeys, skeys) = (touched.policy_keys(), touched.sa_keys());
+            (kernel::observe_keys(sock, own, &pkeys, skeys)?, installed)
+        }
+    };
     let t1 = std::time::Instant::now();
-    let installed = (observed.policies.len(), observed.states.len());
-    let plan = diff_with(desired, &observed, own, &opts.writable());
+    let plan = match opts.only {
+        None => diff_with(desired, &observed, own, &opts.writable()),
+        Some((touched, _)) => diff_touched(desired, touched, &observed, own, &opts.writable()),
+    };
     drop(observed);
     tracing::debug!(
         observe_ms = ms(t1 - t0),
         diff_ms = ms(t1.elapsed()),
+        keys_read = opts
+            .only
+            .map(|(t, _)| t.policy_keys().len() + t.states.len()),
         ops = plan.ops.len(),
         "observed and diffed"
     );

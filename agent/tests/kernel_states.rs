@@ -176,3 +176,30 @@ fn compiled_plan_installs_and_reads_back_identical() {
         assert_installs_identical(&mut sock, &d, &own());
     });
 }
+
+/// The daemon's reload path reads SAs one by one (batched GETs): for the keys asked, the
+/// same objects a dump shows; a key the kernel does not hold is absent.
+#[test]
+fn reading_sa_keys_sees_what_a_dump_sees_of_them() {
+    if !esp("reading_sa_keys_sees_what_a_dump_sees_of_them") {
+        return;
+    }
+    let ns = TestNetns::new("sk");
+    let d = sample();
+    ns.run(move || {
+        let mut sock = kernel::open().unwrap();
+        assert!(reconcile(&mut sock, &d, &own(), false).unwrap().verified);
+        let all = kernel::observe(&mut sock, &own()).unwrap();
+        let mut keys: std::collections::BTreeSet<SaKey> = all.states.keys().copied().collect();
+        assert!(keys.len() >= 2, "the sample has SAs");
+        let first = *keys.iter().next().unwrap();
+        let absent = SaKey {
+            spi: first.spi ^ 0x0f00,
+            ..first
+        };
+        keys.insert(absent);
+        let some = kernel::observe_keys(&mut sock, &own(), &Default::default(), &keys).unwrap();
+        assert_eq!(some.states, all.states, "every SA, decoded alike");
+        assert!(!some.states.contains_key(&absent));
+    });
+}

@@ -70,11 +70,12 @@ fn render_daemon(v: &Value) -> String {
         );
     }
     out += &format!(
-        "  epoch {}  next rotation {}\n  reconciles {} (last: {}, {} ops, {:.1} ms, {})\n  drift repairs {}  rotations {}  soft expires {}  unknown-peer acquires {}\n  owned {} policies, {} states; ESP-in-UDP sockets {}\n",
+        "  epoch {}  next rotation {}\n  reconciles {} (last: {}, read {}, {} ops, {:.1} ms, {})\n  drift repairs {}  rotations {}  soft expires {}  unknown-peer acquires {}\n  owned {} policies, {} states; ESP-in-UDP sockets {}\n",
         g("epoch"),
         unix_text(&g("next_rotation_unix")),
         g("reconciles"),
         c["cause"].as_str().unwrap_or("-"),
+        c["read"].as_str().unwrap_or("-"),
         c["ops"],
         c["duration_ms"].as_f64().unwrap_or(0.0),
         if c["verified"].as_bool() == Some(true) { "verified" } else { "NOT verified" },

@@ -172,6 +172,9 @@ pub struct ReconcileInfo {
     pub failed: usize,
     pub duration_ms: f64,
     pub verified: bool,
+    /// How the kernel was read: "dump" (every owned object), or "N keys" (a patched
+    /// reload read only the keys it changed).
+    pub read: String,
 }
 
 /// What `status` shows of a running daemon (also the source of most metrics).

@@ -70,6 +70,10 @@ pub struct Worker {
     /// The last reconcile failed after compiling: the kernel may still lack what that
     /// compile changed, so the next one's writes are not someone else's drift.
     unsettled: bool,
+    /// The kernel held the last desired set after the last reconcile (every write
+    /// acknowledged, nothing refused or held by a foreign object), with the owned counts:
+    /// a reload the compiler patched then reads and diffs only the keys it touched.
+    settled: Option<(usize, usize)>,
     /// The policy a reload replaced, dropped after the next reconcile (not in its way).
     retired: Option<Loaded>,
     encap: EncapSockets,
@@ -131,6 +135,7 @@ impl Worker {
             rejected: None,
             compiler: Compiler::new(),
             unsettled: false,
+            settled: None,
             retired: None,
             encap: EncapSockets::default(),
             blocked: BTreeMap::new(),
@@ -197,6 +202,9 @@ impl Worker {
         let r = self.reconcile_with(&mut compiler, cause);
         self.compiler = compiler;
         self.unsettled = r.is_err();
+        if r.is_err() {
+            self.settled = None;
+        }
         // The policy a reload replaced is dropped here, after the kernel has the new one.
         self.retired = None;
         r
@@ -232,25 +240,39 @@ impl Worker {
             }
             blocked = still;
         }
+        // A reload or address change the compiler patched changed only the keys it names;
+        // when the kernel held the last set, those are all there is to read and diff
+        // (a foreign change elsewhere is notified and repaired by its own reconcile).
+        let only = match (cause, self.settled.take(), compiler.touched()) {
+            (Cause::Reload | Cause::Addresses, Some(counts), Some(t)) => Some((t, counts)),
+            _ => None,
+        };
         let opts = engine::Options {
             dry_run: false,
             verify: false,
             blocked: &blocked,
+            only,
         };
         let own = &self.loaded.ctx.policy.ownership;
+        let read = match only {
+            Some((t, _)) => format!("{} keys", t.policy_keys().len() + t.states.len()),
+            None => "dump".to_string(),
+        };
         let out = engine::reconcile_with(&mut self.sock, full, own, &opts)?;
+        self.settled = out.settled().then_some(out.installed);
         let secs = t0.elapsed().as_secs_f64();
-        self.account(cause, &out, full, same, secs);
+        self.account(cause, &out, full, (same, read), secs);
         Ok(())
     }
 
-    /// Log and count what a reconcile did.
+    /// Log and count what a reconcile did; `same`: the same objects as the last compile,
+    /// `read`: how the kernel was read.
     fn account(
         &mut self,
         cause: Cause,
         out: &engine::Outcome,
         full: &Desired,
-        same: bool,
+        (same, read): (bool, String),
         secs: f64,
     ) {
         let new: BTreeMap<SaClass, String> = out
@@ -299,6 +321,7 @@ impl Worker {
             failed: out.failed.len(),
             duration_ms: secs * 1e3,
             verified: out.verified,
+            read,
         };
         self.view.missing_features = self
             .blocked

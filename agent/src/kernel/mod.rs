@@ -19,7 +19,7 @@ use netlink_packet_xfrm::{XfrmMessage, XFRM_MSG_GETPOLICY, XFRM_MSG_GETSA};
 use netlink_sys::constants::NETLINK_XFRM;
 use policy_schema::Ownership;
 
-use crate::model::{Algorithm, Observed, Op, OpKind};
+use crate::model::{Algorithm, Observed, Op, OpKind, PolicyKey, SaKey};
 pub use decode::Decoded;
 pub use error::{ErrorKind, KernelError, Nack};
 pub use socket::NlSocket;
@@ -44,6 +44,50 @@ pub fn observe(sock: &mut NlSocket, own: &Ownership) -> Result<Observed, KernelE
     let mut obs = Observed::default();
     dump_policies(sock, own, &mut obs)?;
     dump_states(sock, own, &mut obs)?;
+    Ok(obs)
+}
+
+/// Read the objects under `policies` and `states` one by one (batched GETs): what a dump
+/// would show of those keys, at the cost of a handful of messages instead of the whole
+/// SPD and SAD. A key the kernel does not hold is absent.
+pub fn observe_keys(
+    sock: &mut NlSocket,
+    own: &Ownership,
+    policies: &BTreeSet<PolicyKey>,
+    states: &BTreeSet<SaKey>,
+) -> Result<Observed, KernelError> {
+    let reqs: Vec<_> = (policies.iter())
+        .map(|k| XfrmMessage::GetPolicy(encode::policy_id(k)))
+        .chain(states.iter().map(|k| XfrmMessage::GetSa(encode::sa_id(k))))
+        .map(|m| encode::to_request(&m, 0))
+        .collect();
+    let mut obs = Observed::default();
+    let acks = sock.transact_with(&reqs, |_, m| match parse(m) {
+        Some(XfrmMessage::AddPolicy(p)) => match decode::policy(&p, own) {
+            Decoded::Owned(k, s) => {
+                obs.policies.insert(k, s);
+            }
+            Decoded::Foreign(k) => {
+                obs.foreign_policies.insert(k);
+            }
+            Decoded::Skip => {}
+        },
+        Some(XfrmMessage::AddSa(s)) => match decode::sa(&s, own) {
+            Decoded::Owned(k, s) => {
+                obs.states.insert(k, s);
+            }
+            Decoded::Foreign(k) => {
+                obs.foreign_states.insert(k);
+            }
+            Decoded::Skip => {}
+        },
+        _ => {}
+    })?;
+    for nack in acks.into_iter().filter_map(Result::err) {
+        if nack.kind() != ErrorKind::NotFound {
+            return Err(KernelError::Nack(nack));
+        }
+    }
     Ok(obs)
 }
 

@@ -184,6 +184,16 @@ impl NlSocket {
 
     /// Send every request (in order, batched) and return one result per request.
     pub fn transact(&mut self, reqs: &[Request]) -> Result<Vec<Result<(), Nack>>, KernelError> {
+        self.transact_with(reqs, |_, _| {})
+    }
+
+    /// `transact`, handing `reply` every other message answering request `i` (what a GET
+    /// returns, before its acknowledgement).
+    pub fn transact_with(
+        &mut self,
+        reqs: &[Request],
+        mut reply: impl FnMut(usize, &RawMsg<'_>),
+    ) -> Result<Vec<Result<(), Nack>>, KernelError> {
         let mut results: Vec<Option<Result<(), Nack>>> = vec![None; reqs.len()];
         let mut buf = Vec::with_capacity(BATCH_BYTES + 4096);
         let mut i = 0;
@@ -206,7 +216,9 @@ impl NlSocket {
             }
             self.seq = base.wrapping_add((i - start) as u32);
             self.send_raw(&buf)?;
-            self.collect_acks(base, &mut results[start..i])?;
+            self.collect_acks(base, &mut results[start..i], &mut |j, m| {
+                reply(start + j, m)
+            })?;
         }
         Ok(results
             .into_iter()
@@ -218,14 +230,19 @@ impl NlSocket {
         &mut self,
         base: u32,
         slots: &mut [Option<Result<(), Nack>>],
+        reply: &mut dyn FnMut(usize, &RawMsg<'_>),
     ) -> Result<(), KernelError> {
         let mut pending = slots.len();
         while pending > 0 {
             let n = self.recv_raw()?;
             for m in parse_msgs(&self.rx[..n])? {
                 let idx = m.seq.wrapping_sub(base) as usize;
-                if m.ty != NLMSG_ERROR || idx >= slots.len() || slots[idx].is_some() {
+                if idx >= slots.len() || slots[idx].is_some() {
                     continue; // not an answer to this batch (late message of an old dump)
+                }
+                if m.ty != NLMSG_ERROR {
+                    reply(idx, &m);
+                    continue;
                 }
                 let (errno, message) = parse_error(&m);
                 slots[idx] = Some(if errno == 0 {

@@ -213,11 +213,24 @@ pub fn diff_with(
     own: &Ownership,
     writable: &dyn Fn(&SaKey, &DesiredSa) -> bool,
 ) -> Plan {
+    diff_in(desired, desired, installed, own, writable)
+}
+
+/// The diff of `desired` (part of `whole`) against `installed`. What a key's op depends on
+/// beyond its own two objects is read from `whole`: which addresses are ours (where a
+/// stale SA's delete goes) and which guard keys are desired.
+pub(super) fn diff_in(
+    desired: &Desired,
+    whole: &Desired,
+    installed: &Observed,
+    own: &Ownership,
+    writable: &dyn Fn(&SaKey, &DesiredSa) -> bool,
+) -> Plan {
     let mut ph = Phases::default();
     let mut conflicts = Vec::new();
-    diff_states(desired, installed, writable, &mut ph, &mut conflicts);
+    diff_states(desired, whole, installed, writable, &mut ph, &mut conflicts);
     let guarded = diff_policies(desired, installed, &mut ph, &mut conflicts);
-    add_guards(&guarded, desired, installed, own, &mut ph, &mut conflicts);
+    add_guards(&guarded, whole, installed, own, &mut ph, &mut conflicts);
     Plan {
         ops: ph.into_ops(),
         conflicts,
@@ -226,6 +239,7 @@ pub fn diff_with(
 
 fn diff_states(
     d: &Desired,
+    whole: &Desired,
     o: &Observed,
     writable: &dyn Fn(&SaKey, &DesiredSa) -> bool,
     ph: &mut Phases,
@@ -276,7 +290,7 @@ fn diff_states(
         return;
     }
     // Our addresses as the desired SAs show them, to tell stale inbound from outbound.
-    let local: BTreeSet<IpAddr> = d
+    let local: BTreeSet<IpAddr> = whole
         .states
         .iter()
         .map(|(k, s)| match s.meta.dir {

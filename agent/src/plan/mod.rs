@@ -27,9 +27,10 @@ pub mod sa_map;
 pub mod spi;
 pub mod states;
 pub mod suite;
+pub mod touched;
 pub mod tunnel;
 
-pub use incremental::{Compiled, Compiler};
+pub use incremental::{Compiled, Compiler, Touched};
 
 #[cfg(test)]
 pub(crate) mod testkit;

@@ -2,6 +2,7 @@
 //! (apply ops, look a flow up in the SPD), fixtures (see `fixture`), builders.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod fixture;
 pub mod ns;
 pub mod policy;

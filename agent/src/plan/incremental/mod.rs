@@ -48,6 +48,25 @@ mod tests;
 pub struct Compiler {
     memo: Option<Memo>,
     how: Option<Compiled>,
+    /// The keys the last patch took out or put in (None after a full compile).
+    touched: Option<Touched>,
+}
+
+/// The kernel objects a patch can have changed: every key it took out of the last result
+/// or put in. Every other key maps to the same object as before (outbound SAs' initial
+/// sequence numbers aside, which only matter when an SA is added). A diff over these keys
+/// (and what the kernel holds under them) is the diff of the whole sets when the kernel
+/// held the last result.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Touched {
+    pub policies: std::collections::BTreeSet<crate::model::PolicyKey>,
+    pub states: std::collections::BTreeSet<SaKey>,
+}
+
+impl Touched {
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty() && self.states.is_empty()
+    }
 }
 
 /// How the last compile was made.
@@ -115,12 +134,16 @@ impl Compiler {
             local,
             now,
         };
+        self.touched = None;
         let patched = match self.memo.as_mut() {
             Some(memo) => patch::patch(memo, &inputs),
             None => Err("first compile"),
         };
         let how = match patched {
-            Ok(how) => how,
+            Ok((how, touched)) => {
+                self.touched = Some(touched);
+                how
+            }
             Err(why) => {
                 // Free the old set first: two full sets at once would double the peak.
                 self.memo = None;
@@ -140,6 +163,11 @@ impl Compiler {
     /// How the last result was made.
     pub fn how(&self) -> Option<&Compiled> {
         self.how.as_ref()
+    }
+
+    /// What the last compile changed, when it patched (None: compiled in full, or failed).
+    pub fn touched(&self) -> Option<&Touched> {
+        self.touched.as_ref()
     }
 }
 

@@ -11,7 +11,7 @@ use policy_schema::Mode;
 use super::super::epoch::Timeline;
 use super::super::{host_party, states, SaSink};
 use super::hosts::{self, Before};
-use super::{held_key, rule_patch, sa_keys, set_initial_seq, Compiled, Inputs, Memo};
+use super::{held_key, rule_patch, sa_keys, set_initial_seq, Compiled, Inputs, Memo, Touched};
 use crate::fasthash::FastSet;
 
 /// The addresses whose SPI slot moved: usually a handful, compared one by one (a hash
@@ -37,8 +37,9 @@ impl Moved {
     }
 }
 
-/// Patch `m` to the result of `x`, or say why not (then `m` may be half patched).
-pub(super) fn patch(m: &mut Memo, x: &Inputs) -> Result<Compiled, &'static str> {
+/// Patch `m` to the result of `x` and say which keys changed, or say why not (then `m`
+/// may be half patched).
+pub(super) fn patch(m: &mut Memo, x: &Inputs) -> Result<(Compiled, Touched), &'static str> {
     if x.id.fingerprint() != m.identity {
         return Err("this host's identity or cluster keys changed");
     }
@@ -66,17 +67,18 @@ pub(super) fn patch(m: &mut Memo, x: &Inputs) -> Result<Compiled, &'static str> 
         }
         set_initial_seq(m, &timeline, x.now);
         m.policy = Arc::clone(x.shared);
-        return Ok(Compiled::Patched {
+        let same = Compiled::Patched {
             peers: 0,
             prefixes: 0,
-        });
+        };
+        return Ok((same, Touched::default()));
     }
     if x.policy.rules.iter().any(|r| r.mode == Mode::Tunnel) {
         return Err("hosts changed under tunnel rules");
     }
-    let counts = patch_hosts(m, x, &timeline, &changed, limit)?;
+    let done = patch_hosts(m, x, &timeline, &changed, limit)?;
     set_initial_seq(m, &timeline, x.now);
-    Ok(counts)
+    Ok(done)
 }
 
 /// Recompute the policies of the changed rule prefixes and the SAs of the peers that the
@@ -87,7 +89,7 @@ fn patch_hosts(
     timeline: &Timeline,
     changed: &[Before],
     limit: usize,
-) -> Result<Compiled, &'static str> {
+) -> Result<(Compiled, Touched), &'static str> {
     let names: Vec<&str> = changed.iter().map(|c| c.0.as_str()).collect();
     let ends = m.ends.as_ref().ok_or("host names repeat")?;
     let (nets, ends, changes) =
@@ -154,7 +156,8 @@ fn patch_hosts(
         let cx = job.context(&spis, *timeline, &m.view);
         job.transport(&cx, &held, &parties, &mut sink);
     }
-    rules.apply(&mut m.desired.policies)?;
+    let mut touched = Touched::default();
+    rules.apply(&mut m.desired.policies, &mut touched.policies)?;
     let mine: Vec<IpAddr> = (x.me.addresses.iter())
         .chain(held.iter().flat_map(|(_, a)| a.iter()))
         .copied()
@@ -166,12 +169,14 @@ fn patch_hosts(
             if sa.meta.peer != *name {
                 return Err("an SA of the peer's addresses is another peer's");
             }
+            touched.states.insert(k);
         }
     }
     debug_assert!(!states
         .values()
         .any(|s| peers.iter().any(|p| p.0 == s.meta.peer)));
     for (k, sa) in sink.into_map() {
+        touched.states.insert(k);
         match states.entry(k) {
             Entry::Vacant(e) => {
                 e.insert(sa);
@@ -182,8 +187,9 @@ fn patch_hosts(
     m.desired.next_change = (!states.is_empty()).then_some(m.view.next_change);
     (m.spis, m.nets, m.ends) = (spis, nets, Some(ends));
     m.policy = Arc::clone(x.shared);
-    Ok(Compiled::Patched {
+    let how = Compiled::Patched {
         peers: peers.len(),
         prefixes: prefixes.len(),
-    })
+    };
+    Ok((how, touched))
 }

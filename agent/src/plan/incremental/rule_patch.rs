@@ -8,7 +8,7 @@
 //! come from no other rule or exemption (the first writer of a key wins): checked too.
 
 use std::collections::btree_map::Entry;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -138,11 +138,14 @@ impl RulePatch {
     pub(super) fn apply(
         self,
         map: &mut BTreeMap<PolicyKey, DesiredPolicy>,
+        touched: &mut BTreeSet<PolicyKey>,
     ) -> Result<(), &'static str> {
         for k in &self.remove {
             map.remove(k).ok_or("a policy to replace was missing")?;
+            touched.insert(*k);
         }
         for (k, v) in self.add {
+            touched.insert(k);
             match map.entry(k) {
                 Entry::Vacant(e) => {
                     e.insert(v);

@@ -1,6 +1,7 @@
 //! The incremental compile against the definition: after every edit of a random sequence,
 //! the compiler's result equals a fresh full compile of the same inputs.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -11,6 +12,9 @@ use super::super::testkit::{self, identity, seed};
 use super::super::{desired, LocalAddrs, Timestamp};
 use super::{Compiled, Compiler};
 use crate::keys::Identity;
+use crate::model::{Desired, DesiredSa, Observed, ObservedSa, SaMeta};
+use crate::plan::diff::diff;
+use crate::plan::touched::diff_touched;
 
 /// Mid-epoch for the default one-hour interval.
 const T: u64 = 1_800_001_800;
@@ -179,16 +183,92 @@ impl World {
         }
     }
 
-    /// The compiler's result must be the full compile's, exactly.
-    fn check(&self, c: &mut Compiler) -> Result<Compiled, TestCaseError> {
+    /// The compiler's result must be the full compile's, exactly, and a patch must name
+    /// every key whose object differs from the last result's (`prev`, then updated).
+    fn check(
+        &self,
+        c: &mut Compiler,
+        prev: &mut Option<Desired>,
+    ) -> Result<Compiled, TestCaseError> {
         let now = Timestamp::from_secs(self.t);
         let want = desired(&self.p, &self.id, &self.local, now).unwrap();
         c.desired(&self.p, &self.id, &self.local, now).unwrap();
         let (got, how) = (c.last().unwrap(), c.how().cloned().unwrap());
         prop_assert_eq!(&want.policies, &got.policies, "{:?}", how);
         prop_assert!(want == *got, "{:?}", how);
+        prop_assert_eq!(
+            matches!(how, Compiled::Patched { .. }),
+            c.touched().is_some()
+        );
+        if let (Some(before), Some(touched)) = (prev.as_ref(), c.touched()) {
+            for k in changed_keys(&before.policies, &want.policies, |a, b| a == b) {
+                prop_assert!(
+                    touched.policies.contains(&k),
+                    "{:?}: policy {} not named",
+                    how,
+                    k
+                );
+            }
+            let same_sa = |a: &DesiredSa, b: &DesiredSa| {
+                a.spec == b.spec
+                    && SaMeta {
+                        initial_seq: b.meta.initial_seq,
+                        ..a.meta.clone()
+                    } == b.meta
+            };
+            for k in changed_keys(&before.states, &want.states, same_sa) {
+                prop_assert!(touched.states.contains(&k), "{:?}: SA {} not named", how, k);
+            }
+            // With the kernel holding the last result, the diff of the touched keys is the
+            // full diff.
+            let kernel = installed(before);
+            let own = &self.p.ownership;
+            prop_assert_eq!(
+                diff(&want, &kernel, own),
+                diff_touched(&want, touched, &kernel, own, &|_, _| true),
+                "{:?}",
+                how
+            );
+        }
+        *prev = Some(want);
         Ok(how)
     }
+}
+
+/// The kernel as it is after `d` was installed.
+fn installed(d: &Desired) -> Observed {
+    Observed {
+        policies: (d.policies.iter())
+            .map(|(k, p)| (*k, p.spec.clone()))
+            .collect(),
+        states: (d.states.iter())
+            .map(|(k, s)| {
+                (
+                    *k,
+                    ObservedSa {
+                        spec: s.spec.clone(),
+                        stats: Default::default(),
+                    },
+                )
+            })
+            .collect(),
+        ..Observed::default()
+    }
+}
+
+/// The keys whose values differ between `a` and `b` (in one only, or unequal by `same`).
+fn changed_keys<K: Ord + Copy, V>(
+    a: &BTreeMap<K, V>,
+    b: &BTreeMap<K, V>,
+    same: impl Fn(&V, &V) -> bool,
+) -> Vec<K> {
+    let mut out: Vec<K> = a
+        .iter()
+        .filter(|(k, v)| b.get(k).is_none_or(|w| !same(v, w)))
+        .map(|(k, _)| *k)
+        .collect();
+    out.extend(b.keys().filter(|k| !a.contains_key(k)).copied());
+    out
 }
 
 /// Apply a host edit; `next` numbers new names and keys.
@@ -246,10 +326,11 @@ proptest! {
         }
         let mut w = World::new(p, cluster_key);
         let mut c = Compiler::new();
-        w.check(&mut c)?;
+        let mut prev = None;
+        w.check(&mut c, &mut prev)?;
         for e in &edits {
             w.apply(e);
-            let how = w.check(&mut c)?;
+            let how = w.check(&mut c, &mut prev)?;
             // `PLAN_HOW=1 cargo test … -- --nocapture` shows which edits took the patch.
             if std::env::var_os("PLAN_HOW").is_some() {
                 eprintln!("HOW {e:?} {how:?}");
@@ -263,7 +344,7 @@ fn hub40() -> (Compiler, World) {
     let flags = [(false, false), (true, false), (false, true)];
     let w = World::new(inventory(40, 1, false, &flags), false);
     let mut c = Compiler::new();
-    w.check(&mut c).unwrap();
+    w.check(&mut c, &mut None).unwrap();
     (c, w)
 }
 
@@ -271,7 +352,7 @@ fn hub40() -> (Compiler, World) {
 fn moving_one_host_patches_one_peer() {
     let (mut c, mut w) = hub40();
     w.apply(&Edit::Move(7, 75));
-    let how = w.check(&mut c).unwrap();
+    let how = w.check(&mut c, &mut None).unwrap();
     assert!(
         matches!(
             how,
@@ -288,7 +369,7 @@ fn moving_one_host_patches_one_peer() {
 fn nothing_changed_patches_nothing_but_sequence_numbers() {
     let (mut c, mut w) = hub40();
     w.apply(&Edit::Wait(17));
-    let how = w.check(&mut c).unwrap();
+    let how = w.check(&mut c, &mut None).unwrap();
     assert_eq!(
         how,
         Compiled::Patched {
@@ -297,7 +378,10 @@ fn nothing_changed_patches_nothing_but_sequence_numbers() {
         }
     );
     w.apply(&Edit::Wait(1790));
-    assert!(matches!(w.check(&mut c).unwrap(), Compiled::Full(_)));
+    assert!(matches!(
+        w.check(&mut c, &mut None).unwrap(),
+        Compiled::Full(_)
+    ));
 }
 
 #[test]
