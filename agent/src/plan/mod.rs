@@ -251,8 +251,8 @@ impl<'a> SaJob<'a> {
             sa_map::SaSink::with_capacity(self.policy.hosts.len() * (1 + view.inbound.len()));
         if states::any_esp(self.policy) {
             let held = self.held();
-            let clusters: Vec<&Cluster> = held.iter().map(|(c, _)| *c).collect();
-            let peers = peers(self.policy, self.me, &clusters);
+            let elsewhere = elsewhere(self.policy, &held);
+            let peers = peers(self.policy, self.me, &elsewhere);
             self.transport(&cx, &held, &peers, &mut states);
             states::tunnel_sas(&cx, self.policy, self.me, &|k| self.id.pair(k), &mut states);
         }
@@ -293,7 +293,8 @@ impl<'a> SaJob<'a> {
     /// The clusters we hold at least one address of (and have the key of), each with the
     /// addresses we hold. A cluster's SAs go with each address, not with the cluster as a
     /// whole: a member holding only some of them (one family moved ahead of the other, or
-    /// the families split between members) keeps no SAs for the others. Their holder sends
+    /// the families split between members) keeps no SAs *as the cluster* for the others
+    /// (it reaches them as a peer, like any host: `elsewhere`). Their holder sends
     /// on the same SPIs; an outbound SA installed here early would start from a sequence
     /// number fixed at that time, below what the holder has sent by the time the address
     /// moves here, and the peers would drop our packets as replays.
@@ -342,6 +343,9 @@ impl<'a> SaJob<'a> {
             let pair = self.id.pair(&peer.key);
             states::transport_sas(cx, &my_rules, &me_party, peer, &pair, out);
             for (c, party, party_rules) in &held_parties {
+                if party.name == peer.name {
+                    continue; // a cluster's addresses held here and elsewhere: not a pair
+                }
                 if let Some(pair) = self.id.cluster_pair(&c.name, &peer.key) {
                     states::transport_sas(cx, party_rules, party, peer, &pair, out);
                 }
@@ -368,18 +372,41 @@ fn cluster_party(c: &Cluster) -> Party<'_> {
     }
 }
 
-/// Every identity we may exchange SAs with: the other hosts, and the clusters whose
+/// Each cluster with the addresses we do not hold (held elsewhere, by another member),
+/// if any: a member holding one of its cluster's addresses still reaches the others,
+/// which another member holds, as any host does.
+fn elsewhere<'a>(
+    policy: &'a Policy,
+    held: &[(&'a Cluster, Vec<IpAddr>)],
+) -> Vec<(&'a Cluster, Vec<IpAddr>)> {
+    (policy.clusters.iter())
+        .map(|c| {
+            let mine = held.iter().find(|(h, _)| h.name == c.name);
+            let rest = (c.addresses.iter())
+                .filter(|a| mine.is_none_or(|(_, m)| !m.contains(a)))
+                .copied()
+                .collect::<Vec<_>>();
+            (c, rest)
+        })
+        .filter(|(_, rest)| !rest.is_empty())
+        .collect()
+}
+
+/// Every identity we may exchange SAs with: the other hosts, and each cluster at the
 /// addresses we do not hold ourselves (traffic to a held address is local).
-fn peers<'a>(policy: &'a Policy, me: &Host, held: &[&Cluster]) -> Vec<Party<'a>> {
+fn peers<'a>(
+    policy: &'a Policy,
+    me: &Host,
+    elsewhere: &'a [(&'a Cluster, Vec<IpAddr>)],
+) -> Vec<Party<'a>> {
     let hosts = policy
         .hosts
         .iter()
         .filter(|h| h.name != me.name)
         .map(host_party);
-    let clusters = policy
-        .clusters
-        .iter()
-        .filter(|c| !held.iter().any(|h| h.name == c.name))
-        .map(cluster_party);
+    let clusters = elsewhere.iter().map(|(c, rest)| Party {
+        addrs: rest,
+        ..cluster_party(c)
+    });
     hosts.chain(clusters).collect()
 }

@@ -1,6 +1,7 @@
 //! Compiler tests: the seed scenario by hand, and properties over random inventories.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use policy_schema::{Action, Encapsulation, Endpoint, Policy, PortRange, Protocol};
 use proptest::prelude::*;
@@ -8,7 +9,7 @@ use proptest::prelude::*;
 use super::testkit::{self, identity, seed};
 use super::{desired, Timestamp};
 use crate::keys::Identity;
-use crate::model::{Desired, Dir, PolicyAction, SaDir, SaKey, SaSpec};
+use crate::model::{Desired, DesiredSa, Dir, PolicyAction, SaDir, SaKey, SaSpec};
 
 /// Mid-epoch for the default one-hour interval.
 const T: u64 = 1_800_001_800;
@@ -210,17 +211,60 @@ fn cluster_sas_follow_each_address_not_the_whole_cluster() {
     let all = desired(&p, &id, &both, now).unwrap();
     // site and mp per family: one out + one in each.
     assert_eq!((with(&all, v4).len(), with(&all, v6).len()), (4, 4));
+    // SAs *as* the cluster at `vip`: outbound from it, inbound to it.
+    let as_vip = |d: &Desired, vip: &str| {
+        (d.states.iter())
+            .filter(|(k, s)| match s.meta.dir {
+                SaDir::Out => s.spec.src.to_string() == vip,
+                SaDir::In => k.dst.to_string() == vip,
+            })
+            .count()
+    };
     // Only the IPv4 address here (the IPv6 one still on another member, or not moved
-    // yet): no SA of the IPv6 address, whose holder sends on the same SPIs.
+    // yet): no SA as the IPv6 address, whose holder sends on the same SPIs.
     let only_v4: BTreeSet<_> = [v4.parse().unwrap()].into();
     let part = desired(&p, &id, &only_v4, now).unwrap();
-    assert!(with(&part, v6).is_empty(), "{:#?}", with(&part, v6));
+    assert_eq!(as_vip(&part, v6), 0, "{:#?}", with(&part, v6));
     // The held address's SAs are the same either way.
     assert_eq!(with(&part, v4), with(&all, v4));
     let only_v6: BTreeSet<_> = [v6.parse().unwrap()].into();
     let part = desired(&p, &id, &only_v6, now).unwrap();
-    assert!(with(&part, v4).is_empty(), "{:#?}", with(&part, v4));
+    assert_eq!(as_vip(&part, v4), 0, "{:#?}", with(&part, v4));
     assert_eq!(with(&part, v6), with(&all, v6));
+}
+
+#[test]
+fn a_member_reaches_its_cluster_addresses_held_by_another_member() {
+    // site is a member too and holds the IPv6 address; db holds the IPv4 one.
+    let (mut p, db) = sql_cluster_on_db(&["10.10.0.100", "fd00:10::100"]);
+    p.clusters[0].members.push("site".into());
+    let mut site = identity(&p, 1);
+    site.add_cluster_key(&p, "sql", testkit::key(99), std::path::Path::new("t"))
+        .unwrap();
+    let now = Timestamp::from_secs(T);
+    let at = |a: &str| -> BTreeSet<IpAddr> { [a.parse().unwrap()].into() };
+    let on_db = desired(&p, &db, &at("10.10.0.100"), now).unwrap();
+    let on_site = desired(&p, &site, &at("fd00:10::100"), now).unwrap();
+    // db reaches the IPv6 cluster address from its own IPv6 address, as a peer…
+    let db_with_vip6: BTreeMap<SaKey, &DesiredSa> = (on_db.states.iter())
+        .filter(|(_, s)| s.meta.peer == "cluster:sql")
+        .map(|(k, s)| (*k, s))
+        .collect();
+    assert_eq!(db_with_vip6.len(), 2, "one out, one in: {db_with_vip6:#?}");
+    // …and site, holding it, has the other end of each (same key, same keys and SPI).
+    for (k, s) in &db_with_vip6 {
+        let there = on_site.states.get(k).expect("the holder has the other end");
+        assert_eq!(there.meta.peer, "db");
+        assert_eq!(there.spec.alg, s.spec.alg);
+        assert_ne!(there.meta.dir, s.meta.dir);
+    }
+    // Neither pairs a cluster address with another of the same cluster.
+    for d in [&on_db, &on_site] {
+        assert!(!d.states.iter().any(|(k, s)| {
+            let vip = |a: IpAddr| p.clusters[0].addresses.contains(&a);
+            vip(k.dst) && vip(s.spec.src)
+        }));
+    }
 }
 
 /// A random inventory: n hosts in 10.0.0.0/16 (some dual-stack, some over UDP), one zone,
