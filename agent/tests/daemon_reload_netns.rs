@@ -106,17 +106,8 @@ fn a_patched_reload_reads_only_its_keys_and_ends_where_apply_does() {
 
     // Someone deletes another peer's policy and the file changes (a comment) at once: the
     // keys-only reload does not hide the deletion; it is restored.
-    ns.ip(&[
-        "xfrm",
-        "policy",
-        "delete",
-        "dir",
-        "out",
-        "src",
-        "10.10.0.10/32",
-        "dst",
-        "192.168.70.1/32",
-    ]);
+    let victim = "xfrm policy delete dir out src 10.10.0.10/32 dst 192.168.70.1/32";
+    ns.ip(&victim.split(' ').collect::<Vec<_>>());
     f.replace(&format!("{moved}# edited\n"));
     wait_for("the deleted policy to be restored", || {
         policies(&ns) == want

@@ -47,17 +47,8 @@ fn changed_desired_set_yields_only_minimal_ops() {
         return;
     }
     let ns = TestNetns::new("min");
-    let d1 = desired_from(SAMPLE_POLICIES);
-    let mut d2 = d1.clone();
     // One priority change (more precedence: no guard needed), one removal, one addition.
-    let first = *d2.policies.keys().next().unwrap();
-    d2.policies.get_mut(&first).unwrap().spec.priority -= 7;
-    let removed = *d2.policies.keys().nth(3).unwrap();
-    d2.policies.remove(&removed);
-    let added = desired_from(
-        "policy dir=out src=10.0.0.0/24 dst=10.44.0.0/16 prio=0x10200 action=esp origin=rule:new",
-    );
-    d2.policies.extend(added.policies.clone());
+    let (d1, d2, [_, removed, _]) = two_versions();
     ns.run(move || {
         let mut sock = kernel::open().unwrap();
         assert!(reconcile(&mut sock, &d1, &own(), false).unwrap().verified);

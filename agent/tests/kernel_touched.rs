@@ -21,22 +21,11 @@ fn own() -> Ownership {
     Ownership::default()
 }
 
-/// The sample set, and a second version: one priority raised, one policy removed, one
-/// added.
+/// The two versions of the sample set, and the keys the change touched.
 fn two_versions() -> (Desired, Desired, Touched) {
-    let d1 = desired_from(SAMPLE_POLICIES);
-    let mut d2 = d1.clone();
-    let first = *d2.policies.keys().next().unwrap();
-    d2.policies.get_mut(&first).unwrap().spec.priority -= 7;
-    let removed = *d2.policies.keys().nth(3).unwrap();
-    d2.policies.remove(&removed);
-    let added = desired_from(
-        "policy dir=out src=10.0.0.0/24 dst=10.44.0.0/16 prio=0x10200 action=esp origin=rule:new",
-    );
-    let new = *added.policies.keys().next().unwrap();
-    d2.policies.extend(added.policies);
+    let (d1, d2, keys) = support::two_versions();
     let touched = Touched {
-        policies: [first, removed, new].into(),
+        policies: keys.into(),
         states: BTreeSet::new(),
     };
     (d1, d2, touched)
@@ -49,21 +38,9 @@ fn reading_touched_keys_sees_what_a_dump_sees_of_them() {
     }
     let ns = TestNetns::new("tk");
     // A foreign policy (priority outside our band) under a key the change touches.
-    ns.ip(&[
-        "xfrm",
-        "policy",
-        "add",
-        "dir",
-        "out",
-        "src",
-        "10.0.0.0/24",
-        "dst",
-        "10.44.0.0/16",
-        "priority",
-        "100",
-        "action",
-        "allow",
-    ]);
+    let foreign =
+        "xfrm policy add dir out src 10.0.0.0/24 dst 10.44.0.0/16 priority 100 action allow";
+    ns.ip(&foreign.split(' ').collect::<Vec<_>>());
     let (d1, _, touched) = two_versions();
     ns.run(move || {
         let mut sock = kernel::open().unwrap();

@@ -29,6 +29,25 @@ pub enum Decoded<K, S> {
     Skip,
 }
 
+impl<K: Ord, S> Decoded<K, S> {
+    /// File the object: owned ones with their value, foreign ones by key.
+    pub fn file_into(
+        self,
+        owned: &mut std::collections::BTreeMap<K, S>,
+        foreign: &mut std::collections::BTreeSet<K>,
+    ) {
+        match self {
+            Decoded::Owned(k, s) => {
+                owned.insert(k, s);
+            }
+            Decoded::Foreign(k) => {
+                foreign.insert(k);
+            }
+            Decoded::Skip => {}
+        }
+    }
+}
+
 fn addr(a: &x::Address, fam: u16) -> Option<IpAddr> {
     match fam {
         x::AF_INET => Some(IpAddr::V4(a.to_ipv4())),

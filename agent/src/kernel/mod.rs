@@ -63,24 +63,12 @@ pub fn observe_keys(
         .collect();
     let mut obs = Observed::default();
     let acks = sock.transact_with(&reqs, |_, m| match parse(m) {
-        Some(XfrmMessage::AddPolicy(p)) => match decode::policy(&p, own) {
-            Decoded::Owned(k, s) => {
-                obs.policies.insert(k, s);
-            }
-            Decoded::Foreign(k) => {
-                obs.foreign_policies.insert(k);
-            }
-            Decoded::Skip => {}
-        },
-        Some(XfrmMessage::AddSa(s)) => match decode::sa(&s, own) {
-            Decoded::Owned(k, s) => {
-                obs.states.insert(k, s);
-            }
-            Decoded::Foreign(k) => {
-                obs.foreign_states.insert(k);
-            }
-            Decoded::Skip => {}
-        },
+        Some(XfrmMessage::AddPolicy(p)) => {
+            decode::policy(&p, own).file_into(&mut obs.policies, &mut obs.foreign_policies)
+        }
+        Some(XfrmMessage::AddSa(s)) => {
+            decode::sa(&s, own).file_into(&mut obs.states, &mut obs.foreign_states)
+        }
         _ => {}
     })?;
     for nack in acks.into_iter().filter_map(Result::err) {
@@ -130,15 +118,9 @@ fn dump_objects<K: Ord, S>(
         msg_type,
         &[],
         |m| {
-            let mut acc = acc.borrow_mut();
-            match parse(m).map(&decode) {
-                Some(Decoded::Owned(k, s)) => {
-                    acc.0.insert(k, s);
-                }
-                Some(Decoded::Foreign(k)) => {
-                    acc.1.insert(k);
-                }
-                Some(Decoded::Skip) | None => {}
+            if let Some(d) = parse(m).map(&decode) {
+                let (owned, foreign) = &mut *acc.borrow_mut();
+                d.file_into(owned, foreign);
             }
             Ok(())
         },

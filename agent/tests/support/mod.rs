@@ -203,3 +203,20 @@ pub fn assert_installs_identical(
         again.plan.ops
     );
 }
+
+/// The sample policies, and a second version: one priority raised (more precedence: no
+/// guard needed), one policy removed, one added. With the keys (raised, removed, added).
+pub fn two_versions() -> (Desired, Desired, [PolicyKey; 3]) {
+    let d1 = desired_from(SAMPLE_POLICIES);
+    let mut d2 = d1.clone();
+    let first = *d2.policies.keys().next().unwrap();
+    d2.policies.get_mut(&first).unwrap().spec.priority -= 7;
+    let removed = *d2.policies.keys().nth(3).unwrap();
+    d2.policies.remove(&removed);
+    let added = desired_from(
+        "policy dir=out src=10.0.0.0/24 dst=10.44.0.0/16 prio=0x10200 action=esp origin=rule:new",
+    );
+    let new = *added.policies.keys().next().unwrap();
+    d2.policies.extend(added.policies);
+    (d1, d2, [first, removed, new])
+}
