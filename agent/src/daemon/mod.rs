@@ -25,7 +25,7 @@ use tokio::time::{sleep_until, Instant};
 
 use book::{Debounce, RateLimiter, Reaction};
 use timers::{instant_of_unix, Timers};
-use worker::{Cause, Worker};
+use worker::{Cause, Pending, Worker};
 
 use crate::kernel::{self, addrs::AddrEvents, events::XfrmEvents};
 
@@ -117,7 +117,7 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
     };
 
     // Subscribed before the first reconcile: nothing that happens after it is missed.
-    if let Err(e) = w.reconcile(Cause::Start) {
+    if let Err(e) = w.reconcile(Cause::Start, true) {
         tracing::error!(error = %format!("{e:#}"), "first reconcile failed; retrying");
     }
     let now = Instant::now();
@@ -136,12 +136,14 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
     let mut acquires = RateLimiter::default();
 
     loop {
-        let mut cause: Option<Cause> = None;
+        let mut turn = Pending::default();
         tokio::select! {
             _ = sighup.recv() => {
                 sd_reloading();
                 w.reload(true);
-                cause = Some(Cause::Reload);
+                // An operator's explicit reload also reads the whole kernel.
+                turn.add(Cause::Reload);
+                turn.sweep = true;
             }
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
@@ -164,13 +166,14 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
                             evs.iter().map(|ev| book::react(ev, d, &|a| w.known(a))).collect();
                         let now = t.since_origin(Instant::now());
                         for (ev, r) in evs.iter().zip(reactions) {
-                            let c = answer(&mut w, ev, r, now, &mut unknown, &mut acquires);
-                            cause = cause.or(c);
+                            if let Some(c) = answer(&mut w, ev, r, now, &mut unknown, &mut acquires) {
+                                turn.add(c);
+                            }
                         }
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "reading XFRM events failed; resyncing");
-                        cause = Some(Cause::Resync);
+                        turn.add(Cause::Resync);
                     }
                 }
             }
@@ -182,11 +185,11 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
                     Ok(evs) if evs.is_empty() => {}
                     Ok(evs) => {
                         tracing::info!(events = ?evs, "local addresses changed");
-                        cause = Some(Cause::Addresses);
+                        turn.add(Cause::Addresses);
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "reading address events failed; resyncing");
-                        cause = Some(Cause::Resync);
+                        turn.add(Cause::Resync);
                     }
                 }
             }
@@ -217,21 +220,21 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
         let now = Instant::now();
         if t.debounce.fire(t.since_origin(now)) && w.reload(false) {
             sd_reloading();
-            cause = cause.or(Some(Cause::Reload));
+            turn.add(Cause::Reload);
         }
         if t.rotate_at.is_some_and(|r| r <= now) {
-            cause = cause.or(Some(Cause::Rotation));
+            turn.add(Cause::Rotation);
         }
         if t.retry_at.is_some_and(|r| r <= now) {
-            cause = cause.or(Some(Cause::Retry));
+            turn.add(Cause::Retry);
         }
         if t.resync_at <= now {
             t.resync_at = now + o.resync;
             // A resync re-reads the file too: a lost inotify event must not leave an edit unapplied.
             if w.reload(false) {
-                cause = Some(Cause::Reload);
+                turn.name(Cause::Reload);
             }
-            cause = cause.or(Some(Cause::Resync));
+            turn.add(Cause::Resync);
         }
         if t.trim_at.is_some_and(|at| at <= now) {
             t.trim_at = None;
@@ -243,8 +246,8 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
                 t.watchdog = Some((every, now + every));
             }
         }
-        if let Some(c) = cause {
-            match w.reconcile(c) {
+        if let Some(c) = turn.cause {
+            match w.reconcile(c, turn.sweep) {
                 Ok(()) => t.retry_at = None,
                 Err(e) => {
                     tracing::error!(cause = ?c, error = %format!("{e:#}"), "reconcile failed; retrying in 1 s");

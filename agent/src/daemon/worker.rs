@@ -18,37 +18,10 @@ use crate::plan::diff::SaClass;
 use crate::plan::{Compiled, Compiler};
 use reload::{read_and_load, Loaded};
 
+mod cause;
 mod reload;
 
-/// Why a reconcile runs (logged, and it decides what counts as a rotation).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cause {
-    Start,
-    Reload,
-    Addresses,
-    Rotation,
-    Drift,
-    SoftExpire,
-    Acquire,
-    Resync,
-    Retry,
-}
-
-impl Cause {
-    fn as_str(self) -> &'static str {
-        match self {
-            Cause::Start => "start",
-            Cause::Reload => "reload",
-            Cause::Addresses => "addresses",
-            Cause::Rotation => "rotation",
-            Cause::Drift => "drift",
-            Cause::SoftExpire => "soft-expire",
-            Cause::Acquire => "acquire",
-            Cause::Resync => "resync",
-            Cause::Retry => "retry",
-        }
-    }
-}
+pub use cause::{Cause, Pending};
 
 /// The UDP 4500 sockets, one per family, held while any SA of that family is encapsulated.
 #[derive(Default)]
@@ -195,11 +168,12 @@ impl Worker {
 
     /// One reconcile. Kernel errors are returned (the loop retries); everything else is
     /// accounted in the view and metrics.
-    pub fn reconcile(&mut self, cause: Cause) -> anyhow::Result<()> {
+    /// With `sweep`, the whole kernel is read whatever the cause.
+    pub fn reconcile(&mut self, cause: Cause, sweep: bool) -> anyhow::Result<()> {
         // The compiler holds the desired set the rest reads while it changes the worker:
         // out for the duration, back whatever happens.
         let mut compiler = std::mem::take(&mut self.compiler);
-        let r = self.reconcile_with(&mut compiler, cause);
+        let r = self.reconcile_with(&mut compiler, cause, sweep);
         self.compiler = compiler;
         self.unsettled = r.is_err();
         if r.is_err() {
@@ -210,7 +184,12 @@ impl Worker {
         r
     }
 
-    fn reconcile_with(&mut self, compiler: &mut Compiler, cause: Cause) -> anyhow::Result<()> {
+    fn reconcile_with(
+        &mut self,
+        compiler: &mut Compiler,
+        cause: Cause,
+        sweep: bool,
+    ) -> anyhow::Result<()> {
         let t0 = Instant::now();
         let local = kernel::addrs::local_addrs().context("reading local addresses")?;
         let t_addrs = t0.elapsed();
@@ -244,7 +223,9 @@ impl Worker {
         // when the kernel held the last set, those are all there is to read and diff
         // (a foreign change elsewhere is notified and repaired by its own reconcile).
         let only = match (cause, self.settled.take(), compiler.touched()) {
-            (Cause::Reload | Cause::Addresses, Some(counts), Some(t)) => Some((t, counts)),
+            (Cause::Reload | Cause::Addresses, Some(counts), Some(t)) if !sweep => {
+                Some((t, counts))
+            }
             _ => None,
         };
         let opts = engine::Options {
