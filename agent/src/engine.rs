@@ -43,6 +43,8 @@ pub struct Outcome {
     pub installed: (usize, usize),
     /// Every write was acknowledged (no failure, nothing retried).
     pub acknowledged: bool,
+    /// How many keys were read one by one ([`Options::only`]); None: the kernel was dumped.
+    pub keys_read: Option<usize>,
 }
 
 impl Outcome {
@@ -187,15 +189,17 @@ pub fn reconcile_with(
     opts: &Options,
 ) -> Result<Outcome, KernelError> {
     let t0 = std::time::Instant::now();
-    let (observed, installed) = match opts.only {
+    let (observed, installed, keys_read) = match opts.only {
         None => {
             let observed = kernel::observe(sock, own)?;
             let installed = (observed.policies.len(), observed.states.len());
-            (observed, installed)
+            (observed, installed, None)
         }
         Some((touched, installed)) => {
             let (pkeys, skeys) = (touched.policy_keys(), touched.sa_keys());
-            (kernel::observe_keys(sock, own, &pkeys, skeys)?, installed)
+            let read = pkeys.len() + skeys.len();
+            let observed = kernel::observe_keys(sock, own, &pkeys, skeys)?;
+            (observed, installed, Some(read))
         }
     };
     let t1 = std::time::Instant::now();
@@ -207,9 +211,7 @@ pub fn reconcile_with(
     tracing::debug!(
         observe_ms = ms(t1 - t0),
         diff_ms = ms(t1.elapsed()),
-        keys_read = opts
-            .only
-            .map(|(t, _)| t.policy_keys().len() + t.states.len()),
+        keys_read,
         ops = plan.ops.len(),
         "observed and diffed"
     );
@@ -226,6 +228,7 @@ pub fn reconcile_with(
             plan,
             remaining,
             installed,
+            keys_read,
             ..Outcome::default()
         });
     }
@@ -254,6 +257,7 @@ pub fn reconcile_with(
             plan,
             applied,
             acknowledged,
+            keys_read,
             ..Outcome::default()
         });
     }
@@ -267,6 +271,7 @@ pub fn reconcile_with(
         remaining,
         acknowledged,
         installed: (after.policies.len(), after.states.len()),
+        keys_read,
     })
 }
 

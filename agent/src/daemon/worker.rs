@@ -235,25 +235,20 @@ impl Worker {
             only,
         };
         let own = &self.loaded.ctx.policy.ownership;
-        let read = match only {
-            Some((t, _)) => format!("{} keys", t.policy_keys().len() + t.states.len()),
-            None => "dump".to_string(),
-        };
         let out = engine::reconcile_with(&mut self.sock, full, own, &opts)?;
         self.settled = out.settled().then_some(out.installed);
         let secs = t0.elapsed().as_secs_f64();
-        self.account(cause, &out, full, (same, read), secs);
+        self.account(cause, &out, full, same, secs);
         Ok(())
     }
 
-    /// Log and count what a reconcile did; `same`: the same objects as the last compile,
-    /// `read`: how the kernel was read.
+    /// Log and count what a reconcile did; `same`: the same objects as the last compile.
     fn account(
         &mut self,
         cause: Cause,
         out: &engine::Outcome,
         full: &Desired,
-        (same, read): (bool, String),
+        same: bool,
         secs: f64,
     ) {
         let new: BTreeMap<SaClass, String> = out
@@ -302,7 +297,9 @@ impl Worker {
             failed: out.failed.len(),
             duration_ms: secs * 1e3,
             verified: out.verified,
-            read,
+            read: out
+                .keys_read
+                .map_or_else(|| "dump".to_string(), |n| format!("{n} keys")),
         };
         self.view.missing_features = self
             .blocked

@@ -80,6 +80,15 @@ impl fmt::Display for Conflict {
 /// the mark, so a guard with no mark would *be* that policy).
 pub const GUARD_MARKS: [Mark; 2] = [Mark { value: 0, mask: 1 }, Mark { value: 1, mask: 1 }];
 
+/// The keys of the transition guards of the policy at `k`: its selector and direction
+/// with each of the [`GUARD_MARKS`].
+pub fn guard_keys(k: &PolicyKey) -> impl Iterator<Item = PolicyKey> + '_ {
+    GUARD_MARKS.iter().map(|m| PolicyKey {
+        mark: Some(*m),
+        ..*k
+    })
+}
+
 /// Counts of ops per kind, for the one-line summary.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
@@ -376,11 +385,7 @@ fn add_guards(
     };
     let mut keys = BTreeMap::new();
     for k in guarded {
-        for mark in GUARD_MARKS {
-            let g = PolicyKey {
-                mark: Some(mark),
-                ..*k
-            };
+        for g in guard_keys(k) {
             if g != *k && !d.policies.contains_key(&g) {
                 keys.insert(g, format!("{} for {}", Origin::Guard, k));
             }

@@ -5,15 +5,15 @@
 //! acknowledged), every key the patch did not touch already matches: the full diff has no
 //! op for it. Its ops for touched keys depend on their own two objects plus two things
 //! read from the whole desired set (which addresses are ours, which guard keys are
-//! desired), so [`diff_touched`] gives exactly the full diff's plan (a property test below
-//! compares them: `incremental/tests.rs`) while reading a handful of kernel objects instead of dumping tens of
-//! thousands.
+//! desired), so [`diff_touched`] gives exactly the full diff's plan (the property test in
+//! `incremental/tests.rs` compares them) while reading a handful of kernel objects instead
+//! of dumping tens of thousands.
 
 use std::collections::BTreeSet;
 
 use policy_schema::Ownership;
 
-use super::diff::{diff_in, Plan, GUARD_MARKS};
+use super::diff::{diff_in, guard_keys, Plan};
 use super::Touched;
 use crate::model::{Desired, DesiredSa, Observed, PolicyKey, SaKey};
 
@@ -22,12 +22,7 @@ impl Touched {
     /// their transition guards' keys.
     pub fn policy_keys(&self) -> BTreeSet<PolicyKey> {
         let mut keys = self.policies.clone();
-        for k in &self.policies {
-            keys.extend(GUARD_MARKS.iter().map(|m| PolicyKey {
-                mark: Some(*m),
-                ..*k
-            }));
-        }
+        keys.extend(self.policies.iter().flat_map(guard_keys));
         keys
     }
 

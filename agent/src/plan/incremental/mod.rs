@@ -63,12 +63,6 @@ pub struct Touched {
     pub states: std::collections::BTreeSet<SaKey>,
 }
 
-impl Touched {
-    pub fn is_empty(&self) -> bool {
-        self.policies.is_empty() && self.states.is_empty()
-    }
-}
-
 /// How the last compile was made.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Compiled {
