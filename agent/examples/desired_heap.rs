@@ -50,6 +50,7 @@ fn main() -> anyhow::Result<()> {
         host: None,
         cluster_key: vec![],
         now: None,
+        max_policy_size: policy_schema::DEFAULT_MAX_POLICY_SIZE,
     };
     let now = Timestamp::from_secs(1_800_000_000);
     let local = BTreeSet::new();

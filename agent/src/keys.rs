@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -20,16 +19,19 @@ use crate::fasthash::FastMap;
 use crate::plan::spi::SpiTable;
 use crate::secret::Secret;
 
+/// A key file is 45 bytes of base64; anything past this is not a key (and not read).
+pub const MAX_KEY_FILE_SIZE: u64 = 64 << 10;
+
 /// Version label mixed into every derivation; bump it to change the key schedule.
 pub const KDF_LABEL: &[u8] = b"xfrm-agent v1";
 
 /// Why a key could not be loaded or used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("cannot read private key {path}: {source}")]
+    #[error("private key {path}: {reason}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        reason: policy_schema::ReadError,
     },
     #[error(
         "private key {path} is readable by group or others (mode {mode:04o}); \
@@ -91,15 +93,19 @@ impl PrivateKey {
     }
     /// Read a key file, refusing one that group or others can read.
     pub fn load(path: &Path) -> Result<PrivateKey, KeyError> {
-        let read_err = |source| KeyError::Read {
+        let read_err = |reason| KeyError::Read {
             path: path.into(),
-            source,
+            reason,
         };
-        let mut file = std::fs::File::open(path).map_err(read_err)?;
-        check_permissions(path, &file)?;
-        let mut text = zeroize::Zeroizing::new(String::new());
-        file.read_to_string(&mut text).map_err(read_err)?;
-        PrivateKey::from_base64(&text, &path.display().to_string())
+        let (mut file, meta) = policy_schema::file::open_regular(path).map_err(read_err)?;
+        check_permissions(path, &meta)?;
+        let mut bytes = zeroize::Zeroizing::new(Vec::new());
+        policy_schema::file::read_capped(&mut file, MAX_KEY_FILE_SIZE, &mut bytes)
+            .map_err(read_err)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| KeyError::Malformed {
+            what: path.display().to_string(),
+        })?;
+        PrivateKey::from_base64(text, &path.display().to_string())
     }
     fn shared(&self, peer: &PublicKey) -> Secret {
         let peer = x25519_dalek::PublicKey::from(peer.0);
@@ -108,27 +114,15 @@ impl PrivateKey {
 }
 
 #[cfg(unix)]
-fn check_permissions(path: &Path, file: &std::fs::File) -> Result<(), KeyError> {
+fn check_permissions(path: &Path, meta: &std::fs::Metadata) -> Result<(), KeyError> {
     use std::os::unix::fs::PermissionsExt;
-    let mode = file
-        .metadata()
-        .map_err(|source| KeyError::Read {
-            path: path.into(),
-            source,
-        })?
-        .permissions()
-        .mode();
+    let mode = meta.permissions().mode();
     if mode & 0o077 != 0 {
         return Err(KeyError::Permissions {
             path: path.into(),
             mode: mode & 0o7777,
         });
     }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_permissions(_: &Path, _: &std::fs::File) -> Result<(), KeyError> {
     Ok(())
 }
 

@@ -3,7 +3,8 @@
 //!
 //! Pipeline: [`parse`] (syntax, keys, types and values, against the declarative tables in
 //! `fields`) → `check` (cross-references, overlaps, capacities) → `build` (typed model).
-//! No I/O beyond [`load_path`] reading the one file it is given. A daemon that reloads the
+//! No I/O beyond reading the one file it is given ([`file`]: never blocking, regular files
+//! only, size capped). A daemon that reloads the
 //! file on every change uses a [`Reloader`], which gives the same results and rereads
 //! only the entries that changed.
 
@@ -11,6 +12,7 @@ mod build;
 mod check;
 mod diagnostic;
 mod fields;
+pub mod file;
 pub mod model;
 mod parse;
 mod raw;
@@ -23,6 +25,7 @@ mod values;
 use std::path::Path;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+pub use file::{FileVersion, ReadError, DEFAULT_MAX_POLICY_SIZE};
 pub use model::*;
 pub use reload::Reloader;
 
@@ -68,33 +71,62 @@ fn check_and_build(mut rep: report::Report, raw: raw::RawPolicy) -> Result<Loade
     }
 }
 
-/// Read and [`load`] a policy file; an unreadable or non-UTF-8 file is a located diagnostic.
+/// Read and [`load`] a policy file of at most [`DEFAULT_MAX_POLICY_SIZE`] bytes.
 pub fn load_path(path: &Path) -> Result<Loaded, Diagnostics> {
+    load_path_limited(path, DEFAULT_MAX_POLICY_SIZE)
+}
+
+/// Read and [`load`] a policy file of at most `max` bytes; a file that cannot be read (not
+/// a regular file, too large) or is not UTF-8 is a located diagnostic.
+pub fn load_path_limited(path: &Path, max: u64) -> Result<Loaded, Diagnostics> {
     let file = path.display().to_string();
-    let fail = |line, col, message: String| {
+    let text = read_text(path, max)?;
+    load(&file, &text)
+}
+
+/// The text of a policy file of at most `max` bytes (see [`file::read_regular`]), with a
+/// located diagnostic when it cannot be read or is not UTF-8.
+pub fn read_text(path: &Path, max: u64) -> Result<String, Diagnostics> {
+    let file = path.display().to_string();
+    match file::read_regular(path, max) {
+        Ok(s) => decode(&file, s.bytes),
+        Err(e) => Err(read_diagnostic(&file, &e)),
+    }
+}
+
+/// The diagnostic for a policy file that could not be read.
+pub fn read_diagnostic(file: &str, e: &ReadError) -> Diagnostics {
+    let message = match e {
+        ReadError::Io(e) => format!("cannot read the policy file: {e}"),
+        ReadError::TooLarge { max } => format!(
+            "the policy file is larger than the limit of {max} bytes (--max-policy-size); \
+             refusing to read it"
+        ),
+        e => format!("the policy file {e}"),
+    };
+    Diagnostics(vec![Diagnostic {
+        severity: Severity::Error,
+        file: file.to_string(),
+        line: 1,
+        col: 1,
+        message,
+    }])
+}
+
+/// The file's bytes as text, or the located error at the first byte that is not UTF-8.
+pub fn decode(file: &str, bytes: Vec<u8>) -> Result<String, Diagnostics> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let valid = std::str::from_utf8(valid).unwrap_or_default();
+        let (line, col) = report::LineIndex::new(valid).locate(valid, valid.len());
         Diagnostics(vec![Diagnostic {
             severity: Severity::Error,
-            file: file.clone(),
+            file: file.to_string(),
             line,
             col,
-            message,
+            message: "the file is not valid UTF-8 (expected UTF-8 text, as TOML requires)".into(),
         }])
-    };
-    let bytes =
-        std::fs::read(path).map_err(|e| fail(1, 1, format!("cannot read the policy file: {e}")))?;
-    match String::from_utf8(bytes) {
-        Ok(text) => load(&file, &text),
-        Err(e) => {
-            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-            let valid = std::str::from_utf8(valid).unwrap_or_default();
-            let (line, col) = report::LineIndex::new(valid).locate(valid, valid.len());
-            Err(fail(
-                line,
-                col,
-                "the file is not valid UTF-8 (expected UTF-8 text, as TOML requires)".into(),
-            ))
-        }
-    }
+    })
 }
 
 /// The JSON Schema (draft 2020-12) of the policy file, for editor completion.

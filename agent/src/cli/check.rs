@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-pub fn run(config: &Path) -> anyhow::Result<ExitCode> {
-    match policy_schema::load_path(config) {
+pub fn run(config: &Path, max_size: u64) -> anyhow::Result<ExitCode> {
+    match policy_schema::load_path_limited(config, max_size) {
         Ok(loaded) => {
             super::context::print_warnings(&loaded.warnings);
             let p = &loaded.policy;

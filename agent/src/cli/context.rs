@@ -18,9 +18,10 @@ pub struct Context {
     pub config: PathBuf,
 }
 
-/// Read and validate a policy file; all located errors in one message.
-pub fn load_policy(path: &Path) -> anyhow::Result<(Policy, Vec<Diagnostic>)> {
-    match policy_schema::load_path(path) {
+/// Read and validate a policy file of at most `max` bytes; all located errors in one
+/// message.
+pub fn load_policy(path: &Path, max: u64) -> anyhow::Result<(Policy, Vec<Diagnostic>)> {
+    match policy_schema::load_path_limited(path, max) {
         Ok(l) => Ok((l.policy, l.warnings)),
         Err(d) => Err(anyhow::anyhow!("{d}\n{}: invalid policy", path.display())),
     }
@@ -54,7 +55,7 @@ pub fn explicit_cluster_keys(args: &PolicyArgs) -> Vec<PathBuf> {
 
 /// Load policy and identity, including the keys of the clusters this host is a member of.
 pub fn load(args: &PolicyArgs) -> anyhow::Result<Context> {
-    let (policy, warnings) = load_policy(&args.config)?;
+    let (policy, warnings) = load_policy(&args.config, args.max_policy_size)?;
     with_identity(args, policy, warnings)
 }
 

@@ -14,7 +14,8 @@ pub fn run(args: &super::FlushArgs) -> anyhow::Result<ExitCode> {
     kernel::netns::enter_opt(args.netns.netns.as_deref())?;
     let own = match &args.config {
         Some(path) => {
-            let (policy, warnings) = super::context::load_policy(path)?;
+            let (policy, warnings) =
+                super::context::load_policy(path, policy_schema::DEFAULT_MAX_POLICY_SIZE)?;
             super::context::print_warnings(&warnings);
             policy.ownership
         }

@@ -43,6 +43,9 @@ pub enum Command {
         /// The policy file.
         #[arg(short = 'c', long = "config")]
         config: PathBuf,
+        #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size)]
+        /// Refuse a policy file larger than this (suffixes K, M, G: powers of 1024).
+        max_policy_size: u64,
     },
     /// Show the XFRM objects this host needs (and, as root, the diff against the kernel).
     Plan(PlanArgs),
@@ -82,6 +85,30 @@ pub struct PolicyArgs {
     /// Compute for this Unix time instead of now (testing, time travel).
     #[arg(long, hide = true)]
     pub now: Option<u64>,
+    /// Refuse a policy file larger than this (suffixes K, M, G: powers of 1024).
+    #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size)]
+    pub max_policy_size: u64,
+}
+
+/// A size in bytes: a number with an optional K, M or G suffix (powers of 1024; `KiB`,
+/// `MB` and the like are read the same).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(digits);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 16MiB)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("{s:?}: unknown unit (use K, M or G)")),
+    };
+    n.checked_mul(1 << shift)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("{s:?} is not a size between 1 byte and 2^64"))
 }
 
 /// The network namespace to act in.
@@ -168,6 +195,9 @@ pub struct StatusArgs {
     /// A cluster's private key, NAME=FILE (default: cluster-NAME.key beside --key).
     #[arg(long, value_name = "NAME=FILE")]
     pub cluster_key: Vec<String>,
+    /// Refuse a policy file larger than this (suffixes K, M, G: powers of 1024).
+    #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size)]
+    pub max_policy_size: u64,
     #[command(flatten)]
     pub netns: NetnsArgs,
     #[arg(long)]
@@ -228,7 +258,10 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         matches!(cli.command, Command::Run(_)),
     );
     let result = match cli.command {
-        Command::Check { config } => check::run(&config),
+        Command::Check {
+            config,
+            max_policy_size,
+        } => check::run(&config, max_policy_size),
         Command::Plan(a) => plan::run_plan(&a),
         Command::Render(a) => plan::run_render(&a),
         Command::Apply(a) => apply::run(&a),
@@ -244,6 +277,22 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Err(e) => {
             eprintln!("xfrm-agent: error: {e:#}");
             ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_binary_suffixes_and_refuse_nonsense() {
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert_eq!(parse_size("1200"), Ok(1200));
+        for bad in ["", "0", "x", "12 parsecs", "-1", "99999999999999999999G"] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
         }
     }
 }

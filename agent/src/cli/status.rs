@@ -117,6 +117,7 @@ pub fn run(args: &super::StatusArgs) -> anyhow::Result<ExitCode> {
         host: args.host.clone(),
         cluster_key: args.cluster_key.clone(),
         now: None,
+        max_policy_size: args.max_policy_size,
     };
     let (ctx, desired) = super::apply::desired_here(&policy, &args.netns)?;
     let mut sock = kernel::open().context("opening the XFRM netlink socket")?;
