@@ -25,7 +25,7 @@ use tokio::time::{sleep_until, Instant};
 
 use book::{Debounce, RateLimiter, Reaction};
 use timers::{instant_of_unix, Timers};
-use worker::{Cause, Pending, Worker};
+use worker::{Cause, Pending, Reloaded, Worker};
 
 use crate::kernel::{self, addrs::AddrEvents, events::XfrmEvents};
 
@@ -218,9 +218,11 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
         }
 
         let now = Instant::now();
-        if t.debounce.fire(t.since_origin(now)) && w.reload(false) {
-            sd_reloading();
-            turn.add(Cause::Reload);
+        if t.debounce.fire(t.since_origin(now)) {
+            if w.reload(false) == Reloaded::New {
+                sd_reloading();
+                turn.add(Cause::Reload);
+            }
         }
         if t.rotate_at.is_some_and(|r| r <= now) {
             turn.add(Cause::Rotation);
@@ -231,7 +233,7 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
         if t.resync_at <= now {
             t.resync_at = now + o.resync;
             // A resync re-reads the file too: a lost inotify event must not leave an edit unapplied.
-            if w.reload(false) {
+            if w.reload(false) == Reloaded::New {
                 turn.name(Cause::Reload);
             }
             turn.add(Cause::Resync);

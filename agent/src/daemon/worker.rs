@@ -19,9 +19,11 @@ use crate::plan::{Compiled, Compiler};
 use reload::{read_and_load, Loaded};
 
 mod cause;
+mod guard;
 mod reload;
 
 pub use cause::{Cause, Pending};
+pub use reload::Reloaded;
 
 /// The UDP 4500 sockets, one per family, held while any SA of that family is encapsulated.
 #[derive(Default)]
@@ -47,8 +49,13 @@ pub struct Worker {
     /// acknowledged, nothing refused or held by a foreign object), with the owned counts:
     /// a reload the compiler patched then reads and diffs only the keys it touched.
     settled: Option<(usize, usize)>,
-    /// The policy a reload replaced, dropped after the next reconcile (not in its way).
+    /// The policy a reload replaced, dropped after the next reconcile (not in its way),
+    /// or put back when the new one does not compile.
     retired: Option<Loaded>,
+    /// The sha256/keys of a policy loaded but not yet compiled (not yet in force).
+    fresh: Option<String>,
+    /// The last panic caught compiling the policy in force (logged once, not per retry).
+    last_panic: Option<String>,
     encap: EncapSockets,
     /// SA classes (family, algorithm) the kernel refused for a missing feature, with that
     /// feature: their writes are left out until a resync's probe gets one through.
@@ -110,6 +117,8 @@ impl Worker {
             unsettled: false,
             settled: None,
             retired: None,
+            fresh: None,
+            last_panic: None,
             encap: EncapSockets::default(),
             blocked: BTreeMap::new(),
             reloader,
@@ -179,8 +188,10 @@ impl Worker {
         if r.is_err() {
             self.settled = None;
         }
-        // The policy a reload replaced is dropped here, after the kernel has the new one.
-        self.retired = None;
+        // The policy a reload replaced is dropped here, once the new one compiled.
+        if self.fresh.is_none() {
+            self.retired = None;
+        }
         r
     }
 
@@ -193,8 +204,15 @@ impl Worker {
         let t0 = Instant::now();
         let local = kernel::addrs::local_addrs().context("reading local addresses")?;
         let t_addrs = t0.elapsed();
-        let ctx = &self.loaded.ctx;
-        compiler.desired(&ctx.policy, &ctx.identity, &local, context::system_now())?;
+        if let Err(e) = self.compile(compiler, &local) {
+            // A fresh policy that does not compile is rejected like an invalid file, and
+            // the last good one compiled again (once: it is no longer fresh).
+            return match self.reject_fresh(e) {
+                Ok(()) => self.reconcile_with(compiler, cause, true),
+                Err(e) => Err(e),
+            };
+        }
+        self.accept_fresh();
         tracing::debug!(addrs = ?t_addrs, compile = ?(t0.elapsed() - t_addrs), how = ?compiler.how(), "compiled");
         let full = compiler.last().expect("just compiled");
         // Same objects as the last compile (only sequence numbers re-stamped): writes now
@@ -240,6 +258,39 @@ impl Worker {
         let secs = t0.elapsed().as_secs_f64();
         self.account(cause, &out, full, same, secs);
         Ok(())
+    }
+
+    /// Compile the loaded policy into `compiler`, panics caught (the compiler is then
+    /// replaced: it may be half-patched). A panic is logged here, once per message.
+    fn compile(
+        &mut self,
+        compiler: &mut Compiler,
+        local: &crate::plan::LocalAddrs,
+    ) -> anyhow::Result<()> {
+        let ctx = &self.loaded.ctx;
+        let inject = self.loaded.inject_compile_panic;
+        let r = guard::catch(|| {
+            if inject {
+                panic!("injected panic (XFRM_AGENT_INJECT_PANIC)");
+            }
+            compiler
+                .desired(&ctx.policy, &ctx.identity, local, context::system_now())
+                .map(|_| ())
+                .map_err(anyhow::Error::from)
+        });
+        match r {
+            Ok(r) => r,
+            Err(panic) => {
+                *compiler = Compiler::new();
+                self.settled = None;
+                let e = guard::panic_error(&self.args.config, "compiling", &panic);
+                if self.fresh.is_none() && self.last_panic.as_deref() != Some(panic.as_str()) {
+                    tracing::error!(error = %format!("{e:#}"), "compiling the policy in force failed; the kernel is left as it is; retrying");
+                }
+                self.last_panic = Some(panic);
+                Err(e)
+            }
+        }
     }
 
     /// Log and count what a reconcile did; `same`: the same objects as the last compile.

@@ -77,7 +77,12 @@ pub fn rig(test: &str, tag: &str) -> Option<(TestNetns, Files)> {
 
 impl Daemon {
     pub fn start(ns: &TestNetns, f: &Files, extra: &[&str]) -> Daemon {
-        let child = run_command(ns, f, extra)
+        Daemon::spawn(ns, run_command(ns, f, extra))
+    }
+    /// Start `c` (a [`run_command`], perhaps with more environment) and wait until it
+    /// answers.
+    pub fn spawn(ns: &TestNetns, mut c: Command) -> Daemon {
+        let child = c
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -1,12 +1,14 @@
 //! Reloading: the policy file and the key files read, compared with what is in force,
 //! parsed and validated — or rejected, keeping the last good policy.
 
-use anyhow::Context as _;
+use policy_schema::file::{self, FileVersion};
+use policy_schema::Diagnostics;
 use sha2::{Digest, Sha256};
 
-use super::{reload_info, Worker};
+use super::{guard, reload_info, Worker};
 use crate::cli::context::{self, Context};
 use crate::cli::PolicyArgs;
+use crate::keys::MAX_KEY_FILE_SIZE;
 
 /// A policy that loaded, with the hash of exactly the text parsed.
 pub(super) struct Loaded {
@@ -14,6 +16,17 @@ pub(super) struct Loaded {
     pub(super) sha256: String,
     /// `key_fingerprint` when it was loaded.
     pub(super) keys: String,
+    /// The compile of this policy panics ([`guard::injected`], debug builds' tests only).
+    pub(super) inject_compile_panic: bool,
+}
+
+/// What a reload did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reloaded {
+    /// A new policy is loaded: the next reconcile compiles it, and puts it in force.
+    New,
+    /// Nothing new: the same content, a rejection already reported, or one reported now.
+    Unchanged,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -45,86 +58,183 @@ fn key_fingerprint(args: &PolicyArgs) -> String {
     let mut h = Sha256::new();
     for f in files {
         h.update(f.as_os_str().as_encoded_bytes());
-        match std::fs::read(&f) {
-            Ok(bytes) => h.update(Sha256::digest(bytes)),
-            Err(_) => h.update(b"unreadable"),
+        // Read as the key loader does: a FIFO or device named like a key must not block.
+        match file::read_regular(&f, MAX_KEY_FILE_SIZE) {
+            Ok(s) => h.update(Sha256::digest(&s.bytes)),
+            Err(e) => h.update(format!("unreadable: {e}")),
         }
     }
     hex(&h.finalize())
 }
 
-/// The policy file's text.
-fn read_text(args: &PolicyArgs) -> anyhow::Result<String> {
-    std::fs::read_to_string(&args.config)
-        .with_context(|| format!("{}: cannot read the policy file", args.config.display()))
+/// The policy file as read.
+struct PolicyText {
+    text: String,
 }
 
+/// A policy file that could not be read or is not UTF-8, and its version (None: gone).
+struct ReadFailure {
+    error: anyhow::Error,
+    version: Option<FileVersion>,
+}
+
+fn invalid(args: &PolicyArgs, d: &Diagnostics) -> anyhow::Error {
+    anyhow::anyhow!("{d}\n{}: invalid policy", args.config.display())
+}
+
+/// Read the policy file as `check` does: regular files only, never blocking, at most
+/// `--max-policy-size` bytes, UTF-8 (located error otherwise).
+fn read_policy(args: &PolicyArgs) -> Result<PolicyText, ReadFailure> {
+    let name = args.config.display().to_string();
+    match file::read_regular(&args.config, args.max_policy_size) {
+        Err(e) => Err(ReadFailure {
+            error: invalid(args, &policy_schema::read_diagnostic(&name, &e)),
+            version: FileVersion::at(&args.config).ok(),
+        }),
+        Ok(s) => match policy_schema::decode(&name, s.bytes) {
+            Ok(text) => Ok(PolicyText { text }),
+            Err(d) => Err(ReadFailure {
+                error: invalid(args, &d),
+                version: Some(s.version),
+            }),
+        },
+    }
+}
+
+/// Parse, validate and resolve the identity; the reload boundary's inside.
+fn load(
+    args: &PolicyArgs,
+    text: &str,
+    reloader: &mut policy_schema::Reloader,
+    previous: Option<&policy_schema::Policy>,
+) -> anyhow::Result<Context> {
+    if guard::injected("load", text) {
+        panic!("injected panic (XFRM_AGENT_INJECT_PANIC)");
+    }
+    context::reload_text(args, text, reloader, previous)
+}
+
+/// [`load`] with panics caught (reported as an error; `reloader` is then reset).
+fn load_guarded(
+    args: &PolicyArgs,
+    text: &str,
+    reloader: &mut policy_schema::Reloader,
+    previous: Option<&policy_schema::Policy>,
+) -> anyhow::Result<Context> {
+    guard::catch(|| load(args, text, reloader, previous)).unwrap_or_else(|panic| {
+        *reloader = policy_schema::Reloader::new();
+        Err(guard::panic_error(&args.config, "loading", &panic))
+    })
+}
+
+impl Loaded {
+    fn new(ctx: Context, text: &str, keys: String) -> Loaded {
+        Loaded {
+            ctx,
+            sha256: sha256_hex(text),
+            keys,
+            inject_compile_panic: guard::injected("compile", text),
+        }
+    }
+}
+
+/// The first load, at start: an unreadable or invalid file is an error (there is nothing
+/// to keep in force).
 pub(super) fn read_and_load(
     args: &PolicyArgs,
     reloader: &mut policy_schema::Reloader,
 ) -> anyhow::Result<Loaded> {
     let keys = key_fingerprint(args);
-    let text = read_text(args)?;
-    let ctx = context::reload_text(args, &text, reloader, None)?;
-    Ok(Loaded {
-        sha256: sha256_hex(&text),
-        keys,
-        ctx,
-    })
+    let read = read_policy(args).map_err(|f| f.error)?;
+    let ctx = load_guarded(args, &read.text, reloader, None)?;
+    Ok(Loaded::new(ctx, &read.text, keys))
 }
 
 impl Worker {
     /// Re-read the file and the keys when either changed, or with `force` (SIGHUP).
-    /// Returns true when a new policy is in force. An invalid file (or a key that does not
-    /// fit it) leaves the last good one in force and is reported once (the same rejected
-    /// text is not re-parsed at every resync).
-    pub fn reload(&mut self, force: bool) -> bool {
-        let text = match read_text(&self.args) {
-            Ok(t) => t,
-            Err(e) => {
-                self.reject(e, None);
-                return false;
+    /// An invalid file (or a key that does not fit it) leaves the last good one in force
+    /// and is reported once per version of the file (the same rejected text is not
+    /// re-parsed at every resync).
+    pub fn reload(&mut self, force: bool) -> Reloaded {
+        let keys = key_fingerprint(&self.args);
+        let read = match read_policy(&self.args) {
+            Ok(r) => r,
+            Err(f) => {
+                let attempt = format!("unreadable {:?}/{keys}", f.version);
+                return self.failed(f.error, attempt, force);
             }
         };
-        let sha256 = sha256_hex(&text);
-        let keys = key_fingerprint(&self.args);
+        let sha256 = sha256_hex(&read.text);
         let attempt = format!("{sha256}/{keys}");
         if !force && sha256 == self.loaded.sha256 && keys == self.loaded.keys {
-            if self.view.last_error.take().is_some() {
+            if self.fresh.is_none() && self.view.last_error.take().is_some() {
                 // The file in force is back (a rejected edit was undone).
                 tracing::info!(sha256 = %sha256, "the policy in force is back on disk");
                 self.rejected = None;
                 self.view.last_reload = reload_info(None);
             }
-            return false;
+            return Reloaded::Unchanged;
         }
         if !force && self.rejected.as_deref() == Some(attempt.as_str()) {
-            return false;
+            return Reloaded::Unchanged;
         }
         let previous = Some(&*self.loaded.ctx.policy);
-        match context::reload_text(&self.args, &text, &mut self.reloader, previous) {
-            Ok(ctx) => {
-                ctx.identity.adopt_cache(&self.loaded.ctx.identity);
-                context::print_warnings(&ctx.warnings);
-                tracing::info!(sha256 = %sha256, previous = %self.loaded.sha256, "policy reloaded");
-                self.view.policy_sha256 = sha256.clone();
-                self.view.host = ctx.identity.host.clone();
-                self.view.last_reload = reload_info(None);
-                self.view.last_error = None;
-                self.view.reloads_ok += 1;
-                self.rejected = None;
-                let new = Loaded { ctx, sha256, keys };
-                self.retired = Some(std::mem::replace(&mut self.loaded, new));
-                true
-            }
-            Err(e) => {
+        let ctx = match load_guarded(&self.args, &read.text, &mut self.reloader, previous) {
+            Ok(ctx) => ctx,
+            Err(e) => return self.failed(e, attempt, force),
+        };
+        ctx.identity.adopt_cache(&self.loaded.ctx.identity);
+        context::print_warnings(&ctx.warnings);
+        let new = Loaded::new(ctx, &read.text, keys);
+        let old = std::mem::replace(&mut self.loaded, new);
+        // The policy to go back to if this one does not compile is the last one that did.
+        if self.fresh.is_none() {
+            self.retired = Some(old);
+        }
+        self.fresh = Some(attempt);
+        Reloaded::New
+    }
+
+    /// The fresh policy compiled: it is in force now.
+    pub(super) fn accept_fresh(&mut self) {
+        let Some(_) = self.fresh.take() else { return };
+        let previous = self.retired.as_ref().map_or("", |r| r.sha256.as_str());
+        let sha256 = &self.loaded.sha256;
+        tracing::info!(sha256 = %sha256, previous = %previous, "policy reloaded");
+        self.view.policy_sha256 = sha256.clone();
+        self.view.host = self.loaded.ctx.identity.host.clone();
+        self.view.last_reload = reload_info(None);
+        self.view.last_error = None;
+        self.view.reloads_ok += 1;
+        self.rejected = None;
+    }
+
+    /// The fresh policy did not compile (`e`): back to the last one that did, reported
+    /// like an invalid file. `e` back when there is no fresh policy to take back.
+    pub(super) fn reject_fresh(&mut self, e: anyhow::Error) -> anyhow::Result<()> {
+        match (self.fresh.take(), self.retired.take()) {
+            (Some(attempt), Some(old)) => {
+                self.loaded = old;
                 self.reject(e, Some(attempt));
-                false
+                Ok(())
+            }
+            (fresh, retired) => {
+                (self.fresh, self.retired) = (fresh, retired);
+                Err(e)
             }
         }
     }
 
-    fn reject(&mut self, e: anyhow::Error, attempt: Option<String>) {
+    /// A read or load failed: report it, once per version of the file.
+    fn failed(&mut self, e: anyhow::Error, attempt: String, force: bool) -> Reloaded {
+        if !force && self.rejected.as_deref() == Some(attempt.as_str()) {
+            return Reloaded::Unchanged;
+        }
+        self.reject(e, Some(attempt));
+        Reloaded::Unchanged
+    }
+
+    pub(super) fn reject(&mut self, e: anyhow::Error, attempt: Option<String>) {
         let text = format!("{e:#}");
         tracing::error!(error = %text, "policy rejected; the last good policy stays in force");
         self.view.last_reload = reload_info(Some(text.clone()));
