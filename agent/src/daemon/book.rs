@@ -137,6 +137,12 @@ impl Debounce {
         });
     }
 
+    /// Reload at `at` at the latest (a file caught mid-write, read again); noted `now`.
+    pub fn again(&mut self, at: Duration, now: Duration) {
+        self.first.get_or_insert(now);
+        self.due = Some(self.due.map_or(at, |d| d.min(at)));
+    }
+
     /// When the reload is due (None: nothing pending).
     pub fn due(&self) -> Option<Duration> {
         self.due
@@ -282,6 +288,21 @@ mod tests {
         d.event(FileEvent::Writing, ms(20));
         d.event(FileEvent::Changed, ms(20));
         assert!(d.fire(ms(20)));
+    }
+
+    #[test]
+    fn a_file_caught_mid_write_is_read_again_no_later_than_asked() {
+        let mut d = Debounce::new(ms(100));
+        d.again(ms(900), ms(0));
+        assert!(!d.fire(ms(899)));
+        assert!(d.fire(ms(900)));
+        // A sooner reload already due stays; an earlier re-read wins over a later one.
+        d.event(FileEvent::Complete, ms(1000));
+        d.again(ms(1500), ms(1000));
+        assert!(d.fire(ms(1000)));
+        d.again(ms(2500), ms(2000));
+        d.again(ms(2100), ms(2000));
+        assert_eq!(d.due(), Some(ms(2100)));
     }
 
     #[test]

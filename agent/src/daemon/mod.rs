@@ -97,7 +97,7 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let sock = kernel::open().context("opening the XFRM netlink socket")?;
-    let mut w = Worker::start(policy, sock)?;
+    let mut w = Worker::start(policy, sock, o.debounce)?;
     let mut xev = XfrmEvents::open().context("subscribing to XFRM events")?;
     xev.ignore_sender(w.port_id());
     let aev = AddrEvents::open().context("subscribing to address events")?;
@@ -140,7 +140,8 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
         tokio::select! {
             _ = sighup.recv() => {
                 sd_reloading();
-                w.reload(true);
+                let r = w.reload(true);
+                t.reread(r, Instant::now());
                 // An operator's explicit reload also reads the whole kernel.
                 turn.add(Cause::Reload);
                 turn.sweep = true;
@@ -149,9 +150,11 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
             _ = sigint.recv() => break,
             Some(k) = frx.recv() => {
                 let now = t.since_origin(Instant::now());
-                t.debounce.event(k, now);
-                while let Ok(k) = frx.try_recv() {
+                for k in std::iter::once(k).chain(std::iter::from_fn(|| frx.try_recv().ok())) {
                     t.debounce.event(k, now);
+                    if k == book::FileEvent::Writing {
+                        w.note_write();
+                    }
                 }
             }
             g = xfd.readable_mut() => {
@@ -219,7 +222,9 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
 
         let now = Instant::now();
         if t.debounce.fire(t.since_origin(now)) {
-            if w.reload(false) == Reloaded::New {
+            let r = w.reload(false);
+            t.reread(r, now);
+            if r == Reloaded::New {
                 sd_reloading();
                 turn.add(Cause::Reload);
             }
@@ -233,7 +238,9 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
         if t.resync_at <= now {
             t.resync_at = now + o.resync;
             // A resync re-reads the file too: a lost inotify event must not leave an edit unapplied.
-            if w.reload(false) == Reloaded::New {
+            let r = w.reload(false);
+            t.reread(r, now);
+            if r == Reloaded::New {
                 turn.name(Cause::Reload);
             }
             turn.add(Cause::Resync);

@@ -32,6 +32,13 @@ impl Timers {
     pub(super) fn since_origin(&self, t: Instant) -> Duration {
         t.duration_since(self.origin)
     }
+    /// A reload caught the file mid-write: read it again when it asked to.
+    pub(super) fn reread(&mut self, r: worker::Reloaded, now: Instant) {
+        if let worker::Reloaded::Unsettled(after) = r {
+            let now = self.since_origin(now);
+            self.debounce.again(now + after, now);
+        }
+    }
     pub(super) fn next_wake(&self) -> Instant {
         let mut t = self.resync_at;
         let debounce = self.debounce.due().map(|d| self.origin + d);

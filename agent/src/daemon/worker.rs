@@ -56,6 +56,11 @@ pub struct Worker {
     fresh: Option<String>,
     /// The last panic caught compiling the policy in force (logged once, not per retry).
     last_panic: Option<String>,
+    /// The daemon's debounce: how soon a file caught mid-write is read again (and, × 10,
+    /// how long it must be unchanged before a failure to load it is reported).
+    debounce: std::time::Duration,
+    /// When the policy file was last written in place (an inotify event, not a rename).
+    last_write: Option<Instant>,
     encap: EncapSockets,
     /// SA classes (family, algorithm) the kernel refused for a missing feature, with that
     /// feature: their writes are left out until a resync's probe gets one through.
@@ -95,7 +100,11 @@ pub fn release_free_memory() {
 
 impl Worker {
     /// Load the policy and key; an invalid file here is fatal (there is nothing to keep).
-    pub fn start(args: &PolicyArgs, sock: NlSocket) -> anyhow::Result<Worker> {
+    pub fn start(
+        args: &PolicyArgs,
+        sock: NlSocket,
+        debounce: std::time::Duration,
+    ) -> anyhow::Result<Worker> {
         let mut reloader = policy_schema::Reloader::new();
         let loaded = read_and_load(args, &mut reloader)?;
         context::print_warnings(&loaded.ctx.warnings);
@@ -119,6 +128,8 @@ impl Worker {
             retired: None,
             fresh: None,
             last_panic: None,
+            debounce,
+            last_write: None,
             encap: EncapSockets::default(),
             blocked: BTreeMap::new(),
             reloader,

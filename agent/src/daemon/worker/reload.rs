@@ -1,11 +1,14 @@
 //! Reloading: the policy file and the key files read, compared with what is in force,
-//! parsed and validated — or rejected, keeping the last good policy.
+//! parsed and validated — or rejected, keeping the last good policy. A failure is counted
+//! only once the file is stable: a writer's half-done work is read again, not reported.
+
+use std::time::Duration;
 
 use policy_schema::file::{self, FileVersion};
 use policy_schema::Diagnostics;
 use sha2::{Digest, Sha256};
 
-use super::{guard, reload_info, Worker};
+use super::{guard, reload_info, unix_now, Worker};
 use crate::cli::context::{self, Context};
 use crate::cli::PolicyArgs;
 use crate::keys::MAX_KEY_FILE_SIZE;
@@ -27,6 +30,9 @@ pub enum Reloaded {
     New,
     /// Nothing new: the same content, a rejection already reported, or one reported now.
     Unchanged,
+    /// The file changed while it was read, or so recently that its writer may not be done:
+    /// nothing was decided or counted; read it again after this long.
+    Unsettled(Duration),
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -70,6 +76,7 @@ fn key_fingerprint(args: &PolicyArgs) -> String {
 /// The policy file as read.
 struct PolicyText {
     text: String,
+    version: FileVersion,
 }
 
 /// A policy file that could not be read or is not UTF-8, and its version (None: gone).
@@ -92,7 +99,10 @@ fn read_policy(args: &PolicyArgs) -> Result<PolicyText, ReadFailure> {
             version: FileVersion::at(&args.config).ok(),
         }),
         Ok(s) => match policy_schema::decode(&name, s.bytes) {
-            Ok(text) => Ok(PolicyText { text }),
+            Ok(text) => Ok(PolicyText {
+                text,
+                version: s.version,
+            }),
             Err(d) => Err(ReadFailure {
                 error: invalid(args, &d),
                 version: Some(s.version),
@@ -154,14 +164,14 @@ impl Worker {
     /// Re-read the file and the keys when either changed, or with `force` (SIGHUP).
     /// An invalid file (or a key that does not fit it) leaves the last good one in force
     /// and is reported once per version of the file (the same rejected text is not
-    /// re-parsed at every resync).
+    /// re-parsed at every resync), and only once the file is stable.
     pub fn reload(&mut self, force: bool) -> Reloaded {
         let keys = key_fingerprint(&self.args);
         let read = match read_policy(&self.args) {
             Ok(r) => r,
             Err(f) => {
                 let attempt = format!("unreadable {:?}/{keys}", f.version);
-                return self.failed(f.error, attempt, force);
+                return self.failed(f.error, f.version, attempt, force);
             }
         };
         let sha256 = sha256_hex(&read.text);
@@ -181,8 +191,13 @@ impl Worker {
         let previous = Some(&*self.loaded.ctx.policy);
         let ctx = match load_guarded(&self.args, &read.text, &mut self.reloader, previous) {
             Ok(ctx) => ctx,
-            Err(e) => return self.failed(e, attempt, force),
+            Err(e) => return self.failed(e, Some(read.version), attempt, force),
         };
+        if FileVersion::at(&self.args.config).ok() != Some(read.version) {
+            // Valid by chance (a prefix of what is being written, say): not put in force.
+            tracing::debug!("the policy file changed while it was read; reading it again");
+            return Reloaded::Unsettled(self.debounce);
+        }
         ctx.identity.adopt_cache(&self.loaded.ctx.identity);
         context::print_warnings(&ctx.warnings);
         let new = Loaded::new(ctx, &read.text, keys);
@@ -225,13 +240,52 @@ impl Worker {
         }
     }
 
-    /// A read or load failed: report it, once per version of the file.
-    fn failed(&mut self, e: anyhow::Error, attempt: String, force: bool) -> Reloaded {
+    /// A read or load failed: report it, unless the file is still being written.
+    fn failed(
+        &mut self,
+        e: anyhow::Error,
+        version: Option<FileVersion>,
+        attempt: String,
+        force: bool,
+    ) -> Reloaded {
+        if let Some(wait) = self.unsettled(version) {
+            tracing::debug!(error = %format!("{e:#}"), wait_ms = wait.as_millis() as u64,
+                "the policy file is being written; reading it again once it is quiet");
+            return Reloaded::Unsettled(wait);
+        }
         if !force && self.rejected.as_deref() == Some(attempt.as_str()) {
             return Reloaded::Unchanged;
         }
         self.reject(e, Some(attempt));
         Reloaded::Unchanged
+    }
+
+    /// How long until a failure with the file at `read` can be trusted (None: now): the
+    /// file must still be the version that was read, written in place by no one for
+    /// `settle` (10 × the debounce, as long as an open writer is waited for), and last
+    /// changed at least a debounce ago (a writer's truncation whose event is still on its
+    /// way). A file renamed into place is complete, and is reported at once.
+    fn unsettled(&self, read: Option<FileVersion>) -> Option<Duration> {
+        let now = FileVersion::at(&self.args.config).ok();
+        if now != read {
+            return Some(self.debounce);
+        }
+        let settle = self.debounce * 10;
+        let since_write = self.last_write.map(|t| t.elapsed());
+        if let Some(wait) = since_write.and_then(|e| settle.checked_sub(e)) {
+            return Some(wait + Duration::from_millis(1));
+        }
+        let age = (unix_now() * 1e9) as i128 - now?.changed_ns();
+        let quiet = self.debounce.as_nanos() as i128;
+        // A change time in the future (a clock step, `touch -d`) does not hold reports back.
+        (0..quiet)
+            .contains(&age)
+            .then(|| Duration::from_nanos((quiet - age) as u64) + Duration::from_millis(1))
+    }
+
+    /// Someone wrote to the policy file in place (not a rename): see [`Self::unsettled`].
+    pub fn note_write(&mut self) {
+        self.last_write = Some(std::time::Instant::now());
     }
 
     pub(super) fn reject(&mut self, e: anyhow::Error, attempt: Option<String>) {
