@@ -137,3 +137,50 @@ fn address_events() {
     ns.ip(&["addr", "del", "10.77.0.1/24", "dev", "lo"]);
     h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
 }
+
+/// IPv6 subnets behind IPv4 gateways: the kernel's acquire for a tunnel policy with an
+/// IPv6 selector and an IPv4 template names the gateways in IPv4 (10.93.0.2, not the
+/// `a5d:2::` that decoding with the selector's family gives).
+#[test]
+fn a_cross_family_tunnel_acquire_names_the_outer_addresses() {
+    if !privileged("a_cross_family_tunnel_acquire_names_the_outer_addresses") {
+        return;
+    }
+    let ns = TestNetns::new("acq");
+    ns.ip(&["link", "set", "lo", "up"]);
+    ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+    ns.ip(&["link", "set", "v0", "up"]);
+    ns.ip(&["link", "set", "v1", "up"]);
+    ns.ip(&["addr", "add", "10.93.0.1/24", "dev", "v0"]);
+    ns.ip(&["addr", "add", "fd00:1::1/64", "dev", "v0", "nodad"]);
+    ns.ip(&["route", "add", "fd00:2::/64", "dev", "v0"]);
+    let tunnel = "xfrm policy add src fd00:1::/64 dst fd00:2::/64 dir out \
+                  tmpl src 10.93.0.1 dst 10.93.0.2 proto esp mode tunnel";
+    ns.ip(&tunnel
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>());
+    let seen = ns.run(|| {
+        let mut ev = XfrmEvents::open().unwrap();
+        let fd = ev.as_raw_fd();
+        let s = std::net::UdpSocket::bind("[fd00:1::1]:0").unwrap();
+        // Dropped by the policy (no SA); the kernel asks for one.
+        let _ = s.send_to(b"x", "[fd00:2::5]:9");
+        wait(
+            fd,
+            || ev.poll().unwrap(),
+            |s| s.iter().any(|e| matches!(e, XfrmEvent::Acquire { .. })),
+        )
+    });
+    let acquire = seen
+        .iter()
+        .find(|e| matches!(e, XfrmEvent::Acquire { .. }))
+        .unwrap();
+    let XfrmEvent::Acquire { src, dst, sel } = acquire else {
+        unreachable!()
+    };
+    assert_eq!(src.to_string(), "10.93.0.1");
+    assert_eq!(dst.to_string(), "10.93.0.2");
+    let sel = sel.expect("the selector decodes");
+    assert_eq!(sel.dst.to_string(), "fd00:2::5/128");
+}

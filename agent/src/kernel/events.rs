@@ -84,6 +84,29 @@ fn policy_key(sel: &x::Selector, dir: u8, nlas: &[XfrmAttrs]) -> Option<PolicyKe
     })
 }
 
+/// The family of an acquire's addresses (`id.daddr`, `saddr`). They are the larval SA's,
+/// whose family is the template's (the kernel sets `x->props.family` from the template's
+/// encap family), not the selector's: a tunnel carrying IPv6 between IPv4 gateways asks
+/// for an SA to 10.93.0.2 under an IPv6 selector. The message carries the policy's
+/// templates (XFRMA_TMPL): the one with this destination names the family, else the first
+/// (transport mode: a wildcard destination), else the selector's.
+fn acquire_family(a: &x::UserAcquire, nlas: &[XfrmAttrs]) -> u16 {
+    let tmpls: Vec<&x::UserTemplate> = nlas
+        .iter()
+        .filter_map(|n| match n {
+            XfrmAttrs::Template(t) => Some(t),
+            _ => None,
+        })
+        .flatten()
+        .filter(|t| matches!(t.family, x::AF_INET | x::AF_INET6))
+        .collect();
+    tmpls
+        .iter()
+        .find(|t| t.id.daddr == a.id.daddr)
+        .or(tmpls.first())
+        .map_or(a.selector.family, |t| t.family)
+}
+
 /// Decode one multicast message (None: not an event we report).
 pub fn decode_event(ty: u16, payload: &[u8]) -> Option<XfrmEvent> {
     // Flush notifications carry little or nothing: the type is the event.
@@ -126,11 +149,11 @@ pub fn decode_event(ty: u16, payload: &[u8]) -> Option<XfrmEvent> {
         },
         XfrmMessage::Acquire(m) => {
             let a = &m.acquire;
-            let fam = a.selector.family;
+            let outer = acquire_family(a, &m.nlas);
             XfrmEvent::Acquire {
-                src: ip(&a.saddr, fam)?,
-                dst: ip(&a.id.daddr, fam)?,
-                sel: decode::selector(&a.selector, fam),
+                src: ip(&a.saddr, outer)?,
+                dst: ip(&a.id.daddr, outer)?,
+                sel: decode::selector(&a.selector, a.selector.family),
             }
         }
         _ => return None,
@@ -293,6 +316,65 @@ mod tests {
         assert_eq!(
             decode_event(x::XFRM_MSG_FLUSHSA, &[50, 0, 0, 0]),
             Some(XfrmEvent::SaFlushed)
+        );
+    }
+
+    /// An acquire of a cross-family tunnel: the selector of one family, the SA's (outer)
+    /// addresses and template of the other.
+    fn acquire(inner: (&str, &str), outer: (&str, &str)) -> Option<XfrmEvent> {
+        let sel = Selector::between(inner.0.parse().unwrap(), inner.1.parse().unwrap());
+        let (src, dst): (IpAddr, IpAddr) = (outer.0.parse().unwrap(), outer.1.parse().unwrap());
+        let family = |a: IpAddr| if a.is_ipv4() { x::AF_INET } else { x::AF_INET6 };
+        let mut m = x::AcquireMessage::default();
+        m.acquire.id.daddr = x::Address::from_ip(&dst);
+        m.acquire.saddr = x::Address::from_ip(&src);
+        m.acquire.selector = encode::selector(&sel);
+        let t = x::UserTemplate {
+            id: x::Id {
+                daddr: x::Address::from_ip(&dst),
+                spi: 0,
+                proto: 50,
+            },
+            family: family(dst),
+            saddr: x::Address::from_ip(&src),
+            reqid: 1,
+            mode: 1,
+            share: 0,
+            optional: 0,
+            aalgos: !0,
+            ealgos: !0,
+            calgos: !0,
+        };
+        m.nlas.push(XfrmAttrs::Template(vec![t]));
+        let r = encode::to_request(&XfrmMessage::Acquire(m), 0);
+        decode_event(x::XFRM_MSG_ACQUIRE, &r.payload)
+    }
+
+    #[test]
+    fn acquire_addresses_decode_with_their_own_family() {
+        let want = |src: &str, dst: &str, inner: (&str, &str)| XfrmEvent::Acquire {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            sel: Some(Selector::between(
+                inner.0.parse().unwrap(),
+                inner.1.parse().unwrap(),
+            )),
+        };
+        // IPv6 subnets behind IPv4 gateways: 10.93.0.2, not a5d:2::.
+        let v6_in_v4 = ("fd00:1::/64", "fd00:2::/64");
+        assert_eq!(
+            acquire(v6_in_v4, ("10.93.0.1", "10.93.0.2")),
+            Some(want("10.93.0.1", "10.93.0.2", v6_in_v4))
+        );
+        let v4_in_v6 = ("10.1.0.0/24", "10.2.0.0/24");
+        assert_eq!(
+            acquire(v4_in_v6, ("fd93::1", "fd93::2")),
+            Some(want("fd93::1", "fd93::2", v4_in_v6))
+        );
+        let same = ("10.1.0.5/32", "10.2.0.6/32");
+        assert_eq!(
+            acquire(same, ("10.1.0.5", "10.2.0.6")),
+            Some(want("10.1.0.5", "10.2.0.6", same))
         );
     }
 }
