@@ -314,7 +314,7 @@ fn main() -> anyhow::Result<()> {
             let mut sock = kernel::open()?;
             let obs = kernel::observe(&mut sock, &own)?;
             let t_obs = ms(t);
-            let st = agent::status::build(&d, &obs, agent::status::read_xfrm_stat());
+            let st = agent::status::build(&d, &obs, agent::status::read_xfrm_stat_all());
             let json = serde_json::to_string(&st)?;
             println!(
                 "{{\"policies\":{},\"states\":{},\"observe_ms\":{t_obs:.1},\"ms\":{:.1},\"bytes\":{}}}",

@@ -1,14 +1,16 @@
 //! `status`: owned kernel objects grouped by peer (joined with Desired's SaMeta by SaKey),
 //! ungrouped owned policies with their origin, stale objects (ours by range, not desired),
-//! and the kernel's XFRM error counters.
+//! and the kernel's XFRM error counters. On a gateway, each peer's tunnels: outer addresses
+//! and the subnets they carry.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+use ipnet::IpNet;
 use serde::Serialize;
 
-use crate::model::{Desired, Observed, Origin, PolicyKey, SaDir, SaKey};
+use crate::model::{Desired, Dir, Mode, Observed, Origin, PolicyAction, PolicyKey, SaDir, SaKey};
 
 /// Counters shown even when zero: the ones that explain "my traffic is dropped".
 pub const ALWAYS_SHOWN: [&str; 6] = [
@@ -20,10 +22,15 @@ pub const ALWAYS_SHOWN: [&str; 6] = [
     "XfrmOutPolBlock",
 ];
 
+/// Shown even when zero on a tunnel gateway: decrypted tunnel traffic no inbound or forward
+/// policy matched (the two gateways disagree about the subnets).
+pub const TUNNEL_SHOWN: &str = "XfrmInNoPols";
+
 /// One SA of a peer.
 #[derive(Clone, Debug, Serialize)]
 pub struct SaStatus {
     pub dir: SaDir,
+    pub mode: Mode,
     pub spi: String,
     pub epoch: u64,
     pub src: IpAddr,
@@ -44,7 +51,58 @@ pub struct SaStatus {
 pub struct PeerStatus {
     pub peer: String,
     pub addresses: Vec<IpAddr>,
+    /// Tunnel mode only: the tunnels to this peer (empty in transport mode).
+    pub tunnels: Vec<TunnelStatus>,
     pub sas: Vec<SaStatus>,
+}
+
+/// An ESP tunnel to a peer gateway: its outer addresses and the subnets it carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TunnelStatus {
+    /// This end's outer address (the tunnel's source outbound).
+    pub local: IpAddr,
+    /// The peer gateway's outer address.
+    pub remote: IpAddr,
+    /// Inner subnets on this side and on the peer's (the outbound selectors).
+    pub local_subnets: Vec<IpNet>,
+    pub remote_subnets: Vec<IpNet>,
+}
+
+/// The tunnels the desired outbound policies name, by (local, remote) outer address.
+fn tunnels(d: &Desired) -> BTreeMap<(IpAddr, IpAddr), TunnelStatus> {
+    let mut out: BTreeMap<(IpAddr, IpAddr), TunnelStatus> = BTreeMap::new();
+    for (k, p) in d.policies.iter().filter(|(k, _)| k.dir == Dir::Out) {
+        let PolicyAction::Protect(ts) = &p.spec.action else {
+            continue;
+        };
+        for (local, remote) in ts.iter().filter_map(|t| t.tunnel) {
+            let t = out.entry((local, remote)).or_insert_with(|| TunnelStatus {
+                local,
+                remote,
+                local_subnets: vec![],
+                remote_subnets: vec![],
+            });
+            for (list, net) in [
+                (&mut t.local_subnets, k.sel.src),
+                (&mut t.remote_subnets, k.sel.dst),
+            ] {
+                if !list.contains(&net) {
+                    list.push(net);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The counters status shows: every non-zero one, [`ALWAYS_SHOWN`], and on a gateway
+/// [`TUNNEL_SHOWN`].
+fn shown(all: BTreeMap<String, u64>, gateway: bool) -> BTreeMap<String, u64> {
+    all.into_iter()
+        .filter(|(k, v)| {
+            *v != 0 || ALWAYS_SHOWN.contains(&k.as_str()) || (gateway && k == TUNNEL_SHOWN)
+        })
+        .collect()
 }
 
 /// An owned policy the policy file explains.
@@ -95,18 +153,12 @@ pub fn read_xfrm_stat_all() -> BTreeMap<String, u64> {
         .unwrap_or_default()
 }
 
-/// Read this namespace's counters (empty when the kernel has no CONFIG_XFRM_STATISTICS).
-pub fn read_xfrm_stat() -> BTreeMap<String, u64> {
-    std::fs::read_to_string("/proc/net/xfrm_stat")
-        .map(|t| parse_xfrm_stat(&t))
-        .unwrap_or_default()
-}
-
 fn sa_status(k: &SaKey, d: &crate::model::DesiredSa, o: &Observed) -> SaStatus {
     let have = o.states.get(k);
     let stats = have.map(|h| h.stats).unwrap_or_default();
     SaStatus {
         dir: d.meta.dir,
+        mode: d.spec.mode,
         spi: format!("{:#010x}", k.spi),
         epoch: d.meta.epoch,
         src: d.spec.src,
@@ -121,7 +173,8 @@ fn sa_status(k: &SaKey, d: &crate::model::DesiredSa, o: &Observed) -> SaStatus {
     }
 }
 
-/// Join what the kernel holds with what the policy wants.
+/// Join what the kernel holds with what the policy wants; `counters`: every counter of
+/// /proc/net/xfrm_stat (status keeps those worth showing).
 pub fn build(d: &Desired, o: &Observed, counters: BTreeMap<String, u64>) -> Status {
     let mut peers: BTreeMap<String, PeerStatus> = BTreeMap::new();
     for (k, want) in &d.states {
@@ -130,6 +183,7 @@ pub fn build(d: &Desired, o: &Observed, counters: BTreeMap<String, u64>) -> Stat
             .or_insert_with(|| PeerStatus {
                 peer: want.meta.peer.clone(),
                 addresses: vec![],
+                tunnels: vec![],
                 sas: vec![],
             });
         let addr = match want.meta.dir {
@@ -140,6 +194,14 @@ pub fn build(d: &Desired, o: &Observed, counters: BTreeMap<String, u64>) -> Stat
             p.addresses.push(addr);
         }
         p.sas.push(sa_status(k, want, o));
+    }
+    let tunnels = tunnels(d);
+    for p in peers.values_mut() {
+        p.tunnels = tunnels
+            .values()
+            .filter(|t| p.addresses.contains(&t.remote))
+            .cloned()
+            .collect();
     }
     let policies = d
         .policies
@@ -168,7 +230,7 @@ pub fn build(d: &Desired, o: &Observed, counters: BTreeMap<String, u64>) -> Stat
         stale: stale_p.chain(stale_s).collect(),
         foreign_policies: o.foreign_policies.len(),
         foreign_states: o.foreign_states.len(),
-        counters,
+        counters: shown(counters, !tunnels.is_empty()),
     }
 }
 
@@ -179,11 +241,31 @@ pub fn render(s: &Status) -> String {
     for p in &s.peers {
         let addrs: Vec<String> = p.addresses.iter().map(IpAddr::to_string).collect();
         let _ = writeln!(out, "peer {} ({})", p.peer, addrs.join(", "));
+        for t in &p.tunnels {
+            let nets = |n: &[IpNet]| {
+                n.iter()
+                    .map(IpNet::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let _ = writeln!(
+                out,
+                "  tunnel {} -> {}: {} <-> {}",
+                t.local,
+                t.remote,
+                nets(&t.local_subnets),
+                nets(&t.remote_subnets)
+            );
+        }
         for sa in &p.sas {
+            let mode = match sa.mode {
+                Mode::Tunnel => format!(" tunnel {} -> {}", sa.src, sa.dst),
+                Mode::Transport => String::new(),
+            };
             let state = if sa.installed { "" } else { "  MISSING" };
             let _ = writeln!(
                 out,
-                "  {:<4} spi {} epoch {} {}  {} B  {} pkts  last used {}{}",
+                "  {:<4} spi {} epoch {}{mode} {}  {} B  {} pkts  last used {}{}",
                 match sa.dir {
                     SaDir::In => "in",
                     SaDir::Out => "out",
@@ -241,5 +323,53 @@ mod tests {
         assert_eq!(c.get("XfrmInNoStates"), Some(&0));
         assert_eq!(c.get("XfrmOutBundleGenError"), Some(&3));
         assert!(!c.contains_key("XfrmInError"));
+    }
+
+    #[test]
+    fn a_gateway_shows_its_tunnels_and_the_tunnel_counter() {
+        use crate::keys::{Identity, PrivateKey};
+        use crate::plan::{desired, LocalAddrs, Timestamp};
+        let p = policy_schema::load(
+            "two-site-tunnel.toml",
+            include_str!("../../examples/two-site-tunnel.toml"),
+        )
+        .unwrap()
+        .policy;
+        let key = PrivateKey::from_base64(include_str!("../../examples/keys/gw-east.key"), "k");
+        let id = Identity::resolve(&p, key.unwrap(), None).unwrap();
+        let d = desired(
+            &p,
+            &id,
+            &LocalAddrs::new(),
+            Timestamp::from_secs(1_800_000_000),
+        );
+        let all = parse_xfrm_stat_all("XfrmInError 0\nXfrmInNoPols 0\nXfrmInNoStates 0\n");
+        let s = build(&d.unwrap(), &Observed::default(), all.clone());
+        let west = s.peers.iter().find(|p| p.peer == "gw-west").unwrap();
+        let net = |n: &str| n.parse::<IpNet>().unwrap();
+        assert_eq!(
+            west.tunnels,
+            vec![TunnelStatus {
+                local: "198.51.100.1".parse().unwrap(),
+                remote: "203.0.113.1".parse().unwrap(),
+                local_subnets: vec![net("10.1.0.0/16")],
+                remote_subnets: vec![net("10.2.0.0/16")],
+            }]
+        );
+        assert!(west.sas.iter().all(|sa| sa.mode == Mode::Tunnel));
+        assert_eq!(s.counters.get(TUNNEL_SHOWN), Some(&0));
+        assert!(!s.counters.contains_key("XfrmInError"));
+        let text = render(&s);
+        assert!(
+            text.contains("  tunnel 198.51.100.1 -> 203.0.113.1: 10.1.0.0/16 <-> 10.2.0.0/16\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(" tunnel 198.51.100.1 -> 203.0.113.1 "),
+            "{text}"
+        );
+        // A host without tunnels does not list the tunnel counter when it is zero.
+        let plain = build(&Desired::default(), &Observed::default(), all);
+        assert!(!plain.counters.contains_key(TUNNEL_SHOWN));
     }
 }

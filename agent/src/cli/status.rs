@@ -122,7 +122,7 @@ pub fn run(args: &super::StatusArgs) -> anyhow::Result<ExitCode> {
     let (ctx, desired) = super::apply::desired_here(&policy, &args.netns)?;
     let mut sock = kernel::open().context("opening the XFRM netlink socket")?;
     let observed = kernel::observe(&mut sock, &ctx.policy.ownership)?;
-    let report = status::build(&desired, &observed, status::read_xfrm_stat());
+    let report = status::build(&desired, &observed, status::read_xfrm_stat_all());
     let daemon = daemon_view().unwrap_or_else(|e| {
         tracing::warn!(error = %e, "cannot read the daemon's view");
         None
