@@ -75,6 +75,7 @@ fn render_policy_lines_are_accepted_by_ip_batch() {
         ("dual-stack", &["site", "db", "mp"]),
         ("exchange-ports", &["fe1", "fe2", "mailbox"]),
         ("two-site-tunnel", &["gw-east", "gw-west"]),
+        ("db-cluster", &["app", "db1", "db2"]),
     ];
     for (example, hosts) in cases {
         let file = format!("examples/{example}.toml");
