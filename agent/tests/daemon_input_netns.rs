@@ -14,20 +14,6 @@ use serde_json::Value;
 use support::daemon::*;
 use support::ns::TestNetns;
 
-/// The catch-all outbound policy of site in the dual-stack example (deleted to see that
-/// drift repair still runs).
-const CATCH_ALL_OUT: [&str; 9] = [
-    "xfrm",
-    "policy",
-    "delete",
-    "dir",
-    "out",
-    "src",
-    "10.10.0.10/32",
-    "dst",
-    "0.0.0.0/0",
-];
-
 fn counter(ns: &TestNetns, name: &str) -> u64 {
     view(ns).expect("the daemon answers")[name]
         .as_u64()
@@ -78,7 +64,7 @@ fn survives(test: &str, tag: &str, extra: &[&str], bad: impl FnOnce(&Files), wan
     assert!(d.child.try_wait().unwrap().is_none(), "the daemon is up");
 
     // Drift repair still runs.
-    ns.ip(&CATCH_ALL_OUT);
+    ns.ip(&DELETE_CATCH_ALL_OUT);
     wait_for("the deleted policy to be restored", || {
         policies(&ns) == before
     });
@@ -268,7 +254,7 @@ fn a_panic_in_load_or_compile_keeps_the_last_good_policy() {
     }
 
     // Drift repair still runs, with the last good policy.
-    ns.ip(&CATCH_ALL_OUT);
+    ns.ip(&DELETE_CATCH_ALL_OUT);
     wait_for("the deleted policy to be restored", || {
         policies(&ns) == before
     });

@@ -26,17 +26,7 @@ fn drift_is_repaired_within_a_second_and_foreign_objects_are_kept() {
     ns.ip(&FOREIGN);
 
     // Someone deletes one owned policy: restored, the foreign one untouched.
-    let victim = [
-        "xfrm",
-        "policy",
-        "delete",
-        "dir",
-        "out",
-        "src",
-        "10.10.0.10/32",
-        "dst",
-        "0.0.0.0/0",
-    ];
+    let victim = DELETE_CATCH_ALL_OUT;
     assert!(
         want.iter()
             .any(|l| l.starts_with("src 10.10.0.10/32 dst 0.0.0.0/0 dir out priority")),

@@ -9,7 +9,6 @@ mod support;
 use std::process::{Command, Stdio};
 
 use support::daemon::*;
-use support::ns::TestNetns;
 
 /// A public key for a made-up host (`xfrm-agent keygen | xfrm-agent pubkey`).
 fn new_pubkey() -> String {
@@ -88,20 +87,10 @@ fn a_patched_reload_reads_only_its_keys_and_ends_where_apply_does() {
     assert!(c["verified"].as_bool().unwrap(), "{v}");
 
     // The kernel holds what a one-shot apply of the new file gives a fresh namespace.
-    let fresh = TestNetns::new("rdk2");
-    // (Without ESP here, apply reports the refused SAs and exits non-zero; the policies
-    // are installed all the same, fail-closed, as the daemon's are.)
-    Command::new(AGENT)
-        .args(["apply", "--netns", &fresh.name, "-c"])
-        .arg(f.policy())
-        .arg("--key")
-        .arg(f.dir.join("site.key"))
-        .output()
-        .unwrap();
-    assert!(policies(&fresh).len() > 20, "apply installed the policies");
-    assert_eq!(policies(&ns), policies(&fresh));
+    let want = applied_fresh(&f);
+    assert!(want.len() > 20, "apply installed the policies");
+    assert_eq!(policies(&ns), want);
 
-    let want = policies(&fresh);
     assert_eq!(v["owned_policies"].as_u64().unwrap() as usize, want.len());
 
     // Someone deletes another peer's policy and the file changes (a comment) at once: the

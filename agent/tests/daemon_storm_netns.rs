@@ -12,11 +12,9 @@
 mod support;
 
 use std::io::Write;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::daemon::*;
-use support::ns::TestNetns;
 
 /// The example with one more exemption, on UDP port `port`: each version changes the kernel.
 fn version(good: &str, port: u16) -> String {
@@ -85,13 +83,5 @@ fn an_in_place_rewrite_storm_rejects_no_valid_file() {
     assert!(d.child.try_wait().unwrap().is_none(), "the daemon is up");
 
     // Exactly what a one-shot apply of the last version gives a fresh namespace.
-    let fresh = TestNetns::new("storm2");
-    Command::new(AGENT)
-        .args(["apply", "--netns", &fresh.name, "-c"])
-        .arg(f.policy())
-        .arg("--key")
-        .arg(f.dir.join("site.key"))
-        .output()
-        .unwrap();
-    assert_eq!(policies(&ns), policies(&fresh));
+    assert_eq!(policies(&ns), applied_fresh(&f));
 }

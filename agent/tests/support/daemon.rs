@@ -182,6 +182,34 @@ pub const FOREIGN: [&str; 11] = [
     "7",
 ];
 
+/// Deletes site's catch-all outbound policy (of the dual-stack example): drift to repair.
+pub const DELETE_CATCH_ALL_OUT: [&str; 9] = [
+    "xfrm",
+    "policy",
+    "delete",
+    "dir",
+    "out",
+    "src",
+    "10.10.0.10/32",
+    "dst",
+    "0.0.0.0/0",
+];
+
+/// The policies a one-shot `apply` of `f`'s files gives a fresh namespace. (Without ESP
+/// here, apply reports the refused SAs and exits non-zero; the policies are installed all
+/// the same, fail-closed, as the daemon's are.)
+pub fn applied_fresh(f: &Files) -> Vec<String> {
+    let fresh = TestNetns::new("fresh");
+    Command::new(AGENT)
+        .args(["apply", "--netns", &fresh.name, "-c"])
+        .arg(f.policy())
+        .arg("--key")
+        .arg(f.dir.join("site.key"))
+        .output()
+        .unwrap();
+    policies(&fresh)
+}
+
 pub fn has_foreign(ns: &TestNetns) -> bool {
     policies(ns).iter().any(|l| l.contains("192.0.2.2/32"))
 }
