@@ -174,9 +174,15 @@ pub struct RunArgs {
     pub resync: u64,
     /// Quiet time after a change to the policy file that no close follows (a removal, new
     /// attributes) before it is reloaded. A rename into place or the writer closing the
-    /// file reloads at once; an open writer is waited for up to 10 × this.
+    /// file reloads at once; an open writer is waited for up to 10 × this. A file that
+    /// fails to load is reported once nobody wrote it in place for 10 × this.
     #[arg(long, value_name = "MS", default_value_t = 100)]
     pub debounce_ms: u64,
+    /// When this host starts holding an address of one of its clusters, announce it:
+    /// a gratuitous ARP (IPv4) or an unsolicited Neighbor Advertisement (IPv6). For
+    /// cluster managers that do not (keepalived and Pacemaker's IPaddr2 do).
+    #[arg(long)]
+    pub announce_cluster_addresses: bool,
 }
 
 #[derive(Args, Debug)]

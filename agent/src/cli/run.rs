@@ -12,6 +12,7 @@ pub fn run(args: &super::RunArgs) -> anyhow::Result<ExitCode> {
         metrics: args.metrics,
         resync: Duration::from_secs(args.resync),
         debounce: Duration::from_millis(args.debounce_ms),
+        announce: args.announce_cluster_addresses,
     };
     daemon::run(&args.policy, args.netns.netns.as_deref(), &o)
 }

@@ -45,6 +45,8 @@ pub struct Options {
     pub metrics: Option<SocketAddr>,
     pub resync: Duration,
     pub debounce: Duration,
+    /// Announce a cluster address when this host starts holding it.
+    pub announce: bool,
 }
 
 fn sd(states: &[sd_notify::NotifyState]) {
@@ -97,7 +99,7 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let sock = kernel::open().context("opening the XFRM netlink socket")?;
-    let mut w = Worker::start(policy, sock, o.debounce)?;
+    let mut w = Worker::start(policy, sock, o)?;
     let mut xev = XfrmEvents::open().context("subscribing to XFRM events")?;
     xev.ignore_sender(w.port_id());
     let aev = AddrEvents::open().context("subscribing to address events")?;

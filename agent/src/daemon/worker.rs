@@ -61,6 +61,9 @@ pub struct Worker {
     debounce: std::time::Duration,
     /// When the policy file was last written in place (an inotify event, not a rename).
     last_write: Option<Instant>,
+    /// `--announce-cluster-addresses`, and the cluster addresses held at the last reconcile.
+    announce: bool,
+    held: BTreeSet<IpAddr>,
     encap: EncapSockets,
     /// SA classes (family, algorithm) the kernel refused for a missing feature, with that
     /// feature: their writes are left out until a resync's probe gets one through.
@@ -100,11 +103,7 @@ pub fn release_free_memory() {
 
 impl Worker {
     /// Load the policy and key; an invalid file here is fatal (there is nothing to keep).
-    pub fn start(
-        args: &PolicyArgs,
-        sock: NlSocket,
-        debounce: std::time::Duration,
-    ) -> anyhow::Result<Worker> {
+    pub fn start(args: &PolicyArgs, sock: NlSocket, o: &super::Options) -> anyhow::Result<Worker> {
         let mut reloader = policy_schema::Reloader::new();
         let loaded = read_and_load(args, &mut reloader)?;
         context::print_warnings(&loaded.ctx.warnings);
@@ -128,8 +127,10 @@ impl Worker {
             retired: None,
             fresh: None,
             last_panic: None,
-            debounce,
+            debounce: o.debounce,
             last_write: None,
+            announce: o.announce,
+            held: BTreeSet::new(),
             encap: EncapSockets::default(),
             blocked: BTreeMap::new(),
             reloader,
@@ -268,7 +269,34 @@ impl Worker {
         self.settled = out.settled().then_some(out.installed);
         let secs = t0.elapsed().as_secs_f64();
         self.account(cause, &out, full, same, secs);
+        self.announce_new_holdings(&local);
         Ok(())
+    }
+
+    /// With `--announce-cluster-addresses`: announce each address of this host's clusters
+    /// that it holds now and did not at the last reconcile (after its SAs are installed).
+    fn announce_new_holdings(&mut self, local: &crate::plan::LocalAddrs) {
+        let (p, me) = (&self.loaded.ctx.policy, &self.loaded.ctx.identity.host);
+        let held: BTreeSet<IpAddr> = p
+            .clusters
+            .iter()
+            .filter(|c| c.members.contains(me))
+            .flat_map(|c| c.addresses.iter().copied())
+            .filter(|a| local.contains(a))
+            .collect();
+        for a in held.difference(&self.held).filter(|_| self.announce) {
+            match kernel::announce::announce(*a) {
+                Ok(true) => tracing::info!(address = %a,
+                    "announced the cluster address now held here (gratuitous ARP / unsolicited NA)"),
+                Ok(false) => {
+                    tracing::debug!(address = %a, "not on an Ethernet interface; not announced")
+                }
+                Err(e) => {
+                    tracing::warn!(address = %a, error = %format!("{e:#}"), "cannot announce the cluster address")
+                }
+            }
+        }
+        self.held = held;
     }
 
     /// Compile the loaded policy into `compiler`, panics caught (the compiler is then

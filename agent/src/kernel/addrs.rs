@@ -55,6 +55,27 @@ pub fn local_addrs() -> Result<LocalAddrs, KernelError> {
     Ok(out)
 }
 
+/// The index of the interface `addr` is configured on (None: not configured here).
+pub fn interface_of(addr: IpAddr) -> Result<Option<u32>, KernelError> {
+    let mut sock = NlSocket::open(NETLINK_ROUTE)?;
+    let mut found = None;
+    sock.dump(
+        RTM_GETADDR,
+        &[0u8; IFADDRMSG_LEN],
+        |m| {
+            if parse(m).is_some_and(|(a, _)| a == addr) {
+                // struct ifaddrmsg { family, prefixlen, flags, scope; u32 index }.
+                let i = &m.payload[4..8];
+                found = found.or(Some(u32::from_ne_bytes([i[0], i[1], i[2], i[3]])));
+            }
+            Ok(())
+        },
+        // A restarted dump sees every address again; the first match is as good.
+        || {},
+    )?;
+    Ok(found)
+}
+
 /// Whether the kernel uses an address with these `IFA_F_*` flags.
 fn usable(flags: u32) -> bool {
     flags & IFA_F_DADFAILED == 0 && (flags & IFA_F_TENTATIVE == 0 || flags & IFA_F_OPTIMISTIC != 0)
