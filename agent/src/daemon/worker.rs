@@ -18,6 +18,7 @@ use crate::plan::diff::SaClass;
 use crate::plan::{Compiled, Compiler};
 use reload::{read_and_load, Loaded};
 
+mod announce;
 mod cause;
 mod guard;
 mod reload;
@@ -271,32 +272,6 @@ impl Worker {
         self.account(cause, &out, full, same, secs);
         self.announce_new_holdings(&local);
         Ok(())
-    }
-
-    /// With `--announce-cluster-addresses`: announce each address of this host's clusters
-    /// that it holds now and did not at the last reconcile (after its SAs are installed).
-    fn announce_new_holdings(&mut self, local: &crate::plan::LocalAddrs) {
-        let (p, me) = (&self.loaded.ctx.policy, &self.loaded.ctx.identity.host);
-        let held: BTreeSet<IpAddr> = p
-            .clusters
-            .iter()
-            .filter(|c| c.members.contains(me))
-            .flat_map(|c| c.addresses.iter().copied())
-            .filter(|a| local.contains(a))
-            .collect();
-        for a in held.difference(&self.held).filter(|_| self.announce) {
-            match kernel::announce::announce(*a) {
-                Ok(true) => tracing::info!(address = %a,
-                    "announced the cluster address now held here (gratuitous ARP / unsolicited NA)"),
-                Ok(false) => {
-                    tracing::debug!(address = %a, "not on an Ethernet interface; not announced")
-                }
-                Err(e) => {
-                    tracing::warn!(address = %a, error = %format!("{e:#}"), "cannot announce the cluster address")
-                }
-            }
-        }
-        self.held = held;
     }
 
     /// Compile the loaded policy into `compiler`, panics caught (the compiler is then
