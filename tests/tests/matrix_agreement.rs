@@ -147,3 +147,73 @@ fn the_comparison_fails_when_the_matrix_reads_another_policy() {
         "{bad:#?}"
     );
 }
+
+/// Variants of the dual-stack lab policy that exercise what the lab's two files do not:
+/// request, first-match port rules, block, one-way and peer-limited exemptions, plain ESP
+/// across the firewall.
+fn variants() -> Vec<(&'static str, Policy)> {
+    use policy_schema::{Action, Direction, Encapsulation, Endpoint, PortRange, Protocol};
+    let base = load(LAB_POLICIES[0]);
+    let mut out = Vec::new();
+    let mut p = base.clone();
+    p.rules[0].action = Action::Request;
+    out.push(("request", p));
+    let mut p = base.clone();
+    let mut web = p.rules[0].clone();
+    web.name = "web".into();
+    web.to = vec![Endpoint::Host("site".into())];
+    web.protocol = Some(Protocol::Tcp);
+    web.ports = vec![PortRange::single(80)];
+    web.action = Action::Permit;
+    let mut block = web.clone();
+    block.name = "no-db-web".into();
+    block.to = vec![Endpoint::Host("db".into())];
+    block.action = Action::Block;
+    p.rules.splice(0..0, [web, block]);
+    out.push(("port rules", p));
+    let mut p = base.clone();
+    let amt = p.exemptions.iter_mut().find(|x| x.name == "intel-amt");
+    amt.expect("amt").direction = Direction::In;
+    let mut https_in = p.exemptions[0].clone();
+    https_in.name = "https-in".into();
+    https_in.protocol = Protocol::Tcp;
+    https_in.ports = vec![PortRange::single(443)];
+    https_in.direction = Direction::In;
+    https_in.peers = vec!["10.30.0.0/24".parse().unwrap()];
+    p.exemptions.push(https_in);
+    out.push(("one-way exemptions", p));
+    let mut p = base.clone();
+    let mut udp_out = p.exemptions[0].clone();
+    udp_out.name = "udp-out".into();
+    udp_out.protocol = Protocol::Udp;
+    udp_out.direction = Direction::Out;
+    p.exemptions.push(udp_out);
+    out.push(("one-way exemption without ports", p));
+    let mut p = base;
+    p.hosts
+        .iter_mut()
+        .for_each(|h| h.encapsulation = Encapsulation::None);
+    out.push(("plain ESP across the firewall", p));
+    out
+}
+
+#[test]
+fn oracle_and_matrix_agree_on_variants_of_the_lab_policy() {
+    let topo = Topology::load(&Topology::default_path()).expect("topology");
+    let hosts: Vec<&Host> = topo.standard_hosts().collect();
+    let mut firewall_cells = 0;
+    for (name, policy) in variants() {
+        let cells = cells(&policy, &topo, &hosts);
+        let (bad, firewall) = disagreements(&cells, &agent_matrix(&policy, &hosts), &hosts);
+        assert!(
+            bad.is_empty(),
+            "{name}: {} cells disagree:\n{}",
+            bad.len(),
+            bad.join("\n")
+        );
+        firewall_cells += firewall;
+    }
+    // mp's ESP with site and db: 2 peers × 2 directions × 3 services (tcp/443, tcp/80,
+    // udp/53; ICMP and AMT are exempt) × 2 families.
+    assert_eq!(firewall_cells, 24, "the firewall translation was exercised");
+}
