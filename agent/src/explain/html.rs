@@ -13,6 +13,7 @@ p.note{color:#555;margin:0 0 12px;max-width:70em}
 .grids{display:flex;flex-wrap:wrap;gap:20px}
 table{border-collapse:collapse}
 caption{font-weight:600;text-align:left;padding:0 0 4px;font-family:ui-monospace,monospace}
+caption small{font-weight:400;color:#666;font-family:system-ui,sans-serif;margin-left:6px}
 th,td{border:1px solid #d0d5da;padding:4px 8px;text-align:center;white-space:nowrap}
 th{background:#f3f5f7;font-weight:600}
 th.corner{font-weight:400;color:#666;font-size:12px}
@@ -22,7 +23,8 @@ td.self{background:#fafafa;color:#bbb;cursor:default}
 .esp-in-udp{background:#c8e6f5;color:#0b3e5c}
 .clear{background:#fff1c2;color:#5c4400}
 .dropped{background:#f8cfcf;color:#6b0f0f}
-.mixed{background:repeating-linear-gradient(135deg,#eee,#eee 6px,#f8f8f8 6px,#f8f8f8 12px);color:#333}
+.mixed{background:#fff}
+td.mixed span{display:inline-block;padding:0 4px;margin:0 1px;border-radius:3px}
 .legend span{display:inline-block;padding:2px 10px;margin-right:8px;border:1px solid #d0d5da}
 ";
 
@@ -46,7 +48,12 @@ pub fn render(m: &Matrix, title: &str) -> String {
     ] {
         let _ = write!(out, "<span class=\"{0}\">{0}</span>", t.as_str());
     }
-    out.push_str("<span class=\"mixed\">a/b: samples differ</span></p>\n");
+    out.push_str(
+        "</p>\n<p class=\"note\">A cell with several outcomes: its samples differ (IPv4 \
+         and IPv6, or a zone's members and its other addresses). One cell's reasoning, \
+         both directions: <code>xfrm-agent explain -c FILE --from A --to B --proto P \
+         --port N</code>.</p>\n",
+    );
     section(&mut out, m, &m.hosts, "Hosts", "");
     section(
         &mut out,
@@ -67,9 +74,15 @@ fn section(out: &mut String, m: &Matrix, g: &Grid, heading: &str, note: &str) {
     }
     out.push_str("<div class=\"grids\">\n");
     for (k, svc) in m.services.iter().enumerate() {
+        let note = &m.notes[k];
+        let note = if note.is_empty() {
+            String::new()
+        } else {
+            format!("<small>{}</small>", esc(note))
+        };
         let _ = write!(
             out,
-            "<table><caption>{}</caption><tr><th class=\"corner\">from \\ to</th>",
+            "<table><caption>{}{note}</caption><tr><th class=\"corner\">from \\ to</th>",
             esc(&svc.to_string())
         );
         for name in &g.names {
@@ -93,9 +106,14 @@ fn cell(out: &mut String, c: &Cell) {
         out.push_str("<td class=\"self\">&middot;</td>");
         return;
     }
-    let class = match c.outcomes.as_slice() {
-        [t] => t.as_str(),
-        _ => "mixed",
+    let (class, body) = match c.outcomes.as_slice() {
+        [t] => (t.as_str(), esc(t.as_str())),
+        many => {
+            let chips: Vec<String> = (many.iter())
+                .map(|t| format!("<span class=\"{0}\">{0}</span>", t.as_str()))
+                .collect();
+            ("mixed", chips.join(""))
+        }
     };
     let tip: Vec<String> = c
         .samples
@@ -115,9 +133,8 @@ fn cell(out: &mut String, c: &Cell) {
         .collect();
     let _ = write!(
         out,
-        "<td class=\"{class}\" title=\"{}\">{}</td>",
+        "<td class=\"{class}\" title=\"{}\">{body}</td>",
         esc(&tip.join("\n")),
-        esc(&c.summary())
     );
 }
 

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use policy_schema::Policy;
 use serde::Serialize;
 
-pub use super::service::{default_services, Service};
+pub use super::service::{default_services, service_note, Service};
 use super::{Explanation, Model, Transport};
 
 /// A row and column of the table: a name and its addresses (the first of each family is
@@ -115,6 +115,8 @@ impl Grid {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Matrix {
     pub services: Vec<Service>,
+    /// Per service, the entries that name its port (empty for ICMP).
+    pub notes: Vec<String>,
     pub hosts: Grid,
     pub zones: Grid,
 }
@@ -129,6 +131,10 @@ impl Matrix {
         let zones = zone_rows(m.policy);
         Matrix {
             services: services.to_vec(),
+            notes: services
+                .iter()
+                .map(|s| service_note(m.policy, *s))
+                .collect(),
             hosts: grid(m, names(endpoints), &rows, services, false),
             zones: grid(
                 m,

@@ -139,3 +139,27 @@ pub fn default_services(p: &Policy) -> Vec<Service> {
     out.retain(|s| seen.insert(*s));
     out
 }
+
+/// What the file says about a service's port: `exemption ike-nat-t`, `rule web`, or
+/// `no list names it` (the rules without ports decide).
+pub fn service_note(p: &Policy, svc: Service) -> String {
+    if svc.port == 0 {
+        return String::new();
+    }
+    let names = |prot: Option<Protocol>, ports: &[PortRange]| {
+        prot.is_some_and(|x| x.number() == svc.proto)
+            && ports.iter().any(|r| r.lo <= svc.port && svc.port <= r.hi)
+    };
+    let exemptions = (p.exemptions.iter())
+        .filter(|x| names(Some(x.protocol), &x.ports))
+        .map(|x| format!("exemption {}", x.name));
+    let rules = (p.rules.iter())
+        .filter(|r| names(r.protocol, &r.ports))
+        .map(|r| format!("rule {}", r.name));
+    let all: Vec<String> = exemptions.chain(rules).collect();
+    if all.is_empty() {
+        "no ports list names it".into()
+    } else {
+        all.join(", ")
+    }
+}

@@ -29,7 +29,7 @@ pub fn render(m: &Matrix, ansi: bool) -> String {
         "Hosts: the row opens the connection (or pings), the column answers.\n"
     );
     for (k, svc) in services.iter().enumerate() {
-        grid(&mut out, &m.hosts, k, svc, ansi);
+        grid(&mut out, &m.hosts, k, &caption(svc, &m.notes[k]), ansi);
     }
     let _ = writeln!(
         out,
@@ -37,7 +37,7 @@ pub fn render(m: &Matrix, ansi: bool) -> String {
          every zone. a/b: the samples differ.\n"
     );
     for (k, svc) in services.iter().enumerate() {
-        grid(&mut out, &m.zones, k, svc, ansi);
+        grid(&mut out, &m.zones, k, &caption(svc, &m.notes[k]), ansi);
     }
     let legend = [
         Transport::Esp,
@@ -50,10 +50,20 @@ pub fn render(m: &Matrix, ansi: bool) -> String {
     out
 }
 
-/// One service's grid.
+/// `tcp/443 (no ports list names it)`.
+fn caption(svc: &str, note: &str) -> String {
+    if note.is_empty() {
+        svc.to_string()
+    } else {
+        format!("{svc} ({note})")
+    }
+}
+
+/// One service's grid, under its caption.
 fn grid(out: &mut String, g: &Grid, k: usize, service: &str, ansi: bool) {
     let n = g.names.len();
-    let corner = format!("{service}  from \\ to");
+    let _ = writeln!(out, "{service}");
+    let corner = "from \\ to";
     let label_w = (g.names.iter().map(|s| s.len()))
         .chain([corner.len()])
         .max()
