@@ -48,7 +48,9 @@ pub fn render(m: &Matrix, ansi: bool) -> String {
     .map(|t| paint(t.as_str(), Some(t), ansi));
     let _ = writeln!(out, "{}", legend.join("  "));
     // Padding of a row's last column is noise in a file or a diff.
-    out.lines().map(|l| l.trim_end().to_string() + "\n").collect()
+    out.lines()
+        .map(|l| l.trim_end().to_string() + "\n")
+        .collect()
 }
 
 /// `tcp/443 (no ports list names it)`.
