@@ -212,7 +212,11 @@ fn samples(
     out
 }
 
-/// Each zone with its members' addresses and one address of it that no host or cluster
+/// Members sampled per zone: a zone cell tries every pair of samples, so a zone of
+/// thousands of hosts would cost millions of explanations for one cell.
+const MEMBERS_PER_ZONE: usize = 16;
+
+/// Each zone with its members' addresses (the first [`MEMBERS_PER_ZONE`] addresses) and one address of it that no host or cluster
 /// holds (`other in ZONE`); then `elsewhere`, an address outside every zone.
 fn zone_rows(p: &Policy) -> Vec<(String, Vec<(String, IpAddr)>)> {
     let owned: BTreeSet<IpAddr> = (p.hosts.iter().flat_map(|h| h.addresses.iter()))
@@ -226,6 +230,7 @@ fn zone_rows(p: &Policy) -> Vec<(String, Vec<(String, IpAddr)>)> {
         let mut reps: Vec<(String, IpAddr)> = (members.iter())
             .flat_map(|e| firsts(&e.addrs).map(|a| (e.name.clone(), a)))
             .filter(|(_, a)| inside(a))
+            .take(MEMBERS_PER_ZONE)
             .collect();
         for net in first_of_each_family(&z.prefixes) {
             if let Some(a) = net.hosts().take(4096).find(|a| !owned.contains(a)) {
@@ -243,6 +248,7 @@ fn zone_rows(p: &Policy) -> Vec<(String, Vec<(String, IpAddr)>)> {
     let mut elsewhere: Vec<(String, IpAddr)> = (members.iter())
         .flat_map(|e| firsts(&e.addrs).map(|a| (e.name.clone(), a)))
         .filter(|(_, a)| !in_a_zone(a))
+        .take(MEMBERS_PER_ZONE)
         .collect();
     let outside = ELSEWHERE
         .iter()

@@ -187,6 +187,24 @@ fn the_matrix_marks_mixed_zone_cells_and_skips_the_diagonal() {
     assert_eq!(m.zones.cell(2, 1, 0).summary(), "clear");
 }
 
+#[test]
+fn a_cluster_address_is_a_party_with_its_own_encapsulation() {
+    let mut p = seed();
+    p.clusters.push(policy_schema::Cluster {
+        name: "sqlvip".into(),
+        addresses: vec![ip("10.10.0.100")],
+        public_key: crate::plan::testkit::key(7).public(),
+        members: vec!["site".into(), "db".into()],
+        encapsulation: Encapsulation::None,
+    });
+    let e = out(&p, tcp("10.20.0.20", "10.10.0.100", 5432));
+    assert_eq!(e.dst.party.as_deref(), Some("cluster:sqlvip"));
+    assert_eq!(e.outcome, Transport::EspInUdp, "{e:#?}");
+    let e = out(&p, tcp("10.30.0.30", "10.10.0.100", 5432));
+    assert_eq!(e.outcome, Transport::Dropped);
+    assert!(e.forward.reason.starts_with("cluster:sqlvip requires ESP"));
+}
+
 /// The seed with port rules, a request rule and one-way and peer-limited exemptions.
 fn varied() -> Policy {
     let mut p = seed();
