@@ -159,7 +159,11 @@ impl<'a> Model<'a> {
     /// What happens to `flow`, both directions.
     pub fn explain(&self, flow: &Flow) -> Explanation {
         if flow.src.is_loopback() || flow.dst.is_loopback() {
-            return loopback(flow);
+            return loopback(flow, "loopback traffic is never touched by XFRM".into());
+        }
+        if let Some(me) = self.same_host(flow) {
+            let why = format!("both addresses are {me}'s: local traffic goes over lo, never XFRM");
+            return loopback(flow, why);
         }
         if let Some(t) = tunnel::explain(self, flow) {
             return t;
@@ -176,6 +180,12 @@ impl<'a> Model<'a> {
             forward,
             reply,
         }
+    }
+
+    /// The host both addresses of `flow` belong to, if one does.
+    fn same_host(&self, flow: &Flow) -> Option<&str> {
+        let h = (self.policy.hosts.iter()).find(|h| h.addresses.contains(&flow.src))?;
+        h.addresses.contains(&flow.dst).then_some(h.name.as_str())
     }
 
     /// Whether rule `j` matches `flow` by addresses, protocol and port (mirrored when it
@@ -209,8 +219,8 @@ pub fn combine(forward: Transport, reply: Transport) -> Transport {
     }
 }
 
-/// The kernel never applies XFRM between loopback addresses.
-fn loopback(flow: &Flow) -> Explanation {
+/// The kernel never applies XFRM to traffic over the loopback device.
+fn loopback(flow: &Flow, reason: String) -> Explanation {
     let end = |addr| End {
         addr,
         party: None,
@@ -221,7 +231,7 @@ fn loopback(flow: &Flow) -> Explanation {
         from,
         to,
         transport: Transport::Clear,
-        reason: "loopback traffic is never touched by XFRM".into(),
+        reason: reason.clone(),
     };
     Explanation {
         flow: *flow,

@@ -159,6 +159,9 @@ fn loopback_is_never_touched_and_locations_are_named() {
     let p = seed();
     let e = out(&p, tcp("127.0.0.1", "127.0.0.1", 443));
     assert_eq!(e.outcome, Transport::Clear);
+    let e = out(&p, tcp("10.10.0.10", "10.10.0.10", 443));
+    assert_eq!(e.src.decider, Decider::Loopback);
+    assert!(e.forward.reason.starts_with("both addresses are site's"));
     let text = "[[rules]]\nname = \"intranet-isolation\"\n";
     let locs = Locations::scan("p.toml", text, &p);
     let e = explain(&p, &locs, &tcp("10.10.0.10", "10.10.0.11", 443));
