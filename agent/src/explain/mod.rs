@@ -254,4 +254,6 @@ pub(crate) fn action_verb(a: Action) -> &'static str {
 }
 
 #[cfg(test)]
+mod against_plan;
+#[cfg(test)]
 mod tests;
