@@ -9,7 +9,8 @@
 //! - A flow is initiated by `src` towards `dst`'s service `port`.
 //! - An exemption applies at the initiator when its direction is `out`/`both`, at the
 //!   responder when `in`/`both`; its ports are the responder's service ports; its peers
-//!   are the remote end's prefixes.
+//!   are the remote end's prefixes. Without ports the direction cannot narrow it (no port
+//!   tells who opened the exchange): it applies at both ends.
 //! - A rule matches when src ∈ from, dst ∈ to and the port is one of its ports, or (mirrored)
 //!   src ∈ to and dst ∈ from when the rule has no ports.
 //! - ESP needs both ends to be members (hosts of the file, with a key and an agent) that both
@@ -191,10 +192,13 @@ fn udp_encapsulated(policy: &Policy, flow: &Flow) -> bool {
 }
 
 fn exempts(x: &Exemption, flow: &Flow, end: End, peer: &IpAddr) -> bool {
-    let direction_ok = match end {
-        End::Initiator => matches!(x.direction, Direction::Out | Direction::Both),
-        End::Responder => matches!(x.direction, Direction::In | Direction::Both),
-    };
+    // Without ports nothing in a packet says who opened the exchange (its service port is
+    // any port), so a direction cannot narrow it: both sides are exempt, as for ICMP.
+    let direction_ok = x.ports.is_empty()
+        || match end {
+            End::Initiator => matches!(x.direction, Direction::Out | Direction::Both),
+            End::Responder => matches!(x.direction, Direction::In | Direction::Both),
+        };
     direction_ok
         && x.protocol.number() == flow.ip_proto()
         && port_in(&x.ports, flow)

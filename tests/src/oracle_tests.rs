@@ -259,3 +259,24 @@ fn one_way_exemption_only_helps_the_listed_direction() {
         Outcome::Esp
     );
 }
+
+#[test]
+fn a_direction_without_ports_exempts_both_ends() {
+    // `direction = "out"` on all of UDP: no port tells who opened a datagram exchange, so
+    // both ends are exempt (what the agent's compiler installs: selectors with any port).
+    let mut p = seed();
+    let mut udp_out = exemption("udp-out", Protocol::Udp, &[]);
+    udp_out.direction = Direction::Out;
+    p.exemptions.push(udp_out);
+    let e = expect(
+        &p,
+        &topo(),
+        &Flow {
+            src: ip("10.30.0.30"),
+            dst: ip("10.10.0.10"),
+            proto: Proto::Udp,
+            port: 53,
+        },
+    );
+    assert_eq!((e.dst, e.outcome), (Stance::Exempt, Outcome::Clear));
+}

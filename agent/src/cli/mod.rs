@@ -10,8 +10,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod apply;
 mod check;
 pub mod context;
+mod explain;
 mod flush;
 mod keys;
+mod matrix;
 mod plan;
 mod run;
 mod status;
@@ -59,6 +61,10 @@ pub enum Command {
     Status(StatusArgs),
     /// Remove every object this agent owns, and nothing else.
     Flush(FlushArgs),
+    /// Which exemption or rule decides a flow, both ways, and how it goes (no root).
+    Explain(explain::ExplainArgs),
+    /// The host × host and zone × zone outcome table of a policy (no root).
+    Matrix(matrix::MatrixArgs),
     /// Print the JSON Schema of the policy file.
     Schema,
     /// Print a new X25519 private key (base64).
@@ -274,6 +280,8 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Run(a) => run::run(&a),
         Command::Status(a) => status::run(&a),
         Command::Flush(a) => flush::run(&a),
+        Command::Explain(a) => explain::run(&a),
+        Command::Matrix(a) => matrix::run(&a),
         Command::Schema => check::run_schema(),
         Command::Keygen => keys::run_keygen(),
         Command::Pubkey => keys::run_pubkey(),
