@@ -1,4 +1,7 @@
 //! IKEv2 (RFC 7296) as a pure, sans-I/O library.
 pub mod codec;
+pub mod crypto;
+pub mod rng;
 
 pub use codec::decode_message;
+pub use rng::{Rng, SeededRng};
