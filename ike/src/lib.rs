@@ -1,4 +1,5 @@
 //! IKEv2 (RFC 7296) as a pure, sans-I/O library.
+pub mod auth;
 pub mod codec;
 pub mod crypto;
 pub mod rng;
