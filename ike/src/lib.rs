@@ -1,5 +1,6 @@
 //! IKEv2 (RFC 7296) as a pure, sans-I/O library.
 pub mod auth;
+pub mod cert;
 pub mod codec;
 pub mod crypto;
 pub mod rng;
