@@ -4,6 +4,7 @@ pub mod cert;
 pub mod codec;
 pub mod crypto;
 pub mod rng;
+pub mod sa;
 
 pub use codec::decode_message;
 pub use rng::{Rng, SeededRng};

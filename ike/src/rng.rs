@@ -41,7 +41,6 @@ impl Rng for SeededRng {
 }
 
 /// `n` random bytes.
-#[allow(dead_code)]
 pub(crate) fn random_vec(rng: &mut dyn Rng, n: usize) -> Vec<u8> {
     let mut v = vec![0u8; n];
     rng.fill(&mut v);

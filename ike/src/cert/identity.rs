@@ -62,13 +62,13 @@ pub(super) fn check(cert: &X509Certificate<'_>, id: &Id) -> Result<(), CertError
         return Ok(());
     }
     Err(CertError::IdMismatch {
-        id: display(id),
+        id: display_id(id),
         subject: cert.subject().to_string(),
     })
 }
 
 /// An identity for logs: address, name, or hex for a DN/key ID.
-pub fn display(id: &Id) -> String {
+pub fn display_id(id: &Id) -> String {
     let ip = match id.id_type {
         IdType::IPV4_ADDR => <[u8; 4]>::try_from(id.data.as_slice())
             .ok()

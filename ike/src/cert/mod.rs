@@ -4,6 +4,7 @@
 
 mod algs;
 mod identity;
+pub use identity::display_id;
 #[cfg(test)]
 pub(crate) mod testpki;
 #[cfg(test)]

@@ -26,7 +26,6 @@ impl TestKey {
     }
 
     /// The same key as our `auth::SigningKey`.
-    #[allow(dead_code)]
     pub(crate) fn signing_key(&self) -> crate::auth::SigningKey {
         crate::auth::SigningKey::EcdsaP256(self.sk.clone())
     }

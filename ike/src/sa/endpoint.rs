@@ -1,0 +1,192 @@
+//! The endpoint: demultiplexes datagrams to IKE SAs by SPI, creates responder SAs, and
+//! collects what the SAs want sent.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime};
+
+use tracing::debug;
+
+use super::ike_sa::IkeSa;
+use super::{init, Config, Event, SaId, Transmit};
+use crate::codec::{decode_message, exchange, Id};
+use crate::crypto::Secret;
+use crate::rng::{random_vec, Rng};
+
+/// What an SA needs from its endpoint while it handles one input.
+pub(super) struct Ctx<'a> {
+    pub(super) config: &'a Config,
+    pub(super) rng: &'a mut dyn Rng,
+    pub(super) now: Instant,
+    pub(super) wall: SystemTime,
+    pub(super) out: &'a mut VecDeque<Transmit>,
+    pub(super) events: &'a mut Vec<Event>,
+}
+
+/// All IKE SAs of one host, driven by the caller's datagrams and clock.
+pub struct Endpoint {
+    config: Config,
+    rng: Box<dyn Rng + Send>,
+    clock: (Instant, SystemTime),
+    sas: HashMap<u64, IkeSa>,
+    by_initiator: HashMap<(SocketAddr, u64), u64>,
+    outbox: VecDeque<Transmit>,
+    cookie_secret: Secret,
+}
+
+impl Endpoint {
+    /// An endpoint; `now` and `wall` tie the monotonic clock to wall time for certificates.
+    pub fn new(
+        config: Config,
+        mut rng: Box<dyn Rng + Send>,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Endpoint {
+        let cookie_secret = Secret::new(random_vec(rng.as_mut(), 32));
+        Endpoint {
+            config,
+            rng,
+            clock: (now, wall),
+            sas: HashMap::new(),
+            by_initiator: HashMap::new(),
+            outbox: VecDeque::new(),
+            cookie_secret,
+        }
+    }
+
+    /// Re-anchors wall time (after the system clock was set).
+    pub fn set_wall_clock(&mut self, now: Instant, wall: SystemTime) {
+        self.clock = (now, wall);
+    }
+
+    /// Starts an IKE SA with one Child SA towards `remote`; `remote_id` is required of the peer if given.
+    pub fn initiate(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        remote_id: Option<Id>,
+    ) -> SaId {
+        let spi = self.fresh_spi();
+        let (mut events, sas) = (Vec::new(), &mut self.sas);
+        let mut ctx = Ctx {
+            config: &self.config,
+            rng: self.rng.as_mut(),
+            now,
+            wall: wall_at(self.clock, now),
+            out: &mut self.outbox,
+            events: &mut events,
+        };
+        let sa = init::start(&mut ctx, spi, local, remote, remote_id);
+        sas.insert(spi, sa);
+        SaId(spi)
+    }
+
+    /// Processes one datagram received on `to` from `from`.
+    pub fn handle(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        to: SocketAddr,
+        datagram: &[u8],
+    ) -> Vec<Event> {
+        let msg = match decode_message(datagram) {
+            Ok(m) => m,
+            Err(e) => {
+                debug!(%from, error = %e, "dropped malformed IKE message");
+                return Vec::new();
+            }
+        };
+        let h = msg.header;
+        let new_request = h.exchange == exchange::IKE_SA_INIT && !h.is_response() && h.spi_r == 0;
+        let ours = match (new_request, h.from_initiator()) {
+            (true, _) => self.by_initiator.get(&(from, h.spi_i)).copied(),
+            (false, true) => Some(h.spi_r),
+            (false, false) => Some(h.spi_i),
+        };
+        let fresh = if new_request && ours.is_none() {
+            Some(self.fresh_spi())
+        } else {
+            None
+        };
+        let mut events = Vec::new();
+        let mut ctx = Ctx {
+            config: &self.config,
+            rng: self.rng.as_mut(),
+            now,
+            wall: wall_at(self.clock, now),
+            out: &mut self.outbox,
+            events: &mut events,
+        };
+        if let Some(spi) = fresh {
+            if let Some(sa) =
+                init::respond(&mut ctx, spi, from, to, datagram, &msg, &self.cookie_secret)
+            {
+                self.by_initiator.insert((from, h.spi_i), spi);
+                self.sas.insert(spi, sa);
+            }
+        } else if let Some(sa) = ours.and_then(|spi| self.sas.get_mut(&spi)) {
+            sa.handle(&mut ctx, datagram, &msg);
+        } else {
+            debug!(%from, spi_i = h.spi_i, spi_r = h.spi_r, "IKE message for no known SA");
+        }
+        events
+    }
+
+    /// Runs due timers: retransmissions, give-ups, expiry of half-open and dead SAs.
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<Event> {
+        let mut events = Vec::new();
+        let mut ctx = Ctx {
+            config: &self.config,
+            rng: self.rng.as_mut(),
+            now,
+            wall: wall_at(self.clock, now),
+            out: &mut self.outbox,
+            events: &mut events,
+        };
+        for sa in self.sas.values_mut() {
+            sa.on_timeout(&mut ctx);
+        }
+        let gone: Vec<u64> = self
+            .sas
+            .iter()
+            .filter(|(_, sa)| sa.is_removable(now))
+            .map(|(spi, _)| *spi)
+            .collect();
+        for spi in gone {
+            self.sas.remove(&spi);
+            self.by_initiator.retain(|_, v| *v != spi);
+        }
+        events
+    }
+
+    /// The next datagram to send, if any.
+    pub fn poll_transmit(&mut self, _now: Instant) -> Option<Transmit> {
+        self.outbox.pop_front()
+    }
+
+    /// When [`Endpoint::handle_timeout`] must next run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sas.values().filter_map(IkeSa::next_timeout).min()
+    }
+
+    /// Number of IKE SAs held (any state).
+    pub fn ike_sa_count(&self) -> usize {
+        self.sas.len()
+    }
+
+    fn fresh_spi(&mut self) -> u64 {
+        loop {
+            let mut b = [0u8; 8];
+            self.rng.fill(&mut b);
+            let spi = u64::from_be_bytes(b);
+            if spi != 0 && !self.sas.contains_key(&spi) {
+                return spi;
+            }
+        }
+    }
+}
+
+fn wall_at(clock: (Instant, SystemTime), now: Instant) -> SystemTime {
+    clock.1 + now.saturating_duration_since(clock.0)
+}

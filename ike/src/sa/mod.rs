@@ -1,0 +1,215 @@
+//! The IKE SA state machine, sans I/O: IKE_SA_INIT and IKE_AUTH in both roles with one
+//! transport-mode Child SA, message IDs, window size 1, retransmission with backoff,
+//! cached responses, INVALID_KE_PAYLOAD and COOKIE retries.
+//!
+//! The caller owns sockets and clocks: it feeds datagrams to [`Endpoint::handle`], calls
+//! [`Endpoint::handle_timeout`] at [`Endpoint::poll_timeout`], and sends what
+//! [`Endpoint::poll_transmit`] returns. Results come back as [`Event`]s.
+
+mod endpoint;
+mod ike_auth;
+mod ike_sa;
+mod init;
+mod proposal;
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use endpoint::Endpoint;
+
+use crate::auth::{AuthError, SigningKey};
+use crate::cert::{CertError, CertVerifier};
+use crate::codec::{Id, TrafficSelector};
+use crate::crypto::{Cipher, DhGroup, DirectionKeys};
+
+/// Identifies an IKE SA: our own SPI of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SaId(pub u64);
+
+/// What an endpoint offers and accepts, and who it is.
+pub struct Config {
+    /// IKE SA ciphers, preferred first.
+    pub ike_ciphers: Vec<Cipher>,
+    /// DH groups, preferred first; the first one goes into our KE payload.
+    pub groups: Vec<DhGroup>,
+    /// ESP ciphers for Child SAs, preferred first.
+    pub esp_ciphers: Vec<Cipher>,
+    /// Our private key.
+    pub key: SigningKey,
+    /// Our certificate (DER), then any intermediates to send.
+    pub certificates: Vec<Vec<u8>>,
+    /// Our identity (IDi/IDr), which our certificate must carry.
+    pub id: Id,
+    /// The authorities that admit peers.
+    pub verifier: CertVerifier,
+    /// Request retransmission.
+    pub retransmit: Retransmit,
+    /// How long a responder keeps an IKE SA that has not completed IKE_AUTH.
+    pub half_open_timeout: Duration,
+    /// Answer IKE_SA_INIT with a COOKIE until the initiator returns it (RFC 7296 §2.6).
+    pub require_cookie: bool,
+}
+
+impl Config {
+    /// A configuration with our suites (AES-GCM-16-128/256, AES-CBC-128/256 + HMAC-SHA2-256-128;
+    /// groups 31 and 19) and default timers.
+    pub fn new(
+        key: SigningKey,
+        certificates: Vec<Vec<u8>>,
+        id: Id,
+        verifier: CertVerifier,
+    ) -> Config {
+        let ciphers = vec![
+            Cipher::AesGcm16 { bits: 128 },
+            Cipher::AesGcm16 { bits: 256 },
+            Cipher::AesCbcHmacSha256 { bits: 128 },
+            Cipher::AesCbcHmacSha256 { bits: 256 },
+        ];
+        Config {
+            ike_ciphers: ciphers.clone(),
+            groups: vec![DhGroup::Curve25519, DhGroup::Ecp256],
+            esp_ciphers: ciphers,
+            key,
+            certificates,
+            id,
+            verifier,
+            retransmit: Retransmit::default(),
+            half_open_timeout: Duration::from_secs(30),
+            require_cookie: false,
+        }
+    }
+}
+
+/// Retransmission: `initial`, doubling each time, at most `max_tries` sends in all.
+#[derive(Debug, Clone, Copy)]
+pub struct Retransmit {
+    /// Wait after the first send.
+    pub initial: Duration,
+    /// Sends of one request before giving up.
+    pub max_tries: u32,
+}
+
+impl Default for Retransmit {
+    fn default() -> Retransmit {
+        Retransmit {
+            initial: Duration::from_millis(500),
+            max_tries: 6,
+        }
+    }
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Our address to send from.
+    pub from: SocketAddr,
+    /// The peer's address.
+    pub to: SocketAddr,
+    /// The IKE message.
+    pub payload: Vec<u8>,
+}
+
+/// Child SA mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Transport mode (USE_TRANSPORT_MODE negotiated).
+    Transport,
+}
+
+/// A negotiated Child SA, ready for the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildSa {
+    /// The IKE SA it belongs to.
+    pub sa: SaId,
+    /// SPI of the inbound ESP SA (we chose it).
+    pub spi_in: u32,
+    /// SPI of the outbound ESP SA (the peer chose it).
+    pub spi_out: u32,
+    /// ESP cipher.
+    pub cipher: Cipher,
+    /// Keys for inbound traffic.
+    pub keys_in: DirectionKeys,
+    /// Keys for outbound traffic.
+    pub keys_out: DirectionKeys,
+    /// Our traffic selectors.
+    pub local_ts: Vec<TrafficSelector>,
+    /// The peer's traffic selectors.
+    pub remote_ts: Vec<TrafficSelector>,
+    /// Mode.
+    pub mode: Mode,
+    /// ESP in UDP (only with NAT traversal, not negotiated yet: always false).
+    pub encap: bool,
+    /// Our address.
+    pub local: SocketAddr,
+    /// The peer's address.
+    pub remote: SocketAddr,
+}
+
+/// What happened, for the daemon to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The peer proved its identity with a certificate from a trusted authority.
+    PeerAuthenticated {
+        /// The IKE SA.
+        sa: SaId,
+        /// The identity it claimed and its certificate carries.
+        peer_id: Id,
+        /// Authority that admitted it.
+        authority: String,
+        /// Certificate subject.
+        subject: String,
+        /// Certificate notAfter (Unix seconds).
+        not_after: i64,
+    },
+    /// A Child SA is negotiated.
+    ChildSaReady(Box<ChildSa>),
+    /// The Child SA was refused by the peer (notify type); the IKE SA stays.
+    ChildRefused {
+        /// The IKE SA.
+        sa: SaId,
+        /// The error notify the peer sent.
+        notify: u16,
+    },
+    /// The IKE SA failed and is gone.
+    Failed {
+        /// The IKE SA.
+        sa: SaId,
+        /// Why.
+        reason: FailReason,
+    },
+    /// The peer deleted the IKE SA.
+    Deleted {
+        /// The IKE SA.
+        sa: SaId,
+    },
+}
+
+/// Why an IKE SA failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FailReason {
+    /// No response after all retransmissions, or a half-open SA expired.
+    #[error("timeout")]
+    Timeout,
+    /// No proposal in common.
+    #[error("no proposal chosen")]
+    NoProposalChosen,
+    /// The peer sent an error notify.
+    #[error("peer sent error notify {0}")]
+    PeerError(u16),
+    /// The peer's certificate was refused.
+    #[error("certificate: {0}")]
+    Certificate(#[from] CertError),
+    /// The peer's AUTH payload was refused.
+    #[error("authentication: {0}")]
+    Auth(#[from] AuthError),
+    /// The peer's identity is not the one we asked for.
+    #[error("peer identity {0} is not the expected one")]
+    UnexpectedIdentity(String),
+    /// The peer broke the protocol.
+    #[error("protocol: {0}")]
+    Protocol(&'static str),
+}
