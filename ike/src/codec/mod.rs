@@ -12,10 +12,12 @@ mod reader;
 mod sa;
 #[cfg(test)]
 mod tests;
+mod ts;
 
 pub use message::{decode_message, decode_payloads, encode_payloads, Header, Message, HEADER_LEN};
-pub use payloads::{Auth, Cert, CertReq, Delete, Id, IdType, Ke, Notify, Payload, TrafficSelector};
+pub use payloads::{Auth, Cert, CertReq, Delete, Id, IdType, Ke, Notify, Payload};
 pub use sa::{Attribute, Proposal, Transform};
+pub use ts::TrafficSelector;
 
 /// Why bytes were not a well-formed IKEv2 message, and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -25,13 +25,34 @@ pub(super) struct Ctx<'a> {
 
 /// All IKE SAs of one host, driven by the caller's datagrams and clock.
 pub struct Endpoint {
+    core: Core,
+    sas: HashMap<u64, IkeSa>,
+    by_initiator: HashMap<(SocketAddr, u64), u64>,
+}
+
+/// What every SA shares: configuration, randomness, clock anchor, outgoing datagrams.
+struct Core {
     config: Config,
     rng: Box<dyn Rng + Send>,
     clock: (Instant, SystemTime),
-    sas: HashMap<u64, IkeSa>,
-    by_initiator: HashMap<(SocketAddr, u64), u64>,
     outbox: VecDeque<Transmit>,
     cookie_secret: Secret,
+}
+
+impl Core {
+    /// The context for handling one input at `now`, and the cookie secret.
+    fn ctx<'a>(&'a mut self, now: Instant, events: &'a mut Vec<Event>) -> (Ctx<'a>, &'a Secret) {
+        let wall = self.clock.1 + now.saturating_duration_since(self.clock.0);
+        let ctx = Ctx {
+            config: &self.config,
+            rng: self.rng.as_mut(),
+            now,
+            wall,
+            out: &mut self.outbox,
+            events,
+        };
+        (ctx, &self.cookie_secret)
+    }
 }
 
 impl Endpoint {
@@ -44,19 +65,21 @@ impl Endpoint {
     ) -> Endpoint {
         let cookie_secret = Secret::new(random_vec(rng.as_mut(), 32));
         Endpoint {
-            config,
-            rng,
-            clock: (now, wall),
+            core: Core {
+                config,
+                rng,
+                clock: (now, wall),
+                outbox: VecDeque::new(),
+                cookie_secret,
+            },
             sas: HashMap::new(),
             by_initiator: HashMap::new(),
-            outbox: VecDeque::new(),
-            cookie_secret,
         }
     }
 
     /// Re-anchors wall time (after the system clock was set).
     pub fn set_wall_clock(&mut self, now: Instant, wall: SystemTime) {
-        self.clock = (now, wall);
+        self.core.clock = (now, wall);
     }
 
     /// Starts an IKE SA with one Child SA towards `remote`; `remote_id` is required of the peer if given.
@@ -68,17 +91,10 @@ impl Endpoint {
         remote_id: Option<Id>,
     ) -> SaId {
         let spi = self.fresh_spi();
-        let (mut events, sas) = (Vec::new(), &mut self.sas);
-        let mut ctx = Ctx {
-            config: &self.config,
-            rng: self.rng.as_mut(),
-            now,
-            wall: wall_at(self.clock, now),
-            out: &mut self.outbox,
-            events: &mut events,
-        };
+        let mut events = Vec::new();
+        let (mut ctx, _) = self.core.ctx(now, &mut events);
         let sa = init::start(&mut ctx, spi, local, remote, remote_id);
-        sas.insert(spi, sa);
+        self.sas.insert(spi, sa);
         SaId(spi)
     }
 
@@ -110,17 +126,9 @@ impl Endpoint {
             None
         };
         let mut events = Vec::new();
-        let mut ctx = Ctx {
-            config: &self.config,
-            rng: self.rng.as_mut(),
-            now,
-            wall: wall_at(self.clock, now),
-            out: &mut self.outbox,
-            events: &mut events,
-        };
+        let (mut ctx, cookie_secret) = self.core.ctx(now, &mut events);
         if let Some(spi) = fresh {
-            if let Some(sa) =
-                init::respond(&mut ctx, spi, from, to, datagram, &msg, &self.cookie_secret)
+            if let Some(sa) = init::respond(&mut ctx, spi, from, to, datagram, &msg, cookie_secret)
             {
                 self.by_initiator.insert((from, h.spi_i), spi);
                 self.sas.insert(spi, sa);
@@ -136,14 +144,7 @@ impl Endpoint {
     /// Runs due timers: retransmissions, give-ups, expiry of half-open and dead SAs.
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<Event> {
         let mut events = Vec::new();
-        let mut ctx = Ctx {
-            config: &self.config,
-            rng: self.rng.as_mut(),
-            now,
-            wall: wall_at(self.clock, now),
-            out: &mut self.outbox,
-            events: &mut events,
-        };
+        let (mut ctx, _) = self.core.ctx(now, &mut events);
         for sa in self.sas.values_mut() {
             sa.on_timeout(&mut ctx);
         }
@@ -162,7 +163,7 @@ impl Endpoint {
 
     /// The next datagram to send, if any.
     pub fn poll_transmit(&mut self, _now: Instant) -> Option<Transmit> {
-        self.outbox.pop_front()
+        self.core.outbox.pop_front()
     }
 
     /// When [`Endpoint::handle_timeout`] must next run.
@@ -178,15 +179,11 @@ impl Endpoint {
     fn fresh_spi(&mut self) -> u64 {
         loop {
             let mut b = [0u8; 8];
-            self.rng.fill(&mut b);
+            self.core.rng.fill(&mut b);
             let spi = u64::from_be_bytes(b);
             if spi != 0 && !self.sas.contains_key(&spi) {
                 return spi;
             }
         }
     }
-}
-
-fn wall_at(clock: (Instant, SystemTime), now: Instant) -> SystemTime {
-    clock.1 + now.saturating_duration_since(clock.0)
 }

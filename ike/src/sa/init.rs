@@ -178,13 +178,7 @@ fn accept_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, msg: &Message) -> Result<(
     sa.spi_r = msg.header.spi_r;
     sa.cipher = chosen.cipher;
     sa.nr = nonce.to_vec();
-    sa.peer_hashes = find_notify(&msg.payloads, notify::SIGNATURE_HASH_ALGORITHMS)
-        .map(parse_hash_algorithms)
-        .unwrap_or_default();
-    let seed = skeyseed(&sa.ni, &sa.nr, shared.expose());
-    sa.keys = Some(derive_ike_keys(
-        sa.cipher, &seed, &sa.ni, &sa.nr, sa.spi_i, sa.spi_r,
-    ));
+    derive_keys(sa, &msg.payloads, &shared);
     Ok(())
 }
 
@@ -273,13 +267,7 @@ pub(super) fn respond(
     sa.ni = ni.to_vec();
     sa.nr = random_vec(ctx.rng, NONCE_LEN);
     sa.init_request = datagram.to_vec();
-    sa.peer_hashes = find_notify(&msg.payloads, notify::SIGNATURE_HASH_ALGORITHMS)
-        .map(parse_hash_algorithms)
-        .unwrap_or_default();
-    let seed = skeyseed(&sa.ni, &sa.nr, shared.expose());
-    sa.keys = Some(derive_ike_keys(
-        sa.cipher, &seed, &sa.ni, &sa.nr, sa.spi_i, sa.spi_r,
-    ));
+    derive_keys(&mut sa, &msg.payloads, &shared);
     let mut payloads = vec![
         Payload::Sa(vec![chosen.proposal]),
         Payload::Ke(Ke {
@@ -309,6 +297,17 @@ pub(super) fn respond(
     sa.deadline = Some(ctx.now + ctx.config.half_open_timeout);
     sa.send_response(ctx, 0, bytes);
     Some(sa)
+}
+
+/// Takes the peer's SIGNATURE_HASH_ALGORITHMS and derives the IKE SA keys (§2.14).
+fn derive_keys(sa: &mut IkeSa, payloads: &[Payload], shared: &Secret) {
+    sa.peer_hashes = find_notify(payloads, notify::SIGNATURE_HASH_ALGORITHMS)
+        .map(parse_hash_algorithms)
+        .unwrap_or_default();
+    let seed = skeyseed(&sa.ni, &sa.nr, shared.expose());
+    sa.keys = Some(derive_ike_keys(
+        sa.cipher, &seed, &sa.ni, &sa.nr, sa.spi_i, sa.spi_r,
+    ));
 }
 
 /// A stateless cookie (RFC 7296 §2.6): prf(secret, Ni | IPi | SPIi).
