@@ -134,7 +134,7 @@ impl Endpoint {
                 self.sas.insert(spi, sa);
             }
         } else if let Some(sa) = ours.and_then(|spi| self.sas.get_mut(&spi)) {
-            sa.handle(&mut ctx, datagram, &msg);
+            sa.handle(&mut ctx, (to, from), datagram, &msg);
         } else {
             debug!(%from, spi_i = h.spi_i, spi_r = h.spi_r, "IKE message for no known SA");
         }

@@ -161,6 +161,10 @@ pub(super) fn on_request(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], msg
         Ok(p) => p,
         Err(e) => return sa.fail(ctx, Some(e)),
     };
+    // An authenticated request may have moved (e.g. to port 4500): follow it.
+    if let Some((local, remote)) = sa.reply_path {
+        (sa.local, sa.remote) = (local, remote);
+    }
     authenticated(sa, ctx, peer, peer_id);
     let child = choose(
         p.proposals.unwrap_or_default(),

@@ -66,6 +66,9 @@ pub(super) struct IkeSa {
     pub(super) deadline: Option<Instant>,
     pub(super) remote_id: Option<Id>,
     pub(super) child_spi_in: u32,
+    /// (our address, peer's address) of the request being answered: responses go back
+    /// the way the request came (RFC 7296 §2.11), e.g. on port 4500 after a float.
+    pub(super) reply_path: Option<(SocketAddr, SocketAddr)>,
 }
 
 impl IkeSa {
@@ -150,7 +153,7 @@ impl IkeSa {
 
     /// Sends the response to request `id` and keeps it for retransmitted requests.
     pub(super) fn send_response(&mut self, ctx: &mut Ctx<'_>, id: u32, bytes: Vec<u8>) {
-        self.transmit(ctx, bytes.clone());
+        self.transmit_response(ctx, bytes.clone());
         self.last_response = Some((id, bytes));
         self.expected_request_id = id.wrapping_add(1);
     }
@@ -161,6 +164,11 @@ impl IkeSa {
             to: self.remote,
             payload,
         });
+    }
+
+    fn transmit_response(&self, ctx: &mut Ctx<'_>, payload: Vec<u8>) {
+        let (from, to) = self.reply_path.unwrap_or((self.local, self.remote));
+        ctx.out.push_back(Transmit { from, to, payload });
     }
 
     /// Ends the SA: reports `reason` (if any) and keeps it a while for retransmissions.
@@ -178,7 +186,13 @@ impl IkeSa {
     }
 
     /// Processes a message that demultiplexed to this SA.
-    pub(super) fn handle(&mut self, ctx: &mut Ctx<'_>, datagram: &[u8], msg: &Message) {
+    pub(super) fn handle(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        path: (SocketAddr, SocketAddr),
+        datagram: &[u8],
+        msg: &Message,
+    ) {
         let h = msg.header;
         let peer_is_initiator = self.role == Role::Responder;
         if h.from_initiator() != peer_is_initiator {
@@ -203,10 +217,11 @@ impl IkeSa {
             }
             return;
         }
+        self.reply_path = Some(path);
         if let Some((id, bytes)) = &self.last_response {
             if *id == h.message_id {
                 let again = bytes.clone();
-                return self.transmit(ctx, again);
+                return self.transmit_response(ctx, again);
             }
         }
         if h.message_id != self.expected_request_id {

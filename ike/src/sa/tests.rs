@@ -321,3 +321,30 @@ proptest::proptest! {
         let _ = s.b.handle(s.now, addr(A), addr(B), &data);
     }
 }
+
+#[test]
+fn responses_go_back_the_way_the_request_came() {
+    // The initiator's IKE_AUTH arrives on port 4500 (as after a MOBIKE/NAT-T float).
+    let mut s = pair(Faults::NONE, 12, |_, _| {});
+    s.a.initiate(s.now, addr(A), addr(B), None);
+    let init = s.a.poll_transmit(s.now).unwrap();
+    s.b.handle(s.now, init.from, init.to, &init.payload);
+    let reply = s.b.poll_transmit(s.now).unwrap();
+    s.a.handle(s.now, reply.from, reply.to, &reply.payload);
+    let auth = s.a.poll_transmit(s.now).unwrap();
+    let (a4500, b4500) = (addr("10.0.0.1:4500"), addr("10.0.0.2:4500"));
+    let events = s.b.handle(s.now, a4500, b4500, &auth.payload);
+    let answer = s.b.poll_transmit(s.now).unwrap();
+    assert_eq!((answer.from, answer.to), (b4500, a4500));
+    assert_eq!(
+        (children(&events)[0].local, children(&events)[0].remote),
+        (b4500, a4500)
+    );
+    // A retransmission from port 500 is answered on port 500 from the cache.
+    s.b.handle(s.now, auth.from, auth.to, &auth.payload);
+    let again = s.b.poll_transmit(s.now).unwrap();
+    assert_eq!(
+        (again.from, again.to, &again.payload),
+        (addr(B), addr(A), &answer.payload)
+    );
+}
