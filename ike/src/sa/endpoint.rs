@@ -171,6 +171,37 @@ impl Endpoint {
         self.sas.values().filter_map(IkeSa::next_timeout).min()
     }
 
+    /// Deletes IKE SA `sa` and its Child SA; [`Event::Deleted`] follows on the peer's
+    /// response or after the last retransmission. `None` if not established or a request
+    /// is outstanding (window size 1: try again after it completes).
+    pub fn delete(&mut self, now: Instant, sa: SaId) -> Option<Vec<Event>> {
+        self.with_sa(now, sa, super::info::delete_ike)
+    }
+
+    /// Deletes the Child SA of `sa`: [`Event::ChildDeleted`] at once (remove the kernel
+    /// SAs). `None` as for [`Endpoint::delete`], or if there is no Child SA.
+    pub fn delete_child(&mut self, now: Instant, sa: SaId) -> Option<Vec<Event>> {
+        self.with_sa(now, sa, super::info::delete_child)
+    }
+
+    /// Sends a liveness check (empty INFORMATIONAL); no answer after all retransmissions
+    /// gives [`Event::Failed`] with [`super::FailReason::Timeout`]. `None` as for [`Endpoint::delete`].
+    pub fn check_liveness(&mut self, now: Instant, sa: SaId) -> Option<Vec<Event>> {
+        self.with_sa(now, sa, |sa, ctx| super::info::send_request(sa, ctx, &[]))
+    }
+
+    fn with_sa(
+        &mut self,
+        now: Instant,
+        id: SaId,
+        f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>) -> bool,
+    ) -> Option<Vec<Event>> {
+        let mut events = Vec::new();
+        let (mut ctx, _) = self.core.ctx(now, &mut events);
+        let sa = self.sas.get_mut(&id.0)?;
+        f(sa, &mut ctx).then_some(events)
+    }
+
     /// Number of IKE SAs held (any state).
     pub fn ike_sa_count(&self) -> usize {
         self.sas.len()

@@ -187,6 +187,7 @@ pub(super) fn on_request(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], msg
                 Payload::TsI(vec![TrafficSelector::host(sa.remote.ip())]),
                 Payload::TsR(vec![TrafficSelector::host(sa.local.ip())]),
             ]);
+            sa.child = Some((spi_in, spi_out));
             Some(child_sa(sa, chosen.cipher, spi_in, spi_out))
         }
         Some(_) if !ts_ok => {
@@ -250,6 +251,7 @@ pub(super) fn on_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], ms
         Some(c) if p.transport && narrowed && c.proposal.spi.len() == 4 => {
             let spi_out = u32::from_be_bytes(c.proposal.spi[..4].try_into().unwrap_or_default());
             let child = child_sa(sa, c.cipher, sa.child_spi_in, spi_out);
+            sa.child = Some((sa.child_spi_in, spi_out));
             ctx.events.push(Event::ChildSaReady(Box::new(child)));
         }
         // The responder answered outside what we asked: we install nothing.

@@ -6,7 +6,7 @@ use std::time::Instant;
 use tracing::{debug, info};
 
 use super::endpoint::Ctx;
-use super::{ike_auth, init, Event, FailReason, SaId, Transmit};
+use super::{ike_auth, info, init, Event, FailReason, SaId, Transmit};
 use crate::codec::{exchange, flags, notify, payload_type, Header, Id, Message, Notify, Payload};
 use crate::crypto::{open_sk, seal_sk, Cipher, DhGroup, IkeKeys, KeyShare, SkError};
 
@@ -28,6 +28,8 @@ pub(super) enum State {
     InitDone,
     /// Authenticated.
     Established,
+    /// We sent a Delete of the IKE SA and wait for the response.
+    Deleting,
     /// Failed or deleted; kept until `deadline` to answer retransmissions.
     Dead,
 }
@@ -66,6 +68,8 @@ pub(super) struct IkeSa {
     pub(super) deadline: Option<Instant>,
     pub(super) remote_id: Option<Id>,
     pub(super) child_spi_in: u32,
+    /// (inbound, outbound) SPIs of our Child SA, while it exists.
+    pub(super) child: Option<(u32, u32)>,
     /// (our address, peer's address) of the request being answered: responses go back
     /// the way the request came (RFC 7296 §2.11), e.g. on port 4500 after a float.
     pub(super) reply_path: Option<(SocketAddr, SocketAddr)>,
@@ -213,6 +217,9 @@ impl IkeSa {
                 (State::AuthSent, exchange::IKE_AUTH) => {
                     ike_auth::on_response(self, ctx, datagram, msg)
                 }
+                (State::Established | State::Deleting, exchange::INFORMATIONAL) => {
+                    info::on_response(self, ctx, datagram, msg)
+                }
                 _ => debug!(sa = self.id().0, "dropped response in wrong state"),
             }
             return;
@@ -233,8 +240,8 @@ impl IkeSa {
         }
         match (self.state, h.exchange) {
             (State::InitDone, exchange::IKE_AUTH) => ike_auth::on_request(self, ctx, datagram, msg),
-            (State::Established, exchange::INFORMATIONAL) => {
-                self.on_informational(ctx, datagram, msg)
+            (State::Established | State::Deleting, exchange::INFORMATIONAL) => {
+                info::on_request(self, ctx, datagram, msg)
             }
             _ => debug!(
                 sa = self.id().0,
@@ -244,29 +251,16 @@ impl IkeSa {
         }
     }
 
-    /// INFORMATIONAL requests: liveness checks are answered; a Delete of the IKE SA ends it.
-    fn on_informational(&mut self, ctx: &mut Ctx<'_>, datagram: &[u8], msg: &Message) {
-        let Ok(inner) = self.open(datagram, msg) else {
-            return;
-        };
-        let id = msg.header.message_id;
-        let reply = self.seal(ctx, exchange::INFORMATIONAL, true, id, &[]);
-        self.send_response(ctx, id, reply);
-        let deletes_ike = inner
-            .iter()
-            .any(|p| matches!(p, Payload::Delete(d) if d.protocol == crate::codec::protocol::IKE));
-        if deletes_ike {
-            ctx.events.push(Event::Deleted { sa: self.id() });
-            self.fail(ctx, None);
-        }
-    }
-
     /// Retransmits or gives up when due; expires half-open SAs.
     pub(super) fn on_timeout(&mut self, ctx: &mut Ctx<'_>) {
         let sa = self.id().0;
         if let Some(o) = &mut self.outstanding {
             if ctx.now >= o.next_at {
                 if o.tries >= ctx.config.retransmit.max_tries {
+                    if self.state == State::Deleting {
+                        ctx.events.push(Event::Deleted { sa: self.id() });
+                        return self.fail(ctx, None);
+                    }
                     return self.fail(ctx, Some(FailReason::Timeout));
                 }
                 o.tries += 1;

@@ -52,6 +52,7 @@ fn blank(
         deadline: None,
         remote_id: None,
         child_spi_in: 0,
+        child: None,
         reply_path: None,
     }
 }

@@ -1,6 +1,6 @@
 //! The IKE SA state machine, sans I/O: IKE_SA_INIT and IKE_AUTH in both roles with one
 //! transport-mode Child SA, message IDs, window size 1, retransmission with backoff,
-//! cached responses, INVALID_KE_PAYLOAD and COOKIE retries.
+//! cached responses, INVALID_KE_PAYLOAD and COOKIE retries, Deletes and liveness checks.
 //!
 //! The caller owns sockets and clocks: it feeds datagrams to [`Endpoint::handle`], calls
 //! [`Endpoint::handle_timeout`] at [`Endpoint::poll_timeout`], and sends what
@@ -9,6 +9,9 @@
 mod endpoint;
 mod ike_auth;
 mod ike_sa;
+mod info;
+#[cfg(test)]
+mod info_tests;
 mod init;
 mod proposal;
 #[cfg(test)]
@@ -181,7 +184,16 @@ pub enum Event {
         /// Why.
         reason: FailReason,
     },
-    /// The peer deleted the IKE SA.
+    /// The Child SA is deleted (by us or the peer): remove its kernel SAs.
+    ChildDeleted {
+        /// The IKE SA.
+        sa: SaId,
+        /// Its inbound SPI.
+        spi_in: u32,
+        /// Its outbound SPI.
+        spi_out: u32,
+    },
+    /// The IKE SA is deleted (by us or the peer), with its Child SAs.
     Deleted {
         /// The IKE SA.
         sa: SaId,

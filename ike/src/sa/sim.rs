@@ -69,6 +69,11 @@ impl Sim {
         }
     }
 
+    /// Changes the network's behaviour from now on.
+    pub(super) fn set_faults(&mut self, faults: Faults) {
+        self.faults = faults;
+    }
+
     fn percent(&mut self) -> u32 {
         let mut b = [0u8; 4];
         self.rng.fill(&mut b);

@@ -10,10 +10,10 @@ use crate::cert::RevocationMode;
 use crate::codec::{decode_message, notify, Payload};
 use crate::rng::SeededRng;
 
-const A: &str = "10.0.0.1:500";
-const B: &str = "10.0.0.2:500";
+pub(super) const A: &str = "10.0.0.1:500";
+pub(super) const B: &str = "10.0.0.2:500";
 
-fn addr(s: &str) -> SocketAddr {
+pub(super) fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
@@ -46,7 +46,7 @@ fn config(pki: &Pki, trust: &Pki, ip: &str, key_seed: u8) -> Config {
     c
 }
 
-fn pair(faults: Faults, seed: u64, edit: impl FnOnce(&mut Config, &mut Config)) -> Sim {
+pub(super) fn pair(faults: Faults, seed: u64, edit: impl FnOnce(&mut Config, &mut Config)) -> Sim {
     let pki = Pki::new("Corp CA", 1);
     let (mut ca, mut cb) = (
         config(&pki, &pki, "10.0.0.1", 21),
@@ -68,7 +68,7 @@ fn sim(ca: Config, cb: Config, faults: Faults, seed: u64) -> Sim {
     Sim::new(a, b, addr(A), addr(B), start, faults, seed)
 }
 
-fn both_ready(s: &Sim) -> bool {
+pub(super) fn both_ready(s: &Sim) -> bool {
     !children(&s.events_a).is_empty() && !children(&s.events_b).is_empty()
 }
 
