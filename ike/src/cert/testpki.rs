@@ -85,6 +85,18 @@ impl Pki {
         }
     }
 
+    /// A CA named `cn` (key from `seed`) issued by this one.
+    pub(crate) fn intermediate(&self, cn: &str, seed: u8) -> Pki {
+        let mut sub = Pki::new(cn, seed);
+        sub.ca_der = sub
+            .params
+            .signed_by(&sub.key, &Issuer::new(self.params.clone(), &self.key))
+            .unwrap()
+            .der()
+            .to_vec();
+        sub
+    }
+
     /// A host certificate for 10.0.0.1 / a.example / a@example, adjusted by `edit`.
     pub(crate) fn leaf(
         &self,

@@ -105,6 +105,46 @@ fn each_defect_has_its_own_reason() {
 }
 
 #[test]
+fn a_chain_through_an_intermediate_needs_the_intermediate() {
+    let root = Pki::new("Corp CA", 1);
+    let sub = root.intermediate("Corp Hosts CA", 3);
+    let key = TestKey::new(20);
+    let leaf = sub.leaf(&key, 30, |_| {});
+    let mut v = CertVerifier::new();
+    v.add_authority(
+        "corp",
+        &[&root.ca_der],
+        &[&root.crl(&[], 2030), &sub.crl(&[], 2030)],
+        RevocationMode::Strict,
+    )
+    .unwrap();
+    let id = ip_id("10.0.0.1");
+    assert!(v
+        .verify(&leaf, std::slice::from_ref(&sub.ca_der), &id, now())
+        .is_ok());
+    assert_eq!(
+        v.verify(&leaf, &[], &id, now()).unwrap_err(),
+        CertError::UnknownIssuer
+    );
+    // The intermediate's CRL revokes the leaf.
+    let mut revoking = CertVerifier::new();
+    revoking
+        .add_authority(
+            "corp",
+            &[&root.ca_der],
+            &[&root.crl(&[], 2030), &sub.crl(&[30], 2030)],
+            RevocationMode::Strict,
+        )
+        .unwrap();
+    assert_eq!(
+        revoking
+            .verify(&leaf, &[sub.ca_der.clone()], &id, now())
+            .unwrap_err(),
+        CertError::Revoked
+    );
+}
+
+#[test]
 fn eku_absent_or_ipsec_ike_is_accepted() {
     let lab = lab();
     let id = ip_id("10.0.0.1");

@@ -128,7 +128,8 @@ impl Endpoint {
         let mut events = Vec::new();
         let (mut ctx, cookie_secret) = self.core.ctx(now, &mut events);
         if let Some(spi) = fresh {
-            if let Some(sa) = init::respond(&mut ctx, spi, from, to, datagram, &msg, cookie_secret)
+            if let Some(sa) =
+                init::respond(&mut ctx, spi, (from, to), datagram, &msg, cookie_secret)
             {
                 self.by_initiator.insert((from, h.spi_i), spi);
                 self.sas.insert(spi, sa);

@@ -166,45 +166,8 @@ pub(super) fn on_request(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], msg
         (sa.local, sa.remote) = (local, remote);
     }
     authenticated(sa, ctx, peer, peer_id);
-    let child = choose(
-        p.proposals.unwrap_or_default(),
-        protocol::ESP,
-        &ctx.config.esp_ciphers,
-        &[],
-    );
-    let ts_ok = covers_host(p.ts_i.unwrap_or_default(), sa.remote.ip())
-        && covers_host(p.ts_r.unwrap_or_default(), sa.local.ip());
-    let ready = match child {
-        Some(chosen) if p.transport && ts_ok && chosen.proposal.spi.len() == 4 => {
-            let spi_out =
-                u32::from_be_bytes(chosen.proposal.spi[..4].try_into().unwrap_or_default());
-            let spi_in = fresh_esp_spi(ctx);
-            let mut proposal = chosen.proposal;
-            proposal.spi = spi_in.to_be_bytes().to_vec();
-            payloads.extend([
-                Payload::Notify(Notify::new(notify::USE_TRANSPORT_MODE, Vec::new())),
-                Payload::Sa(vec![proposal]),
-                Payload::TsI(vec![TrafficSelector::host(sa.remote.ip())]),
-                Payload::TsR(vec![TrafficSelector::host(sa.local.ip())]),
-            ]);
-            sa.child = Some((spi_in, spi_out));
-            Some(child_sa(sa, chosen.cipher, spi_in, spi_out))
-        }
-        Some(_) if !ts_ok => {
-            payloads.push(Payload::Notify(Notify::new(
-                notify::TS_UNACCEPTABLE,
-                Vec::new(),
-            )));
-            None
-        }
-        _ => {
-            payloads.push(Payload::Notify(Notify::new(
-                notify::NO_PROPOSAL_CHOSEN,
-                Vec::new(),
-            )));
-            None
-        }
-    };
+    let (child_payloads, ready) = answer_child(sa, ctx, &p);
+    payloads.extend(child_payloads);
     let bytes = sa.seal(ctx, exchange::IKE_AUTH, true, id, &payloads);
     sa.send_response(ctx, id, bytes);
     sa.state = State::Established;
@@ -212,6 +175,46 @@ pub(super) fn on_request(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], msg
     if let Some(child) = ready {
         ctx.events.push(Event::ChildSaReady(Box::new(child)));
     }
+}
+
+/// The Child SA part of our IKE_AUTH response, and the Child SA if we accepted one.
+fn answer_child(
+    sa: &mut IkeSa,
+    ctx: &mut Ctx<'_>,
+    p: &AuthPayloads<'_>,
+) -> (Vec<Payload>, Option<ChildSa>) {
+    let refuse = |notify_type| {
+        (
+            vec![Payload::Notify(Notify::new(notify_type, Vec::new()))],
+            None,
+        )
+    };
+    let chosen = choose(
+        p.proposals.unwrap_or_default(),
+        protocol::ESP,
+        &ctx.config.esp_ciphers,
+        &[],
+    );
+    let ts_ok = covers_host(p.ts_i.unwrap_or_default(), sa.remote.ip())
+        && covers_host(p.ts_r.unwrap_or_default(), sa.local.ip());
+    let Some(chosen) = chosen.filter(|c| p.transport && c.proposal.spi.len() == 4) else {
+        return refuse(notify::NO_PROPOSAL_CHOSEN);
+    };
+    if !ts_ok {
+        return refuse(notify::TS_UNACCEPTABLE);
+    }
+    let spi_out = u32::from_be_bytes(chosen.proposal.spi[..4].try_into().unwrap_or_default());
+    let spi_in = fresh_esp_spi(ctx);
+    let mut proposal = chosen.proposal;
+    proposal.spi = spi_in.to_be_bytes().to_vec();
+    sa.child = Some((spi_in, spi_out));
+    let payloads = vec![
+        Payload::Notify(Notify::new(notify::USE_TRANSPORT_MODE, Vec::new())),
+        Payload::Sa(vec![proposal]),
+        Payload::TsI(vec![TrafficSelector::host(sa.remote.ip())]),
+        Payload::TsR(vec![TrafficSelector::host(sa.local.ip())]),
+    ];
+    (payloads, Some(child_sa(sa, chosen.cipher, spi_in, spi_out)))
 }
 
 /// Initiator: the IKE_AUTH response.

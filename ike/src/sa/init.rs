@@ -6,12 +6,10 @@ use tracing::debug;
 
 use super::endpoint::Ctx;
 use super::ike_sa::{error_notify, find_notify, init_error, IkeSa, Role, State};
-use super::proposal::{choose, ike_proposals};
+use super::proposal::{choose, ike_proposals, Chosen};
 use super::{ike_auth, FailReason, Transmit};
 use crate::auth::{parse_hash_algorithms, signature_hash_algorithms};
-use crate::codec::{
-    exchange, flags, notify, protocol, Cert, CertReq, Header, Id, Ke, Message, Notify, Payload,
-};
+use crate::codec::{exchange, notify, protocol, Cert, CertReq, Id, Ke, Message, Notify, Payload};
 use crate::crypto::{derive_ike_keys, prf, skeyseed, Cipher, DhGroup, KeyShare, Secret};
 use crate::rng::random_vec;
 
@@ -209,71 +207,102 @@ fn init_payloads(payloads: &[Payload]) -> Option<(&[crate::codec::Proposal], &Ke
     Some((sa, ke, nonce))
 }
 
+/// What a responder accepted of an IKE_SA_INIT request.
+struct Accepted<'m> {
+    chosen: Chosen,
+    group: DhGroup,
+    ni: &'m [u8],
+    ke: &'m [u8],
+}
+
+/// Checks an IKE_SA_INIT request; on refusal, the notify (type, data) to answer with.
+fn accept_request<'m>(
+    ctx: &Ctx<'_>,
+    from: SocketAddr,
+    msg: &'m Message,
+    cookie_secret: &Secret,
+) -> Result<Accepted<'m>, (u16, Vec<u8>)> {
+    if let Some(ptype) = msg.unsupported_critical() {
+        return Err((notify::UNSUPPORTED_CRITICAL_PAYLOAD, vec![ptype]));
+    }
+    let (proposals, ke, ni) =
+        init_payloads(&msg.payloads).ok_or((notify::INVALID_SYNTAX, Vec::new()))?;
+    if ctx.config.require_cookie {
+        let expected = cookie(cookie_secret, ni, from.ip(), msg.header.spi_i);
+        let first = msg.payloads.first();
+        let ok = matches!(first, Some(Payload::Notify(n)) if n.notify_type == notify::COOKIE && n.data == expected);
+        if !ok {
+            return Err((notify::COOKIE, expected));
+        }
+    }
+    let no_proposal = (notify::NO_PROPOSAL_CHOSEN, Vec::new());
+    let chosen = choose(
+        proposals,
+        protocol::IKE,
+        &ctx.config.ike_ciphers,
+        &ctx.config.groups,
+    )
+    .ok_or(no_proposal.clone())?;
+    let group = chosen.group.ok_or(no_proposal)?;
+    if ke.group != group.number() {
+        return Err((
+            notify::INVALID_KE_PAYLOAD,
+            group.number().to_be_bytes().to_vec(),
+        ));
+    }
+    Ok(Accepted {
+        chosen,
+        group,
+        ni,
+        ke: &ke.data,
+    })
+}
+
 /// Responder: answers a new IKE_SA_INIT request; returns the new SA, or `None` after a
 /// stateless error or COOKIE reply.
 pub(super) fn respond(
     ctx: &mut Ctx<'_>,
     spi: u64,
-    from: SocketAddr,
-    to: SocketAddr,
+    (from, to): (SocketAddr, SocketAddr),
     datagram: &[u8],
     msg: &Message,
     cookie_secret: &Secret,
 ) -> Option<IkeSa> {
-    let spi_i = msg.header.spi_i;
-    let refuse = |ctx: &mut Ctx<'_>, notify_type: u16, data: Vec<u8>| {
+    let refuse = |ctx: &mut Ctx<'_>, (notify_type, data): (u16, Vec<u8>)| {
         debug!(%from, notify_type, "refused IKE_SA_INIT");
+        let payload = init_error(msg.header.spi_i, notify_type, data);
         ctx.out.push_back(Transmit {
             from: to,
             to: from,
-            payload: init_error(spi_i, notify_type, data),
+            payload,
         });
         None
     };
-    if let Some(ptype) = msg.unsupported_critical() {
-        return refuse(ctx, notify::UNSUPPORTED_CRITICAL_PAYLOAD, vec![ptype]);
-    }
-    let Some((proposals, ke, ni)) = init_payloads(&msg.payloads) else {
-        return refuse(ctx, notify::INVALID_SYNTAX, Vec::new());
+    let accepted = match accept_request(ctx, from, msg, cookie_secret) {
+        Ok(a) => a,
+        Err(refusal) => return refuse(ctx, refusal),
     };
-    if ctx.config.require_cookie {
-        let expected = cookie(cookie_secret, ni, from.ip(), spi_i);
-        let first = msg.payloads.first();
-        let ok = matches!(first, Some(Payload::Notify(n)) if n.notify_type == notify::COOKIE && n.data == expected);
-        if !ok {
-            return refuse(ctx, notify::COOKIE, expected);
-        }
-    }
-    let Some(chosen) = choose(
-        proposals,
-        protocol::IKE,
-        &ctx.config.ike_ciphers,
-        &ctx.config.groups,
-    ) else {
-        return refuse(ctx, notify::NO_PROPOSAL_CHOSEN, Vec::new());
+    let share = KeyShare::generate(accepted.group, ctx.rng);
+    let Ok(shared) = share.agree(accepted.ke) else {
+        return refuse(ctx, (notify::INVALID_SYNTAX, Vec::new()));
     };
-    let group = chosen.group?;
-    if ke.group != group.number() {
-        return refuse(
-            ctx,
-            notify::INVALID_KE_PAYLOAD,
-            group.number().to_be_bytes().to_vec(),
-        );
-    }
-    let share = KeyShare::generate(group, ctx.rng);
-    let Ok(shared) = share.agree(&ke.data) else {
-        return refuse(ctx, notify::INVALID_SYNTAX, Vec::new());
-    };
-    let mut sa = blank(Role::Responder, spi_i, spi, to, from, group);
-    sa.cipher = chosen.cipher;
-    sa.ni = ni.to_vec();
+    let mut sa = blank(
+        Role::Responder,
+        msg.header.spi_i,
+        spi,
+        to,
+        from,
+        accepted.group,
+    );
+    sa.cipher = accepted.chosen.cipher;
+    sa.ni = accepted.ni.to_vec();
     sa.nr = random_vec(ctx.rng, NONCE_LEN);
     sa.init_request = datagram.to_vec();
     derive_keys(&mut sa, &msg.payloads, &shared);
     let mut payloads = vec![
-        Payload::Sa(vec![chosen.proposal]),
+        Payload::Sa(vec![accepted.chosen.proposal]),
         Payload::Ke(Ke {
-            group: group.number(),
+            group: accepted.group.number(),
             data: share.public().to_vec(),
         }),
         Payload::Nonce(sa.nr.clone()),
@@ -286,14 +315,11 @@ pub(super) fn respond(
         }));
     }
     payloads.push(Payload::Notify(signature_hash_algorithms()));
-    let header = Header {
-        spi_i,
-        spi_r: spi,
-        exchange: exchange::IKE_SA_INIT,
-        flags: flags::RESPONSE,
-        message_id: 0,
-    };
-    let bytes = Message { header, payloads }.encode();
+    let bytes = Message {
+        header: sa.header(exchange::IKE_SA_INIT, true, 0),
+        payloads,
+    }
+    .encode();
     sa.init_response = bytes.clone();
     sa.state = State::InitDone;
     sa.deadline = Some(ctx.now + ctx.config.half_open_timeout);

@@ -348,3 +348,24 @@ fn responses_go_back_the_way_the_request_came() {
         (addr(B), addr(A), &answer.payload)
     );
 }
+
+#[test]
+fn a_refused_child_sa_leaves_the_ike_sa_up() {
+    use crate::crypto::Cipher;
+    let mut s = pair(Faults::NONE, 16, |a, b| {
+        a.esp_ciphers = vec![Cipher::AesGcm16 { bits: 128 }];
+        b.esp_ciphers = vec![Cipher::AesCbcHmacSha256 { bits: 256 }];
+    });
+    let sa = s.a.initiate(s.now, addr(A), addr(B), None);
+    let refused = |e: &Event| matches!(e, Event::ChildRefused { .. });
+    assert!(s.run_until(Duration::from_secs(5), |s| s.events_a.iter().any(refused)));
+    assert!(s.events_a.contains(&Event::ChildRefused {
+        sa,
+        notify: notify::NO_PROPOSAL_CHOSEN
+    }));
+    assert!(children(&s.events_a).is_empty() && children(&s.events_b).is_empty());
+    assert!(
+        s.a.check_liveness(s.now, sa).is_some(),
+        "the IKE SA is established"
+    );
+}
