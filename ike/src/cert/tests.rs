@@ -138,7 +138,7 @@ fn a_chain_through_an_intermediate_needs_the_intermediate() {
         .unwrap();
     assert_eq!(
         revoking
-            .verify(&leaf, &[sub.ca_der.clone()], &id, now())
+            .verify(&leaf, std::slice::from_ref(&sub.ca_der), &id, now())
             .unwrap_err(),
         CertError::Revoked
     );
