@@ -286,7 +286,7 @@ fn child_sa(sa: &IkeSa, cipher: crate::crypto::Cipher, spi_in: u32, spi_out: u32
         local_ts: vec![TrafficSelector::host(sa.local.ip())],
         remote_ts: vec![TrafficSelector::host(sa.remote.ip())],
         mode: Mode::Transport,
-        encap: false,
+        encap: sa.nat_local || sa.nat_remote,
         local: sa.local,
         remote: sa.remote,
     }

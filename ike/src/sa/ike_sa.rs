@@ -68,6 +68,10 @@ pub(super) struct IkeSa {
     pub(super) deadline: Option<Instant>,
     pub(super) remote_id: Option<Id>,
     pub(super) child_spi_in: u32,
+    /// A NAT rewrites our address (or we pretend one does: forced encapsulation).
+    pub(super) nat_local: bool,
+    /// A NAT rewrites the peer's address.
+    pub(super) nat_remote: bool,
     /// (inbound, outbound) SPIs of our Child SA, while it exists.
     pub(super) child: Option<(u32, u32)>,
     /// (our address, peer's address) of the request being answered: responses go back
@@ -308,6 +312,14 @@ pub(super) fn init_error(spi_i: u64, notify_type: u16, data: Vec<u8>) -> Vec<u8>
 pub(super) fn error_notify(payloads: &[Payload]) -> Option<u16> {
     payloads.iter().find_map(|p| match p {
         Payload::Notify(n) if n.notify_type < notify::FIRST_STATUS => Some(n.notify_type),
+        _ => None,
+    })
+}
+
+/// The data of every notify of `notify_type`.
+pub(super) fn find_notifies(payloads: &[Payload], notify_type: u16) -> impl Iterator<Item = &[u8]> {
+    payloads.iter().filter_map(move |p| match p {
+        Payload::Notify(n) if n.notify_type == notify_type => Some(n.data.as_slice()),
         _ => None,
     })
 }

@@ -7,7 +7,7 @@ use tracing::debug;
 use super::endpoint::Ctx;
 use super::ike_sa::{error_notify, find_notify, init_error, IkeSa, Role, State};
 use super::proposal::{choose, ike_proposals, Chosen};
-use super::{ike_auth, FailReason, Transmit};
+use super::{ike_auth, natd, FailReason, Transmit};
 use crate::auth::{parse_hash_algorithms, signature_hash_algorithms};
 use crate::codec::{exchange, notify, protocol, Cert, CertReq, Id, Ke, Message, Notify, Payload};
 use crate::crypto::{derive_ike_keys, prf, skeyseed, Cipher, DhGroup, KeyShare, Secret};
@@ -51,6 +51,8 @@ fn blank(
         remote_id: None,
         child_spi_in: 0,
         child: None,
+        nat_local: false,
+        nat_remote: false,
         reply_path: None,
     }
 }
@@ -96,6 +98,7 @@ fn send_init(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
         data: public,
     }));
     payloads.push(Payload::Nonce(sa.ni.clone()));
+    payloads.extend(natd::payloads(sa, ctx, sa.local, sa.remote));
     payloads.push(Payload::Notify(signature_hash_algorithms()));
     let bytes = Message {
         header: sa.header(exchange::IKE_SA_INIT, false, 0),
@@ -149,6 +152,13 @@ pub(super) fn on_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], ms
         Ok(()) => {
             sa.init_response = datagram.to_vec();
             sa.outstanding = None;
+            if natd::present(payloads) {
+                let (local, remote) = (sa.local, sa.remote);
+                natd::detect(sa, ctx, payloads, sa.spi_r, local, remote);
+                if sa.nat_local || sa.nat_remote {
+                    natd::float(sa);
+                }
+            }
             ike_auth::send_request(sa, ctx);
         }
         Err(why) => sa.fail(ctx, Some(FailReason::Protocol(why))),
@@ -307,6 +317,10 @@ pub(super) fn respond(
         }),
         Payload::Nonce(sa.nr.clone()),
     ];
+    if natd::present(&msg.payloads) {
+        natd::detect(&mut sa, ctx, &msg.payloads, 0, to, from);
+        payloads.extend(natd::payloads(&sa, ctx, to, from));
+    }
     let authorities = ctx.config.verifier.certreq_authorities();
     if !authorities.is_empty() {
         payloads.push(Payload::CertReq(CertReq {

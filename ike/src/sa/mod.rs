@@ -13,6 +13,7 @@ mod info;
 #[cfg(test)]
 mod info_tests;
 mod init;
+mod natd;
 mod proposal;
 #[cfg(test)]
 mod sim;
@@ -55,6 +56,8 @@ pub struct Config {
     pub half_open_timeout: Duration,
     /// Answer IKE_SA_INIT with a COOKIE until the initiator returns it (RFC 7296 §2.6).
     pub require_cookie: bool,
+    /// Encapsulate ESP in UDP even without a NAT (paths that drop IP protocol 50).
+    pub force_encap: bool,
 }
 
 impl Config {
@@ -83,6 +86,7 @@ impl Config {
             retransmit: Retransmit::default(),
             half_open_timeout: Duration::from_secs(30),
             require_cookie: false,
+            force_encap: false,
         }
     }
 }
@@ -144,7 +148,7 @@ pub struct ChildSa {
     pub remote_ts: Vec<TrafficSelector>,
     /// Mode.
     pub mode: Mode,
-    /// ESP in UDP (only with NAT traversal, not negotiated yet: always false).
+    /// ESP in UDP on port 4500 (a NAT was detected, or encapsulation is forced).
     pub encap: bool,
     /// Our address.
     pub local: SocketAddr,

@@ -148,12 +148,12 @@ impl Sim {
             self.in_flight.drain(..).partition(|(at, _)| *at <= now);
         self.in_flight = later;
         for (_, t) in due {
-            let to_a = t.to == self.addr_a;
+            let to_a = t.to.ip() == self.addr_a.ip();
             self.delivered.push((now, !to_a, t.payload.clone()));
             if to_a {
                 let ev = self.a.handle(now, t.from, t.to, &t.payload);
                 self.events_a.extend(ev);
-            } else if t.to == self.addr_b {
+            } else if t.to.ip() == self.addr_b.ip() {
                 let ev = self.b.handle(now, t.from, t.to, &t.payload);
                 self.events_b.extend(ev);
             }
