@@ -28,6 +28,7 @@ pub struct Endpoint {
     core: Core,
     sas: HashMap<u64, IkeSa>,
     by_initiator: HashMap<(SocketAddr, u64), u64>,
+    refused_over_limit: u64,
 }
 
 /// What every SA shares: configuration, randomness, clock anchor, outgoing datagrams.
@@ -74,6 +75,7 @@ impl Endpoint {
             },
             sas: HashMap::new(),
             by_initiator: HashMap::new(),
+            refused_over_limit: 0,
         }
     }
 
@@ -120,6 +122,11 @@ impl Endpoint {
             (false, true) => Some(h.spi_r),
             (false, false) => Some(h.spi_i),
         };
+        if new_request && ours.is_none() && self.sas.len() >= self.core.config.max_ike_sas {
+            self.refused_over_limit += 1;
+            debug!(%from, limit = self.core.config.max_ike_sas, "IKE SA limit reached: dropped IKE_SA_INIT");
+            return Vec::new();
+        }
         let fresh = if new_request && ours.is_none() {
             Some(self.fresh_spi())
         } else {
@@ -128,9 +135,12 @@ impl Endpoint {
         let mut events = Vec::new();
         let (mut ctx, cookie_secret) = self.core.ctx(now, &mut events);
         if let Some(spi) = fresh {
-            if let Some(sa) =
-                init::respond(&mut ctx, spi, (from, to), datagram, &msg, cookie_secret)
-            {
+            let half_open = self.sas.values().filter(|sa| sa.is_half_open()).count();
+            let config = ctx.config;
+            let demand =
+                config.require_cookie || config.cookie_threshold.is_some_and(|t| half_open >= t);
+            let secret = demand.then_some(cookie_secret);
+            if let Some(sa) = init::respond(&mut ctx, spi, (from, to), datagram, &msg, secret) {
                 self.by_initiator.insert((from, h.spi_i), spi);
                 self.sas.insert(spi, sa);
             }
@@ -201,6 +211,11 @@ impl Endpoint {
         let (mut ctx, _) = self.core.ctx(now, &mut events);
         let sa = self.sas.get_mut(&id.0)?;
         f(sa, &mut ctx).then_some(events)
+    }
+
+    /// IKE_SA_INIT requests dropped because `max_ike_sas` was reached.
+    pub fn refused_over_limit(&self) -> u64 {
+        self.refused_over_limit
     }
 
     /// Number of IKE SAs held (any state).

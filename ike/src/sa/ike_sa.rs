@@ -286,6 +286,11 @@ impl IkeSa {
         [retransmit, self.deadline].into_iter().flatten().min()
     }
 
+    /// Whether this is a responder SA still waiting for IKE_AUTH.
+    pub(super) fn is_half_open(&self) -> bool {
+        self.state == State::InitDone
+    }
+
     /// Whether the endpoint may forget this SA.
     pub(super) fn is_removable(&self, now: Instant) -> bool {
         self.state == State::Dead && self.deadline.is_some_and(|d| now >= d)

@@ -230,15 +230,15 @@ fn accept_request<'m>(
     ctx: &Ctx<'_>,
     from: SocketAddr,
     msg: &'m Message,
-    cookie_secret: &Secret,
+    cookie_secret: Option<&Secret>,
 ) -> Result<Accepted<'m>, (u16, Vec<u8>)> {
     if let Some(ptype) = msg.unsupported_critical() {
         return Err((notify::UNSUPPORTED_CRITICAL_PAYLOAD, vec![ptype]));
     }
     let (proposals, ke, ni) =
         init_payloads(&msg.payloads).ok_or((notify::INVALID_SYNTAX, Vec::new()))?;
-    if ctx.config.require_cookie {
-        let expected = cookie(cookie_secret, ni, from.ip(), msg.header.spi_i);
+    if let Some(secret) = cookie_secret {
+        let expected = cookie(secret, ni, from.ip(), msg.header.spi_i);
         let first = msg.payloads.first();
         let ok = matches!(first, Some(Payload::Notify(n)) if n.notify_type == notify::COOKIE && n.data == expected);
         if !ok {
@@ -269,14 +269,15 @@ fn accept_request<'m>(
 }
 
 /// Responder: answers a new IKE_SA_INIT request; returns the new SA, or `None` after a
-/// stateless error or COOKIE reply.
+/// stateless error or COOKIE reply. With `cookie_secret`, only a request that returns
+/// its cookie gets state.
 pub(super) fn respond(
     ctx: &mut Ctx<'_>,
     spi: u64,
     (from, to): (SocketAddr, SocketAddr),
     datagram: &[u8],
     msg: &Message,
-    cookie_secret: &Secret,
+    cookie_secret: Option<&Secret>,
 ) -> Option<IkeSa> {
     let refuse = |ctx: &mut Ctx<'_>, (notify_type, data): (u16, Vec<u8>)| {
         debug!(%from, notify_type, "refused IKE_SA_INIT");

@@ -6,6 +6,8 @@
 //! [`Endpoint::handle_timeout`] at [`Endpoint::poll_timeout`], and sends what
 //! [`Endpoint::poll_transmit`] returns. Results come back as [`Event`]s.
 
+#[cfg(test)]
+mod dos_tests;
 mod endpoint;
 mod ike_auth;
 mod ike_sa;
@@ -56,6 +58,10 @@ pub struct Config {
     pub half_open_timeout: Duration,
     /// Answer IKE_SA_INIT with a COOKIE until the initiator returns it (RFC 7296 §2.6).
     pub require_cookie: bool,
+    /// Demand cookies once this many responder SAs are half-open (no IKE_AUTH yet).
+    pub cookie_threshold: Option<usize>,
+    /// IKE SAs held at most (any state); new IKE_SA_INIT requests beyond are dropped.
+    pub max_ike_sas: usize,
     /// Encapsulate ESP in UDP even without a NAT (paths that drop IP protocol 50).
     pub force_encap: bool,
 }
@@ -86,6 +92,8 @@ impl Config {
             retransmit: Retransmit::default(),
             half_open_timeout: Duration::from_secs(30),
             require_cookie: false,
+            cookie_threshold: Some(100),
+            max_ike_sas: 10_000,
             force_encap: false,
         }
     }

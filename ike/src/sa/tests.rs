@@ -172,7 +172,7 @@ fn every_suite_establishes() {
     }
 }
 
-fn first_notify(bytes: &[u8]) -> Option<u16> {
+pub(super) fn first_notify(bytes: &[u8]) -> Option<u16> {
     decode_message(bytes)
         .unwrap()
         .payloads
