@@ -189,10 +189,19 @@ impl Endpoint {
         self.with_sa(now, sa, super::info::delete_ike)
     }
 
-    /// Deletes the Child SA of `sa`: [`Event::ChildDeleted`] at once (remove the kernel
-    /// SAs). `None` as for [`Endpoint::delete`], or if there is no Child SA.
-    pub fn delete_child(&mut self, now: Instant, sa: SaId) -> Option<Vec<Event>> {
-        self.with_sa(now, sa, super::info::delete_child)
+    /// Deletes the Child SA of `sa` with inbound SPI `spi_in`: [`Event::ChildDeleted`] at
+    /// once (remove the kernel SAs). `None` as for [`Endpoint::delete`], or no such Child SA.
+    pub fn delete_child(&mut self, now: Instant, sa: SaId, spi_in: u32) -> Option<Vec<Event>> {
+        self.with_sa(now, sa, |sa, ctx| {
+            super::info::delete_child(sa, ctx, spi_in)
+        })
+    }
+
+    /// Rekeys the Child SA of `sa` with inbound SPI `spi_in` (CREATE_CHILD_SA, with a KE for
+    /// PFS unless `rekey_pfs` is off): [`Event::ChildSaReady`] with `rekeyed` follows, then
+    /// [`Event::ChildDeleted`] for the old one. `None` as for [`Endpoint::delete_child`].
+    pub fn rekey_child(&mut self, now: Instant, sa: SaId, spi_in: u32) -> Option<Vec<Event>> {
+        self.with_sa(now, sa, |sa, ctx| super::rekey::start(sa, ctx, spi_in))
     }
 
     /// Sends a liveness check (empty INFORMATIONAL); no answer after all retransmissions

@@ -12,7 +12,7 @@ use crate::cert::VerifiedPeer;
 use crate::codec::{
     exchange, notify, protocol, Auth, Cert, CertReq, Id, Message, Notify, Payload, TrafficSelector,
 };
-use crate::crypto::child_keymat;
+use crate::crypto::{child_keymat, Cipher};
 
 /// What an IKE_AUTH message carries, picked out of its inner payloads.
 #[derive(Default)]
@@ -131,7 +131,7 @@ pub(super) fn send_request(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
     sa.child_spi_in = fresh_esp_spi(ctx);
     payloads.extend([
         Payload::Notify(Notify::new(notify::USE_TRANSPORT_MODE, Vec::new())),
-        Payload::Sa(esp_proposals(&ctx.config.esp_ciphers, sa.child_spi_in)),
+        Payload::Sa(esp_proposals(&ctx.config.esp_ciphers, sa.child_spi_in, &[])),
         Payload::TsI(vec![TrafficSelector::host(sa.local.ip())]),
         Payload::TsR(vec![TrafficSelector::host(sa.remote.ip())]),
     ]);
@@ -207,14 +207,17 @@ fn answer_child(
     let spi_in = fresh_esp_spi(ctx);
     let mut proposal = chosen.proposal;
     proposal.spi = spi_in.to_be_bytes().to_vec();
-    sa.child = Some((spi_in, spi_out));
+    sa.children.push((spi_in, spi_out));
     let payloads = vec![
         Payload::Notify(Notify::new(notify::USE_TRANSPORT_MODE, Vec::new())),
         Payload::Sa(vec![proposal]),
         Payload::TsI(vec![TrafficSelector::host(sa.remote.ip())]),
         Payload::TsR(vec![TrafficSelector::host(sa.local.ip())]),
     ];
-    (payloads, Some(child_sa(sa, chosen.cipher, spi_in, spi_out)))
+    (
+        payloads,
+        Some(child_sa(sa, chosen.cipher, (spi_in, spi_out), None)),
+    )
 }
 
 /// Initiator: the IKE_AUTH response.
@@ -253,8 +256,8 @@ pub(super) fn on_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], ms
     match chosen {
         Some(c) if p.transport && narrowed && c.proposal.spi.len() == 4 => {
             let spi_out = u32::from_be_bytes(c.proposal.spi[..4].try_into().unwrap_or_default());
-            let child = child_sa(sa, c.cipher, sa.child_spi_in, spi_out);
-            sa.child = Some((sa.child_spi_in, spi_out));
+            let child = child_sa(sa, c.cipher, (sa.child_spi_in, spi_out), None);
+            sa.children.push((sa.child_spi_in, spi_out));
             ctx.events.push(Event::ChildSaReady(Box::new(child)));
         }
         // The responder answered outside what we asked: we install nothing.
@@ -265,16 +268,31 @@ pub(super) fn on_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], ms
     }
 }
 
-fn child_sa(sa: &IkeSa, cipher: crate::crypto::Cipher, spi_in: u32, spi_out: u32) -> ChildSa {
+/// The Child SA of the IKE_AUTH exchange: KEYMAT from the IKE SA's nonces.
+fn child_sa(sa: &IkeSa, cipher: Cipher, spis: (u32, u32), rekeyed: Option<u32>) -> ChildSa {
+    let we_initiated = sa.role == super::ike_sa::Role::Initiator;
+    derive_child(
+        sa,
+        cipher,
+        spis,
+        (we_initiated, &sa.ni, &sa.nr, None),
+        rekeyed,
+    )
+}
+
+/// A Child SA with `spis` (in, out); `exchange` is (we initiated it, Ni, Nr, PFS secret).
+pub(super) fn derive_child(
+    sa: &IkeSa,
+    cipher: Cipher,
+    (spi_in, spi_out): (u32, u32),
+    (we_initiated, ni, nr, pfs): (bool, &[u8], &[u8], Option<&[u8]>),
+    rekeyed: Option<u32>,
+) -> ChildSa {
     let sk_d = sa.keys.as_ref().map(|k| k.sk_d.clone()).unwrap_or_default();
-    let keys = child_keymat(&sk_d, cipher, None, &sa.ni, &sa.nr);
-    let (keys_in, keys_out) = match sa.role {
-        super::ike_sa::Role::Initiator => {
-            (keys.responder_to_initiator, keys.initiator_to_responder)
-        }
-        super::ike_sa::Role::Responder => {
-            (keys.initiator_to_responder, keys.responder_to_initiator)
-        }
+    let keys = child_keymat(&sk_d, cipher, pfs, ni, nr);
+    let (keys_in, keys_out) = match we_initiated {
+        true => (keys.responder_to_initiator, keys.initiator_to_responder),
+        false => (keys.initiator_to_responder, keys.responder_to_initiator),
     };
     ChildSa {
         sa: sa.id(),
@@ -289,11 +307,12 @@ fn child_sa(sa: &IkeSa, cipher: crate::crypto::Cipher, spi_in: u32, spi_out: u32
         encap: sa.nat_local || sa.nat_remote,
         local: sa.local,
         remote: sa.remote,
+        rekeyed,
     }
 }
 
 /// A random inbound ESP SPI outside the reserved range 0..=255 (RFC 4303 §2.1).
-fn fresh_esp_spi(ctx: &mut Ctx<'_>) -> u32 {
+pub(super) fn fresh_esp_spi(ctx: &mut Ctx<'_>) -> u32 {
     loop {
         let mut b = [0u8; 4];
         ctx.rng.fill(&mut b);

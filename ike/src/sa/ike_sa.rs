@@ -6,7 +6,7 @@ use std::time::Instant;
 use tracing::{debug, info};
 
 use super::endpoint::Ctx;
-use super::{ike_auth, info, init, Event, FailReason, SaId, Transmit};
+use super::{ike_auth, info, init, rekey, Event, FailReason, SaId, Transmit};
 use crate::codec::{exchange, flags, notify, payload_type, Header, Id, Message, Notify, Payload};
 use crate::crypto::{open_sk, seal_sk, Cipher, DhGroup, IkeKeys, KeyShare, SkError};
 
@@ -72,8 +72,10 @@ pub(super) struct IkeSa {
     pub(super) nat_local: bool,
     /// A NAT rewrites the peer's address.
     pub(super) nat_remote: bool,
-    /// (inbound, outbound) SPIs of our Child SA, while it exists.
-    pub(super) child: Option<(u32, u32)>,
+    /// (inbound, outbound) SPIs of our Child SAs (two while one is being rekeyed).
+    pub(super) children: Vec<(u32, u32)>,
+    /// Our CREATE_CHILD_SA rekey request in flight.
+    pub(super) rekey: Option<super::rekey::Pending>,
     /// (our address, peer's address) of the request being answered: responses go back
     /// the way the request came (RFC 7296 §2.11), e.g. on port 4500 after a float.
     pub(super) reply_path: Option<(SocketAddr, SocketAddr)>,
@@ -224,6 +226,9 @@ impl IkeSa {
                 (State::Established | State::Deleting, exchange::INFORMATIONAL) => {
                     info::on_response(self, ctx, datagram, msg)
                 }
+                (State::Established, exchange::CREATE_CHILD_SA) => {
+                    rekey::on_response(self, ctx, datagram, msg)
+                }
                 _ => debug!(sa = self.id().0, "dropped response in wrong state"),
             }
             return;
@@ -246,6 +251,9 @@ impl IkeSa {
             (State::InitDone, exchange::IKE_AUTH) => ike_auth::on_request(self, ctx, datagram, msg),
             (State::Established | State::Deleting, exchange::INFORMATIONAL) => {
                 info::on_request(self, ctx, datagram, msg)
+            }
+            (State::Established, exchange::CREATE_CHILD_SA) => {
+                rekey::on_request(self, ctx, datagram, msg)
             }
             _ => debug!(
                 sa = self.id().0,

@@ -19,10 +19,15 @@ pub(super) fn on_request(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], msg
         match d.protocol {
             protocol::IKE => ike_deleted = true,
             protocol::ESP => {
-                let Some((spi_in, spi_out)) = sa.child else {
-                    continue;
-                };
-                if d.spis.iter().any(|s| s.as_slice() == spi_out.to_be_bytes()) {
+                for spi in &d.spis {
+                    let Some(at) = sa
+                        .children
+                        .iter()
+                        .position(|c| spi.as_slice() == c.1.to_be_bytes())
+                    else {
+                        continue;
+                    };
+                    let (spi_in, spi_out) = sa.children.remove(at);
                     // §1.4.1: answer with a Delete of our inbound half.
                     reply.push(esp_delete(spi_in));
                     ctx.events.push(Event::ChildDeleted {
@@ -30,7 +35,6 @@ pub(super) fn on_request(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], msg
                         spi_in,
                         spi_out,
                     });
-                    sa.child = None;
                 }
             }
             _ => {}
@@ -74,11 +78,12 @@ pub(super) fn delete_ike(sa: &mut IkeSa, ctx: &mut Ctx<'_>) -> bool {
     sent
 }
 
-/// Starts deleting our Child SA.
-pub(super) fn delete_child(sa: &mut IkeSa, ctx: &mut Ctx<'_>) -> bool {
-    let Some((spi_in, spi_out)) = sa.child else {
+/// Starts deleting our Child SA with inbound SPI `spi_in`.
+pub(super) fn delete_child(sa: &mut IkeSa, ctx: &mut Ctx<'_>, spi_in: u32) -> bool {
+    let Some(at) = sa.children.iter().position(|c| c.0 == spi_in) else {
         return false;
     };
+    let spi_out = sa.children[at].1;
     let sent = send_request(sa, ctx, &[esp_delete(spi_in)]);
     if sent {
         // Our inbound half is gone the moment we ask; the peer answers with its own.
@@ -87,7 +92,7 @@ pub(super) fn delete_child(sa: &mut IkeSa, ctx: &mut Ctx<'_>) -> bool {
             spi_in,
             spi_out,
         });
-        sa.child = None;
+        sa.children.remove(at);
     }
     sent
 }

@@ -32,7 +32,7 @@ fn a_deleted_ike_sa_is_reported_on_both_sides_and_forgotten() {
 fn a_deleted_child_sa_is_reported_on_both_sides() {
     let (mut s, sa) = established(14);
     let child = children(&s.events_a)[0].clone();
-    let events = s.a.delete_child(s.now, sa).unwrap();
+    let events = s.a.delete_child(s.now, sa, child.spi_in).unwrap();
     assert_eq!(
         events,
         vec![Event::ChildDeleted {
@@ -49,7 +49,10 @@ fn a_deleted_child_sa_is_reported_on_both_sides() {
         spi_in: b.spi_in,
         spi_out: b.spi_out
     }));
-    assert!(s.a.delete_child(s.now, sa).is_none(), "no Child SA left");
+    assert!(
+        s.a.delete_child(s.now, sa, child.spi_in).is_none(),
+        "no Child SA left"
+    );
 }
 
 #[test]

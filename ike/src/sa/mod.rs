@@ -15,8 +15,13 @@ mod info;
 #[cfg(test)]
 mod info_tests;
 mod init;
+#[cfg(test)]
+mod nat_tests;
 mod natd;
 mod proposal;
+mod rekey;
+#[cfg(test)]
+mod rekey_tests;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
@@ -64,6 +69,8 @@ pub struct Config {
     pub max_ike_sas: usize,
     /// Encapsulate ESP in UDP even without a NAT (paths that drop IP protocol 50).
     pub force_encap: bool,
+    /// Child SA rekeys carry a KE of our first group (perfect forward secrecy).
+    pub rekey_pfs: bool,
 }
 
 impl Config {
@@ -95,6 +102,7 @@ impl Config {
             cookie_threshold: Some(100),
             max_ike_sas: 10_000,
             force_encap: false,
+            rekey_pfs: true,
         }
     }
 }
@@ -162,6 +170,9 @@ pub struct ChildSa {
     pub local: SocketAddr,
     /// The peer's address.
     pub remote: SocketAddr,
+    /// The inbound SPI of the Child SA this one replaces (a rekey): install this one, then
+    /// remove that one when [`Event::ChildDeleted`] says so.
+    pub rekeyed: Option<u32>,
 }
 
 /// What happened, for the daemon to act on.

@@ -20,13 +20,15 @@ pub(super) fn ike_proposals(ciphers: &[Cipher], groups: &[DhGroup]) -> Vec<Propo
     build(ciphers, protocol::IKE, Vec::new(), tail)
 }
 
-/// Our ESP proposals with inbound SPI `spi` (no DH: the first Child SA gets none).
-pub(super) fn esp_proposals(ciphers: &[Cipher], spi: u32) -> Vec<Proposal> {
+/// Our ESP proposals with inbound SPI `spi`, and a DH group for PFS in CREATE_CHILD_SA
+/// (none in IKE_AUTH: the first Child SA uses the IKE SA's exchange).
+pub(super) fn esp_proposals(ciphers: &[Cipher], spi: u32, pfs: &[DhGroup]) -> Vec<Proposal> {
     let tail = |with_integ: bool| {
         let mut t = Vec::new();
         if with_integ {
             t.push(Transform::new(tf::INTEG, tf::AUTH_HMAC_SHA2_256_128));
         }
+        t.extend(pfs.iter().map(|g| Transform::new(tf::DH, g.number())));
         t.push(Transform::new(tf::ESN, tf::ESN_NONE));
         t
     };
@@ -108,6 +110,15 @@ fn choose_one(p: &Proposal, ciphers: &[Cipher], groups: &[DhGroup]) -> Option<Ch
         transforms.push(Transform::new(tf::DH, g.number()));
         group = Some(g);
     } else {
+        // PFS (CREATE_CHILD_SA only: `groups` is empty for IKE_AUTH, where DH is ignored).
+        let offered: Vec<u16> = of(tf::DH).map(|t| t.id).filter(|&id| id != 0).collect();
+        if !groups.is_empty() && !offered.is_empty() {
+            let g = offered
+                .iter()
+                .find_map(|&id| DhGroup::from_number(id).filter(|g| groups.contains(g)))?;
+            transforms.push(Transform::new(tf::DH, g.number()));
+            group = Some(g);
+        }
         // No extended sequence numbers; an ESP proposal without ESN means none.
         if of(tf::ESN).next().is_some() && of(tf::ESN).all(|t| t.id != tf::ESN_NONE) {
             return None;
