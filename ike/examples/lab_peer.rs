@@ -1,7 +1,9 @@
 //! One IKEv2 handshake over UDP, as initiator or responder, for the strongSwan interop
 //! check in the lab (`ike/lab/interop.sh`): prints the peer and the Child SA (SPIs, keys).
 //!
-//! lab_peer initiate|respond LOCAL_IP REMOTE_IP CERT KEY CA CRL   (files PEM)
+//! lab_peer initiate|respond LOCAL_IP REMOTE_IP CERT KEY CA CRL [rekey]   (files PEM)
+//!
+//! With `rekey`, the first Child SA is rekeyed (CREATE_CHILD_SA with PFS) once it is up.
 //!
 //! Listens on ports 500 and 4500 (IKE there carries the 4-byte non-ESP marker, RFC 3948).
 
@@ -79,9 +81,13 @@ impl Sockets {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let rekey = args.last().is_some_and(|a| a == "rekey");
+    if rekey {
+        args.pop();
+    }
     let [role, local, remote, cert, key, ca, crl] = <[String; 7]>::try_from(args)
-        .expect("usage: initiate|respond LOCAL_IP REMOTE_IP CERT KEY CA CRL");
+        .expect("usage: initiate|respond LOCAL_IP REMOTE_IP CERT KEY CA CRL [rekey]");
     let (local_ip, remote_ip): (IpAddr, IpAddr) = (local.parse().unwrap(), remote.parse().unwrap());
     let mut verifier = CertVerifier::new();
     verifier
@@ -117,8 +123,23 @@ fn main() {
             sockets.send(&t);
         }
         for event in events {
+            let finished = match &event {
+                Event::ChildSaReady(c) if rekey && c.rekeyed.is_none() => {
+                    let again = ep.rekey_child(Instant::now(), c.sa, c.spi_in);
+                    println!("rekey requested: {}", again.is_some());
+                    false
+                }
+                Event::ChildSaReady(_) => !rekey,
+                Event::ChildDeleted { .. } => rekey,
+                _ => true,
+            };
             report(event);
-            done_at.get_or_insert(Instant::now());
+            if finished {
+                done_at.get_or_insert(Instant::now());
+            }
+        }
+        while let Some(t) = ep.poll_transmit(Instant::now()) {
+            sockets.send(&t);
         }
         // Linger after the Child SA to answer retransmissions and liveness checks.
         if done_at.is_some_and(|t| t.elapsed() > Duration::from_secs(3)) {
@@ -137,8 +158,9 @@ fn report(event: Event) {
             authority, subject, ..
         } => println!("peer authority={authority} subject=\"{subject}\""),
         Event::ChildSaReady(c) => {
+            let rekeyed = c.rekeyed.map_or("none".to_string(), |s| format!("{s:08x}"));
             println!(
-                "child spi_in={:08x} spi_out={:08x} cipher={:?} remote={}",
+                "child spi_in={:08x} spi_out={:08x} cipher={:?} remote={} rekeyed={rekeyed}",
                 c.spi_in, c.spi_out, c.cipher, c.remote
             );
             println!("key_in={}", hex(c.keys_in.enc.expose()));
