@@ -1,9 +1,10 @@
 //! One IKEv2 handshake over UDP, as initiator or responder, for the strongSwan interop
 //! check in the lab (`ike/lab/interop.sh`): prints the peer and the Child SA (SPIs, keys).
 //!
-//! lab_peer initiate|respond LOCAL_IP REMOTE_IP CERT KEY CA CRL [rekey]   (files PEM)
+//! lab_peer initiate|respond LOCAL_IP REMOTE_IP CERT KEY CA CRL [rekey|await-rekey]   (files PEM)
 //!
-//! With `rekey`, the first Child SA is rekeyed (CREATE_CHILD_SA with PFS) once it is up.
+//! With `rekey`, the first Child SA is rekeyed (CREATE_CHILD_SA with PFS) once it is up;
+//! with `await-rekey`, it waits until the peer has rekeyed it (and deleted the old one).
 //!
 //! Listens on ports 500 and 4500 (IKE there carries the 4-byte non-ESP marker, RFC 3948).
 
@@ -82,12 +83,16 @@ impl Sockets {
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let rekey = args.last().is_some_and(|a| a == "rekey");
-    if rekey {
+    let mode = match args.last().map(String::as_str) {
+        Some(m @ ("rekey" | "await-rekey")) => m.to_string(),
+        _ => String::new(),
+    };
+    if !mode.is_empty() {
         args.pop();
     }
+    let (rekey, waits_for_rekey) = (mode == "rekey", !mode.is_empty());
     let [role, local, remote, cert, key, ca, crl] = <[String; 7]>::try_from(args)
-        .expect("usage: initiate|respond LOCAL_IP REMOTE_IP CERT KEY CA CRL [rekey]");
+        .expect("usage: initiate|respond LOCAL_IP REMOTE_IP CERT KEY CA CRL [rekey|await-rekey]");
     let (local_ip, remote_ip): (IpAddr, IpAddr) = (local.parse().unwrap(), remote.parse().unwrap());
     let mut verifier = CertVerifier::new();
     verifier
@@ -129,8 +134,8 @@ fn main() {
                     println!("rekey requested: {}", again.is_some());
                     false
                 }
-                Event::ChildSaReady(_) => !rekey,
-                Event::ChildDeleted { .. } => rekey,
+                Event::ChildSaReady(_) => !waits_for_rekey,
+                Event::ChildDeleted { .. } => waits_for_rekey,
                 _ => true,
             };
             report(event);

@@ -1,7 +1,7 @@
 #!/bin/bash
 # interop.sh - the ike crate against strongSwan's charon (netns b) inside UML, once with
-# us as initiator (then rekeying the Child SA with CREATE_CHILD_SA and PFS) and once as
-# responder; checks that our (latest) Child SA keys equal the kernel SAs charon installed. Run from the project checkout: ike/lab/interop.sh [OUTDIR]
+# us as initiator and once as responder, each time with a Child SA rekey (CREATE_CHILD_SA
+# with PFS) started by us, then by charon; checks that our (latest) Child SA keys equal the kernel SAs charon installed. Run from the project checkout: ike/lab/interop.sh [OUTDIR]
 # Prints PASS/FAIL lines and "N passed, M failed". Uses ../shared/ike-lab read-only
 # (topology, charon-ns.sh, PKI; see LAB-NOTES-IKE.md).
 set -euo pipefail
@@ -21,8 +21,9 @@ flock /tmp/uml.lock timeout --kill-after=10 300 scripts/uml-run --timeout 290 --
   ip -n b xfrm state > $IKE_OUT/xfrm-initiate.txt 2>&1
   cp $IKE_OUT/charon-b.log $IKE_OUT/charon-b-initiate.log
   $LAB/charon-ns.sh stop b; $LAB/charon-ns.sh start b >> $IKE_OUT/swanctl-load.txt 2>&1
-  peer respond > $IKE_OUT/ours-respond.txt 2>&1 & sleep 0.5
+  peer respond await-rekey > $IKE_OUT/ours-respond.txt 2>&1 & sleep 0.5
   timeout 30 $LAB/charon-ns.sh swanctl b --initiate --child host > $IKE_OUT/initiate-b.txt 2>&1
+  timeout 30 $LAB/charon-ns.sh swanctl b --rekey --child host >> $IKE_OUT/initiate-b.txt 2>&1
   wait
   $LAB/charon-ns.sh swanctl b --list-sas > $IKE_OUT/sas-respond.txt 2>&1
   ip -n b xfrm state > $IKE_OUT/xfrm-respond.txt 2>&1
@@ -40,8 +41,11 @@ for role in initiate respond; do
   check "$role: our inbound key = charon's outbound SA ${spi_in:-}" "$(sed -n 's/^key_in=//p' "$ours" | tail -1)" "$(kernel_key "$xfrm" "${spi_in:-x}")"
   check "$role: charon lists the IKE SA established" "$(grep -c ESTABLISHED "$out/sas-$role.txt")" 1
 done
-check "initiate: the Child SA was rekeyed" "$(grep -c '^child .* rekeyed=[0-9a-f]' "$out/ours-initiate.txt")" 1
+for role in initiate respond; do
+  check "$role: the Child SA was rekeyed" "$(grep -c '^child .* rekeyed=[0-9a-f]' "$out/ours-$role.txt")" 1
+done
 # charon keeps a rekeyed inbound SA a few seconds (delete_rekeyed_delay); its log says it closed the old one.
 check "initiate: charon closed the old Child SA on our Delete" "$(grep -c 'closing CHILD_SA host{2}' "$out/charon-b-initiate.log")" 1
+check "respond: charon deleted the old Child SA, we removed it" "$(grep -c '^event ChildDeleted' "$out/ours-respond.txt")" 1
 echo "$pass passed, $fail failed (results in $out)"
 [ "$fail" = 0 ]
