@@ -246,6 +246,27 @@ impl Authority {
     }
 }
 
+/// Checks our own certificate against our identity and private key (at load time).
+pub fn check_own(
+    certificate: &[u8],
+    id: &Id,
+    key: &crate::auth::SigningKey,
+) -> Result<(), CertError> {
+    let (_, cert) =
+        X509Certificate::from_der(certificate).map_err(|e| CertError::Malformed(e.to_string()))?;
+    identity::check(&cert, id)?;
+    let public =
+        PeerKey::from_spki_der(cert.public_key().raw).map_err(|e| CertError::Key(e.to_string()))?;
+    let probe = b"xfrm-agent key check";
+    let hashes = [crate::auth::hash::SHA2_256, crate::auth::hash::IDENTITY];
+    let signed = key
+        .sign(probe, &hashes)
+        .map_err(|e| CertError::Key(e.to_string()))?;
+    public
+        .verify(&signed, probe)
+        .map_err(|_| CertError::Key("the private key does not belong to the certificate".into()))
+}
+
 fn finish(
     authority: &str,
     cert: &X509Certificate<'_>,

@@ -107,6 +107,18 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Checks that our first certificate carries our identity and our private key's
+    /// public half, so a mismatch is a load-time error rather than failed handshakes.
+    pub fn check(&self) -> Result<(), CertError> {
+        let own = self
+            .certificates
+            .first()
+            .ok_or(CertError::Malformed("no certificate of our own".into()))?;
+        crate::cert::check_own(own, &self.id, &self.key)
+    }
+}
+
 /// Retransmission: `initial`, doubling each time, at most `max_tries` sends in all.
 #[derive(Debug, Clone, Copy)]
 pub struct Retransmit {

@@ -374,3 +374,21 @@ fn a_refused_child_sa_leaves_the_ike_sa_up() {
         "the IKE SA is established"
     );
 }
+
+#[test]
+fn a_config_whose_certificate_does_not_fit_is_refused_at_load() {
+    let pki = Pki::new("Corp CA", 1);
+    assert_eq!(config(&pki, &pki, "10.0.0.1", 21).check(), Ok(()));
+    let mut wrong_id = config(&pki, &pki, "10.0.0.1", 21);
+    wrong_id.id = Id::from_ip("10.0.0.7".parse().unwrap());
+    assert!(matches!(
+        wrong_id.check(),
+        Err(crate::cert::CertError::IdMismatch { .. })
+    ));
+    let mut wrong_key = config(&pki, &pki, "10.0.0.1", 21);
+    wrong_key.key = TestKey::new(99).signing_key();
+    assert!(matches!(
+        wrong_key.check(),
+        Err(crate::cert::CertError::Key(_))
+    ));
+}
