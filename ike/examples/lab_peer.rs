@@ -3,8 +3,9 @@
 //!
 //! lab_peer initiate|respond LOCAL_IP REMOTE_IP CERT KEY CA CRL [rekey|await-rekey]   (files PEM)
 //!
-//! With `rekey`, the first Child SA is rekeyed (CREATE_CHILD_SA with PFS) once it is up;
-//! with `await-rekey`, it waits until the peer has rekeyed it (and deleted the old one).
+//! With `rekey`, the IKE SA is rekeyed once the Child SA is up, then the Child SA through
+//! the new IKE SA (CREATE_CHILD_SA with PFS); with `await-rekey`, it waits until the peer
+//! has done both (and deleted the old SAs).
 //!
 //! Listens on ports 500 and 4500 (IKE there carries the 4-byte non-ESP marker, RFC 3948).
 
@@ -118,9 +119,21 @@ fn main() {
     }
     let mut buf = vec![0u8; 65535];
     let mut done_at = None;
+    let (mut ike_rekey_of, mut new_sa, mut child_rekey_in, mut child_spi) = (None, None, None, 0);
     loop {
         let now = Instant::now();
         let mut events = ep.handle_timeout(now);
+        // Requests wait for the exchange before them (window size 1): retry until accepted.
+        if let Some(more) = ike_rekey_of.and_then(|sa| ep.rekey_ike(now, sa)) {
+            println!("IKE rekey requested");
+            ike_rekey_of = None;
+            events.extend(more);
+        }
+        if let Some(more) = child_rekey_in.and_then(|sa| ep.rekey_child(now, sa, child_spi)) {
+            println!("Child SA rekey requested");
+            child_rekey_in = None;
+            events.extend(more);
+        }
         if let Some((from, to, bytes)) = sockets.recv(&mut buf) {
             events.extend(ep.handle(Instant::now(), from, to, &bytes));
         }
@@ -129,13 +142,22 @@ fn main() {
         }
         for event in events {
             let finished = match &event {
-                Event::ChildSaReady(c) if rekey && c.rekeyed.is_none() => {
-                    let again = ep.rekey_child(Instant::now(), c.sa, c.spi_in);
-                    println!("rekey requested: {}", again.is_some());
+                Event::ChildSaReady(c) if c.rekeyed.is_none() => {
+                    child_spi = c.spi_in;
+                    ike_rekey_of = Some(c.sa).filter(|_| rekey);
+                    !waits_for_rekey
+                }
+                Event::IkeRekeyed { new, .. } => {
+                    new_sa = Some(*new);
                     false
                 }
-                Event::ChildSaReady(_) => !waits_for_rekey,
+                // The old IKE SA is gone: rekey the Child SA through the new one.
+                Event::Deleted { .. } => {
+                    child_rekey_in = new_sa.filter(|_| rekey);
+                    false
+                }
                 Event::ChildDeleted { .. } => waits_for_rekey,
+                Event::PeerAuthenticated { .. } | Event::ChildSaReady(_) => false,
                 _ => true,
             };
             report(event);

@@ -1,7 +1,9 @@
 #!/bin/bash
 # interop.sh - the ike crate against strongSwan's charon (netns b) inside UML, once with
-# us as initiator and once as responder, each time with a Child SA rekey (CREATE_CHILD_SA
-# with PFS) started by us, then by charon; checks that our (latest) Child SA keys equal the kernel SAs charon installed. Run from the project checkout: ike/lab/interop.sh [OUTDIR]
+# us as initiator and once as responder, each time with an IKE SA rekey and then a Child SA
+# rekey (CREATE_CHILD_SA with PFS) through the new IKE SA, started by us, then by charon;
+# checks that our latest Child SA keys equal the kernel SAs charon installed.
+# Run from the project checkout: ike/lab/interop.sh [OUTDIR]
 # Prints PASS/FAIL lines and "N passed, M failed". Uses ../shared/ike-lab read-only
 # (topology, charon-ns.sh, PKI; see LAB-NOTES-IKE.md).
 set -euo pipefail
@@ -23,7 +25,8 @@ flock /tmp/uml.lock timeout --kill-after=10 300 scripts/uml-run --timeout 290 --
   $LAB/charon-ns.sh stop b; $LAB/charon-ns.sh start b >> $IKE_OUT/swanctl-load.txt 2>&1
   peer respond await-rekey > $IKE_OUT/ours-respond.txt 2>&1 & sleep 0.5
   timeout 30 $LAB/charon-ns.sh swanctl b --initiate --child host > $IKE_OUT/initiate-b.txt 2>&1
-  timeout 30 $LAB/charon-ns.sh swanctl b --rekey --child host >> $IKE_OUT/initiate-b.txt 2>&1
+  timeout 30 $LAB/charon-ns.sh swanctl b --rekey --ike host >> $IKE_OUT/initiate-b.txt 2>&1
+  sleep 1; timeout 30 $LAB/charon-ns.sh swanctl b --rekey --child host >> $IKE_OUT/initiate-b.txt 2>&1
   wait
   $LAB/charon-ns.sh swanctl b --list-sas > $IKE_OUT/sas-respond.txt 2>&1
   ip -n b xfrm state > $IKE_OUT/xfrm-respond.txt 2>&1
@@ -43,9 +46,12 @@ for role in initiate respond; do
 done
 for role in initiate respond; do
   check "$role: the Child SA was rekeyed" "$(grep -c '^child .* rekeyed=[0-9a-f]' "$out/ours-$role.txt")" 1
+  check "$role: the IKE SA was rekeyed, the old one deleted" "$(grep -c '^event \(IkeRekeyed\|Deleted\)' "$out/ours-$role.txt")" 2
 done
+check "initiate: charon saw the IKE SA rekeyed" "$(grep -c 'IKE_SA host\[[0-9]*\] rekeyed' "$out/charon-b-initiate.log")" 1
+check "respond: charon saw the IKE SA rekeyed" "$(grep -c 'IKE_SA host\[[0-9]*\] rekeyed' "$out/charon-b.log")" 1
 # charon keeps a rekeyed inbound SA a few seconds (delete_rekeyed_delay); its log says it closed the old one.
-check "initiate: charon closed the old Child SA on our Delete" "$(grep -c 'closing CHILD_SA host{2}' "$out/charon-b-initiate.log")" 1
+check "initiate: charon closed the old Child SA on our Delete" "$(grep -c 'closing CHILD_SA host{2} with SPIs' "$out/charon-b-initiate.log")" 1
 check "respond: charon deleted the old Child SA, we removed it" "$(grep -c '^event ChildDeleted' "$out/ours-respond.txt")" 1
 echo "$pass passed, $fail failed (results in $out)"
 [ "$fail" = 0 ]

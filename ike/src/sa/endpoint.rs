@@ -21,6 +21,8 @@ pub(super) struct Ctx<'a> {
     pub(super) wall: SystemTime,
     pub(super) out: &'a mut VecDeque<Transmit>,
     pub(super) events: &'a mut Vec<Event>,
+    /// IKE SAs born of this input (IKE SA rekeys), for the endpoint to adopt.
+    pub(super) spawned: Vec<IkeSa>,
 }
 
 /// All IKE SAs of one host, driven by the caller's datagrams and clock.
@@ -51,6 +53,7 @@ impl Core {
             wall,
             out: &mut self.outbox,
             events,
+            spawned: Vec::new(),
         };
         (ctx, &self.cookie_secret)
     }
@@ -149,6 +152,8 @@ impl Endpoint {
         } else {
             debug!(%from, spi_i = h.spi_i, spi_r = h.spi_r, "IKE message for no known SA");
         }
+        let spawned = std::mem::take(&mut ctx.spawned);
+        self.adopt(spawned);
         events
     }
 
@@ -219,7 +224,23 @@ impl Endpoint {
         let mut events = Vec::new();
         let (mut ctx, _) = self.core.ctx(now, &mut events);
         let sa = self.sas.get_mut(&id.0)?;
-        f(sa, &mut ctx).then_some(events)
+        let started = f(sa, &mut ctx);
+        let spawned = std::mem::take(&mut ctx.spawned);
+        self.adopt(spawned);
+        started.then_some(events)
+    }
+
+    fn adopt(&mut self, spawned: Vec<IkeSa>) {
+        for sa in spawned {
+            self.sas.insert(sa.id().0, sa);
+        }
+    }
+
+    /// Rekeys IKE SA `sa` (CREATE_CHILD_SA): [`Event::IkeRekeyed`] names the new one, which
+    /// holds the Child SAs; the old one is deleted ([`Event::Deleted`], no Child SAs left).
+    /// `None` as for [`Endpoint::delete`].
+    pub fn rekey_ike(&mut self, now: Instant, sa: SaId) -> Option<Vec<Event>> {
+        self.with_sa(now, sa, super::ike_rekey::start)
     }
 
     /// IKE_SA_INIT requests dropped because `max_ike_sas` was reached.

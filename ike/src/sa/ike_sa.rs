@@ -76,6 +76,8 @@ pub(super) struct IkeSa {
     pub(super) children: Vec<(u32, u32)>,
     /// Our CREATE_CHILD_SA rekey request in flight.
     pub(super) rekey: Option<super::rekey::Pending>,
+    /// Our IKE SA rekey request in flight.
+    pub(super) ike_rekey: Option<super::ike_rekey::PendingIke>,
     /// (our address, peer's address) of the request being answered: responses go back
     /// the way the request came (RFC 7296 §2.11), e.g. on port 4500 after a float.
     pub(super) reply_path: Option<(SocketAddr, SocketAddr)>,

@@ -17,7 +17,7 @@ const NONCE_LEN: usize = 32;
 /// COOKIE and INVALID_KE_PAYLOAD retries before giving up.
 const MAX_RETRIES: u8 = 3;
 
-fn blank(
+pub(super) fn blank(
     role: Role,
     spi_i: u64,
     spi_r: u64,
@@ -52,6 +52,7 @@ fn blank(
         child_spi_in: 0,
         children: Vec::new(),
         rekey: None,
+        ike_rekey: None,
         nat_local: false,
         nat_remote: false,
         reply_path: None,

@@ -10,6 +10,7 @@
 mod dos_tests;
 mod endpoint;
 mod ike_auth;
+mod ike_rekey;
 mod ike_sa;
 mod info;
 #[cfg(test)]
@@ -227,6 +228,13 @@ pub enum Event {
         spi_in: u32,
         /// Its outbound SPI.
         spi_out: u32,
+    },
+    /// The IKE SA was rekeyed: `new` replaces `old` and holds its Child SAs.
+    IkeRekeyed {
+        /// The IKE SA that goes away.
+        old: SaId,
+        /// The IKE SA that replaces it.
+        new: SaId,
     },
     /// The IKE SA is deleted (by us or the peer), with its Child SAs.
     Deleted {

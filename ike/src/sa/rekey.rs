@@ -1,5 +1,6 @@
 //! Child SA rekey with CREATE_CHILD_SA (RFC 7296 §1.3.3, §2.17), with a KE for perfect
-//! forward secrecy. Not yet: IKE SA rekey, new Child SAs, rekey collisions (§2.8.1).
+//! forward secrecy (IKE SA rekeys: `ike_rekey`). Not yet: new Child SAs, rekey collisions
+//! (§2.8.1).
 
 use super::endpoint::Ctx;
 use super::ike_auth::{derive_child, fresh_esp_spi};
@@ -151,6 +152,12 @@ pub(super) fn on_request(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], msg
         return;
     };
     let id = msg.header.message_id;
+    if super::ike_rekey::is_ike_rekey(&inner) {
+        let payloads = super::ike_rekey::answer(sa, ctx, &inner)
+            .unwrap_or_else(|(n, data)| vec![Payload::Notify(Notify::new(n, data))]);
+        let bytes = sa.seal(ctx, exchange::CREATE_CHILD_SA, true, id, &payloads);
+        return sa.send_response(ctx, id, bytes);
+    }
     let (payloads, ready) = match answer(sa, ctx, &inner) {
         Ok((payloads, child)) => (payloads, Some(child)),
         Err((notify_type, data)) => (vec![Payload::Notify(Notify::new(notify_type, data))], None),
@@ -250,6 +257,9 @@ pub(super) fn on_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], ms
         return;
     };
     sa.outstanding = None;
+    if let Some(pending) = super::ike_rekey::take_pending(sa, msg) {
+        return super::ike_rekey::on_response(sa, ctx, &inner, pending);
+    }
     let Some(pending) = sa.rekey.take() else {
         return;
     };

@@ -151,3 +151,50 @@ fn a_rekey_of_a_child_the_peer_no_longer_has_is_refused() {
         notify: notify::CHILD_SA_NOT_FOUND
     }));
 }
+
+fn ike_rekeyed(events: &[Event]) -> Option<(SaId, SaId)> {
+    events.iter().find_map(|e| {
+        if let Event::IkeRekeyed { old, new } = e {
+            Some((*old, *new))
+        } else {
+            None
+        }
+    })
+}
+
+#[test]
+fn either_side_rekeys_the_ike_sa_and_the_child_sas_move_to_the_new_one() {
+    for by_a in [true, false] {
+        let (mut s, sa_a) = established(Faults::NONE, 34, |_, _| {});
+        let sa_b = children(&s.events_b)[0].sa;
+        if by_a {
+            s.a.rekey_ike(s.now, sa_a).unwrap();
+        } else {
+            s.b.rekey_ike(s.now, sa_b).unwrap();
+        }
+        let old_gone = |events: &[Event], old| events.contains(&Event::Deleted { sa: old });
+        assert!(
+            s.run_until(Duration::from_secs(5), |s| old_gone(&s.events_a, sa_a)
+                && old_gone(&s.events_b, sa_b))
+        );
+        let (old_a, new_a) = ike_rekeyed(&s.events_a).unwrap();
+        let (old_b, new_b) = ike_rekeyed(&s.events_b).unwrap();
+        assert_eq!((old_a, old_b), (sa_a, sa_b));
+        assert!(
+            deleted(&s.events_a).is_empty() && deleted(&s.events_b).is_empty(),
+            "Child SAs survive"
+        );
+        // The Child SA now lives in the new IKE SA: rekey it through that one.
+        let child = children(&s.events_a)[0].spi_in;
+        assert!(
+            s.a.rekey_child(s.now, sa_a, child).is_none(),
+            "the old IKE SA is gone"
+        );
+        s.a.rekey_child(s.now, new_a, child).unwrap();
+        assert!(s.run_until(Duration::from_secs(5), two_deletes));
+        let (new_child_a, new_child_b) = assert_rekeyed(&s);
+        assert_eq!((new_child_a.sa, new_child_b.sa), (new_a, new_b));
+        s.run_until(Duration::from_secs(60), |_| false);
+        assert_eq!((s.a.ike_sa_count(), s.b.ike_sa_count()), (1, 1));
+    }
+}
