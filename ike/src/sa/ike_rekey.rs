@@ -1,7 +1,7 @@
 //! IKE SA rekey with CREATE_CHILD_SA (RFC 7296 §1.3.2, §2.18): a new IKE SA with new SPIs
 //! and keys from SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr); the Child SAs move to
 //! it, and the rekey's initiator deletes the old IKE SA. Its initiator is the new SA's
-//! "original initiator". Not yet: rekey collisions (§2.8.1).
+//! "original initiator". Not yet: IKE SA rekey collisions (§2.8.2).
 
 use super::endpoint::Ctx;
 use super::ike_sa::{error_notify, IkeSa, Role, State};

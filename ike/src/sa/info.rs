@@ -109,7 +109,7 @@ pub(super) fn on_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], ms
     }
 }
 
-fn esp_delete(spi_in: u32) -> Payload {
+pub(super) fn esp_delete(spi_in: u32) -> Payload {
     Payload::Delete(Delete {
         protocol: protocol::ESP,
         spi_size: 4,

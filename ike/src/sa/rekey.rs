@@ -1,6 +1,6 @@
 //! Child SA rekey with CREATE_CHILD_SA (RFC 7296 §1.3.3, §2.17), with a KE for perfect
-//! forward secrecy (IKE SA rekeys: `ike_rekey`). Not yet: new Child SAs, rekey collisions
-//! (§2.8.1).
+//! forward secrecy (IKE SA rekeys: `ike_rekey`), including both ends rekeying one Child SA
+//! at once (§2.8.1). Not yet: new Child SAs.
 
 use super::endpoint::Ctx;
 use super::ike_auth::{derive_child, fresh_esp_spi};
@@ -17,6 +17,8 @@ pub(super) struct Pending {
     spi_in: u32,
     ni: Vec<u8>,
     share: Option<KeyShare>,
+    /// The lowest nonce of the peer's rekey of the same Child SA, if ours collided with it.
+    collision: Option<Vec<u8>>,
 }
 
 fn notify_with_spi(notify_type: u16, spi: u32) -> Payload {
@@ -78,6 +80,7 @@ fn start_with(sa: &mut IkeSa, ctx: &mut Ctx<'_>, old_in: u32, group: Option<DhGr
         spi_in,
         ni,
         share,
+        collision: None,
     });
     true
 }
@@ -159,7 +162,13 @@ pub(super) fn on_request(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], msg
         return sa.send_response(ctx, id, bytes);
     }
     let (payloads, ready) = match answer(sa, ctx, &inner) {
-        Ok((payloads, child)) => (payloads, Some(child)),
+        Ok((payloads, child, lowest)) => {
+            // Both ends rekey this Child SA at once (RFC 7296 §2.8.1): remember their nonce.
+            if let Some(ours) = sa.rekey.as_mut().filter(|p| child.rekeyed == Some(p.old.0)) {
+                ours.collision = Some(lowest);
+            }
+            (payloads, Some(child))
+        }
         Err((notify_type, data)) => (vec![Payload::Notify(Notify::new(notify_type, data))], None),
     };
     let bytes = sa.seal(ctx, exchange::CREATE_CHILD_SA, true, id, &payloads);
@@ -176,7 +185,7 @@ fn answer(
     sa: &IkeSa,
     ctx: &mut Ctx<'_>,
     inner: &[Payload],
-) -> Result<(Vec<Payload>, ChildSa), Refusal> {
+) -> Result<(Vec<Payload>, ChildSa, Vec<u8>), Refusal> {
     let rekeyed = inner.iter().find_map(|p| match p {
         Payload::Notify(n) if n.notify_type == notify::REKEY_SA && n.protocol == protocol::ESP => {
             Some(n.spi.as_slice())
@@ -239,7 +248,7 @@ fn answer(
     let mut payloads = vec![
         Payload::Notify(Notify::new(notify::USE_TRANSPORT_MODE, Vec::new())),
         Payload::Sa(vec![proposal]),
-        Payload::Nonce(nr),
+        Payload::Nonce(nr.clone()),
     ];
     payloads.extend(share.as_ref().map(|s| {
         Payload::Ke(Ke {
@@ -248,7 +257,8 @@ fn answer(
         })
     }));
     payloads.extend(host_selectors(sa, false));
-    Ok((payloads, child))
+    let lowest = std::cmp::min(p.nonce.to_vec(), nr);
+    Ok((payloads, child, lowest))
 }
 
 /// Initiator: the response to our rekey; on success the old Child SA is deleted.
@@ -264,7 +274,17 @@ pub(super) fn on_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], ms
         return;
     };
     match accept(sa, ctx, &inner, &pending) {
-        Ok(child) => {
+        Ok((child, lowest))
+            if pending
+                .collision
+                .as_ref()
+                .is_some_and(|theirs| lowest < *theirs) =>
+        {
+            // Our exchange has the lowest nonce: its Child SA is the redundant one, which we
+            // delete unreported; the peer deletes the old one (RFC 7296 §2.8.1).
+            info::send_request(sa, ctx, &[info::esp_delete(child.spi_in)]);
+        }
+        Ok((child, _)) => {
             sa.children.push((child.spi_in, child.spi_out));
             ctx.events.push(Event::ChildSaReady(Box::new(child)));
             info::delete_child(sa, ctx, pending.old.0);
@@ -292,7 +312,12 @@ pub(super) fn on_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], ms
     }
 }
 
-fn accept(sa: &IkeSa, ctx: &Ctx<'_>, inner: &[Payload], pending: &Pending) -> Result<ChildSa, u16> {
+fn accept(
+    sa: &IkeSa,
+    ctx: &Ctx<'_>,
+    inner: &[Payload],
+    pending: &Pending,
+) -> Result<(ChildSa, Vec<u8>), u16> {
     if let Some(err) = error_notify(inner) {
         return Err(err);
     }
@@ -314,11 +339,12 @@ fn accept(sa: &IkeSa, ctx: &Ctx<'_>, inner: &[Payload], pending: &Pending) -> Re
         p.nonce,
         shared.as_ref().map(Secret::expose),
     );
-    Ok(derive_child(
+    let child = derive_child(
         sa,
         chosen.cipher,
         (pending.spi_in, spi_out),
         exchange,
         Some(pending.old.0),
-    ))
+    );
+    Ok((child, std::cmp::min(pending.ni.clone(), p.nonce.to_vec())))
 }

@@ -198,3 +198,50 @@ fn either_side_rekeys_the_ike_sa_and_the_child_sas_move_to_the_new_one() {
         assert_eq!((s.a.ike_sa_count(), s.b.ike_sa_count()), (1, 1));
     }
 }
+
+/// The Child SAs each side reported and has not deleted since.
+fn live(events: &[Event]) -> Vec<ChildSa> {
+    let gone = deleted(events);
+    children(events)
+        .into_iter()
+        .filter(|c| !gone.contains(&(c.spi_in, c.spi_out)))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn simultaneous_rekeys_leave_one_child_sa() {
+    for seed in 40..46 {
+        let (mut s, sa) = established(Faults::NONE, seed, |_, _| {});
+        let (a0, b0) = (
+            children(&s.events_a)[0].clone(),
+            children(&s.events_b)[0].clone(),
+        );
+        s.a.rekey_child(s.now, sa, a0.spi_in).unwrap();
+        s.b.rekey_child(s.now, b0.sa, b0.spi_in).unwrap();
+        s.run_until(Duration::from_secs(30), |_| false);
+        let (la, lb) = (live(&s.events_a), live(&s.events_b));
+        assert_eq!(
+            (la.len(), lb.len()),
+            (1, 1),
+            "seed {seed}: {:?} / {:?}",
+            s.events_a,
+            s.events_b
+        );
+        assert_eq!((la[0].spi_in, la[0].spi_out), (lb[0].spi_out, lb[0].spi_in));
+        assert_eq!(
+            (la[0].keys_in.clone(), la[0].keys_out.clone()),
+            (lb[0].keys_out.clone(), lb[0].keys_in.clone())
+        );
+        assert_ne!(la[0].spi_in, a0.spi_in, "the old Child SA is gone");
+        // The loser never reports its redundant Child SA; the winner reports and deletes it.
+        let mut reported = [children(&s.events_a).len(), children(&s.events_b).len()];
+        reported.sort();
+        assert_eq!(reported, [2, 3], "seed {seed}");
+        assert!(!s
+            .events_a
+            .iter()
+            .chain(&s.events_b)
+            .any(|e| matches!(e, Event::Failed { .. } | Event::ChildRefused { .. })));
+    }
+}
