@@ -103,6 +103,18 @@ fn authenticate(
     };
     peer.key
         .verify(auth, &auth_octets(signed, our_nonce, sk_p, id))?;
+    let admitted = ctx.config.admit.as_ref().is_none_or(|admit| {
+        admit(&super::Admission {
+            authority: &peer.authority,
+            subject: &peer.subject,
+            peer_id: id,
+            local: sa.local,
+            remote: sa.remote,
+        })
+    });
+    if !admitted {
+        return Err(FailReason::NotAdmitted(crate::cert::display_id(id)));
+    }
     Ok((peer, id.clone()))
 }
 

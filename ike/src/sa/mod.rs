@@ -7,6 +7,8 @@
 //! [`Endpoint::poll_transmit`] returns. Results come back as [`Event`]s.
 
 #[cfg(test)]
+mod admission_tests;
+#[cfg(test)]
 mod dos_tests;
 mod endpoint;
 mod ike_auth;
@@ -29,6 +31,7 @@ mod sim;
 mod tests;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use endpoint::Endpoint;
@@ -72,6 +75,28 @@ pub struct Config {
     pub force_encap: bool,
     /// Child SA rekeys carry a KE of our first group (perfect forward secrecy).
     pub rekey_pfs: bool,
+    /// The daemon's admission rule, asked once the peer has proved its certificate and
+    /// AUTH: which authorities and identities may reach this host (e.g. a partner CA only
+    /// for some rules). `None` admits every peer the verifier accepts.
+    pub admit: Option<Admit>,
+}
+
+/// An admission rule: `true` admits the peer.
+pub type Admit = Arc<dyn Fn(&Admission<'_>) -> bool + Send + Sync>;
+
+/// What an admission rule sees of an authenticated peer.
+#[derive(Debug, Clone, Copy)]
+pub struct Admission<'a> {
+    /// The authority whose anchor its chain ends in.
+    pub authority: &'a str,
+    /// Its certificate's subject.
+    pub subject: &'a str,
+    /// The identity it claimed (and its certificate carries).
+    pub peer_id: &'a Id,
+    /// Our address.
+    pub local: SocketAddr,
+    /// Its address.
+    pub remote: SocketAddr,
 }
 
 impl Config {
@@ -104,6 +129,7 @@ impl Config {
             max_ike_sas: 10_000,
             force_encap: false,
             rekey_pfs: true,
+            admit: None,
         }
     }
 }
@@ -261,6 +287,9 @@ pub enum FailReason {
     /// The peer's AUTH payload was refused.
     #[error("authentication: {0}")]
     Auth(#[from] AuthError),
+    /// The peer is authentic but no admission rule lets it in.
+    #[error("peer {0} is not admitted")]
+    NotAdmitted(String),
     /// The peer's identity is not the one we asked for.
     #[error("peer identity {0} is not the expected one")]
     UnexpectedIdentity(String),
