@@ -23,6 +23,8 @@ pub(super) struct Ctx<'a> {
     pub(super) events: &'a mut Vec<Event>,
     /// IKE SAs born of this input (IKE SA rekeys), for the endpoint to adopt.
     pub(super) spawned: Vec<IkeSa>,
+    /// A peer announced INITIAL_CONTACT on this SA: its other SAs with us are stale.
+    pub(super) initial_contact: Option<(SaId, Id)>,
 }
 
 /// All IKE SAs of one host, driven by the caller's datagrams and clock.
@@ -54,6 +56,7 @@ impl Core {
             out: &mut self.outbox,
             events,
             spawned: Vec::new(),
+            initial_contact: None,
         };
         (ctx, &self.cookie_secret)
     }
@@ -98,7 +101,8 @@ impl Endpoint {
         let spi = self.fresh_spi();
         let mut events = Vec::new();
         let (mut ctx, _) = self.core.ctx(now, &mut events);
-        let sa = init::start(&mut ctx, spi, local, remote, remote_id);
+        let mut sa = init::start(&mut ctx, spi, local, remote, remote_id);
+        sa.initial_contact = !self.sas.values().any(|other| other.is_up_with(remote.ip()));
         self.sas.insert(spi, sa);
         SaId(spi)
     }
@@ -153,6 +157,14 @@ impl Endpoint {
             debug!(%from, spi_i = h.spi_i, spi_r = h.spi_r, "IKE message for no known SA");
         }
         let spawned = std::mem::take(&mut ctx.spawned);
+        if let Some((keep, id)) = ctx.initial_contact.take() {
+            // RFC 7296 §2.4: the peer restarted; its older IKE SAs with us are gone.
+            for sa in self.sas.values_mut() {
+                if sa.id() != keep && sa.is_up_with(from.ip()) && sa.peer_id.as_ref() == Some(&id) {
+                    sa.drop_silently(&mut ctx);
+                }
+            }
+        }
         self.adopt(spawned);
         events
     }

@@ -24,6 +24,7 @@ struct AuthPayloads<'a> {
     ts_i: Option<&'a [TrafficSelector]>,
     ts_r: Option<&'a [TrafficSelector]>,
     transport: bool,
+    initial_contact: bool,
 }
 
 fn pick(payloads: &[Payload], from_initiator: bool) -> AuthPayloads<'_> {
@@ -38,6 +39,9 @@ fn pick(payloads: &[Payload], from_initiator: bool) -> AuthPayloads<'_> {
             Payload::TsI(t) => p.ts_i = Some(t),
             Payload::TsR(t) => p.ts_r = Some(t),
             Payload::Notify(n) if n.notify_type == notify::USE_TRANSPORT_MODE => p.transport = true,
+            Payload::Notify(n) if n.notify_type == notify::INITIAL_CONTACT => {
+                p.initial_contact = true
+            }
             _ => {}
         }
     }
@@ -118,7 +122,8 @@ fn authenticate(
     Ok((peer, id.clone()))
 }
 
-fn authenticated(sa: &IkeSa, ctx: &mut Ctx<'_>, peer: VerifiedPeer, peer_id: Id) {
+fn authenticated(sa: &mut IkeSa, ctx: &mut Ctx<'_>, peer: VerifiedPeer, peer_id: Id) {
+    sa.peer_id = Some(peer_id.clone());
     info!(sa = sa.id().0, peer = %sa.remote, authority = %peer.authority, subject = %peer.subject, "IKE SA established");
     ctx.events.push(Event::PeerAuthenticated {
         sa: sa.id(),
@@ -141,6 +146,13 @@ pub(super) fn send_request(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
         payloads.insert(at, Payload::IdR(id.clone()));
     }
     sa.child_spi_in = fresh_esp_spi(ctx);
+    if sa.initial_contact {
+        // We hold no other IKE SA with this peer: it may drop any it still has with us.
+        payloads.push(Payload::Notify(Notify::new(
+            notify::INITIAL_CONTACT,
+            Vec::new(),
+        )));
+    }
     payloads.extend([
         Payload::Notify(Notify::new(notify::USE_TRANSPORT_MODE, Vec::new())),
         Payload::Sa(esp_proposals(&ctx.config.esp_ciphers, sa.child_spi_in, &[])),
@@ -176,6 +188,9 @@ pub(super) fn on_request(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], msg
     // An authenticated request may have moved (e.g. to port 4500): follow it.
     if let Some((local, remote)) = sa.reply_path {
         (sa.local, sa.remote) = (local, remote);
+    }
+    if p.initial_contact {
+        ctx.initial_contact = Some((sa.id(), peer_id.clone()));
     }
     authenticated(sa, ctx, peer, peer_id);
     let (child_payloads, ready) = answer_child(sa, ctx, &p);

@@ -98,6 +98,7 @@ fn successor(
     (sa.cipher, sa.ni, sa.nr) = (cipher, ni.to_vec(), nr.to_vec());
     sa.state = State::Established;
     sa.peer_hashes = old.peer_hashes.clone();
+    sa.peer_id = old.peer_id.clone();
     (sa.nat_local, sa.nat_remote) = (old.nat_local, old.nat_remote);
     sa.children = std::mem::take(&mut old.children);
     Some(sa)

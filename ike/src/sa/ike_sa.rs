@@ -76,6 +76,10 @@ pub(super) struct IkeSa {
     pub(super) children: Vec<(u32, u32)>,
     /// Our CREATE_CHILD_SA rekey request in flight.
     pub(super) rekey: Option<super::rekey::Pending>,
+    /// The peer's authenticated identity.
+    pub(super) peer_id: Option<Id>,
+    /// Send INITIAL_CONTACT in IKE_AUTH (we hold no other IKE SA with the peer).
+    pub(super) initial_contact: bool,
     /// Our IKE SA rekey request in flight.
     pub(super) ike_rekey: Option<super::ike_rekey::PendingIke>,
     /// (our address, peer's address) of the request being answered: responses go back
@@ -294,6 +298,18 @@ impl IkeSa {
     pub(super) fn next_timeout(&self) -> Option<Instant> {
         let retransmit = self.outstanding.as_ref().map(|o| o.next_at);
         [retransmit, self.deadline].into_iter().flatten().min()
+    }
+
+    /// Whether this SA is established (or being deleted) with peer address `ip`.
+    pub(super) fn is_up_with(&self, ip: std::net::IpAddr) -> bool {
+        matches!(self.state, State::Established | State::Deleting) && self.remote.ip() == ip
+    }
+
+    /// Forgets this SA without telling the peer (it announced INITIAL_CONTACT).
+    pub(super) fn drop_silently(&mut self, ctx: &mut Ctx<'_>) {
+        ctx.events.push(Event::Deleted { sa: self.id() });
+        self.children.clear();
+        self.fail(ctx, None);
     }
 
     /// Whether this is a responder SA still waiting for IKE_AUTH.

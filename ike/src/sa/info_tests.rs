@@ -79,3 +79,24 @@ fn liveness_checks_pass_then_fail_when_the_peer_is_gone() {
         })
     );
 }
+
+#[test]
+fn a_restarted_peer_sends_initial_contact_and_its_old_ike_sa_goes() {
+    let (mut s, _) = established(16);
+    let old_b = children(&s.events_b)[0].sa;
+    // a restarts: a fresh endpoint with a's configuration and no SAs.
+    s.a = pair(Faults::NONE, 17, |_, _| {}).a;
+    s.events_a.clear();
+    s.a.initiate(s.now, addr(A), addr(B), None);
+    let replaced = |s: &Sim| {
+        children(&s.events_a).len() == 1 && s.events_b.contains(&Event::Deleted { sa: old_b })
+    };
+    assert!(s.run_until(Duration::from_secs(5), replaced));
+    // A second IKE SA while the first is up carries no INITIAL_CONTACT: b keeps both.
+    let before = s.events_b.len();
+    s.a.initiate(s.now, addr(A), addr(B), None);
+    assert!(s.run_until(Duration::from_secs(5), |s| children(&s.events_a).len() == 2));
+    assert!(!s.events_b[before..]
+        .iter()
+        .any(|e| matches!(e, Event::Deleted { .. })));
+}

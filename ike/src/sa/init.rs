@@ -53,6 +53,8 @@ pub(super) fn blank(
         children: Vec::new(),
         rekey: None,
         ike_rekey: None,
+        peer_id: None,
+        initial_contact: false,
         nat_local: false,
         nat_remote: false,
         reply_path: None,
