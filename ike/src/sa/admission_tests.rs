@@ -9,21 +9,27 @@ use super::*;
 use crate::cert::testpki::{Pki, TestKey};
 use crate::codec::notify;
 
+/// a initiates; b answers AUTHENTICATION_FAILED, which is all a hears.
+fn assert_b_refuses_a(s: &mut super::sim::Sim) {
+    let sa = s.a.initiate(s.now, addr(A), addr(B), None);
+    s.run_until(Duration::from_secs(5), |s| !s.events_a.is_empty());
+    let refused = FailReason::PeerError(notify::AUTHENTICATION_FAILED);
+    assert_eq!(
+        s.events_a,
+        vec![Event::Failed {
+            sa,
+            reason: refused
+        }]
+    );
+}
+
 #[test]
 fn a_peer_from_another_ca_is_refused_on_both_sides() {
     let (pki, other) = (Pki::new("Corp CA", 1), Pki::new("Other CA", 2));
     let ca = config(&other, &pki, "10.0.0.1", 21); // a's certificate is from another CA
     let cb = config(&pki, &pki, "10.0.0.2", 22);
     let mut s = sim(ca, cb, Faults::NONE, 7);
-    let sa = s.a.initiate(s.now, addr(A), addr(B), None);
-    s.run_until(Duration::from_secs(5), |s| !s.events_a.is_empty());
-    assert_eq!(
-        s.events_a,
-        vec![Event::Failed {
-            sa,
-            reason: FailReason::PeerError(notify::AUTHENTICATION_FAILED)
-        }]
-    );
+    assert_b_refuses_a(&mut s);
     assert!(matches!(
         s.events_b.as_slice(),
         [Event::Failed {
@@ -79,15 +85,7 @@ fn the_admission_rule_decides_after_authentication() {
         b.admit = Some(rule);
     };
     let mut s = pair(Faults::NONE, 21, |_, b| deny_a(b));
-    let sa = s.a.initiate(s.now, addr(A), addr(B), None);
-    s.run_until(Duration::from_secs(5), |s| !s.events_a.is_empty());
-    assert_eq!(
-        s.events_a,
-        vec![Event::Failed {
-            sa,
-            reason: FailReason::PeerError(notify::AUTHENTICATION_FAILED)
-        }]
-    );
+    assert_b_refuses_a(&mut s);
     assert!(
         matches!(s.events_b.as_slice(), [Event::Failed { reason: FailReason::NotAdmitted(who), .. }] if who == "10.0.0.1")
     );
