@@ -1,0 +1,364 @@
+//! One IKE SA: message IDs, window size 1, retransmission, cached responses, SK protection.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use tracing::{debug, info};
+
+use super::endpoint::Ctx;
+use super::{ike_auth, info, init, rekey, Event, FailReason, SaId, Transmit};
+use crate::codec::{exchange, flags, notify, payload_type, Header, Id, Message, Notify, Payload};
+use crate::crypto::{open_sk, seal_sk, Cipher, DhGroup, IkeKeys, KeyShare, SkError};
+
+/// Which end of the IKE SA we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    Initiator,
+    Responder,
+}
+
+/// Where the SA is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum State {
+    /// Initiator: IKE_SA_INIT request sent.
+    InitSent,
+    /// Initiator: IKE_AUTH request sent.
+    AuthSent,
+    /// Responder: IKE_SA_INIT answered, waiting for IKE_AUTH.
+    InitDone,
+    /// Authenticated.
+    Established,
+    /// We sent a Delete of the IKE SA and wait for the response.
+    Deleting,
+    /// Failed or deleted; kept until `deadline` to answer retransmissions.
+    Dead,
+}
+
+/// A request waiting for its response.
+pub(super) struct Outstanding {
+    pub(super) id: u32,
+    pub(super) bytes: Vec<u8>,
+    pub(super) tries: u32,
+    pub(super) next_at: Instant,
+}
+
+/// The state of one IKE SA.
+pub(super) struct IkeSa {
+    pub(super) role: Role,
+    pub(super) state: State,
+    pub(super) spi_i: u64,
+    pub(super) spi_r: u64,
+    pub(super) local: SocketAddr,
+    pub(super) remote: SocketAddr,
+    pub(super) cipher: Cipher,
+    pub(super) key_share: Option<KeyShare>,
+    pub(super) group: DhGroup,
+    pub(super) ni: Vec<u8>,
+    pub(super) nr: Vec<u8>,
+    pub(super) keys: Option<IkeKeys>,
+    pub(super) init_request: Vec<u8>,
+    pub(super) init_response: Vec<u8>,
+    pub(super) peer_hashes: Vec<u16>,
+    pub(super) cookie: Option<Vec<u8>>,
+    pub(super) retries: u8,
+    pub(super) next_request_id: u32,
+    pub(super) expected_request_id: u32,
+    pub(super) last_response: Option<(u32, Vec<u8>)>,
+    pub(super) outstanding: Option<Outstanding>,
+    pub(super) deadline: Option<Instant>,
+    pub(super) remote_id: Option<Id>,
+    pub(super) child_spi_in: u32,
+    /// A NAT rewrites our address (or we pretend one does: forced encapsulation).
+    pub(super) nat_local: bool,
+    /// A NAT rewrites the peer's address.
+    pub(super) nat_remote: bool,
+    /// (inbound, outbound) SPIs of our Child SAs (two while one is being rekeyed).
+    pub(super) children: Vec<(u32, u32)>,
+    /// Our CREATE_CHILD_SA rekey request in flight.
+    pub(super) rekey: Option<super::rekey::Pending>,
+    /// The peer's authenticated identity.
+    pub(super) peer_id: Option<Id>,
+    /// Send INITIAL_CONTACT in IKE_AUTH (we hold no other IKE SA with the peer).
+    pub(super) initial_contact: bool,
+    /// Our IKE SA rekey request in flight.
+    pub(super) ike_rekey: Option<super::ike_rekey::PendingIke>,
+    /// (our address, peer's address) of the request being answered: responses go back
+    /// the way the request came (RFC 7296 §2.11), e.g. on port 4500 after a float.
+    pub(super) reply_path: Option<(SocketAddr, SocketAddr)>,
+}
+
+impl IkeSa {
+    /// Our SPI, which names the SA.
+    pub(super) fn id(&self) -> SaId {
+        SaId(match self.role {
+            Role::Initiator => self.spi_i,
+            Role::Responder => self.spi_r,
+        })
+    }
+
+    /// A header for a message of ours.
+    pub(super) fn header(&self, exchange: u8, response: bool, message_id: u32) -> Header {
+        let mut f = if response { flags::RESPONSE } else { 0 };
+        if self.role == Role::Initiator {
+            f |= flags::INITIATOR;
+        }
+        Header {
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            exchange,
+            flags: f,
+            message_id,
+        }
+    }
+
+    /// An encrypted message of ours carrying `payloads`.
+    pub(super) fn seal(
+        &self,
+        ctx: &mut Ctx<'_>,
+        exchange: u8,
+        response: bool,
+        id: u32,
+        payloads: &[Payload],
+    ) -> Vec<u8> {
+        let (first, inner) = crate::codec::encode_payloads(payloads);
+        let Some(k) = &self.keys else {
+            return Vec::new();
+        };
+        let (e, a) = match self.role {
+            Role::Initiator => (&k.sk_ei, &k.sk_ai),
+            Role::Responder => (&k.sk_er, &k.sk_ar),
+        };
+        let header = self.header(exchange, response, id);
+        seal_sk(
+            self.cipher,
+            e.expose(),
+            a.expose(),
+            &header,
+            first,
+            &inner,
+            ctx.rng,
+        )
+    }
+
+    /// The inner payloads of a peer's encrypted message.
+    pub(super) fn open(&self, datagram: &[u8], msg: &Message) -> Result<Vec<Payload>, SkError> {
+        let k = self.keys.as_ref().ok_or(SkError::Missing)?;
+        let (e, a) = match self.role {
+            Role::Initiator => (&k.sk_er, &k.sk_ar),
+            Role::Responder => (&k.sk_ei, &k.sk_ai),
+        };
+        if msg.payloads.len() != 1
+            || msg.payloads.first().map(Payload::type_number) != Some(payload_type::SK)
+        {
+            return Err(SkError::Missing);
+        }
+        open_sk(self.cipher, e.expose(), a.expose(), datagram, msg)
+    }
+
+    /// Sends request `id` and arms its retransmission.
+    pub(super) fn send_request(&mut self, ctx: &mut Ctx<'_>, id: u32, bytes: Vec<u8>) {
+        self.transmit(ctx, bytes.clone());
+        let next_at = ctx.now + ctx.config.retransmit.initial;
+        self.outstanding = Some(Outstanding {
+            id,
+            bytes,
+            tries: 1,
+            next_at,
+        });
+    }
+
+    /// Sends the response to request `id` and keeps it for retransmitted requests.
+    pub(super) fn send_response(&mut self, ctx: &mut Ctx<'_>, id: u32, bytes: Vec<u8>) {
+        self.transmit_response(ctx, bytes.clone());
+        self.last_response = Some((id, bytes));
+        self.expected_request_id = id.wrapping_add(1);
+    }
+
+    fn transmit(&self, ctx: &mut Ctx<'_>, payload: Vec<u8>) {
+        ctx.out.push_back(Transmit {
+            from: self.local,
+            to: self.remote,
+            payload,
+        });
+    }
+
+    fn transmit_response(&self, ctx: &mut Ctx<'_>, payload: Vec<u8>) {
+        let (from, to) = self.reply_path.unwrap_or((self.local, self.remote));
+        ctx.out.push_back(Transmit { from, to, payload });
+    }
+
+    /// Ends the SA: reports `reason` (if any) and keeps it a while for retransmissions.
+    pub(super) fn fail(&mut self, ctx: &mut Ctx<'_>, reason: Option<FailReason>) {
+        if let Some(reason) = reason {
+            info!(sa = self.id().0, peer = %self.remote, %reason, "IKE SA failed");
+            ctx.events.push(Event::Failed {
+                sa: self.id(),
+                reason,
+            });
+        }
+        self.state = State::Dead;
+        self.outstanding = None;
+        self.deadline = Some(ctx.now + ctx.config.half_open_timeout);
+    }
+
+    /// Processes a message that demultiplexed to this SA.
+    pub(super) fn handle(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        path: (SocketAddr, SocketAddr),
+        datagram: &[u8],
+        msg: &Message,
+    ) {
+        let h = msg.header;
+        let peer_is_initiator = self.role == Role::Responder;
+        if h.from_initiator() != peer_is_initiator {
+            return debug!(sa = self.id().0, "dropped message with wrong I flag");
+        }
+        if h.is_response() {
+            if self.outstanding.as_ref().map(|o| o.id) != Some(h.message_id) {
+                return debug!(
+                    sa = self.id().0,
+                    id = h.message_id,
+                    "dropped unexpected response"
+                );
+            }
+            match (self.state, h.exchange) {
+                (State::InitSent, exchange::IKE_SA_INIT) => {
+                    init::on_response(self, ctx, datagram, msg)
+                }
+                (State::AuthSent, exchange::IKE_AUTH) => {
+                    ike_auth::on_response(self, ctx, datagram, msg)
+                }
+                (State::Established | State::Deleting, exchange::INFORMATIONAL) => {
+                    info::on_response(self, ctx, datagram, msg)
+                }
+                (State::Established, exchange::CREATE_CHILD_SA) => {
+                    rekey::on_response(self, ctx, datagram, msg)
+                }
+                _ => debug!(sa = self.id().0, "dropped response in wrong state"),
+            }
+            return;
+        }
+        self.reply_path = Some(path);
+        if let Some((id, bytes)) = &self.last_response {
+            if *id == h.message_id {
+                let again = bytes.clone();
+                return self.transmit_response(ctx, again);
+            }
+        }
+        if h.message_id != self.expected_request_id {
+            return debug!(
+                sa = self.id().0,
+                id = h.message_id,
+                "dropped request with unexpected message ID"
+            );
+        }
+        match (self.state, h.exchange) {
+            (State::InitDone, exchange::IKE_AUTH) => ike_auth::on_request(self, ctx, datagram, msg),
+            (State::Established | State::Deleting, exchange::INFORMATIONAL) => {
+                info::on_request(self, ctx, datagram, msg)
+            }
+            (State::Established, exchange::CREATE_CHILD_SA) => {
+                rekey::on_request(self, ctx, datagram, msg)
+            }
+            _ => debug!(
+                sa = self.id().0,
+                exchange = h.exchange,
+                "dropped request in wrong state"
+            ),
+        }
+    }
+
+    /// Retransmits or gives up when due; expires half-open SAs.
+    pub(super) fn on_timeout(&mut self, ctx: &mut Ctx<'_>) {
+        let sa = self.id().0;
+        if let Some(o) = &mut self.outstanding {
+            if ctx.now >= o.next_at {
+                if o.tries >= ctx.config.retransmit.max_tries {
+                    if self.state == State::Deleting {
+                        ctx.events.push(Event::Deleted { sa: self.id() });
+                        return self.fail(ctx, None);
+                    }
+                    return self.fail(ctx, Some(FailReason::Timeout));
+                }
+                o.tries += 1;
+                let backoff = ctx.config.retransmit.initial * 2u32.saturating_pow(o.tries - 1);
+                o.next_at = ctx.now + backoff;
+                let bytes = o.bytes.clone();
+                debug!(sa, tries = o.tries, "retransmitting");
+                self.transmit(ctx, bytes);
+            }
+        }
+        if self.state == State::InitDone && self.deadline.is_some_and(|d| ctx.now >= d) {
+            self.fail(ctx, Some(FailReason::Timeout));
+        }
+    }
+
+    /// When this SA next needs [`IkeSa::on_timeout`].
+    pub(super) fn next_timeout(&self) -> Option<Instant> {
+        let retransmit = self.outstanding.as_ref().map(|o| o.next_at);
+        [retransmit, self.deadline].into_iter().flatten().min()
+    }
+
+    /// Whether this SA is established (or being deleted) with peer address `ip`.
+    pub(super) fn is_up_with(&self, ip: std::net::IpAddr) -> bool {
+        matches!(self.state, State::Established | State::Deleting) && self.remote.ip() == ip
+    }
+
+    /// Forgets this SA without telling the peer (it announced INITIAL_CONTACT).
+    pub(super) fn drop_silently(&mut self, ctx: &mut Ctx<'_>) {
+        ctx.events.push(Event::Deleted { sa: self.id() });
+        self.children.clear();
+        self.fail(ctx, None);
+    }
+
+    /// Whether this is a responder SA still waiting for IKE_AUTH.
+    pub(super) fn is_half_open(&self) -> bool {
+        self.state == State::InitDone
+    }
+
+    /// Whether the endpoint may forget this SA.
+    pub(super) fn is_removable(&self, now: Instant) -> bool {
+        self.state == State::Dead && self.deadline.is_some_and(|d| now >= d)
+    }
+}
+
+/// An error notify sent in an unencrypted IKE_SA_INIT response (no state kept).
+pub(super) fn init_error(spi_i: u64, notify_type: u16, data: Vec<u8>) -> Vec<u8> {
+    let header = Header {
+        spi_i,
+        spi_r: 0,
+        exchange: exchange::IKE_SA_INIT,
+        flags: flags::RESPONSE,
+        message_id: 0,
+    };
+    Message {
+        header,
+        payloads: vec![Payload::Notify(Notify::new(notify_type, data))],
+    }
+    .encode()
+}
+
+/// The first error notify (type below 16384) among `payloads`.
+pub(super) fn error_notify(payloads: &[Payload]) -> Option<u16> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.notify_type < notify::FIRST_STATUS => Some(n.notify_type),
+        _ => None,
+    })
+}
+
+/// The data of every notify of `notify_type`.
+pub(super) fn find_notifies(payloads: &[Payload], notify_type: u16) -> impl Iterator<Item = &[u8]> {
+    payloads.iter().filter_map(move |p| match p {
+        Payload::Notify(n) if n.notify_type == notify_type => Some(n.data.as_slice()),
+        _ => None,
+    })
+}
+
+/// The data of the first notify of `notify_type`.
+pub(super) fn find_notify(payloads: &[Payload], notify_type: u16) -> Option<&[u8]> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.notify_type == notify_type => Some(n.data.as_slice()),
+        _ => None,
+    })
+}

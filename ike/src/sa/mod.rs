@@ -1,0 +1,299 @@
+//! The IKE SA state machine, sans I/O: IKE_SA_INIT and IKE_AUTH in both roles with one
+//! transport-mode Child SA, message IDs, window size 1, retransmission with backoff,
+//! cached responses, INVALID_KE_PAYLOAD and COOKIE retries, Deletes and liveness checks.
+//!
+//! The caller owns sockets and clocks: it feeds datagrams to [`Endpoint::handle`], calls
+//! [`Endpoint::handle_timeout`] at [`Endpoint::poll_timeout`], and sends what
+//! [`Endpoint::poll_transmit`] returns. Results come back as [`Event`]s.
+
+#[cfg(test)]
+mod admission_tests;
+#[cfg(test)]
+mod dos_tests;
+mod endpoint;
+mod ike_auth;
+mod ike_rekey;
+mod ike_sa;
+mod info;
+#[cfg(test)]
+mod info_tests;
+mod init;
+#[cfg(test)]
+mod nat_tests;
+mod natd;
+mod proposal;
+mod rekey;
+#[cfg(test)]
+mod rekey_tests;
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use endpoint::Endpoint;
+
+use crate::auth::{AuthError, SigningKey};
+use crate::cert::{CertError, CertVerifier};
+use crate::codec::{Id, TrafficSelector};
+use crate::crypto::{Cipher, DhGroup, DirectionKeys};
+
+/// Identifies an IKE SA: our own SPI of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SaId(pub u64);
+
+/// What an endpoint offers and accepts, and who it is.
+pub struct Config {
+    /// IKE SA ciphers, preferred first.
+    pub ike_ciphers: Vec<Cipher>,
+    /// DH groups, preferred first; the first one goes into our KE payload.
+    pub groups: Vec<DhGroup>,
+    /// ESP ciphers for Child SAs, preferred first.
+    pub esp_ciphers: Vec<Cipher>,
+    /// Our private key.
+    pub key: SigningKey,
+    /// Our certificate (DER), then any intermediates to send.
+    pub certificates: Vec<Vec<u8>>,
+    /// Our identity (IDi/IDr), which our certificate must carry.
+    pub id: Id,
+    /// The authorities that admit peers.
+    pub verifier: CertVerifier,
+    /// Request retransmission.
+    pub retransmit: Retransmit,
+    /// How long a responder keeps an IKE SA that has not completed IKE_AUTH.
+    pub half_open_timeout: Duration,
+    /// Answer IKE_SA_INIT with a COOKIE until the initiator returns it (RFC 7296 §2.6).
+    pub require_cookie: bool,
+    /// Demand cookies once this many responder SAs are half-open (no IKE_AUTH yet).
+    pub cookie_threshold: Option<usize>,
+    /// IKE SAs held at most (any state); new IKE_SA_INIT requests beyond are dropped.
+    pub max_ike_sas: usize,
+    /// Encapsulate ESP in UDP even without a NAT (paths that drop IP protocol 50).
+    pub force_encap: bool,
+    /// Child SA rekeys carry a KE of our first group (perfect forward secrecy).
+    pub rekey_pfs: bool,
+    /// The daemon's admission rule, asked once the peer has proved its certificate and
+    /// AUTH: which authorities and identities may reach this host (e.g. a partner CA only
+    /// for some rules). `None` admits every peer the verifier accepts.
+    pub admit: Option<Admit>,
+}
+
+/// An admission rule: `true` admits the peer.
+pub type Admit = Arc<dyn Fn(&Admission<'_>) -> bool + Send + Sync>;
+
+/// What an admission rule sees of an authenticated peer.
+#[derive(Debug, Clone, Copy)]
+pub struct Admission<'a> {
+    /// The authority whose anchor its chain ends in.
+    pub authority: &'a str,
+    /// Its certificate's subject.
+    pub subject: &'a str,
+    /// The identity it claimed (and its certificate carries).
+    pub peer_id: &'a Id,
+    /// Our address.
+    pub local: SocketAddr,
+    /// Its address.
+    pub remote: SocketAddr,
+}
+
+impl Config {
+    /// A configuration with our suites (AES-GCM-16-128/256, AES-CBC-128/256 + HMAC-SHA2-256-128;
+    /// groups 31 and 19) and default timers.
+    pub fn new(
+        key: SigningKey,
+        certificates: Vec<Vec<u8>>,
+        id: Id,
+        verifier: CertVerifier,
+    ) -> Config {
+        let ciphers = vec![
+            Cipher::AesGcm16 { bits: 128 },
+            Cipher::AesGcm16 { bits: 256 },
+            Cipher::AesCbcHmacSha256 { bits: 128 },
+            Cipher::AesCbcHmacSha256 { bits: 256 },
+        ];
+        Config {
+            ike_ciphers: ciphers.clone(),
+            groups: vec![DhGroup::Curve25519, DhGroup::Ecp256],
+            esp_ciphers: ciphers,
+            key,
+            certificates,
+            id,
+            verifier,
+            retransmit: Retransmit::default(),
+            half_open_timeout: Duration::from_secs(30),
+            require_cookie: false,
+            cookie_threshold: Some(100),
+            max_ike_sas: 10_000,
+            force_encap: false,
+            rekey_pfs: true,
+            admit: None,
+        }
+    }
+}
+
+impl Config {
+    /// Checks that our first certificate carries our identity and our private key's
+    /// public half, so a mismatch is a load-time error rather than failed handshakes.
+    pub fn check(&self) -> Result<(), CertError> {
+        let own = self
+            .certificates
+            .first()
+            .ok_or(CertError::Malformed("no certificate of our own".into()))?;
+        crate::cert::check_own(own, &self.id, &self.key)
+    }
+}
+
+/// Retransmission: `initial`, doubling each time, at most `max_tries` sends in all.
+#[derive(Debug, Clone, Copy)]
+pub struct Retransmit {
+    /// Wait after the first send.
+    pub initial: Duration,
+    /// Sends of one request before giving up.
+    pub max_tries: u32,
+}
+
+impl Default for Retransmit {
+    fn default() -> Retransmit {
+        Retransmit {
+            initial: Duration::from_millis(500),
+            max_tries: 6,
+        }
+    }
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Our address to send from.
+    pub from: SocketAddr,
+    /// The peer's address.
+    pub to: SocketAddr,
+    /// The IKE message.
+    pub payload: Vec<u8>,
+}
+
+/// Child SA mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Transport mode (USE_TRANSPORT_MODE negotiated).
+    Transport,
+}
+
+/// A negotiated Child SA, ready for the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildSa {
+    /// The IKE SA it belongs to.
+    pub sa: SaId,
+    /// SPI of the inbound ESP SA (we chose it).
+    pub spi_in: u32,
+    /// SPI of the outbound ESP SA (the peer chose it).
+    pub spi_out: u32,
+    /// ESP cipher.
+    pub cipher: Cipher,
+    /// Keys for inbound traffic.
+    pub keys_in: DirectionKeys,
+    /// Keys for outbound traffic.
+    pub keys_out: DirectionKeys,
+    /// Our traffic selectors.
+    pub local_ts: Vec<TrafficSelector>,
+    /// The peer's traffic selectors.
+    pub remote_ts: Vec<TrafficSelector>,
+    /// Mode.
+    pub mode: Mode,
+    /// ESP in UDP on port 4500 (a NAT was detected, or encapsulation is forced).
+    pub encap: bool,
+    /// Our address.
+    pub local: SocketAddr,
+    /// The peer's address.
+    pub remote: SocketAddr,
+    /// The inbound SPI of the Child SA this one replaces (a rekey): install this one, then
+    /// remove that one when [`Event::ChildDeleted`] says so.
+    pub rekeyed: Option<u32>,
+}
+
+/// What happened, for the daemon to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The peer proved its identity with a certificate from a trusted authority.
+    PeerAuthenticated {
+        /// The IKE SA.
+        sa: SaId,
+        /// The identity it claimed and its certificate carries.
+        peer_id: Id,
+        /// Authority that admitted it.
+        authority: String,
+        /// Certificate subject.
+        subject: String,
+        /// Certificate notAfter (Unix seconds).
+        not_after: i64,
+    },
+    /// A Child SA is negotiated.
+    ChildSaReady(Box<ChildSa>),
+    /// The Child SA was refused by the peer (notify type); the IKE SA stays.
+    ChildRefused {
+        /// The IKE SA.
+        sa: SaId,
+        /// The error notify the peer sent.
+        notify: u16,
+    },
+    /// The IKE SA failed and is gone.
+    Failed {
+        /// The IKE SA.
+        sa: SaId,
+        /// Why.
+        reason: FailReason,
+    },
+    /// The Child SA is deleted (by us or the peer): remove its kernel SAs.
+    ChildDeleted {
+        /// The IKE SA.
+        sa: SaId,
+        /// Its inbound SPI.
+        spi_in: u32,
+        /// Its outbound SPI.
+        spi_out: u32,
+    },
+    /// The IKE SA was rekeyed: `new` replaces `old` and holds its Child SAs.
+    IkeRekeyed {
+        /// The IKE SA that goes away.
+        old: SaId,
+        /// The IKE SA that replaces it.
+        new: SaId,
+    },
+    /// The IKE SA is deleted (by us or the peer), with its Child SAs.
+    Deleted {
+        /// The IKE SA.
+        sa: SaId,
+    },
+}
+
+/// Why an IKE SA failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FailReason {
+    /// No response after all retransmissions, or a half-open SA expired.
+    #[error("timeout")]
+    Timeout,
+    /// No proposal in common.
+    #[error("no proposal chosen")]
+    NoProposalChosen,
+    /// The peer sent an error notify.
+    #[error("peer sent error notify {0}")]
+    PeerError(u16),
+    /// The peer's certificate was refused.
+    #[error("certificate: {0}")]
+    Certificate(#[from] CertError),
+    /// The peer's AUTH payload was refused.
+    #[error("authentication: {0}")]
+    Auth(#[from] AuthError),
+    /// The peer is authentic but no admission rule lets it in.
+    #[error("peer {0} is not admitted")]
+    NotAdmitted(String),
+    /// The peer's identity is not the one we asked for.
+    #[error("peer identity {0} is not the expected one")]
+    UnexpectedIdentity(String),
+    /// The peer broke the protocol.
+    #[error("protocol: {0}")]
+    Protocol(&'static str),
+}
