@@ -6,7 +6,7 @@
 use super::endpoint::Ctx;
 use super::ike_sa::{error_notify, IkeSa, Role, State};
 use super::proposal::{choose, ike_proposals};
-use super::{info, init, Event};
+use super::{info, init, log_keys, Event, KeyLog};
 use crate::codec::{exchange, notify, protocol, Ke, Message, Payload, Proposal};
 use crate::crypto::{derive_ike_keys, rekey_skeyseed, Cipher, DhGroup, KeyShare, Secret};
 use crate::rng::random_vec;
@@ -89,12 +89,15 @@ fn successor(
     group: DhGroup,
     nonces: (&[u8], &[u8]),
     shared: &Secret,
+    key_log: Option<&KeyLog>,
 ) -> Option<IkeSa> {
     let (ni, nr) = nonces;
     let sk_d = old.keys.as_ref()?.sk_d.clone();
     let mut sa = init::blank(role, spis.0, spis.1, old.local, old.remote, group);
     let seed = rekey_skeyseed(sk_d.expose(), shared.expose(), ni, nr);
-    sa.keys = Some(derive_ike_keys(cipher, &seed, ni, nr, spis.0, spis.1));
+    let keys = derive_ike_keys(cipher, &seed, ni, nr, spis.0, spis.1);
+    log_keys(key_log, spis.0, spis.1, &seed, &keys);
+    sa.keys = Some(keys);
     (sa.cipher, sa.ni, sa.nr) = (cipher, ni.to_vec(), nr.to_vec());
     sa.state = State::Established;
     sa.peer_hashes = old.peer_hashes.clone();
@@ -143,6 +146,7 @@ pub(super) fn answer(
         group,
         (ni, &nr),
         &shared,
+        ctx.config.key_log.as_ref(),
     )
     .ok_or((notify::TEMPORARY_FAILURE, Vec::new()))?;
     ctx.events.push(Event::IkeRekeyed {
@@ -202,6 +206,7 @@ fn accept(sa: &mut IkeSa, ctx: &Ctx<'_>, inner: &[Payload], pending: &PendingIke
         group,
         (&pending.ni, nr),
         &shared,
+        ctx.config.key_log.as_ref(),
     )
 }
 

@@ -7,7 +7,7 @@ use tracing::debug;
 use super::endpoint::Ctx;
 use super::ike_sa::{error_notify, find_notify, init_error, IkeSa, Role, State};
 use super::proposal::{choose, ike_proposals, Chosen};
-use super::{ike_auth, natd, FailReason, Transmit};
+use super::{ike_auth, log_keys, natd, FailReason, KeyLog, Transmit};
 use crate::auth::{parse_hash_algorithms, signature_hash_algorithms};
 use crate::codec::{exchange, notify, protocol, Cert, CertReq, Id, Ke, Message, Notify, Payload};
 use crate::crypto::{derive_ike_keys, prf, skeyseed, Cipher, DhGroup, KeyShare, Secret};
@@ -192,7 +192,7 @@ fn accept_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, msg: &Message) -> Result<(
     sa.spi_r = msg.header.spi_r;
     sa.cipher = chosen.cipher;
     sa.nr = nonce.to_vec();
-    derive_keys(sa, &msg.payloads, &shared);
+    derive_keys(sa, &msg.payloads, &shared, ctx.config.key_log.as_ref());
     Ok(())
 }
 
@@ -313,7 +313,7 @@ pub(super) fn respond(
     sa.ni = accepted.ni.to_vec();
     sa.nr = random_vec(ctx.rng, NONCE_LEN);
     sa.init_request = datagram.to_vec();
-    derive_keys(&mut sa, &msg.payloads, &shared);
+    derive_keys(&mut sa, &msg.payloads, &shared, ctx.config.key_log.as_ref());
     let mut payloads = vec![
         Payload::Sa(vec![accepted.chosen.proposal]),
         Payload::Ke(Ke {
@@ -347,14 +347,14 @@ pub(super) fn respond(
 }
 
 /// Takes the peer's SIGNATURE_HASH_ALGORITHMS and derives the IKE SA keys (§2.14).
-fn derive_keys(sa: &mut IkeSa, payloads: &[Payload], shared: &Secret) {
+fn derive_keys(sa: &mut IkeSa, payloads: &[Payload], shared: &Secret, key_log: Option<&KeyLog>) {
     sa.peer_hashes = find_notify(payloads, notify::SIGNATURE_HASH_ALGORITHMS)
         .map(parse_hash_algorithms)
         .unwrap_or_default();
     let seed = skeyseed(&sa.ni, &sa.nr, shared.expose());
-    sa.keys = Some(derive_ike_keys(
-        sa.cipher, &seed, &sa.ni, &sa.nr, sa.spi_i, sa.spi_r,
-    ));
+    let keys = derive_ike_keys(sa.cipher, &seed, &sa.ni, &sa.nr, sa.spi_i, sa.spi_r);
+    log_keys(key_log, sa.spi_i, sa.spi_r, &seed, &keys);
+    sa.keys = Some(keys);
 }
 
 /// A stateless cookie (RFC 7296 §2.6): prf(secret, Ni | IPi | SPIi).

@@ -39,7 +39,7 @@ pub use endpoint::Endpoint;
 use crate::auth::{AuthError, SigningKey};
 use crate::cert::{CertError, CertVerifier};
 use crate::codec::{Id, TrafficSelector};
-use crate::crypto::{Cipher, DhGroup, DirectionKeys};
+use crate::crypto::{Cipher, DhGroup, DirectionKeys, IkeKeys, Secret};
 
 /// Identifies an IKE SA: our own SPI of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -79,6 +79,38 @@ pub struct Config {
     /// AUTH: which authorities and identities may reach this host (e.g. a partner CA only
     /// for some rules). `None` admits every peer the verifier accepts.
     pub admit: Option<Admit>,
+    /// Sees each IKE SA's SKEYSEED and SK_* when they are derived (initial exchange and
+    /// rekeys), to compare them with another implementation's key log in the lab
+    /// (`examples/lab_peer`). The library itself never logs keys; the daemon leaves it `None`.
+    pub key_log: Option<KeyLog>,
+}
+
+/// A key-log hook: called once per derived IKE SA.
+pub type KeyLog = Arc<dyn Fn(&KeyLogEntry<'_>) + Send + Sync>;
+
+/// Hands freshly derived IKE SA keys to the key-log hook, if one is set.
+fn log_keys(log: Option<&KeyLog>, spi_i: u64, spi_r: u64, skeyseed: &Secret, keys: &IkeKeys) {
+    if let Some(log) = log {
+        log(&KeyLogEntry {
+            spi_i,
+            spi_r,
+            skeyseed,
+            keys,
+        });
+    }
+}
+
+/// The key material of one IKE SA, as derived.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyLogEntry<'a> {
+    /// The IKE SA's initiator SPI.
+    pub spi_i: u64,
+    /// The IKE SA's responder SPI.
+    pub spi_r: u64,
+    /// SKEYSEED (§2.14, or §2.18 for a rekeyed IKE SA).
+    pub skeyseed: &'a Secret,
+    /// SK_d, SK_ai/ar, SK_ei/er, SK_pi/pr.
+    pub keys: &'a IkeKeys,
 }
 
 /// An admission rule: `true` admits the peer.
@@ -130,6 +162,7 @@ impl Config {
             force_encap: false,
             rekey_pfs: true,
             admit: None,
+            key_log: None,
         }
     }
 }

@@ -245,3 +245,33 @@ fn simultaneous_rekeys_leave_one_child_sa() {
             .any(|e| matches!(e, Event::Failed { .. } | Event::ChildRefused { .. })));
     }
 }
+
+/// (SPIi, SPIr, SKEYSEED, keys) as a key-log hook saw them.
+type Logged = std::sync::Arc<
+    std::sync::Mutex<Vec<(u64, u64, crate::crypto::Secret, crate::crypto::IkeKeys)>>,
+>;
+
+fn key_log_into(logged: &Logged) -> super::KeyLog {
+    let logged = logged.clone();
+    std::sync::Arc::new(move |e: &super::KeyLogEntry<'_>| {
+        let entry = (e.spi_i, e.spi_r, e.skeyseed.clone(), e.keys.clone());
+        logged.lock().unwrap().push(entry);
+    })
+}
+
+#[test]
+fn the_key_log_sees_the_same_keys_at_both_ends_for_each_ike_sa() {
+    let (log_a, log_b) = (Logged::default(), Logged::default());
+    let (mut s, sa_a) = established(Faults::NONE, 35, |a, b| {
+        a.key_log = Some(key_log_into(&log_a));
+        b.key_log = Some(key_log_into(&log_b));
+    });
+    s.a.rekey_ike(s.now, sa_a).unwrap();
+    let old_gone = |events: &[Event]| events.contains(&Event::Deleted { sa: sa_a });
+    assert!(s.run_until(Duration::from_secs(5), |s| old_gone(&s.events_a)));
+    let (a, b) = (log_a.lock().unwrap(), log_b.lock().unwrap());
+    assert_eq!(a.len(), 2, "the initial exchange and the rekey");
+    assert_eq!(*a, *b);
+    assert_ne!(a[0].2, a[1].2, "the rekey has its own SKEYSEED");
+    assert_eq!(a[0].0, sa_a.0, "the initial IKE SA's SPIi is ours");
+}
