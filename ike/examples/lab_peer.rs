@@ -1,5 +1,7 @@
 //! One IKEv2 handshake over UDP, as initiator or responder, for the strongSwan interop
-//! check in the lab (`ike/lab/interop.sh`): prints the peer and the Child SA (SPIs, keys).
+//! check in the lab (`ike/lab/interop.sh`): prints the peer, the Child SA (SPIs, keys) and,
+//! for each IKE SA, SKEYSEED and SK_* (`keymat` lines, through `Config::key_log`: test keys
+//! only; the library never logs them), and `listening` once its sockets are bound.
 //!
 //! lab_peer initiate|respond LOCAL_IP REMOTE_IP CERT KEY CA CRL [rekey|await-rekey]   (files PEM)
 //!
@@ -12,11 +14,12 @@
 use std::fs;
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ike::cert::{CertVerifier, RevocationMode};
 use ike::codec::Id;
-use ike::sa::{Config, Endpoint, Event};
+use ike::sa::{Config, Endpoint, Event, KeyLogEntry};
 
 /// The OS's randomness.
 struct UrandomRng(fs::File);
@@ -105,11 +108,13 @@ fn main() {
         )
         .expect("CA and CRL");
     let key = ike::auth::SigningKey::from_pem(&fs::read(&key).unwrap()).expect("key");
-    let config = Config::new(key, vec![pem_der(&cert)], Id::from_ip(local_ip), verifier);
+    let mut config = Config::new(key, vec![pem_der(&cert)], Id::from_ip(local_ip), verifier);
+    config.key_log = Some(Arc::new(print_keymat));
     let rng = UrandomRng(fs::File::open("/dev/urandom").unwrap());
     let start = Instant::now();
     let mut ep = Endpoint::new(config, Box::new(rng), start, SystemTime::now());
     let sockets = Sockets::bind(local_ip);
+    println!("listening on {local_ip} ports 500 and 4500");
     if role == "initiate" {
         let (local, remote) = (
             SocketAddr::new(local_ip, 500),
@@ -177,6 +182,32 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// One line per IKE SA, named as charon's `ike = 4` log names them (no SK_ai/ar with an AEAD).
+fn print_keymat(e: &KeyLogEntry<'_>) {
+    let k = e.keys;
+    let named = [
+        ("SKEYSEED", e.skeyseed),
+        ("Sk_d", &k.sk_d),
+        ("Sk_ai", &k.sk_ai),
+        ("Sk_ar", &k.sk_ar),
+        ("Sk_ei", &k.sk_ei),
+        ("Sk_er", &k.sk_er),
+        ("Sk_pi", &k.sk_pi),
+        ("Sk_pr", &k.sk_pr),
+    ];
+    let keys: Vec<String> = named
+        .iter()
+        .filter(|(_, s)| !s.expose().is_empty())
+        .map(|(name, s)| format!("{name}={}", hex(s.expose())))
+        .collect();
+    println!(
+        "keymat spi_i={:016x} spi_r={:016x} {}",
+        e.spi_i,
+        e.spi_r,
+        keys.join(" ")
+    );
 }
 
 fn report(event: Event) {
