@@ -1,57 +1,90 @@
 #!/bin/bash
-# interop.sh - the ike crate against strongSwan's charon (netns b) inside UML, once with
-# us as initiator and once as responder, each time with an IKE SA rekey and then a Child SA
-# rekey (CREATE_CHILD_SA with PFS) through the new IKE SA, started by us, then by charon;
-# checks that our latest Child SA keys equal the kernel SAs charon installed.
-# Run from the project checkout: ike/lab/interop.sh [OUTDIR]
-# Prints PASS/FAIL lines and "N passed, M failed". Uses ../shared/ike-lab read-only
-# (topology, charon-ns.sh, PKI; see LAB-NOTES-IKE.md).
+# interop.sh [OUTDIR] - examples/lab_peer (the ike crate) against strongSwan's charon
+# inside User-Mode Linux, once as initiator and once as responder, each time with an IKE
+# SA rekey and then a Child SA rekey (PFS) through the new IKE SA (inside.sh). Checks that
+# our Child SA keys equal the kernel SAs charon installed, and that our SKEYSEED and SK_*
+# equal the ones charon logs (`ike = 4`), for the initial exchange and the IKE SA rekey.
+# Self-contained: a fresh PKI from strongSwan's `pki` per run (mkpki.sh), charon b's
+# config in conf/. Needs root, user-mode-linux and strongSwan (scripts/install-deps).
+# Usually run as `scripts/lab test ike`. Prints PASS/FAIL lines and "N passed, M failed";
+# exits non-zero on any failure. Default OUTDIR: target/ike-lab/interop.
 set -euo pipefail
-lab=${IKE_LAB:-$(readlink -f ../shared/ike-lab)}
-out=$(readlink -m "${1:-$PWD/target/ike-lab/interop}")
-mkdir -p "$out"; rm -f "$out"/*
+here=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cd "$repo"
+target=${CARGO_TARGET_DIR:-$repo/target}
+case $target in /*) ;; *) target=$repo/$target ;; esac
+out=$(readlink -m "${1:-$target/ike-lab/interop}")
+for tool in linux.uml swanctl pki /usr/lib/ipsec/charon; do
+  command -v "$tool" >/dev/null || { echo "interop: $tool missing (scripts/install-deps)" >&2; exit 2; }
+done
+case $out/ in /tmp/*|/run/*) echo "interop: $out: inside UML /tmp and /run are private tmpfs" >&2; exit 2 ;; esac
+mkdir -p "$out"
+rm -rf "$out"/pki "$out"/swanctl-b; rm -f "$out"/*.txt "$out"/*.log "$out"/*.conf "$out"/*.stderr
 nice -n 10 cargo build -q -p ike --example lab_peer
-bin=$(readlink -f target/debug/examples/lab_peer)
-export IKE_OUT=$out LAB=$lab BIN=$bin
+export IKE_OUT=$out LAB_PEER=$target/debug/examples/lab_peer
+"$here/mkpki.sh" "$out" >"$out/mkpki.txt" 2>&1 || { cat "$out/mkpki.txt" >&2; exit 1; }
+# One UML boot at a time on this machine (other labs share it); the limit counts once
+# the lock is held.
+limit=${IKE_TIMEOUT:-300}
 # shellcheck disable=SC2016
-flock /tmp/uml.lock timeout --kill-after=10 300 scripts/uml-run --timeout 290 -- bash -c '
-  set -u; P=$LAB/pki; peer() { ip netns exec a $BIN $1 10.77.0.1 10.77.0.2 $P/a.pem $P/a.key $P/ca.pem $P/crl.pem ${2:-}; }
-  $LAB/topo.sh up
-  $LAB/charon-ns.sh start b > $IKE_OUT/swanctl-load.txt 2>&1
-  peer initiate rekey > $IKE_OUT/ours-initiate.txt 2>&1
-  $LAB/charon-ns.sh swanctl b --list-sas > $IKE_OUT/sas-initiate.txt 2>&1
-  ip -n b xfrm state > $IKE_OUT/xfrm-initiate.txt 2>&1
-  cp $IKE_OUT/charon-b.log $IKE_OUT/charon-b-initiate.log
-  $LAB/charon-ns.sh stop b; $LAB/charon-ns.sh start b >> $IKE_OUT/swanctl-load.txt 2>&1
-  peer respond await-rekey > $IKE_OUT/ours-respond.txt 2>&1 & sleep 0.5
-  timeout 30 $LAB/charon-ns.sh swanctl b --initiate --child host > $IKE_OUT/initiate-b.txt 2>&1
-  timeout 30 $LAB/charon-ns.sh swanctl b --rekey --ike host >> $IKE_OUT/initiate-b.txt 2>&1
-  sleep 1; timeout 30 $LAB/charon-ns.sh swanctl b --rekey --child host >> $IKE_OUT/initiate-b.txt 2>&1
-  wait
-  $LAB/charon-ns.sh swanctl b --list-sas > $IKE_OUT/sas-respond.txt 2>&1
-  ip -n b xfrm state > $IKE_OUT/xfrm-respond.txt 2>&1
-  $LAB/charon-ns.sh stop b; $LAB/topo.sh down' > "$out/console.txt" 2>&1 || true
-pass=0; fail=0
-check() { if [ "$2" = "$3" ] && [ -n "$2" ]; then echo "PASS $1"; pass=$((pass+1)); else echo "FAIL $1: ours '$2' kernel '$3'"; fail=$((fail+1)); fi; }
+flock /tmp/uml.lock bash -c 't0=$EPOCHREALTIME
+  timeout --kill-after=10 "$1" "$2/scripts/uml-run" --timeout "$(($1 - 10))" -- bash "$3/inside.sh"
+  echo "uml $t0 $EPOCHREALTIME" >>"$IKE_OUT/times.txt"' \
+  sh "$limit" "$repo" "$here" >"$out/console.txt" 2>&1 || true
+
+pass=0 fail=0
+check() {
+  if [ "$2" = "$3" ] && [ -n "$2" ]; then echo "PASS $1"; pass=$((pass + 1))
+  else echo "FAIL $1: ours '$2' theirs '$3'"; fail=$((fail + 1)); fi
+}
 # ip xfrm state prints "proto esp spi 0xSPI ..." and then "aead rfc4106(gcm(aes)) 0xKEY 128".
 kernel_key() { awk -v spi="0x$2" '$3=="spi" && $4==spi {f=1} f && $1=="aead" {print $3; exit}' "$1" | sed 's/^0x//'; }
+# charon's `ike = 4` dumps, one line per derived IKE SA: "SKEYSEED=hex Sk_d=hex ...". A dump
+# is "TIME THREAD[IKE] <name> LABEL => N bytes @ ADDR" and then "... OFFSET: HEX x16  ascii"
+# lines; threads interleave, so each dump is followed by its thread's number.
+charon_keymat() {
+  awk '$2 ~ /\[IKE\]$/ && ($4 == "SKEYSEED" || ($4 ~ /^Sk_[a-z]+$/ && $5 == "secret")) {
+         for (i = 5; i < NF; i++) if ($i == "=>") { left[$2] = $(i + 1); name[$2] = $4; hex[$2] = "" }
+         next }
+       ($2 in left) && left[$2] > 0 && $4 ~ /^[0-9]+:$/ {
+         for (i = 5; i <= NF && i <= 20 && left[$2] > 0; i++) { hex[$2] = hex[$2] tolower($i); left[$2]-- }
+         if (left[$2] == 0) {
+           if (name[$2] == "SKEYSEED" && line != "") { print line; line = "" }
+           line = line (line == "" ? "" : " ") name[$2] "=" hex[$2]
+         } }
+       END { if (line != "") print line }' "$1"
+}
+# ours: "keymat spi_i=.. spi_r=.. SKEYSEED=.. Sk_d=.." (examples/lab_peer)
+our_keymat() { sed -n 's/^keymat spi_i=[0-9a-f]* spi_r=[0-9a-f]* //p' "$1"; }
+field() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
+sk_keys() { tr ' ' '\n' <<<"$1" | grep '^Sk_' | tr '\n' ' '; }
+
 for role in initiate respond; do
-  ours=$out/ours-$role.txt; xfrm=$out/xfrm-$role.txt
-  cat "$ours"
-  read -r spi_in spi_out < <(sed -n 's/^child spi_in=\([0-9a-f]*\) spi_out=\([0-9a-f]*\).*/\1 \2/p' "$ours" | tail -1) || true
+  ours=$out/ours-$role.txt xfrm=$out/xfrm-$role.txt
+  log=$out/charon-b.log; [ $role = respond ] || log=$out/charon-b-initiate.log
+  read -r spi_in spi_out < <(sed -n 's/^child spi_in=\([0-9a-f]*\) spi_out=\([0-9a-f]*\).*/\1 \2/p' "$ours" 2>/dev/null | tail -1) || true
   check "$role: peer authenticated by the lab CA" "$(grep -c '^peer authority=lab' "$ours")" 1
   check "$role: our outbound key = charon's inbound SA ${spi_out:-}" "$(sed -n 's/^key_out=//p' "$ours" | tail -1)" "$(kernel_key "$xfrm" "${spi_out:-x}")"
   check "$role: our inbound key = charon's outbound SA ${spi_in:-}" "$(sed -n 's/^key_in=//p' "$ours" | tail -1)" "$(kernel_key "$xfrm" "${spi_in:-x}")"
   check "$role: charon lists the IKE SA established" "$(grep -c ESTABLISHED "$out/sas-$role.txt")" 1
+  check "$role: the Child SA was rekeyed" "$(grep -c '^child .* rekeyed=[0-9a-f]' "$ours")" 1
+  check "$role: the IKE SA was rekeyed, the old one deleted" "$(grep -c '^event \(IkeRekeyed\|Deleted\)' "$ours")" 2
+  check "$role: charon saw the IKE SA rekeyed" "$(grep -c 'IKE_SA host\[[0-9]*\] rekeyed' "$log")" 1
+  # charon keeps a rekeyed inbound SA a few seconds (delete_rekeyed_delay): its log says it closed the old one.
+  first_out=$(sed -n 's/^child spi_in=[0-9a-f]* spi_out=\([0-9a-f]*\) .* rekeyed=none$/\1/p' "$ours" | head -1)
+  check "$role: charon closed the first Child SA (its inbound SPI ${first_out:-?})" "$(grep -cE "closing CHILD_SA host\{[0-9]+\} with SPIs ${first_out:-x}_i" "$log")" 1
+  mapfile -t mine < <(our_keymat "$ours")
+  mapfile -t theirs < <(charon_keymat "$log")
+  check "$role: two IKE SAs derived at each end" "${#mine[@]} ${#theirs[@]}" "2 2"
+  i=0
+  for exchange in "initial exchange" "IKE SA rekey"; do
+    check "$role: $exchange: our SKEYSEED = charon's" "$(field SKEYSEED "${mine[i]:-}")" "$(field SKEYSEED "${theirs[i]:-}")"
+    check "$role: $exchange: our SK_d/ei/er/pi/pr = charon's" "$(sk_keys "${mine[i]:-}")" "$(sk_keys "${theirs[i]:-}")"
+    i=$((i + 1))
+  done
 done
-for role in initiate respond; do
-  check "$role: the Child SA was rekeyed" "$(grep -c '^child .* rekeyed=[0-9a-f]' "$out/ours-$role.txt")" 1
-  check "$role: the IKE SA was rekeyed, the old one deleted" "$(grep -c '^event \(IkeRekeyed\|Deleted\)' "$out/ours-$role.txt")" 2
-done
-check "initiate: charon saw the IKE SA rekeyed" "$(grep -c 'IKE_SA host\[[0-9]*\] rekeyed' "$out/charon-b-initiate.log")" 1
-check "respond: charon saw the IKE SA rekeyed" "$(grep -c 'IKE_SA host\[[0-9]*\] rekeyed' "$out/charon-b.log")" 1
-# charon keeps a rekeyed inbound SA a few seconds (delete_rekeyed_delay); its log says it closed the old one.
-check "initiate: charon closed the old Child SA on our Delete" "$(grep -c 'closing CHILD_SA host{2} with SPIs' "$out/charon-b-initiate.log")" 1
 check "respond: charon deleted the old Child SA, we removed it" "$(grep -c '^event ChildDeleted' "$out/ours-respond.txt")" 1
+awk '$1 == "uml" { printf "UML run (boot to power-off): %.1f s\n", $3 - $2 }' "$out/times.txt" 2>/dev/null || true
 echo "$pass passed, $fail failed (results in $out)"
 [ "$fail" = 0 ]

@@ -1,0 +1,57 @@
+#!/bin/bash
+# inside.sh - the interop scenario; runs as root inside UML (started by interop.sh).
+#   a (10.77.0.1, examples/lab_peer) <-- veth --> b (10.77.0.2, charon)
+# 1. we initiate, rekey the IKE SA, then the Child SA (PFS) through the new IKE SA;
+# 2. charon initiates (swanctl --initiate), rekeys the IKE SA, then the Child SA.
+# Each step waits for a condition (a socket, a line of output) with a timeout, never for a
+# fixed time. Results go to $IKE_OUT; interop.sh judges them on the host.
+# Env: IKE_OUT (with pki/ and swanctl-b/ from mkpki.sh), LAB_PEER (the example's binary),
+#      IKE_WAIT (seconds per wait, default 60).
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+out=${IKE_OUT:?} cns=$here/charon-ns.sh pki=$IKE_OUT/pki
+wait_s=${IKE_WAIT:-60}
+peer() {
+  ip netns exec a "${LAB_PEER:?}" "$1" 10.77.0.1 10.77.0.2 "$pki/a.pem" "$pki/a.key" \
+    "$pki/ca.pem" "$pki/crl.pem" "$2"
+}
+# wait_for FILE REGEX: until a line of FILE matches REGEX (extended), at most IKE_WAIT s.
+wait_for() {
+  local end=$((SECONDS + wait_s))
+  until grep -qE "$2" "$1" 2>/dev/null; do
+    [ $SECONDS -lt $end ] || { echo "inside: no /$2/ in ${1##*/} after ${wait_s} s" >&2; return 1; }
+    sleep 0.1
+  done
+}
+sw() { timeout "$wait_s" "$cns" swanctl b "$@"; }
+mark() { read -r up _ </proc/uptime; echo "$1 $up" >>"$out/times.txt"; }
+
+mark boot
+"$here/topo.sh" up
+"$cns" start b >"$out/swanctl-load.txt" 2>&1 || echo "inside: charon b did not start" >&2
+mark charon-up
+
+peer initiate rekey >"$out/ours-initiate.txt" 2>&1
+sw --list-sas >"$out/sas-initiate.txt" 2>&1
+ip -n b xfrm state >"$out/xfrm-initiate.txt" 2>&1
+"$cns" stop b
+cp "$out/charon-b.log" "$out/charon-b-initiate.log"
+mark initiate-done
+
+"$cns" start b >>"$out/swanctl-load.txt" 2>&1 || echo "inside: charon b did not restart" >&2
+peer respond await-rekey >"$out/ours-respond.txt" 2>&1 &
+peer_pid=$!
+{
+  wait_for "$out/ours-respond.txt" '^listening' &&
+    sw --initiate --child host &&
+    sw --rekey --ike host &&
+    # Our end deleted the old IKE SA: the rekey is over, the Child SA lives in the new one.
+    wait_for "$out/ours-respond.txt" '^event Deleted' &&
+    sw --rekey --child host
+} >"$out/initiate-b.txt" 2>&1
+wait "$peer_pid"
+sw --list-sas >"$out/sas-respond.txt" 2>&1
+ip -n b xfrm state >"$out/xfrm-respond.txt" 2>&1
+"$cns" stop b
+"$here/topo.sh" down
+mark respond-done

@@ -1,0 +1,43 @@
+#!/bin/bash
+# mkpki.sh DIR - a fresh test PKI for the interop lab, issued by strongSwan's `pki` (an
+# issuer independent of our code), and charon b's swanctl folder. Made at every run: no
+# key is committed. Test material only (no passphrases).
+#   DIR/pki/ca.{key,pem}        CA, ECDSA P-256
+#   DIR/pki/a.{key,pem}         us (lab_peer): IP SAN 10.77.0.1
+#   DIR/pki/b.{key,pem}         charon b: IP SAN 10.77.0.2
+#   DIR/pki/crl.pem             CRL revoking a third certificate (revoked.pem, 10.77.0.3)
+#   DIR/swanctl-b/              SWANCTL_DIR of charon b: swanctl.conf + its credentials
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:?usage: mkpki.sh DIR}
+pki_dir=$out/pki
+rm -rf "$pki_dir"; mkdir -p "$pki_dir"
+# Only the plugins pki needs (Debian's default list also tries the TPM plugin and prints
+# "TPM 2.0 - could not load libtss2-tcti-tabrmd.so.0").
+echo 'pki { load = random nonce openssl pem pkcs1 pkcs8 x509 pubkey sha2 revocation }' > "$out/pki.strongswan.conf"
+export STRONGSWAN_CONF=$out/pki.strongswan.conf
+cd "$pki_dir"
+O="C=CH, O=xfrm-agent IKE lab"
+pki --gen --type ecdsa --size 256 --outform pem > ca.key
+pki --self --ca --lifetime 30 --in ca.key --type ecdsa --dn "$O, CN=lab CA" --outform pem > ca.pem
+issue() { # name ip
+  pki --gen --type ecdsa --size 256 --outform pem > "$1.key"
+  pki --pub --in "$1.key" --type ecdsa |
+    pki --issue --cacert ca.pem --cakey ca.key --type pub --lifetime 30 \
+        --dn "$O, CN=$2" --san "$2" --flag serverAuth --flag clientAuth --outform pem > "$1.pem"
+}
+issue a 10.77.0.1
+issue b 10.77.0.2
+issue revoked 10.77.0.3
+# charon's `revocation = strict` (and our RevocationMode::Strict) want a current CRL.
+pki --signcrl --cacert ca.pem --cakey ca.key --lifetime 30 \
+    --reason key-compromise --cert revoked.pem --outform pem > crl.pem
+chmod 600 ./*.key
+d=$out/swanctl-b
+rm -rf "$d"
+# Every folder swanctl --load-all reads: an absent one prints "opening directory ... failed".
+for x in x509ca x509 private x509crl x509ocsp x509aa x509ac pubkey rsa ecdsa bliss pkcs8 pkcs12; do
+  mkdir -p "$d/$x"
+done
+cp "$here/conf/b.swanctl.conf" "$d/swanctl.conf"
+cp ca.pem "$d/x509ca/"; cp crl.pem "$d/x509crl/"; cp b.pem "$d/x509/"; cp b.key "$d/private/"
