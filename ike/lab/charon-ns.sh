@@ -72,7 +72,8 @@ case $cmd in
     mkdir -p "$rundir"; rm -f "$rundir/charon.pid" "$rundir/charon.vici"
     write_conf
     : > "$out/charon-$node.log"
-    # setsid: charon must not die with the caller's session.
+    # setsid: charon must not die with the caller's session. ($1 is for the inner sh.)
+    # shellcheck disable=SC2016
     setsid ip netns exec "$node" unshare -m sh -c \
       'mount --bind "$1" /run && exec /usr/lib/ipsec/charon' sh "$rundir" \
       </dev/null >"$out/$node.stderr" 2>&1 &
@@ -84,7 +85,8 @@ case $cmd in
     running || exit 0
     pid=$(cat "$rundir/charon.pid")
     kill "$pid" 2>/dev/null || true
-    poll eval '! kill -0 "$pid" 2>/dev/null' ||
+    gone() { ! kill -0 "$pid" 2>/dev/null; }
+    poll gone ||
       { echo "charon-ns: $node: charon $pid still running after ${wait_s} s" >&2; exit 1; }
     ;;
   swanctl)
