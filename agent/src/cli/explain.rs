@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use clap::Args;
 use policy_schema::Policy;
 
@@ -37,9 +37,13 @@ pub struct ExplainArgs {
 
 /// The policy and where its entries are in the file.
 pub fn load(config: &Path) -> anyhow::Result<(Policy, Locations)> {
-    let (policy, _warnings) = super::context::load_policy(config)?;
-    let text =
-        std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
+    // Read once, through the same safe reader as `check` (regular files only, capped).
+    let max = policy_schema::DEFAULT_MAX_POLICY_SIZE;
+    let text = policy_schema::read_text(config, max).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let file = config.display().to_string();
+    let policy = policy_schema::load(&file, &text)
+        .map_err(|d| anyhow::anyhow!("{d}\n{file}: invalid policy"))?
+        .policy;
     let locs = Locations::scan(&config.display().to_string(), &text, &policy);
     Ok((policy, locs))
 }
