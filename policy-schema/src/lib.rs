@@ -9,6 +9,7 @@
 
 mod build;
 mod check;
+mod curve;
 mod diagnostic;
 mod fields;
 pub mod model;
@@ -18,6 +19,7 @@ mod reload;
 mod report;
 mod schema;
 mod suggest;
+mod text;
 mod values;
 
 use std::path::Path;

@@ -155,12 +155,23 @@ pub(crate) fn address(s: &str) -> Result<IpAddr, String> {
     }
 }
 
-/// Standard base64 of exactly 32 bytes, as `wg pubkey` and `xfrm-agent pubkey` print.
+/// Standard base64 of exactly 32 bytes, as `wg pubkey` and `xfrm-agent pubkey` print; kept
+/// in its canonical spelling (`curve::canonical`) so that one point is one key everywhere.
 pub(crate) fn public_key(s: &str) -> Result<PublicKey, String> {
     use base64::Engine;
     let expected = "expected standard base64 of exactly 32 bytes: 43 characters and '='";
-    if s.trim() != s || s.is_empty() {
+    if s.is_empty() {
         return Err(format!("is not a key ({expected})"));
+    }
+    let base64_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=');
+    if let Some(c) = s
+        .chars()
+        .find(|&c| !base64_char(c) && !matches!(c, '-' | '_'))
+    {
+        return Err(format!(
+            "contains {}, which is not a base64 character ({expected})",
+            crate::text::char_desc(c)
+        ));
     }
     if s.contains(['-', '_']) {
         return Err(format!(
@@ -190,7 +201,14 @@ pub(crate) fn public_key(s: &str) -> Result<PublicKey, String> {
         // An all-zero X25519 point yields an all-zero shared secret: a placeholder, not a key.
         return Err("is the all-zero placeholder (expected a real public key, as `xfrm-agent pubkey` prints)".into());
     }
-    Ok(PublicKey(key))
+    let canonical = crate::curve::canonical(key);
+    if crate::curve::is_low_order(&canonical) {
+        return Err(
+            "is a low-order X25519 point: its shared secret with any key is all zeros, so every SA key of this entry would follow from the policy file alone (expected a real public key, as `xfrm-agent pubkey` prints)"
+                .into(),
+        );
+    }
+    Ok(PublicKey(canonical))
 }
 
 /// A u32 written as an integer.

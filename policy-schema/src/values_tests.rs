@@ -86,9 +86,17 @@ fn keys() {
     assert!(public_key("AQIDBA==")
         .unwrap_err()
         .contains("decodes to 4 bytes"));
-    assert!(public_key("not base64!")
+    assert!(public_key("not+base64!")
+        .unwrap_err()
+        .contains("contains '!', which is not a base64 character"));
+    assert!(public_key("AQID=A==")
         .unwrap_err()
         .contains("not valid base64"));
+    let umlaut = public_key("über-🔑-key!!").unwrap_err();
+    assert!(
+        umlaut.contains("contains 'ü'") && !umlaut.contains("URL-safe"),
+        "{umlaut}"
+    );
     assert!(public_key("AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHy_=")
         .unwrap_err()
         .contains("URL-safe"));
@@ -96,6 +104,75 @@ fn keys() {
     assert!(public_key("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
         .unwrap_err()
         .contains("all-zero"));
+}
+
+/// Little-endian bytes of a small number, of p - k, or with bit 255 set.
+fn le(n: u8) -> [u8; 32] {
+    let mut b = [0; 32];
+    b[0] = n;
+    b
+}
+
+fn p_minus(k: u8) -> [u8; 32] {
+    let mut b = [0xff; 32];
+    b[31] = 0x7f;
+    b[0] = 0xed - k;
+    b
+}
+
+fn p_plus(k: u8) -> [u8; 32] {
+    let mut b = p_minus(0);
+    b[0] += k;
+    b
+}
+
+fn high(mut b: [u8; 32]) -> [u8; 32] {
+    b[31] |= 0x80;
+    b
+}
+
+fn b64(b: [u8; 32]) -> String {
+    PublicKey(b).to_base64()
+}
+
+/// Every spelling of every point of small order is refused: with one of them as a peer's
+/// key the X25519 shared secret is all zeros and the SA keys follow from the file.
+#[test]
+fn low_order_keys_in_every_spelling_are_refused() {
+    let order8 = [
+        "4Ot6fDtBuK4WVuP68Z/EatoJjeucMrH9hmIFFl9JuAA=",
+        "X5yVvKNQjCSx0LFVnIPvWwREXMRYHI6G2CJO3dCfEVc=",
+    ]
+    .map(|s| PublicKey::from_base64(s).unwrap().0);
+    let mut spellings = vec![le(1), p_minus(1), p_minus(0), p_plus(1), high(le(0))];
+    spellings.extend([
+        high(le(1)),
+        high(p_minus(1)),
+        high(p_minus(0)),
+        high(p_plus(1)),
+    ]);
+    spellings.extend(order8);
+    spellings.extend(order8.map(high));
+    for bytes in spellings {
+        let err = public_key(&b64(bytes)).unwrap_err();
+        assert!(
+            err.contains("low-order X25519 point"),
+            "{}: {err}",
+            b64(bytes)
+        );
+    }
+}
+
+/// One point, several spellings: stored as one key, so the duplicate check sees them.
+#[test]
+fn keys_are_stored_canonical() {
+    let k = le(9);
+    for spelling in [k, high(k)] {
+        assert_eq!(public_key(&b64(spelling)).unwrap().0, k);
+    }
+    // p + 9 names the point 9 too.
+    assert_eq!(public_key(&b64(p_plus(9))).unwrap().0, k);
+    assert_eq!(public_key(&b64(high(p_plus(9)))).unwrap().0, k);
 }
 
 #[test]
