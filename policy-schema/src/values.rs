@@ -29,11 +29,12 @@ pub(crate) fn duration(s: &str) -> Result<u64, String> {
             'd' => 86_400,
             _ => return Err(bad()),
         };
-        let n: u64 = digits.parse().map_err(|_| bad())?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| "is too long (expected at most 2^64-1 seconds)".to_string())?;
+        if digits.is_empty() {
+            return Err(bad());
+        }
+        // Past u64 it is far beyond every range anyway: saturate and let the range say so.
+        let n: u64 = digits.parse().unwrap_or(u64::MAX);
+        total = total.saturating_add(n.saturating_mul(unit));
         digits.clear();
     }
     if !digits.is_empty() {
@@ -45,6 +46,28 @@ pub(crate) fn duration(s: &str) -> Result<u64, String> {
         return Err(bad());
     }
     Ok(total)
+}
+
+/// `secs` if it lies in `min..=max`, else why not (both bounds spelled as seconds and
+/// with units).
+pub(crate) fn duration_in(secs: u64, min: u64, max: u64) -> Result<u64, String> {
+    let range = format!("expected {} to {}", spelled(min), spelled(max));
+    match secs {
+        _ if secs < min => Err(format!("is too short ({range})")),
+        _ if secs > max => Err(format!("is too long ({range})")),
+        _ => Ok(secs),
+    }
+}
+
+/// `86400` → `"86400s (1d)"`; seconds alone when no larger unit divides them.
+fn spelled(secs: u64) -> String {
+    let unit = [(86_400, 'd'), (3_600, 'h'), (60, 'm')]
+        .into_iter()
+        .find(|(u, _)| secs >= *u && secs % u == 0);
+    match unit {
+        Some((u, c)) => format!("{secs}s ({}{c})", secs / u),
+        None => format!("{secs}s"),
+    }
 }
 
 /// Integer seconds.

@@ -13,10 +13,17 @@ fn durations() {
     assert!(duration("1 h").is_err());
     assert!(duration("1w").is_err());
     assert!(duration("-1s").is_err());
-    assert!(duration("99999999999999999999s").is_err());
-    assert!(duration("300000000000000d")
+    assert_eq!(duration("99999999999999999999s"), Ok(u64::MAX));
+    assert_eq!(duration("300000000000000d"), Ok(u64::MAX));
+    assert_eq!(duration_in(86_400, 10, 86_400), Ok(86_400));
+    let long = duration_in(86_401, 10, 86_400).unwrap_err();
+    assert_eq!(long, "is too long (expected 10s to 86400s (1d))");
+    assert!(duration_in(9, 10, 86_400)
         .unwrap_err()
-        .contains("too long"));
+        .contains("too short"));
+    assert!(duration_in(u64::MAX, 0, 3_600)
+        .unwrap_err()
+        .contains("3600s (1h)"));
     assert!(duration("90").unwrap_err().contains("did you mean \"90s\""));
     assert_eq!(duration_int(30), Ok(30));
     assert!(duration_int(-1).is_err());

@@ -231,10 +231,16 @@ impl<'a> Entries<'a> {
     }
 
     pub fn duration(&mut self, rep: &mut Report, name: &str) -> Option<Sp<u64>> {
-        self.scalar(rep, name, |kind, v| match &v.kind {
-            ValueKind::Integer(i) => values::duration_int(*i),
-            ValueKind::String(s) => values::duration(s),
-            _ => Err(format!("is {}, expected {}", type_desc(v), kind.expected())),
+        self.scalar(rep, name, |kind, v| {
+            let Kind::Duration { min, max } = *kind else {
+                unreachable!("{name} is not a Duration")
+            };
+            let secs = match &v.kind {
+                ValueKind::Integer(i) => values::duration_int(*i),
+                ValueKind::String(s) => values::duration(s),
+                _ => Err(format!("is {}, expected {}", type_desc(v), kind.expected())),
+            }?;
+            values::duration_in(secs, min, max)
         })
     }
 
