@@ -29,10 +29,18 @@ use tree::{Item, Table};
 /// Parse `text`; `None` after a TOML syntax error (already reported).
 pub(crate) fn parse(rep: &mut Report, text: &str) -> Option<RawPolicy> {
     let doc;
-    let fast = scan::document(text).or_else(|| events::document(text));
+    let fast = match scan::document(text) {
+        Some(root) => events::Outcome::Tree(root),
+        None => events::document(text),
+    };
     let root = match fast {
-        Some(root) => root,
-        None => match Document::parse(text) {
+        events::Outcome::Tree(root) => root,
+        events::Outcome::TooDeep(at) => {
+            let max = events::MAX_KEY_PARTS;
+            rep.error(at, format!("TOML: the key path passes {max} parts here (expected at most {max} parts of dotted keys and table headers, counting the inline tables around them; the policy format needs 2)"));
+            return None;
+        }
+        events::Outcome::Declined => match Document::parse(text) {
             Ok(parsed) => {
                 doc = parsed;
                 convert::root(&doc)
