@@ -122,7 +122,7 @@ pub(crate) fn port_range(s: &str) -> Result<PortRange, String> {
 /// mask it (xfrm_selector_match compares under the prefix length).
 pub(crate) fn prefix(s: &str) -> Result<IpNet, String> {
     if let Ok(a) = s.parse::<IpAddr>() {
-        return Ok(IpNet::from(a));
+        return not_mapped(IpNet::from(a));
     }
     let expected = "expected a prefix such as \"10.0.0.0/24\" or \"fd00::/64\", or an address";
     let Some((addr, len)) = s.split_once('/') else {
@@ -143,7 +143,29 @@ pub(crate) fn prefix(s: &str) -> Result<IpNet, String> {
             net.trunc()
         ));
     }
-    Ok(net)
+    not_mapped(net)
+}
+
+/// `::ffff:0:0/96`, where IPv6 spells IPv4 addresses (RFC 4291 section 2.5.5.2).
+const MAPPED: ipnet::Ipv6Net =
+    match ipnet::Ipv6Net::new(std::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96) {
+        Ok(n) => n,
+        Err(_) => panic!("a /96 is valid"),
+    };
+
+/// Refuse IPv4-mapped IPv6 addresses and prefixes: on the wire (and in the kernel's
+/// selectors) those packets are IPv4, so SAs and policies for the IPv6 spelling never match.
+fn not_mapped(net: IpNet) -> Result<IpNet, String> {
+    let IpNet::V6(v6) = net else { return Ok(net) };
+    if !MAPPED.contains(&v6) {
+        return Ok(net);
+    }
+    let v4 = v6.addr().to_ipv4_mapped().expect("inside ::ffff:0:0/96");
+    let spelled = match v6.prefix_len() {
+        128 => v4.to_string(),
+        len => format!("{v4}/{}", len - 96),
+    };
+    Err(format!("is an IPv4-mapped IPv6 address: the kernel sees that traffic as IPv4, so IPsec for this spelling would never match (expected the IPv4 spelling \"{spelled}\")"))
 }
 
 /// A plain unicast address (a host's or a cluster's own address).
@@ -165,6 +187,7 @@ pub(crate) fn address(s: &str) -> Result<IpAddr, String> {
             return Err("is not an IP address (expected e.g. \"10.0.0.1\" or \"fd00::1\")".into())
         }
     };
+    not_mapped(IpNet::from(a))?;
     let what = match a {
         _ if a.is_unspecified() => Some("the unspecified address"),
         _ if a.is_loopback() => Some("a loopback address"),

@@ -226,3 +226,24 @@ fn protocols() {
     assert!(protocol_number(0).is_err());
     assert!(protocol_number(256).is_err());
 }
+
+/// `::ffff:a.b.c.d` is IPv4 on the wire: refused everywhere, with the IPv4 spelling.
+#[test]
+fn ipv4_mapped_addresses_are_refused_with_the_ipv4_spelling() {
+    let e = address("::ffff:10.99.0.2").unwrap_err();
+    assert!(
+        e.contains("IPv4-mapped") && e.contains("\"10.99.0.2\""),
+        "{e}"
+    );
+    let e = prefix("::ffff:10.0.0.0/104").unwrap_err();
+    assert!(e.contains("\"10.0.0.0/8\""), "{e}");
+    assert!(prefix("::ffff:10.99.0.5")
+        .unwrap_err()
+        .contains("\"10.99.0.5\""));
+    assert!(prefix("::ffff:0:0/96")
+        .unwrap_err()
+        .contains("\"0.0.0.0/0\""));
+    // Prefixes that merely contain the mapped range, and neighbours of it, are fine.
+    assert!(prefix("::/0").is_ok() && prefix("::/64").is_ok());
+    assert!(address("::fffe:10.99.0.2").is_ok() && address("64:ff9b::10.99.0.2").is_ok());
+}
