@@ -20,6 +20,14 @@ pub(crate) fn shown(s: &str) -> String {
     out
 }
 
+/// `s` cut after [`MAX_SHOWN`] characters with `…` (for text escaped elsewhere).
+pub(crate) fn cut(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(MAX_SHOWN) {
+        Some((at, _)) => format!("{}…", &s[..at]).into(),
+        None => s.into(),
+    }
+}
+
 /// Whether [`shown`] would copy `s` unchanged (the common case, checked without copying).
 pub(crate) fn is_plain(s: &str) -> bool {
     s.len() <= MAX_SHOWN && s.bytes().all(|b| matches!(b, b' '..=b'~'))

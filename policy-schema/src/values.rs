@@ -90,10 +90,32 @@ pub(crate) fn port(i: i64) -> Result<u16, String> {
         .ok_or_else(|| format!("is out of range ({PORT_EXPECTED})"))
 }
 
+/// A string value as written: whitespace is never trimmed or skipped, anywhere (`" 80"`,
+/// `"80 - 90"` and a key with a leading space are all refused alike), with the value
+/// without it suggested unless the whitespace separates two words.
+pub(crate) fn as_written(s: &str) -> Result<&str, String> {
+    if !s.contains(char::is_whitespace) {
+        return Ok(s);
+    }
+    let words = s.split_whitespace().collect::<Vec<_>>();
+    let between_words = words.windows(2).any(|w| {
+        let (a, b) = (w[0].chars().last(), w[1].chars().next());
+        a.is_some_and(char::is_alphanumeric) && b.is_some_and(char::is_alphanumeric)
+    });
+    let hint = match words.concat() {
+        joined if !joined.is_empty() && !between_words => {
+            format!("; did you mean \"{}\"?", crate::text::shown(&joined))
+        }
+        _ => String::new(),
+    };
+    Err(format!(
+        "contains whitespace (expected the value alone, without spaces{hint})"
+    ))
+}
+
 /// `"80"` or `"16992-16995"`.
 pub(crate) fn port_range(s: &str) -> Result<PortRange, String> {
     let num = |t: &str| -> Result<u16, String> {
-        let t = t.trim();
         if t.is_empty() || !t.chars().all(|c| c.is_ascii_digit()) {
             return Err(
                 "is not a port or port range (expected a number 1-65535 or \"lo-hi\", e.g. \"16992-16995\")"

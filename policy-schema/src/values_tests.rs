@@ -247,3 +247,21 @@ fn ipv4_mapped_addresses_are_refused_with_the_ipv4_spelling() {
     assert!(prefix("::/0").is_ok() && prefix("::/64").is_ok());
     assert!(address("::fffe:10.99.0.2").is_ok() && address("64:ff9b::10.99.0.2").is_ok());
 }
+
+/// One whitespace rule for every value: never trimmed, refused with the value suggested.
+#[test]
+fn whitespace_is_refused_in_every_value() {
+    let e = as_written(" 80").unwrap_err();
+    assert!(e.contains("did you mean \"80\""), "{e}");
+    assert!(as_written("80 - 90").unwrap_err().contains("\"80-90\""));
+    assert!(as_written("\tAQID=\n").unwrap_err().contains("\"AQID=\""));
+    let words = as_written("web server").unwrap_err();
+    assert!(
+        words.contains("whitespace") && !words.contains("did you mean"),
+        "{words}"
+    );
+    assert!(!as_written("   ").unwrap_err().contains("did you mean"));
+    assert_eq!(as_written("80-90"), Ok("80-90"));
+    // The port parser itself no longer trims either.
+    assert!(port_range(" 80").is_err() && port_range("80 -90").is_err());
+}
