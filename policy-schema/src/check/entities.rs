@@ -54,6 +54,7 @@ pub(crate) fn check(rep: &mut Report, raw: &RawPolicy) {
     duplicate_addresses(rep, raw);
     duplicate_keys(rep, raw);
     host_zones(rep, raw);
+    gateway_families(rep, raw);
     for c in &raw.clusters {
         let mut seen = Seen::new();
         for m in &c.members {
@@ -163,6 +164,24 @@ fn duplicate_keys(rep: &mut Report, raw: &RawPolicy) {
             rep.pos(prev)
         );
         rep.error(key.at, msg);
+    }
+}
+
+/// A gateway tunnels a subnet from an address of the subnet's family: the compiler makes
+/// no cross-family tunnels (an IPv6 subnet behind IPv4-only gateways got IPv6 policies
+/// with IPv4 SAs whose selector never matched, so every packet was dropped unexplained).
+fn gateway_families(rep: &mut Report, raw: &RawPolicy) {
+    use crate::model::Family;
+    for h in raw.hosts.iter().filter(|h| !h.addresses.is_empty()) {
+        let has = |f: Family| h.addresses.iter().any(|a| Family::of(&a.v) == f);
+        for g in h.gateway_for.iter().filter(|g| !has(Family::of_net(&g.v))) {
+            let fam = super::resolve::family_name(Family::of_net(&g.v));
+            let msg = format!(
+                "{}: gateway-for {} is {fam}, but the host has no {fam} address to be its tunnel endpoint (expected an {fam} address in addresses: tunnels between address families are not supported)",
+                h.origin.label, g.v
+            );
+            rep.error(g.at, msg);
+        }
     }
 }
 
