@@ -63,7 +63,7 @@ pub(crate) fn duration_in(secs: u64, min: u64, max: u64) -> Result<u64, String> 
 fn spelled(secs: u64) -> String {
     let unit = [(86_400, 'd'), (3_600, 'h'), (60, 'm')]
         .into_iter()
-        .find(|(u, _)| secs >= *u && secs % u == 0);
+        .find(|(u, _)| secs >= *u && secs.is_multiple_of(*u));
     match unit {
         Some((u, c)) => format!("{secs}s ({}{c})", secs / u),
         None => format!("{secs}s"),
