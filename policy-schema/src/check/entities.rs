@@ -62,7 +62,7 @@ pub(crate) fn check(rep: &mut Report, raw: &RawPolicy) {
                 let msg = format!(
                     "{}: member \"{}\" is listed twice, first at {} (expected each member once)",
                     c.origin.label,
-                    m.v,
+                    crate::text::shown(&m.v),
                     rep.pos(prev)
                 );
                 rep.error(m.at, msg);
@@ -211,7 +211,7 @@ fn host_zones(rep: &mut Report, raw: &RawPolicy) {
                 .iter()
                 .any(|z| z.prefixes.iter().any(|p| p.v.contains(&a.v)));
             if !inside {
-                let names: Vec<&str> = h.zones.iter().map(|z| z.v.as_str()).collect();
+                let names: Vec<String> = h.zones.iter().map(|z| crate::text::shown(&z.v)).collect();
                 let prefixes: Vec<String> = declared
                     .iter()
                     .flat_map(|z| z.prefixes.iter().map(|p| p.v.to_string()))

@@ -154,7 +154,7 @@ fn tunnel_gateways(rep: &mut Report, raw: &RawPolicy, r: &RawRule, res: &Resolve
             }
             let via = match &e.v {
                 Endpoint::Prefix(_) => String::new(),
-                other => format!(" (from {other})"),
+                other => format!(" (from {})", crate::text::shown(&other.to_string())),
             };
             rep.error(
                 e.at,
