@@ -124,7 +124,7 @@ fn published_private_keys(args: &PolicyArgs, policy: &Policy, id: &Identity) -> 
         return Vec::new();
     }
     // Rare: read the file again only to point at the key.
-    let text = std::fs::read_to_string(&args.config).unwrap_or_default();
+    let text = reread(&args.config).unwrap_or_default();
     let file = args.config.display().to_string();
     found
         .into_iter()
@@ -143,6 +143,24 @@ fn published_private_keys(args: &PolicyArgs, policy: &Policy, id: &Identity) -> 
             }
         })
         .collect()
+}
+
+/// The policy file's text once more, only if it is (still) a regular file, without
+/// blocking (it may have been replaced by a FIFO since it was loaded) and at most 64 MiB.
+fn reread(path: &Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(64 << 20).read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 /// 1-based line and column of the first `needle` in `text` (1:1 if absent).
