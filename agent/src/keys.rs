@@ -49,6 +49,11 @@ pub enum KeyError {
     UnknownHost(String),
     #[error("cluster {cluster}: the key {path} is not the cluster's private key")]
     WrongClusterKey { cluster: String, path: PathBuf },
+    #[error(
+        "the X25519 shared secret with public key {0} is all zeros (a low-order point): \
+         its SA keys would follow from the policy file alone, so it gets no SAs"
+    )]
+    NonContributory(PublicKey),
 }
 
 /// An X25519 private key (with its public key, computed once). Debug never prints the
@@ -107,9 +112,17 @@ impl PrivateKey {
         })?;
         PrivateKey::from_base64(text, &path.display().to_string())
     }
-    fn shared(&self, peer: &PublicKey) -> Secret {
-        let peer = x25519_dalek::PublicKey::from(peer.0);
-        Secret::new(self.0.diffie_hellman(&peer).as_bytes().to_vec())
+    /// The X25519 shared secret with `peer`, refused when it is not contributory (the
+    /// peer key is a low-order point and the secret all zeros, whatever our key): the
+    /// policy file refuses such keys, this refuses them for any key that gets here.
+    fn shared(&self, peer: &PublicKey) -> Result<Secret, KeyError> {
+        let shared = self
+            .0
+            .diffie_hellman(&x25519_dalek::PublicKey::from(peer.0));
+        if !shared.was_contributory() {
+            return Err(KeyError::NonContributory(*peer));
+        }
+        Ok(Secret::new(shared.as_bytes().to_vec()))
     }
 }
 
@@ -171,8 +184,9 @@ impl fmt::Debug for PairKey {
 }
 
 impl PairKey {
-    /// Both sides compute the same value: the public keys are ordered before use.
-    fn new(local: &PrivateKey, peer: &PublicKey) -> PairKey {
+    /// Both sides compute the same value: the public keys are ordered before use. Refused
+    /// for a peer key whose shared secret is not contributory.
+    fn new(local: &PrivateKey, peer: &PublicKey) -> Result<PairKey, KeyError> {
         let me = local.public();
         let (a, b) = if me <= *peer {
             (me, *peer)
@@ -183,11 +197,11 @@ impl PairKey {
         salt.extend_from_slice(KDF_LABEL);
         salt.extend_from_slice(&a.0);
         salt.extend_from_slice(&b.0);
-        let shared = local.shared(peer);
-        PairKey {
+        let shared = local.shared(peer)?;
+        Ok(PairKey {
             hkdf: Hkdf::<Sha256>::new(Some(&salt), shared.expose()),
             memo: Mutex::new(Vec::new()),
-        }
+        })
     }
     /// `len` bytes of key material for `info` (which must bind direction, epoch, cipher…).
     pub fn expand(&self, info: &[u8], len: usize) -> Secret {
@@ -307,14 +321,17 @@ impl Identity {
     pub fn has_cluster_key(&self, cluster: &str) -> bool {
         self.cluster_keys.contains_key(cluster)
     }
-    /// The pair secret between our host key and `peer`.
-    pub fn pair(&self, peer: &PublicKey) -> Arc<PairKey> {
+    /// The pair secret between our host key and `peer`; `None` (logged) when the peer's
+    /// key gives no contributory secret — that peer gets no SAs, so its protected traffic
+    /// is dropped, never sent under keys anyone could compute.
+    pub fn pair(&self, peer: &PublicKey) -> Option<Arc<PairKey>> {
         self.pair_with(&self.key, peer)
     }
-    /// The pair secret between a cluster's key (which we must hold) and `peer`.
+    /// The pair secret between a cluster's key (which we must hold) and `peer`; `None` as
+    /// for [`Identity::pair`].
     pub fn cluster_pair(&self, cluster: &str, peer: &PublicKey) -> Option<Arc<PairKey>> {
         let key = self.cluster_keys.get(cluster)?;
-        Some(self.pair_with(key, peer))
+        self.pair_with(key, peer)
     }
     /// Take over the pair secrets `old` computed for the keys this identity still holds, so
     /// a reload with unchanged keys does not redo one X25519 operation per peer (≈0.9 s at
@@ -366,18 +383,44 @@ impl Identity {
         (self.host.clone(), self.key.public(), clusters)
     }
 
+    /// Entries of `policy` whose public key is the bytes of a private key this identity
+    /// holds (a private key pasted where its public key belongs, published in a
+    /// world-readable file): (whose private key, which entry, the private key's base64).
+    pub fn published_private_keys(&self, policy: &Policy) -> Vec<(String, String, String)> {
+        let held = std::iter::once((format!("host {}", self.host), &self.key))
+            .chain((self.cluster_keys.iter()).map(|(c, k)| (format!("cluster {c}"), k)));
+        let entries: Vec<(String, PublicKey)> = (policy.hosts.iter())
+            .map(|h| (format!("host {}", h.name), h.public_key))
+            .chain((policy.clusters.iter()).map(|c| (format!("cluster {}", c.name), c.public_key)))
+            .collect();
+        let mut out = Vec::new();
+        for (owner, key) in held {
+            let as_public = PublicKey::canonical(*key.0.as_bytes());
+            for (entry, _) in entries.iter().filter(|(_, k)| *k == as_public) {
+                out.push((owner.clone(), entry.clone(), key.to_base64()));
+            }
+        }
+        out
+    }
+
     /// The public keys of the private keys this identity holds: the cache's first halves.
     fn held_keys(&self) -> impl Iterator<Item = PublicKey> + '_ {
         std::iter::once(self.key.public()).chain(self.cluster_keys.values().map(PrivateKey::public))
     }
 
-    fn pair_with(&self, local: &PrivateKey, peer: &PublicKey) -> Arc<PairKey> {
+    fn pair_with(&self, local: &PrivateKey, peer: &PublicKey) -> Option<Arc<PairKey>> {
         let id = (local.public(), *peer);
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache
-            .entry(id)
-            .or_insert_with(|| Arc::new(PairKey::new(local, peer)))
-            .clone()
+        if let Some(pair) = cache.get(&id) {
+            return Some(pair.clone());
+        }
+        match PairKey::new(local, peer) {
+            Ok(pair) => Some(cache.entry(id).or_insert(Arc::new(pair)).clone()),
+            Err(e) => {
+                tracing::error!(peer = %peer, error = %e, "refusing the pair");
+                None
+            }
+        }
     }
 }
 
@@ -392,11 +435,11 @@ mod tests {
         let mut p = crate::plan::testkit::seed();
         p.hosts[0].public_key = me.public();
         let old = Identity::resolve(&p, me.clone(), None).unwrap();
-        let first = old.pair(&peer);
+        let first = old.pair(&peer).unwrap();
         let same = Identity::resolve(&p, me, None).unwrap();
         same.adopt_cache(&old);
         assert!(
-            Arc::ptr_eq(&first, &same.pair(&peer)),
+            Arc::ptr_eq(&first, &same.pair(&peer).unwrap()),
             "reused, not recomputed"
         );
         let other = PrivateKey::generate();
@@ -404,7 +447,7 @@ mod tests {
         let rekeyed = Identity::resolve(&p, other, None).unwrap();
         rekeyed.adopt_cache(&old);
         assert!(
-            !Arc::ptr_eq(&first, &rekeyed.pair(&peer)),
+            !Arc::ptr_eq(&first, &rekeyed.pair(&peer).unwrap()),
             "a new key derives anew"
         );
     }
@@ -413,10 +456,67 @@ mod tests {
     fn pair_keys_agree_on_both_sides() {
         let a = PrivateKey::generate();
         let b = PrivateKey::generate();
-        let ab = PairKey::new(&a, &b.public()).expand(b"x", 20);
-        let ba = PairKey::new(&b, &a.public()).expand(b"x", 20);
+        let ab = PairKey::new(&a, &b.public()).unwrap().expand(b"x", 20);
+        let ba = PairKey::new(&b, &a.public()).unwrap().expand(b"x", 20);
         assert_eq!(ab, ba);
-        assert_ne!(ab, PairKey::new(&a, &b.public()).expand(b"y", 20));
+        let other_info = PairKey::new(&a, &b.public()).unwrap().expand(b"y", 20);
+        assert_ne!(ab, other_info);
+    }
+
+    /// Keys the policy file would refuse, given to the identity anyway (a future key type,
+    /// a bypassed check): the pair is refused, for hosts and clusters alike, never derived
+    /// from an all-zero secret.
+    #[test]
+    fn a_non_contributory_peer_key_refuses_the_pair() {
+        let order8 = base64::engine::general_purpose::STANDARD
+            .decode("4Ot6fDtBuK4WVuP68Z/EatoJjeucMrH9hmIFFl9JuAA=")
+            .unwrap();
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        let order8: [u8; 32] = order8.try_into().unwrap();
+        let mut p_minus_1 = [0xff; 32];
+        (p_minus_1[0], p_minus_1[31]) = (0xec, 0x7f);
+        let mut high = order8;
+        high[31] |= 0x80;
+        let weak = [[0u8; 32], one, p_minus_1, order8, high];
+        let me = PrivateKey::generate();
+        let cluster = PrivateKey::generate();
+        let mut p = crate::plan::testkit::seed();
+        p.hosts[0].public_key = me.public();
+        p.clusters.push(policy_schema::Cluster {
+            name: "vip".into(),
+            addresses: vec!["10.10.0.200".parse().unwrap()],
+            public_key: cluster.public(),
+            members: vec![p.hosts[0].name.clone()],
+            encapsulation: Default::default(),
+        });
+        let mut id = Identity::resolve(&p, me.clone(), None).unwrap();
+        id.add_cluster_key(&p, "vip", cluster, Path::new("c.key"))
+            .unwrap();
+        for peer in weak.map(PublicKey) {
+            assert!(
+                matches!(PairKey::new(&me, &peer), Err(KeyError::NonContributory(k)) if k == peer)
+            );
+            assert!(id.pair(&peer).is_none(), "host pair with {peer}");
+            assert!(id.cluster_pair("vip", &peer).is_none(), "cluster {peer}");
+        }
+        assert!(id.pair(&PrivateKey::generate().public()).is_some());
+    }
+
+    #[test]
+    fn a_private_key_published_as_a_public_key_is_found() {
+        let me = PrivateKey::generate();
+        let mut p = crate::plan::testkit::seed();
+        p.hosts[0].public_key = me.public();
+        let id = Identity::resolve(&p, me.clone(), None).unwrap();
+        assert!(id.published_private_keys(&p).is_empty());
+        p.hosts[1].public_key = PublicKey::canonical(*me.0.as_bytes());
+        let found = id.published_private_keys(&p);
+        let entry = format!("host {}", p.hosts[1].name);
+        assert_eq!(
+            found,
+            vec![(format!("host {}", id.host), entry, me.to_base64())]
+        );
     }
 
     #[test]

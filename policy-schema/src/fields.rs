@@ -20,8 +20,11 @@ pub(crate) enum Kind {
     Name,
     /// One string out of a fixed list.
     Enum(&'static [&'static str]),
-    /// Seconds as an integer or a string like "1h30m".
-    Duration,
+    /// Seconds as an integer or a string like "1h30m", in an inclusive range.
+    Duration {
+        min: u64,
+        max: u64,
+    },
     /// `[lo, hi]` of u32, each an integer or a "0x…" string.
     Range32,
     /// Standard base64 of 32 bytes.
@@ -108,6 +111,18 @@ pub(crate) const ACTIONS: &[&str] = &["require", "request", "permit", "block"];
 pub(crate) const DIRECTIONS: &[&str] = &["in", "out", "both"];
 pub(crate) const ENCAPSULATIONS: &[&str] = &["none", "udp"];
 
+/// Key epochs from 10 s (rekeying more often only churns SAs) to one day. The time-derived initial ESN sequence number spends
+/// 2^32 numbers over an SA's hard lifetime (about two intervals), so the rate a restarted
+/// SA may have sent at without replay drops at its peer falls with the interval: ~24,000
+/// packets per second at one day (~580,000 at the default hour). Longer epochs would make
+/// that protection meaningless while buying nothing (rotation costs a few netlink messages).
+pub(crate) const REKEY_INTERVAL: (u64, u64) = (10, 86_400);
+/// Clock skew beyond an hour is a broken clock, not skew; an hour at most also keeps
+/// `2 × (2 × skew + grace)` within the longest interval.
+pub(crate) const CLOCK_SKEW: (u64, u64) = (0, 3_600);
+/// Packets in flight outlive an SA by seconds; an hour is generous.
+pub(crate) const GRACE: (u64, u64) = (0, 3_600);
+
 /// The ESN replay window the kernel accepts (XFRMA_REPLAY_ESN_VAL bitmap; the agent keeps
 /// it within what `ip xfrm` and strongSwan use).
 pub(crate) const REPLAY_WINDOW: (i64, i64) = (32, 32768);
@@ -138,19 +153,28 @@ pub(crate) static DEFAULTS: TableSpec = TableSpec {
         ),
         dflt(
             "rekey-interval",
-            Kind::Duration,
+            Kind::Duration {
+                min: REKEY_INTERVAL.0,
+                max: REKEY_INTERVAL.1,
+            },
             "Length of a key epoch; keys change at every multiple of it (Unix time).",
             || json!(d().rekey_interval),
         ),
         dflt(
             "clock-skew",
-            Kind::Duration,
+            Kind::Duration {
+                min: CLOCK_SKEW.0,
+                max: CLOCK_SKEW.1,
+            },
             "Largest clock difference between two hosts that key rotation tolerates.",
             || json!(d().clock_skew),
         ),
         dflt(
             "grace",
-            Kind::Duration,
+            Kind::Duration {
+                min: GRACE.0,
+                max: GRACE.1,
+            },
             "How long an old inbound SA stays after every peer may have switched.",
             || json!(d().grace),
         ),
@@ -351,7 +375,9 @@ impl Kind {
             Kind::Bool => "true or false".into(),
             Kind::Name => "a name string".into(),
             Kind::Enum(values) => format!("one of {}", values.join(", ")),
-            Kind::Duration => "a duration (integer seconds or a string like \"1h30m\")".into(),
+            Kind::Duration { .. } => {
+                "a duration (integer seconds or a string like \"1h30m\")".into()
+            }
             Kind::Range32 => "[lo, hi] of integers or \"0x…\" strings".into(),
             Kind::Key => "a base64 public key string".into(),
             Kind::Addresses => "a list of addresses, e.g. [\"10.0.0.1\"]".into(),

@@ -10,6 +10,7 @@
 
 mod build;
 mod check;
+mod curve;
 mod diagnostic;
 mod fields;
 pub mod file;
@@ -20,6 +21,7 @@ mod reload;
 mod report;
 mod schema;
 mod suggest;
+mod text;
 mod values;
 
 use std::path::Path;

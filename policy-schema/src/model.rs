@@ -409,13 +409,22 @@ impl PublicKey {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode(self.0)
     }
-    /// Standard base64 of exactly 32 bytes.
+    /// Standard base64 of exactly 32 bytes, in its canonical spelling (see `canonical`).
     pub fn from_base64(s: &str) -> Option<PublicKey> {
         use base64::Engine;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(s.trim())
             .ok()?;
-        Some(PublicKey(bytes.try_into().ok()?))
+        Some(PublicKey::canonical(bytes.try_into().ok()?))
+    }
+    /// The key X25519 reads from `bytes`: bit 255 cleared and reduced mod 2^255 - 19
+    /// (RFC 7748 section 5), so that every spelling of one point compares equal.
+    pub fn canonical(bytes: [u8; 32]) -> PublicKey {
+        PublicKey(crate::curve::canonical(bytes))
+    }
+    /// A point of small order: the shared secret with it is all zeros for any private key.
+    pub fn is_low_order(&self) -> bool {
+        crate::curve::is_low_order(&crate::curve::canonical(self.0))
     }
 }
 

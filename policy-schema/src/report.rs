@@ -13,9 +13,6 @@ pub(crate) struct Report<'t> {
     errors: usize,
 }
 
-/// Values longer than this are cut in messages (a 300-line array helps nobody).
-const MAX_RAW: usize = 60;
-
 impl<'t> Report<'t> {
     pub fn new(file: &'t str, text: &'t str) -> Self {
         Report {
@@ -47,8 +44,8 @@ impl<'t> Report<'t> {
         };
         let s = self.text.get(span).unwrap_or("(value)").trim();
         let first = s.lines().next().unwrap_or("");
-        let mut out: String = first.chars().take(MAX_RAW).collect();
-        if out.len() < s.len() {
+        let mut out = crate::text::shown(first);
+        if first.len() < s.len() && !out.ends_with('…') {
             out.push('…');
         }
         out

@@ -25,8 +25,8 @@ fn kind_schema(kind: &Kind, required: bool) -> Value {
         Kind::Bool => json!({"type": "boolean"}),
         Kind::Name => json!({"type": "string", "pattern": NAME_PATTERN}),
         Kind::Enum(values) => json!({"type": "string", "enum": values}),
-        Kind::Duration => json!({"anyOf": [
-            {"type": "integer", "minimum": 0},
+        Kind::Duration { min, max } => json!({"anyOf": [
+            {"type": "integer", "minimum": min, "maximum": max},
             {"type": "string", "pattern": DURATION_PATTERN}
         ]}),
         Kind::Range32 => json!({

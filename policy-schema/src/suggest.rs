@@ -21,6 +21,9 @@ pub(crate) fn distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// Words longer than this get no suggestion (names have at most 63 characters).
+const MAX_WORD: usize = 64;
+
 /// The candidate closest to `word` at distance <= 2 (and not a complete rewrite of a short
 /// word), the first one winning a tie; failing that, the only candidate that `word` is a
 /// prefix of ("rekey" → "rekey-interval").
@@ -28,6 +31,9 @@ pub(crate) fn closest<'c>(
     word: &str,
     candidates: impl IntoIterator<Item = &'c str>,
 ) -> Option<&'c str> {
+    if word.len() > MAX_WORD {
+        return None; // no name or key is this long, and the distance would cost len²
+    }
     let lower = word.to_lowercase();
     let candidates: Vec<&str> = candidates.into_iter().filter(|c| *c != word).collect();
     let near = candidates

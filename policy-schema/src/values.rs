@@ -29,11 +29,12 @@ pub(crate) fn duration(s: &str) -> Result<u64, String> {
             'd' => 86_400,
             _ => return Err(bad()),
         };
-        let n: u64 = digits.parse().map_err(|_| bad())?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| "is too long (expected at most 2^64-1 seconds)".to_string())?;
+        if digits.is_empty() {
+            return Err(bad());
+        }
+        // Past u64 it is far beyond every range anyway: saturate and let the range say so.
+        let n: u64 = digits.parse().unwrap_or(u64::MAX);
+        total = total.saturating_add(n.saturating_mul(unit));
         digits.clear();
     }
     if !digits.is_empty() {
@@ -45,6 +46,28 @@ pub(crate) fn duration(s: &str) -> Result<u64, String> {
         return Err(bad());
     }
     Ok(total)
+}
+
+/// `secs` if it lies in `min..=max`, else why not (both bounds spelled as seconds and
+/// with units).
+pub(crate) fn duration_in(secs: u64, min: u64, max: u64) -> Result<u64, String> {
+    let range = format!("expected {} to {}", spelled(min), spelled(max));
+    match secs {
+        _ if secs < min => Err(format!("is too short ({range})")),
+        _ if secs > max => Err(format!("is too long ({range})")),
+        _ => Ok(secs),
+    }
+}
+
+/// `86400` → `"86400s (1d)"`; seconds alone when no larger unit divides them.
+fn spelled(secs: u64) -> String {
+    let unit = [(86_400, 'd'), (3_600, 'h'), (60, 'm')]
+        .into_iter()
+        .find(|(u, _)| secs >= *u && secs.is_multiple_of(*u));
+    match unit {
+        Some((u, c)) => format!("{secs}s ({}{c})", secs / u),
+        None => format!("{secs}s"),
+    }
 }
 
 /// Integer seconds.
@@ -67,10 +90,32 @@ pub(crate) fn port(i: i64) -> Result<u16, String> {
         .ok_or_else(|| format!("is out of range ({PORT_EXPECTED})"))
 }
 
+/// A string value as written: whitespace is never trimmed or skipped, anywhere (`" 80"`,
+/// `"80 - 90"` and a key with a leading space are all refused alike), with the value
+/// without it suggested unless the whitespace separates two words.
+pub(crate) fn as_written(s: &str) -> Result<&str, String> {
+    if !s.contains(char::is_whitespace) {
+        return Ok(s);
+    }
+    let words = s.split_whitespace().collect::<Vec<_>>();
+    let between_words = words.windows(2).any(|w| {
+        let (a, b) = (w[0].chars().last(), w[1].chars().next());
+        a.is_some_and(char::is_alphanumeric) && b.is_some_and(char::is_alphanumeric)
+    });
+    let hint = match words.concat() {
+        joined if !joined.is_empty() && !between_words => {
+            format!("; did you mean \"{}\"?", crate::text::shown(&joined))
+        }
+        _ => String::new(),
+    };
+    Err(format!(
+        "contains whitespace (expected the value alone, without spaces{hint})"
+    ))
+}
+
 /// `"80"` or `"16992-16995"`.
 pub(crate) fn port_range(s: &str) -> Result<PortRange, String> {
     let num = |t: &str| -> Result<u16, String> {
-        let t = t.trim();
         if t.is_empty() || !t.chars().all(|c| c.is_ascii_digit()) {
             return Err(
                 "is not a port or port range (expected a number 1-65535 or \"lo-hi\", e.g. \"16992-16995\")"
@@ -99,7 +144,7 @@ pub(crate) fn port_range(s: &str) -> Result<PortRange, String> {
 /// mask it (xfrm_selector_match compares under the prefix length).
 pub(crate) fn prefix(s: &str) -> Result<IpNet, String> {
     if let Ok(a) = s.parse::<IpAddr>() {
-        return Ok(IpNet::from(a));
+        return not_mapped(IpNet::from(a));
     }
     let expected = "expected a prefix such as \"10.0.0.0/24\" or \"fd00::/64\", or an address";
     let Some((addr, len)) = s.split_once('/') else {
@@ -120,7 +165,29 @@ pub(crate) fn prefix(s: &str) -> Result<IpNet, String> {
             net.trunc()
         ));
     }
-    Ok(net)
+    not_mapped(net)
+}
+
+/// `::ffff:0:0/96`, where IPv6 spells IPv4 addresses (RFC 4291 section 2.5.5.2).
+const MAPPED: ipnet::Ipv6Net =
+    match ipnet::Ipv6Net::new(std::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96) {
+        Ok(n) => n,
+        Err(_) => panic!("a /96 is valid"),
+    };
+
+/// Refuse IPv4-mapped IPv6 addresses and prefixes: on the wire (and in the kernel's
+/// selectors) those packets are IPv4, so SAs and policies for the IPv6 spelling never match.
+fn not_mapped(net: IpNet) -> Result<IpNet, String> {
+    let IpNet::V6(v6) = net else { return Ok(net) };
+    if !MAPPED.contains(&v6) {
+        return Ok(net);
+    }
+    let v4 = v6.addr().to_ipv4_mapped().expect("inside ::ffff:0:0/96");
+    let spelled = match v6.prefix_len() {
+        128 => v4.to_string(),
+        len => format!("{v4}/{}", len - 96),
+    };
+    Err(format!("is an IPv4-mapped IPv6 address: the kernel sees that traffic as IPv4, so IPsec for this spelling would never match (expected the IPv4 spelling \"{spelled}\")"))
 }
 
 /// A plain unicast address (a host's or a cluster's own address).
@@ -142,6 +209,7 @@ pub(crate) fn address(s: &str) -> Result<IpAddr, String> {
             return Err("is not an IP address (expected e.g. \"10.0.0.1\" or \"fd00::1\")".into())
         }
     };
+    not_mapped(IpNet::from(a))?;
     let what = match a {
         _ if a.is_unspecified() => Some("the unspecified address"),
         _ if a.is_loopback() => Some("a loopback address"),
@@ -155,12 +223,23 @@ pub(crate) fn address(s: &str) -> Result<IpAddr, String> {
     }
 }
 
-/// Standard base64 of exactly 32 bytes, as `wg pubkey` and `xfrm-agent pubkey` print.
+/// Standard base64 of exactly 32 bytes, as `wg pubkey` and `xfrm-agent pubkey` print; kept
+/// in its canonical spelling (`curve::canonical`) so that one point is one key everywhere.
 pub(crate) fn public_key(s: &str) -> Result<PublicKey, String> {
     use base64::Engine;
     let expected = "expected standard base64 of exactly 32 bytes: 43 characters and '='";
-    if s.trim() != s || s.is_empty() {
+    if s.is_empty() {
         return Err(format!("is not a key ({expected})"));
+    }
+    let base64_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=');
+    if let Some(c) = s
+        .chars()
+        .find(|&c| !base64_char(c) && !matches!(c, '-' | '_'))
+    {
+        return Err(format!(
+            "contains {}, which is not a base64 character ({expected})",
+            crate::text::char_desc(c)
+        ));
     }
     if s.contains(['-', '_']) {
         return Err(format!(
@@ -190,7 +269,14 @@ pub(crate) fn public_key(s: &str) -> Result<PublicKey, String> {
         // An all-zero X25519 point yields an all-zero shared secret: a placeholder, not a key.
         return Err("is the all-zero placeholder (expected a real public key, as `xfrm-agent pubkey` prints)".into());
     }
-    Ok(PublicKey(key))
+    let canonical = crate::curve::canonical(key);
+    if crate::curve::is_low_order(&canonical) {
+        return Err(
+            "is a low-order X25519 point: its shared secret with any key is all zeros, so every SA key of this entry would follow from the policy file alone (expected a real public key, as `xfrm-agent pubkey` prints)"
+                .into(),
+        );
+    }
+    Ok(PublicKey(canonical))
 }
 
 /// A u32 written as an integer.

@@ -13,10 +13,17 @@ fn durations() {
     assert!(duration("1 h").is_err());
     assert!(duration("1w").is_err());
     assert!(duration("-1s").is_err());
-    assert!(duration("99999999999999999999s").is_err());
-    assert!(duration("300000000000000d")
+    assert_eq!(duration("99999999999999999999s"), Ok(u64::MAX));
+    assert_eq!(duration("300000000000000d"), Ok(u64::MAX));
+    assert_eq!(duration_in(86_400, 10, 86_400), Ok(86_400));
+    let long = duration_in(86_401, 10, 86_400).unwrap_err();
+    assert_eq!(long, "is too long (expected 10s to 86400s (1d))");
+    assert!(duration_in(9, 10, 86_400)
         .unwrap_err()
-        .contains("too long"));
+        .contains("too short"));
+    assert!(duration_in(u64::MAX, 0, 3_600)
+        .unwrap_err()
+        .contains("3600s (1h)"));
     assert!(duration("90").unwrap_err().contains("did you mean \"90s\""));
     assert_eq!(duration_int(30), Ok(30));
     assert!(duration_int(-1).is_err());
@@ -86,9 +93,17 @@ fn keys() {
     assert!(public_key("AQIDBA==")
         .unwrap_err()
         .contains("decodes to 4 bytes"));
-    assert!(public_key("not base64!")
+    assert!(public_key("not+base64!")
+        .unwrap_err()
+        .contains("contains '!', which is not a base64 character"));
+    assert!(public_key("AQID=A==")
         .unwrap_err()
         .contains("not valid base64"));
+    let umlaut = public_key("über-🔑-key!!").unwrap_err();
+    assert!(
+        umlaut.contains("contains 'ü'") && !umlaut.contains("URL-safe"),
+        "{umlaut}"
+    );
     assert!(public_key("AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHy_=")
         .unwrap_err()
         .contains("URL-safe"));
@@ -96,6 +111,75 @@ fn keys() {
     assert!(public_key("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
         .unwrap_err()
         .contains("all-zero"));
+}
+
+/// Little-endian bytes of a small number, of p - k, or with bit 255 set.
+fn le(n: u8) -> [u8; 32] {
+    let mut b = [0; 32];
+    b[0] = n;
+    b
+}
+
+fn p_minus(k: u8) -> [u8; 32] {
+    let mut b = [0xff; 32];
+    b[31] = 0x7f;
+    b[0] = 0xed - k;
+    b
+}
+
+fn p_plus(k: u8) -> [u8; 32] {
+    let mut b = p_minus(0);
+    b[0] += k;
+    b
+}
+
+fn high(mut b: [u8; 32]) -> [u8; 32] {
+    b[31] |= 0x80;
+    b
+}
+
+fn b64(b: [u8; 32]) -> String {
+    PublicKey(b).to_base64()
+}
+
+/// Every spelling of every point of small order is refused: with one of them as a peer's
+/// key the X25519 shared secret is all zeros and the SA keys follow from the file.
+#[test]
+fn low_order_keys_in_every_spelling_are_refused() {
+    let order8 = [
+        "4Ot6fDtBuK4WVuP68Z/EatoJjeucMrH9hmIFFl9JuAA=",
+        "X5yVvKNQjCSx0LFVnIPvWwREXMRYHI6G2CJO3dCfEVc=",
+    ]
+    .map(|s| PublicKey::from_base64(s).unwrap().0);
+    let mut spellings = vec![le(1), p_minus(1), p_minus(0), p_plus(1), high(le(0))];
+    spellings.extend([
+        high(le(1)),
+        high(p_minus(1)),
+        high(p_minus(0)),
+        high(p_plus(1)),
+    ]);
+    spellings.extend(order8);
+    spellings.extend(order8.map(high));
+    for bytes in spellings {
+        let err = public_key(&b64(bytes)).unwrap_err();
+        assert!(
+            err.contains("low-order X25519 point"),
+            "{}: {err}",
+            b64(bytes)
+        );
+    }
+}
+
+/// One point, several spellings: stored as one key, so the duplicate check sees them.
+#[test]
+fn keys_are_stored_canonical() {
+    let k = le(9);
+    for spelling in [k, high(k)] {
+        assert_eq!(public_key(&b64(spelling)).unwrap().0, k);
+    }
+    // p + 9 names the point 9 too.
+    assert_eq!(public_key(&b64(p_plus(9))).unwrap().0, k);
+    assert_eq!(public_key(&b64(high(p_plus(9)))).unwrap().0, k);
 }
 
 #[test]
@@ -141,4 +225,43 @@ fn protocols() {
     assert_eq!(protocol_number(132), Ok(Protocol::Number(132)));
     assert!(protocol_number(0).is_err());
     assert!(protocol_number(256).is_err());
+}
+
+/// `::ffff:a.b.c.d` is IPv4 on the wire: refused everywhere, with the IPv4 spelling.
+#[test]
+fn ipv4_mapped_addresses_are_refused_with_the_ipv4_spelling() {
+    let e = address("::ffff:10.99.0.2").unwrap_err();
+    assert!(
+        e.contains("IPv4-mapped") && e.contains("\"10.99.0.2\""),
+        "{e}"
+    );
+    let e = prefix("::ffff:10.0.0.0/104").unwrap_err();
+    assert!(e.contains("\"10.0.0.0/8\""), "{e}");
+    assert!(prefix("::ffff:10.99.0.5")
+        .unwrap_err()
+        .contains("\"10.99.0.5\""));
+    assert!(prefix("::ffff:0:0/96")
+        .unwrap_err()
+        .contains("\"0.0.0.0/0\""));
+    // Prefixes that merely contain the mapped range, and neighbours of it, are fine.
+    assert!(prefix("::/0").is_ok() && prefix("::/64").is_ok());
+    assert!(address("::fffe:10.99.0.2").is_ok() && address("64:ff9b::10.99.0.2").is_ok());
+}
+
+/// One whitespace rule for every value: never trimmed, refused with the value suggested.
+#[test]
+fn whitespace_is_refused_in_every_value() {
+    let e = as_written(" 80").unwrap_err();
+    assert!(e.contains("did you mean \"80\""), "{e}");
+    assert!(as_written("80 - 90").unwrap_err().contains("\"80-90\""));
+    assert!(as_written("\tAQID=\n").unwrap_err().contains("\"AQID=\""));
+    let words = as_written("web server").unwrap_err();
+    assert!(
+        words.contains("whitespace") && !words.contains("did you mean"),
+        "{words}"
+    );
+    assert!(!as_written("   ").unwrap_err().contains("did you mean"));
+    assert_eq!(as_written("80-90"), Ok("80-90"));
+    // The port parser itself no longer trims either.
+    assert!(port_range(" 80").is_err() && port_range("80 -90").is_err());
 }

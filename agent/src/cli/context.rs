@@ -105,12 +105,73 @@ fn with_identity(
         let ck = PrivateKey::load(&path)?;
         identity.add_cluster_key(&policy, &c.name, ck, &path)?;
     }
+    let mut warnings = warnings;
+    warnings.extend(published_private_keys(args, &policy, &identity));
     Ok(Context {
         policy: Arc::new(policy),
         warnings,
         identity,
         config: args.config.clone(),
     })
+}
+
+/// A warning for each private key of ours the policy names as a public key. A warning,
+/// not an error: the key is compromised the moment the world-readable file is written,
+/// and refusing the file would not un-publish it — the last good policy runs on the same
+/// key — while it would hold back every other change. The fix is a new key.
+fn published_private_keys(args: &PolicyArgs, policy: &Policy, id: &Identity) -> Vec<Diagnostic> {
+    let found = id.published_private_keys(policy);
+    if found.is_empty() {
+        return Vec::new();
+    }
+    // Rare: read the file again only to point at the key.
+    let text = reread(&args.config).unwrap_or_default();
+    let file = args.config.display().to_string();
+    found
+        .into_iter()
+        .map(|(owner, entry, private)| {
+            let message = format!(
+                "the public-key of {entry} is the PRIVATE key of {owner}: it is published in the policy file and must be treated as compromised; make a new key (`xfrm-agent keygen`), put its `xfrm-agent pubkey` in the entry of {owner}, and never put a private key in the policy"
+            );
+            tracing::error!(owner = %owner, entry = %entry, "{message}");
+            let (line, col) = locate(&text, &private);
+            Diagnostic {
+                severity: policy_schema::Severity::Warning,
+                file: file.clone(),
+                line,
+                col,
+                message,
+            }
+        })
+        .collect()
+}
+
+/// The policy file's text once more, only if it is (still) a regular file, without
+/// blocking (it may have been replaced by a FIFO since it was loaded) and at most 64 MiB.
+fn reread(path: &Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(64 << 20).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// 1-based line and column of the first `needle` in `text` (1:1 if absent).
+fn locate(text: &str, needle: &str) -> (usize, usize) {
+    let Some(at) = text.find(needle) else {
+        return (1, 1);
+    };
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[..at].matches('\n').count() + 1;
+    (line, text[line_start..at].chars().count() + 1)
 }
 
 /// `--now` or the system clock.

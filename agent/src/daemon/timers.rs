@@ -9,12 +9,17 @@ use super::book::Debounce;
 use super::worker;
 
 /// Instant of a Unix time in seconds (the compiler's next_change), a millisecond late so
-/// the compiler, asked then, is past the boundary.
+/// the compiler, asked then, is past the boundary. At most [`MAX_AHEAD`] away: a time
+/// past that (validation keeps next_change within a day) must not overflow an Instant.
 pub(super) fn instant_of_unix(secs: u64) -> Instant {
     let now_unix = worker::unix_now();
-    let ahead = (secs as f64 - now_unix).max(0.0) + 0.001;
+    let ahead = ((secs as f64 - now_unix).max(0.0) + 0.001).min(MAX_AHEAD.as_secs_f64());
     Instant::now() + Duration::from_secs_f64(ahead)
 }
+
+/// The farthest ahead a compiler's next change is waited for in one sleep (then it asks
+/// again): twice the longest key epoch the policy file accepts.
+const MAX_AHEAD: Duration = Duration::from_secs(2 * 86_400);
 
 /// Everything the loop waits on besides sockets.
 pub(super) struct Timers {

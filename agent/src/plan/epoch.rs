@@ -17,9 +17,15 @@
 //! - the old inbound SA stays until every peer (clock up to `s` behind) has switched, plus
 //!   `g` for packets in flight.
 //!
-//! Validation guarantees `interval >= 2 * (2s + g)`, so at most three inbound epochs overlap.
+//! Validation guarantees `interval >= 2 * (2s + g)`, so at most three inbound epochs overlap,
+//! and bounds every duration (interval at most a day, skew and grace at most an hour), so
+//! the quantities here stay small; the arithmetic still saturates, so no input can wrap
+//! or panic.
 
 use policy_schema::Defaults;
+
+/// The highest initial sequence number: the peer's ESN logic still infers the high half.
+const MAX_INITIAL_SEQ: u64 = (1 << 32) - (1 << 20);
 
 /// Which epochs this host's SAs belong to at one moment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,32 +69,26 @@ impl Timeline {
             skew,
             grace,
         } = *self;
-        let e = t / interval;
+        let e = t / interval.max(1);
         let start = self.start(e);
-        let next = self.start(e + 1);
+        let next = self.start(e.saturating_add(1));
+        let switched = start.saturating_add(skew);
+        let old_gone = switched.saturating_add(skew).saturating_add(grace);
         let mut inbound = Vec::with_capacity(3);
-        if e > 0 && t < start + 2 * skew + grace {
+        if e > 0 && t < old_gone {
             inbound.push(e - 1);
         }
         inbound.push(e);
-        if t + self.lead() >= next {
+        if t.saturating_add(self.lead()) >= next && e < u64::MAX {
             inbound.push(e + 1);
         }
-        let outbound = if t >= start + skew || e == 0 {
-            e
-        } else {
-            e - 1
-        };
-        let next_change = [
-            start + skew,
-            start + 2 * skew + grace,
-            next.saturating_sub(self.lead()),
-            next + skew,
-        ]
-        .into_iter()
-        .filter(|&c| c > t)
-        .min()
-        .unwrap_or(next + skew);
+        let outbound = if t >= switched || e == 0 { e } else { e - 1 };
+        let last = next.saturating_add(skew);
+        let next_change = [switched, old_gone, next.saturating_sub(self.lead()), last]
+            .into_iter()
+            .filter(|&c| c > t)
+            .min()
+            .unwrap_or(last);
         EpochView {
             current: e,
             outbound,
@@ -111,12 +111,20 @@ impl Timeline {
     /// life (at most `interval + 3s + g`), so it only fires if the agent stopped rotating —
     /// then traffic is dropped (the policies stay), never sent in clear.
     pub fn hard_lifetime(&self) -> u64 {
-        2 * self.interval + 4 * self.skew + 2 * self.grace
+        self.lifetime(self.interval.saturating_mul(2))
     }
 
     /// Soft expiry: the kernel warns (and we rotate) before the hard limit.
     pub fn soft_lifetime(&self) -> u64 {
-        self.interval * 3 / 2 + 4 * self.skew + 2 * self.grace
+        // floor(1.5 × interval) without the overflow of 3 × interval.
+        let base = (self.interval / 2).saturating_mul(3);
+        self.lifetime(base.saturating_add(self.interval % 2 * 3 / 2))
+    }
+
+    /// `base + 4s + 2g`, saturating.
+    fn lifetime(&self, base: u64) -> u64 {
+        base.saturating_add(self.skew.saturating_mul(4))
+            .saturating_add(self.grace.saturating_mul(2))
     }
 
     /// The first outbound ESN sequence number for an SA of `epoch` installed at `now_ns`.
@@ -128,17 +136,17 @@ impl Timeline {
     /// starts above every number the previous one used, as long as that one sent fewer than
     /// `rate` packets per second on average — no replay-window drops at the peer.
     pub fn initial_seq(&self, epoch: u64, now_ns: u64) -> u64 {
-        let base_ns = self.start(epoch).saturating_sub(self.skew) * 1_000_000_000;
+        let base_ns = (self.start(epoch).saturating_sub(self.skew)).saturating_mul(1_000_000_000);
         let elapsed_ns = now_ns.saturating_sub(base_ns);
         let rate = self.seq_rate();
-        let seq = (elapsed_ns as u128 * rate as u128 / 1_000_000_000) as u64;
+        let seq = u128::from(elapsed_ns) * u128::from(rate) / 1_000_000_000;
         // Sequence number 0 is never sent; start at 1 at the earliest.
-        seq.clamp(1, (1u64 << 32) - (1 << 20))
+        seq.clamp(1, u128::from(MAX_INITIAL_SEQ)) as u64
     }
 
     /// Sequence numbers per second handed out by [`Timeline::initial_seq`].
     pub fn seq_rate(&self) -> u64 {
-        ((1u64 << 32) - (1 << 21)) / (self.hard_lifetime() + self.skew).max(1)
+        ((1u64 << 32) - (1 << 21)) / self.hard_lifetime().saturating_add(self.skew).max(1)
     }
 }
 
@@ -208,6 +216,45 @@ mod tests {
         assert!(b > a);
         let late = t.initial_seq(4, (400 + t.hard_lifetime()) * 1_000_000_000);
         assert!(late < (1 << 32) - (1 << 20));
+    }
+
+    /// The rekey-interval (3 × it overflows u64) and other extremes: no panic, no
+    /// wrap — lifetimes saturate, the view stays ordered (validation refuses them anyway).
+    #[test]
+    fn extreme_durations_neither_panic_nor_wrap() {
+        let huge = 6_148_914_691_236_517_206;
+        for (interval, skew, grace) in [(huge, 10, 30), (u64::MAX, u64::MAX, u64::MAX), (0, 0, 0)] {
+            let t = Timeline {
+                interval,
+                skew,
+                grace,
+            };
+            assert!(t.hard_lifetime() >= t.soft_lifetime(), "{t:?}");
+            assert!(t.hard_lifetime() >= interval.min(u64::MAX / 2), "{t:?}");
+            for now in [0, 1_800_000_000, u64::MAX / 1_000_000_000, u64::MAX] {
+                let v = t.view(now);
+                assert!(v.inbound.contains(&v.outbound) || v.outbound + 1 == v.inbound[0]);
+                let seq = t.initial_seq(v.outbound, now.saturating_mul(1_000_000_000));
+                assert!((1..=MAX_INITIAL_SEQ).contains(&seq));
+            }
+        }
+    }
+
+    /// The longest interval validation accepts still gives a useful ESN start rate.
+    #[test]
+    fn the_longest_interval_keeps_a_meaningful_seq_rate() {
+        let day = Timeline {
+            interval: 86_400,
+            skew: 10,
+            grace: 30,
+        };
+        assert!(day.seq_rate() > 20_000, "{}", day.seq_rate());
+        let worst = Timeline {
+            interval: 86_400,
+            skew: 3_600,
+            grace: 3_600,
+        };
+        assert!(worst.seq_rate() > 20_000, "{}", worst.seq_rate());
     }
 
     proptest::proptest! {

@@ -340,8 +340,10 @@ impl<'a> SaJob<'a> {
             })
             .collect();
         for peer in peers {
-            let pair = self.id.pair(&peer.key);
-            states::transport_sas(cx, &my_rules, &me_party, peer, &pair, out);
+            // No pair (a key without a contributory secret): no SAs, traffic dropped.
+            if let Some(pair) = self.id.pair(&peer.key) {
+                states::transport_sas(cx, &my_rules, &me_party, peer, &pair, out);
+            }
             for (c, party, party_rules) in &held_parties {
                 if party.name == peer.name {
                     continue; // a cluster's addresses held here and elsewhere: not a pair

@@ -335,7 +335,7 @@ pub fn tunnel_sas(
     cx: &SaContextAll,
     policy: &Policy,
     me: &policy_schema::Host,
-    pair_of: &dyn Fn(&PublicKey) -> std::sync::Arc<PairKey>,
+    pair_of: &dyn Fn(&PublicKey) -> Option<std::sync::Arc<PairKey>>,
     out: &mut SaSink,
 ) {
     // (peer, local outer, peer outer, cipher) → inner (local, remote) subnet pairs.
@@ -376,7 +376,10 @@ pub fn tunnel_sas(
                 Selector::between(any_of(fam), any_of(fam))
             }
         };
-        let pair = pair_of(&peer.public_key);
+        // No pair (a key without a contributory secret): no SAs, the traffic is dropped.
+        let Some(pair) = pair_of(&peer.public_key) else {
+            continue;
+        };
         emit(
             cx,
             &pair,

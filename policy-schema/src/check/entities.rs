@@ -54,6 +54,7 @@ pub(crate) fn check(rep: &mut Report, raw: &RawPolicy) {
     duplicate_addresses(rep, raw);
     duplicate_keys(rep, raw);
     host_zones(rep, raw);
+    gateway_families(rep, raw);
     for c in &raw.clusters {
         let mut seen = Seen::new();
         for m in &c.members {
@@ -61,7 +62,7 @@ pub(crate) fn check(rep: &mut Report, raw: &RawPolicy) {
                 let msg = format!(
                     "{}: member \"{}\" is listed twice, first at {} (expected each member once)",
                     c.origin.label,
-                    m.v,
+                    crate::text::shown(&m.v),
                     rep.pos(prev)
                 );
                 rep.error(m.at, msg);
@@ -166,6 +167,24 @@ fn duplicate_keys(rep: &mut Report, raw: &RawPolicy) {
     }
 }
 
+/// A gateway tunnels a subnet from an address of the subnet's family: the compiler makes
+/// no cross-family tunnels (an IPv6 subnet behind IPv4-only gateways got IPv6 policies
+/// with IPv4 SAs whose selector never matched, so every packet was dropped unexplained).
+fn gateway_families(rep: &mut Report, raw: &RawPolicy) {
+    use crate::model::Family;
+    for h in raw.hosts.iter().filter(|h| !h.addresses.is_empty()) {
+        let has = |f: Family| h.addresses.iter().any(|a| Family::of(&a.v) == f);
+        for g in h.gateway_for.iter().filter(|g| !has(Family::of_net(&g.v))) {
+            let fam = super::resolve::family_name(Family::of_net(&g.v));
+            let msg = format!(
+                "{}: gateway-for {} is {fam}, but the host has no {fam} address to be its tunnel endpoint (expected an {fam} address in addresses: tunnels between address families are not supported)",
+                h.origin.label, g.v
+            );
+            rep.error(g.at, msg);
+        }
+    }
+}
+
 /// A host that lists zones must have every address inside one of them.
 fn host_zones(rep: &mut Report, raw: &RawPolicy) {
     let zones: HashMap<&str, &crate::raw::RawZone> = raw
@@ -192,7 +211,7 @@ fn host_zones(rep: &mut Report, raw: &RawPolicy) {
                 .iter()
                 .any(|z| z.prefixes.iter().any(|p| p.v.contains(&a.v)));
             if !inside {
-                let names: Vec<&str> = h.zones.iter().map(|z| z.v.as_str()).collect();
+                let names: Vec<String> = h.zones.iter().map(|z| crate::text::shown(&z.v)).collect();
                 let prefixes: Vec<String> = declared
                     .iter()
                     .flat_map(|z| z.prefixes.iter().map(|p| p.v.to_string()))

@@ -5,8 +5,6 @@ use crate::model::Cipher;
 use crate::raw::RawPolicy;
 use crate::report::Report;
 
-/// The shortest epoch: rekeying more often than this only churns SAs.
-const MIN_REKEY: u64 = 10;
 /// Reqid and priority values the compiler reserves for its own catch-alls and exemptions.
 const MIN_REQIDS: u64 = 32;
 const PRIORITY_RESERVE: u64 = 256;
@@ -25,15 +23,8 @@ pub(crate) fn check_defaults(rep: &mut Report, raw: &RawPolicy) {
             .or(d.table_at)
             .unwrap_or(0);
         let need = 2 * (2 * u128::from(v.clock_skew) + u128::from(v.grace));
-        if v.rekey_interval < MIN_REKEY {
-            rep.error(
-                at,
-                format!(
-                    "defaults: rekey-interval {}s is too short (expected at least {MIN_REKEY}s)",
-                    v.rekey_interval
-                ),
-            );
-        } else if u128::from(v.rekey_interval) < need {
+        // Each duration's own range is checked where it is read (`fields`).
+        if u128::from(v.rekey_interval) < need {
             // Old and new keys overlap for skew on both sides plus grace; an epoch shorter
             // than twice that would have three key generations alive at once.
             rep.error(

@@ -38,6 +38,7 @@ pub(crate) fn check(rep: &mut Report, raw: &RawPolicy, res: &Resolver, sides: &S
             ports_protocol(rep, &r.origin.label, at, r.protocol.as_ref().map(|p| p.v));
         }
         if r.origin.complete {
+            same_host(rep, r, side);
             rule_families(rep, r, side);
             let mode = r.mode.as_ref().map_or(raw.defaults.values.mode, |m| m.v);
             let esp = r.action.as_ref().is_some_and(|a| a.v.uses_esp());
@@ -88,6 +89,29 @@ fn protocol_family(
     false
 }
 
+/// A rule whose two sides are the same addresses (one host, from and to) only matches a
+/// host's traffic to itself, which never leaves it: almost certainly a slip. A warning:
+/// the file stays valid, the rule just protects nothing.
+fn same_host(rep: &mut Report, r: &RawRule, (from, to): &(Vec<IpNet>, Vec<IpNet>)) {
+    let single = |n: &IpNet| n.prefix_len() == n.max_prefix_len();
+    if from.is_empty() || !from.iter().all(single) {
+        return;
+    }
+    let (f, t): (BTreeSet<&IpNet>, BTreeSet<&IpNet>) = (from.iter().collect(), to.iter().collect());
+    if f != t {
+        return;
+    }
+    let side = r.from.first().map(|e| e.v.to_string()).unwrap_or_default();
+    rep.warn(
+        r.to_at.unwrap_or(r.origin.at),
+        format!(
+            "{}: from and to are the same host ({}): its traffic to itself never leaves it, so the rule protects nothing (expected another endpoint on one side)",
+            r.origin.label,
+            crate::text::shown(&side)
+        ),
+    );
+}
+
 fn rule_families(rep: &mut Report, r: &RawRule, (from, to): &(Vec<IpNet>, Vec<IpNet>)) {
     let label = &r.origin.label;
     let (from, to) = (families(from), families(to));
@@ -130,7 +154,7 @@ fn tunnel_gateways(rep: &mut Report, raw: &RawPolicy, r: &RawRule, res: &Resolve
             }
             let via = match &e.v {
                 Endpoint::Prefix(_) => String::new(),
-                other => format!(" (from {other})"),
+                other => format!(" (from {})", crate::text::shown(&other.to_string())),
             };
             rep.error(
                 e.at,

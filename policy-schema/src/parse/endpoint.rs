@@ -8,6 +8,7 @@ use super::tree::{Item, Table};
 use super::Reuse;
 use crate::model::Endpoint;
 use crate::suggest::{closest, did_you_mean};
+use crate::text::shown;
 use crate::values;
 
 /// The names the file defines, collected before the full parse (borrowed from the tree).
@@ -133,11 +134,13 @@ fn reference(kind: &str, name: &str, known: &Known) -> Result<Endpoint, String> 
         "host" => (&known.hosts, "[[hosts]]", Endpoint::Host),
         "cluster" => (&known.clusters, "[[clusters]]", Endpoint::Cluster),
         _ => {
+            let name = shown(name);
             let fixed = closest(kind, ["zone", "host", "cluster"])
                 .map(|k| format!(" (did you mean \"{k}:{name}\"?)"))
                 .unwrap_or_default();
             return Err(format!(
-                "has an unknown endpoint kind \"{kind}:\" ({ENDPOINT_EXPECTED}){fixed}"
+                "has an unknown endpoint kind \"{}:\" ({ENDPOINT_EXPECTED}){fixed}",
+                shown(kind)
             ));
         }
     };

@@ -51,10 +51,12 @@ pub(crate) fn start(span: Option<Span>, fallback: usize) -> usize {
     span.map_or(fallback, |s| s.start)
 }
 
-/// A string value, or the "is X, expected Y" fragment.
+/// A string value without whitespace (`values::as_written`), or the "is X, expected Y"
+/// fragment.
 pub(crate) fn want_str<'v>(v: &'v Value, expected: &str) -> Result<&'v str, String> {
     v.as_str()
         .ok_or_else(|| format!("is {}, expected {expected}", type_desc(v)))
+        .and_then(values::as_written)
 }
 
 impl<'a> Entries<'a> {
@@ -102,7 +104,7 @@ impl<'a> Entries<'a> {
     }
 
     fn unknown(&self, rep: &mut Report, entry: &Entry) {
-        let k = &*entry.key;
+        let k = crate::text::shown(&entry.key);
         let names: Vec<&str> = self.spec.fields.iter().map(|f| f.name).collect();
         rep.error(
             entry.key_span.start,
@@ -110,7 +112,7 @@ impl<'a> Entries<'a> {
                 "{}unknown key \"{k}\", expected one of: {}{}",
                 self.prefix(),
                 names.join(", "),
-                did_you_mean(k, names.iter().copied())
+                did_you_mean(&entry.key, names.iter().copied())
             ),
         );
     }
@@ -207,7 +209,10 @@ impl<'a> Entries<'a> {
 
     pub fn name(&mut self, rep: &mut Report, name: &str) -> Option<Sp<String>> {
         self.scalar(rep, name, |_, v| {
-            let s = want_str(v, "a name string")?;
+            // Not `want_str`: the name syntax itself explains a space in a name.
+            let s = v
+                .as_str()
+                .ok_or_else(|| format!("is {}, expected a name string", type_desc(v)))?;
             values::name(s)?;
             Ok(s.to_string())
         })
@@ -231,10 +236,16 @@ impl<'a> Entries<'a> {
     }
 
     pub fn duration(&mut self, rep: &mut Report, name: &str) -> Option<Sp<u64>> {
-        self.scalar(rep, name, |kind, v| match &v.kind {
-            ValueKind::Integer(i) => values::duration_int(*i),
-            ValueKind::String(s) => values::duration(s),
-            _ => Err(format!("is {}, expected {}", type_desc(v), kind.expected())),
+        self.scalar(rep, name, |kind, v| {
+            let Kind::Duration { min, max } = *kind else {
+                unreachable!("{name} is not a Duration")
+            };
+            let secs = match &v.kind {
+                ValueKind::Integer(i) => values::duration_int(*i),
+                ValueKind::String(s) => values::as_written(s).and_then(values::duration),
+                _ => Err(format!("is {}, expected {}", type_desc(v), kind.expected())),
+            }?;
+            values::duration_in(secs, min, max)
         })
     }
 
@@ -247,7 +258,7 @@ impl<'a> Entries<'a> {
     pub fn protocol(&mut self, rep: &mut Report, name: &str) -> Option<Sp<crate::model::Protocol>> {
         self.scalar(rep, name, |kind, v| match &v.kind {
             ValueKind::Integer(i) => values::protocol_number(*i),
-            ValueKind::String(s) => values::protocol_name(s),
+            ValueKind::String(s) => values::as_written(s).and_then(values::protocol_name),
             _ => Err(format!("is {}, expected {}", type_desc(v), kind.expected())),
         })
     }

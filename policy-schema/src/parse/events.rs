@@ -16,10 +16,23 @@ use super::tree::{Table, ValueKind};
 /// toml_edit's nesting limit (`parser::LIMIT`); deeper documents are its error to report.
 const LIMIT: u32 = 80;
 
-/// The root table, or `None` when toml_edit must decide.
-pub(crate) fn document(text: &str) -> Option<Table<'_>> {
+/// What the event parser made of a text.
+pub(crate) enum Outcome<'t> {
+    Tree(Table<'t>),
+    /// toml_edit must decide (and word any syntax error).
+    Declined,
+    /// A key path with more than `MAX_KEY_PARTS` parts, at this offset: reported here,
+    /// never handed to toml_edit, whose tree of it could not be dropped on the stack.
+    TooDeep(usize),
+}
+
+/// The root table, or why not.
+pub(crate) fn document(text: &str) -> Outcome<'_> {
     let source = Source::new(text);
     let tokens = source.lex().into_vec();
+    if let Some(at) = deep_key(&tokens) {
+        return Outcome::TooDeep(at);
+    }
     let mut events = Events {
         source,
         builder: Builder::new(),
@@ -31,9 +44,57 @@ pub(crate) fn document(text: &str) -> Option<Table<'_>> {
         parse_document(&tokens, &mut guard, &mut failed);
     }
     if failed.0 || events.builder.declined {
-        return None;
+        return Outcome::Declined;
     }
-    events.builder.finish()
+    events
+        .builder
+        .finish()
+        .map_or(Outcome::Declined, Outcome::Tree)
+}
+
+/// The most parts a key path may have: a header's or dotted key's parts plus those of the
+/// keys of the inline tables around it (toml_edit's limit for nested arrays and inline
+/// tables). The format needs two (`defaults.cipher`); a hostile file with 50,000 would
+/// build a tree too deep to convert or drop on the stack.
+pub(crate) const MAX_KEY_PARTS: usize = 80;
+
+/// Offset of the key part that takes a key path past [`MAX_KEY_PARTS`], judged on the
+/// tokens alone: also when the text has other errors or the builder declines it, so
+/// toml_edit never gets such a text (it reports it at 1:1, and its tree and our
+/// conversion of it recurse once per level).
+fn deep_key(tokens: &[toml_parser::lexer::Token]) -> Option<usize> {
+    use toml_parser::lexer::TokenKind as K;
+    // Key parts of the inline tables open around here, and of the key being read.
+    let (mut outer, mut open): (usize, Vec<usize>) = (0, Vec::new());
+    let (mut parts, mut path, mut after_dot) = (0, 0, false);
+    for t in tokens {
+        match t.kind() {
+            K::Whitespace => continue,
+            K::Dot => {
+                after_dot = true;
+                continue;
+            }
+            K::Atom | K::BasicString | K::LiteralString => {
+                parts = if after_dot { parts + 1 } else { 1 };
+                if outer + parts > MAX_KEY_PARTS {
+                    return Some(t.span().start());
+                }
+                after_dot = false;
+                continue;
+            }
+            K::Equals => path = parts,
+            K::LeftCurlyBracket => {
+                open.push(path);
+                outer += path;
+            }
+            K::RightCurlyBracket => outer -= open.pop().unwrap_or(0),
+            // An inline table in an array sits under no key of its own.
+            K::LeftSquareBracket | K::Comma => path = 0,
+            _ => {}
+        }
+        (parts, after_dot) = (0, false);
+    }
+    None
 }
 
 /// Notes that the text has an error, without keeping it: toml_edit words the message.

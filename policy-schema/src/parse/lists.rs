@@ -106,7 +106,7 @@ impl Entries<'_> {
     pub fn ports(&mut self, rep: &mut Report, name: &str) -> Option<Sp<Vec<Sp<PortRange>>>> {
         self.list(rep, name, |v| match &v.kind {
             ValueKind::Integer(i) => values::port(*i).map(PortRange::single),
-            ValueKind::String(s) => values::port_range(s),
+            ValueKind::String(s) => values::as_written(s).and_then(values::port_range),
             _ => Err(format!(
                 "is {}, expected a port number or a \"lo-hi\" string",
                 type_desc(v)
@@ -135,7 +135,7 @@ impl Entries<'_> {
         for (slot, el) in bounds.iter_mut().zip(parts.iter()) {
             let parsed = match &el.kind {
                 ValueKind::Integer(i) => values::u32_int(*i),
-                ValueKind::String(s) => values::u32_hex(s),
+                ValueKind::String(s) => values::as_written(s).and_then(values::u32_hex),
                 _ => Err(format!(
                     "is {}, expected an integer or a \"0x…\" string",
                     type_desc(el)

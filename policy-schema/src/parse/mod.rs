@@ -29,10 +29,18 @@ use tree::{Item, Table};
 /// Parse `text`; `None` after a TOML syntax error (already reported).
 pub(crate) fn parse(rep: &mut Report, text: &str) -> Option<RawPolicy> {
     let doc;
-    let fast = scan::document(text).or_else(|| events::document(text));
+    let fast = match scan::document(text) {
+        Some(root) => events::Outcome::Tree(root),
+        None => events::document(text),
+    };
     let root = match fast {
-        Some(root) => root,
-        None => match Document::parse(text) {
+        events::Outcome::Tree(root) => root,
+        events::Outcome::TooDeep(at) => {
+            let max = events::MAX_KEY_PARTS;
+            rep.error(at, format!("TOML: the key path passes {max} parts here (expected at most {max} parts of dotted keys and table headers, counting the inline tables around them; the policy format needs 2)"));
+            return None;
+        }
+        events::Outcome::Declined => match Document::parse(text) {
             Ok(parsed) => {
                 doc = parsed;
                 convert::root(&doc)
@@ -147,6 +155,11 @@ fn syntax_error(rep: &mut Report, err: &toml_edit::TomlError) {
             "TOML syntax: duplicate key \"{}\" (expected each key once per table)",
             rep.raw(err.span()).trim_matches(['"', '\''])
         ),
+        "integer number overflowed" => format!(
+            "TOML syntax: integer {} is too large (expected at most {})",
+            rep.raw(err.span()),
+            i64::MAX
+        ),
         other => format!("TOML syntax: {other}"),
     };
     rep.error(at, msg);
@@ -257,10 +270,7 @@ fn label(spec: &TableSpec, i: usize, name: Option<&str>) -> String {
     match name {
         // `{:?}` escapes only quotes, backslashes and unprintable characters: a name with
         // none of them is copied as is, not run through the escaper char by char.
-        Some(n)
-            if n.bytes()
-                .all(|b| matches!(b, b' '..=b'~') && b != b'"' && b != b'\\') =>
-        {
+        Some(n) if crate::text::is_plain(n) && !n.contains(['"', '\\']) => {
             let mut s = String::with_capacity(spec.name.len() + n.len() + 26);
             s.push_str(spec.name);
             s.push('[');
@@ -270,7 +280,7 @@ fn label(spec: &TableSpec, i: usize, name: Option<&str>) -> String {
             s.push('"');
             s
         }
-        Some(n) => format!("{}[{i}] {n:?}", spec.name),
+        Some(n) => format!("{}[{i}] {:?}", spec.name, crate::text::cut(n)),
         None => format!("{}[{i}]", spec.name),
     }
 }

@@ -112,7 +112,8 @@ pub(crate) fn zones(rep: &mut Report, table: &Table) -> Vec<RawZone> {
         let (name, item, key_at) = (&*entry.key, &entry.item, entry.key_span.start);
         let mut complete = true;
         if let Err(frag) = values::name(name) {
-            rep.error(key_at, format!("zones: zone name \"{name}\" {frag}"));
+            let shown = crate::text::shown(name);
+            rep.error(key_at, format!("zones: zone name \"{shown}\" {frag}"));
             complete = false;
         } else if name == "any" {
             rep.error(
@@ -137,6 +138,7 @@ fn zone_prefixes(
     item: &Item,
     key_at: usize,
 ) -> (Vec<Sp<ipnet::IpNet>>, bool) {
+    let name = &crate::text::shown(name);
     let Some(arr) = item.as_value().and_then(|v| v.as_array()) else {
         let found = super::entries::item_desc(item);
         rep.error(

@@ -72,7 +72,9 @@ impl<'t> Table<'t> {
     pub fn new(span: Option<Span>) -> Self {
         Table {
             span,
-            ..Table::default()
+            entries: Vec::new(),
+            index: None,
+            dotted: false,
         }
     }
 
@@ -120,6 +122,41 @@ impl<'t> Table<'t> {
     }
 }
 
+/// Dropped from a list, not by recursion: however deep a tree a file builds (toml_edit's
+/// conversion has no limit of its own on dotted keys), dropping it needs a fixed amount
+/// of stack. Tables of plain values (almost all of them) drop as usual.
+impl Drop for Table<'_> {
+    fn drop(&mut self) {
+        let flat = |e: &Entry| match &e.item {
+            Item::Value(v) => v.as_array().is_none_or(|a| a.iter().all(Value::is_scalar)),
+            _ => false,
+        };
+        if self.entries.iter().all(flat) {
+            return;
+        }
+        let mut entries = std::mem::take(&mut self.entries);
+        let mut values: Vec<Value> = Vec::new();
+        loop {
+            // Each table taken apart here has no entries left when it drops.
+            while let Some(e) = entries.pop() {
+                match e.item {
+                    Item::Table(mut t) => entries.append(&mut t.entries),
+                    Item::ArrayOfTables(ts) => ts
+                        .into_iter()
+                        .for_each(|mut t| entries.append(&mut t.entries)),
+                    Item::Value(v) => values.push(v),
+                }
+            }
+            let Some(v) = values.pop() else { break };
+            match v.kind {
+                ValueKind::Array(a) => values.extend(a),
+                ValueKind::InlineTable(mut t) => entries.append(&mut t.entries),
+                _ => {}
+            }
+        }
+    }
+}
+
 impl<'t> Item<'t> {
     /// A `[table]` or an inline table.
     pub fn as_table_like(&self) -> Option<&Table<'t>> {
@@ -156,6 +193,11 @@ impl<'t> Item<'t> {
 }
 
 impl<'t> Value<'t> {
+    /// Neither an array nor an inline table.
+    fn is_scalar(&self) -> bool {
+        !matches!(self.kind, ValueKind::Array(_) | ValueKind::InlineTable(_))
+    }
+
     pub fn as_str(&self) -> Option<&str> {
         match &self.kind {
             ValueKind::String(s) => Some(s),
@@ -189,5 +231,43 @@ impl<'t> Value<'t> {
             ValueKind::InlineTable(t) => Some(t),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tree nested 300,000 deep (tables, arrays and inline tables) drops on a thread
+    /// with a 256 KiB stack: a recursive drop would abort the process here.
+    #[test]
+    fn a_deep_tree_drops_on_a_small_stack() {
+        const DEPTH: usize = 300_000;
+        let build = || {
+            let mut t = Table::new(None);
+            for i in 0..DEPTH {
+                let item = match i % 3 {
+                    0 => Item::Table(t),
+                    1 => Item::ArrayOfTables(vec![t]),
+                    _ => Item::Value(Value {
+                        span: 0..0,
+                        kind: ValueKind::Array(vec![Value {
+                            span: 0..0,
+                            kind: ValueKind::InlineTable(Box::new(t)),
+                        }]),
+                    }),
+                };
+                t = Table::new(None);
+                t.push(Entry {
+                    key: Cow::Borrowed("a"),
+                    key_span: 0..0,
+                    item,
+                });
+            }
+            t
+        };
+        let tree = build();
+        let dropper = std::thread::Builder::new().stack_size(256 * 1024);
+        dropper.spawn(move || drop(tree)).unwrap().join().unwrap();
     }
 }
