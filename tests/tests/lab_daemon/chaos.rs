@@ -12,8 +12,11 @@
 //!   object, every object back at the end. Losses are reported: a deleted SA or policy
 //!   drops until it is back.
 //! - flushes: `ip xfrm policy flush` on a random member, 10 times. A flush removes the
-//!   backstops too: what leaks in the gap is reported, not asserted (docs/design.md says
-//!   what remains and the nftables recipe that covers it); every object must come back.
+//!   backstops too: what leaks in the gap is reported, not asserted; every object must
+//!   come back.
+//! - flushes again, with the netfilter backstop of docs/design.md on every member
+//!   (`tests/lab/flush-backstop`: nftables `rt ipsec missing`, or iptables' policy match
+//!   where the kernel has no ip/inet nf_tables, as in UML): 0 clear packets asserted.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -123,6 +126,28 @@ fn flush_at_random(rng: &mut Rng) -> anyhow::Result<Vec<&'static str>> {
         std::thread::sleep(Duration::from_millis(500 + rng.below(1000)));
     }
     Ok(hosts)
+}
+
+/// Installs (or removes) tests/lab/flush-backstop on every member, for the prefixes its
+/// policies protect: everything from the intranet hosts, the intranet from mp. Returns
+/// how (nftables, or iptables where the kernel has no ip/inet tables, as UML).
+fn netfilter_backstop(lab: &Lab, install: bool) -> anyhow::Result<String> {
+    let script = e2e::repo_root().join("tests/lab/flush-backstop");
+    let mut how = Vec::new();
+    for h in MEMBERS {
+        let prefixes = if h == "mp" {
+            "10.10.0.0/24 fd00:10::/64"
+        } else {
+            "0.0.0.0/0 ::/0"
+        };
+        let cmd = match install {
+            true => format!("{} install {prefixes}", script.display()),
+            false => format!("{} remove", script.display()),
+        };
+        how.push(lab.sh(h, &cmd)?.trim().to_string());
+    }
+    how.dedup();
+    Ok(how.join(", "))
 }
 
 /// Every member holds its owned objects again (the daemon repaired all).
@@ -265,13 +290,31 @@ pub fn deletes_and_flushes(lab: &Lab) -> anyhow::Result<String> {
     }
     wait_restored(&want).with_context(|| out.clone())?;
 
+    let how = netfilter_backstop(lab, true)?;
+    let guarded = phase(lab, &flows, || flush_at_random(&mut rng));
+    netfilter_backstop(lab, false)?;
+    let (guarded, hosts) = guarded?;
+    writeln!(
+        out,
+        "policy flushes on {hosts:?} with the netfilter backstop ({how}):"
+    )?;
+    for (_, _, line) in &guarded {
+        writeln!(out, "  {line}")?;
+    }
+    wait_restored(&want).with_context(|| out.clone())?;
+
     let clear: usize = deleted.iter().map(|d| d.1).sum();
     ensure!(clear == 0, "clear packets under deletes\n{out}");
+    let clear: usize = guarded.iter().map(|d| d.1).sum();
+    ensure!(
+        clear == 0,
+        "clear packets under flushes with the netfilter backstop\n{out}"
+    );
     ensure!(
         hits >= MIN_HITS,
         "only {hits} deletes found their object\n{out}"
     );
-    for (r, _, line) in deleted.iter().chain(&flushed) {
+    for (r, _, line) in deleted.iter().chain(&flushed).chain(&guarded) {
         ensure!(
             r.sent() > 0 && r.lost() < r.sent(),
             "no traffic: {line}\n{out}"
