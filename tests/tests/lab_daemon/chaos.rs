@@ -187,13 +187,16 @@ fn flows(lab: &Lab) -> Flows {
     }
 }
 
+/// One flow's phase: its stream's report, the clear packets either end sent, a line.
+type FlowOutcome = (Report, usize, String);
+
 /// One phase: streams and captures around `disrupt`; returns per flow (report, clear
 /// packets on the wire from either end) and what `disrupt` said.
 fn phase<T>(
     lab: &Lab,
     flows: &Flows,
     disrupt: impl FnOnce() -> anyhow::Result<T>,
-) -> anyhow::Result<(Vec<(Report, usize, String)>, T)> {
+) -> anyhow::Result<(Vec<FlowOutcome>, T)> {
     let mut servers = BTreeMap::new();
     let site = [flows.list[1].1.server, flows.list[2].1.server];
     servers.insert(
