@@ -122,6 +122,35 @@ fn stop_captures(
     Ok(out)
 }
 
+/// Echo servers on the three members for streams to site (on `site`'s addresses) and to
+/// db (on `db`'s); mp's only marks the end of its capture.
+fn member_servers(
+    lab: &Lab,
+    site: &[IpAddr],
+    db: &[IpAddr],
+) -> anyhow::Result<BTreeMap<String, Server>> {
+    let mut servers = BTreeMap::new();
+    for (host, addrs, ports) in [
+        ("site", site, &[PORT][..]),
+        ("db", db, &[PORT]),
+        ("mp", &[], &[]),
+    ] {
+        servers.insert(
+            host.to_string(),
+            Server::start(&lab.exec, host, addrs, &[], ports)?,
+        );
+    }
+    Ok(servers)
+}
+
+/// A capture on each of the three members.
+fn member_captures(lab: &Lab) -> anyhow::Result<Vec<Capture<'_>>> {
+    ["site", "db", "mp"]
+        .iter()
+        .map(|h| Capture::start(&lab.exec, h))
+        .collect()
+}
+
 /// One stream's verdict line.
 fn describe(name: &str, r: &Report) -> String {
     let gap = r.max_echo_gap().map_or(0.0, |(g, _)| ms(g));

@@ -19,7 +19,6 @@
 //!   where the kernel has no ip/inet nf_tables, as in UML): 0 clear packets asserted.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use agent::kernel::{self, encode, NlSocket};
@@ -28,14 +27,14 @@ use anyhow::{ensure, Context};
 use e2e::daemon::poll;
 use e2e::lab::Lab;
 use e2e::probe::now_ns;
-use e2e::remote::{Capture, Server, StreamRun};
+use e2e::remote::StreamRun;
 use e2e::stream::{Report, Spec};
 use e2e::topology::Family;
 use e2e::wire::{self, Flow};
 use policy_schema::Ownership;
 
 use super::rig::{objects, same_keys, Objects};
-use super::{addr, describe, stop_captures, PORT, RATE};
+use super::{addr, describe, member_captures, member_servers, stop_captures, PORT, RATE};
 
 const MEMBERS: [&str; 3] = ["site", "db", "mp"];
 const DELETES: usize = 240;
@@ -197,25 +196,9 @@ fn phase<T>(
     flows: &Flows,
     disrupt: impl FnOnce() -> anyhow::Result<T>,
 ) -> anyhow::Result<(Vec<FlowOutcome>, T)> {
-    let mut servers = BTreeMap::new();
     let site = [flows.list[1].1.server, flows.list[2].1.server];
-    servers.insert(
-        "site".to_string(),
-        Server::start(&lab.exec, "site", &site, &[], &[PORT])?,
-    );
-    let db = [flows.list[0].1.server];
-    servers.insert(
-        "db".to_string(),
-        Server::start(&lab.exec, "db", &db, &[], &[PORT])?,
-    );
-    servers.insert(
-        "mp".to_string(),
-        Server::start(&lab.exec, "mp", &[], &[], &[])?,
-    );
-    let caps = MEMBERS
-        .iter()
-        .map(|h| Capture::start(&lab.exec, h))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut servers = member_servers(lab, &site, &[flows.list[0].1.server])?;
+    let caps = member_captures(lab)?;
     let t0 = now_ns();
     let streams = flows
         .list
@@ -260,6 +243,22 @@ fn phase<T>(
     Ok((out, said))
 }
 
+/// A phase's title and each flow's line into `out`; then waits until every member holds
+/// all of `want` again (the daemons repaired everything).
+fn record(
+    out: &mut String,
+    title: &str,
+    phase: &[FlowOutcome],
+    want: &[Objects],
+) -> anyhow::Result<()> {
+    out.push_str(title);
+    out.push('\n');
+    for (_, _, line) in phase {
+        out.push_str(&format!("  {line}\n"));
+    }
+    wait_restored(want).with_context(|| out.clone())
+}
+
 pub fn deletes_and_flushes(lab: &Lab) -> anyhow::Result<String> {
     let seed = now_ns() | 1;
     let mut rng = Rng(seed);
@@ -277,34 +276,23 @@ pub fn deletes_and_flushes(lab: &Lab) -> anyhow::Result<String> {
     let (deleted, tally) = phase(lab, &flows, || delete_at_random(&mut members, &mut rng))?;
     let secs = started.elapsed().as_secs_f64();
     let hits: usize = tally.values().map(|v| v.0).sum();
-    writeln!(
-        out,
-        "deletes: {DELETES} in {secs:.1} s (with streams' start and stop), {hits} found their object; per kind (found, already gone): {tally:?}"
-    )?;
-    for (_, _, line) in &deleted {
-        writeln!(out, "  {line}")?;
-    }
-    wait_restored(&want).with_context(|| out.clone())?;
+    let title = format!("deletes: {DELETES} in {secs:.1} s (with streams' start and stop), {hits} found their object; per kind (found, already gone): {tally:?}");
+    record(&mut out, &title, &deleted, &want)?;
 
     let (flushed, hosts) = phase(lab, &flows, || flush_at_random(&mut rng))?;
-    writeln!(out, "policy flushes on {hosts:?}:")?;
-    for (_, _, line) in &flushed {
-        writeln!(out, "  {line}")?;
-    }
-    wait_restored(&want).with_context(|| out.clone())?;
+    record(
+        &mut out,
+        &format!("policy flushes on {hosts:?}:"),
+        &flushed,
+        &want,
+    )?;
 
     let how = netfilter_backstop(lab, true)?;
     let guarded = phase(lab, &flows, || flush_at_random(&mut rng));
     netfilter_backstop(lab, false)?;
     let (guarded, hosts) = guarded?;
-    writeln!(
-        out,
-        "policy flushes on {hosts:?} with the netfilter backstop ({how}):"
-    )?;
-    for (_, _, line) in &guarded {
-        writeln!(out, "  {line}")?;
-    }
-    wait_restored(&want).with_context(|| out.clone())?;
+    let title = format!("policy flushes on {hosts:?} with the netfilter backstop ({how}):");
+    record(&mut out, &title, &guarded, &want)?;
 
     let clear: usize = deleted.iter().map(|d| d.1).sum();
     ensure!(clear == 0, "clear packets under deletes\n{out}");
