@@ -23,7 +23,7 @@
 //! p50_ms=… p99_ms=… max_ms=… mean_ms=… failed=…` (p99 nearest-rank: with 50 changes it
 //! is the maximum).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -218,18 +218,9 @@ fn batch(old: &Desired, new: &Desired, states: bool) -> String {
     let keep = |l: &&str| l.starts_with("xfrm policy") || (states && l.starts_with("xfrm state"));
     let olds: BTreeSet<&str> = a.lines().filter(keep).collect();
     let news: BTreeSet<&str> = b.lines().filter(keep).collect();
-    // A policy and its backstop share a selector and differ by mark, which iproute2
-    // cannot name when its value is 0: their deletes become one `deleteall` of the selector.
-    let mut deletes: BTreeMap<String, usize> = BTreeMap::new();
-    for l in olds.difference(&news) {
-        *deletes.entry(delete_line(l)).or_default() += 1;
-    }
     let mut out = String::new();
-    for (l, n) in deletes {
-        match n {
-            1 => out.push_str(&l),
-            _ => out.push_str(&l.replacen("policy delete", "policy deleteall", 1)),
-        }
+    for l in olds.difference(&news) {
+        out.push_str(&delete_line(l));
         out.push('\n');
     }
     for l in b.lines().filter(keep).filter(|l| !olds.contains(l)) {
