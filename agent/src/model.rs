@@ -122,7 +122,8 @@ impl fmt::Display for Selector {
     }
 }
 
-/// An XFRM mark (value/mask). Our policies carry none, except transition guards.
+/// An XFRM mark (value/mask). Our policies carry none, except transition guards and
+/// backstops (whose keys need one to differ from the policy they cover).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct Mark {
     pub value: u32,
@@ -312,6 +313,9 @@ pub enum Origin {
     Builtin(Arc<str>),
     /// A temporary block inserted by the diff around an unsafe transition.
     Guard,
+    /// The fail-closed `block` under a protective outbound policy of the named rule
+    /// (`plan::backstop`).
+    Backstop(Arc<str>),
 }
 
 impl fmt::Display for Origin {
@@ -321,6 +325,7 @@ impl fmt::Display for Origin {
             Origin::Rule(n) => write!(f, "rule {n}"),
             Origin::Builtin(n) => write!(f, "builtin {n}"),
             Origin::Guard => f.write_str("transition guard"),
+            Origin::Backstop(n) => write!(f, "backstop of rule {n}"),
         }
     }
 }

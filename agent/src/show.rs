@@ -9,7 +9,8 @@ use std::fmt::Write as _;
 use serde_json::{json, Value};
 
 use crate::model::{
-    Algorithm, Desired, DesiredPolicy, DesiredSa, Level, PolicyAction, PolicyKey, PortMatch, SaKey,
+    Algorithm, Desired, DesiredPolicy, DesiredSa, Level, Mark, PolicyAction, PolicyKey, PortMatch,
+    SaKey,
 };
 
 /// `"any"`, `"80"` or `"16992-16995"`.
@@ -51,7 +52,7 @@ pub fn policy_json(k: &PolicyKey, p: &DesiredPolicy) -> Value {
             .collect(),
         _ => Vec::new(),
     };
-    json!({
+    let mut v = json!({
         "dir": k.dir.as_str(),
         "src": k.sel.src.to_string(),
         "dst": k.sel.dst.to_string(),
@@ -62,7 +63,17 @@ pub fn policy_json(k: &PolicyKey, p: &DesiredPolicy) -> Value {
         "action": action_str(&p.spec.action),
         "templates": templates,
         "origin": p.origin.to_string(),
-    })
+    });
+    // Only backstops carry a mark (their key differs from the policy they cover by it).
+    if let Some(m) = k.mark {
+        v["mark"] = json!(mark_str(&m));
+    }
+    v
+}
+
+/// A mark as `value/mask`, hex.
+fn mark_str(m: &Mark) -> String {
+    format!("{:#x}/{:#x}", m.value, m.mask)
 }
 
 /// One SA as JSON; keys only with `show_keys`.
@@ -177,7 +188,10 @@ pub fn plan_table(d: &Desired, show_keys: bool) -> String {
             k.sel.proto.to_string(),
             port_str(&k.sel.sport),
             port_str(&k.sel.dport),
-            template_str(&p.spec.action),
+            match k.mark {
+                Some(m) => format!("{} mark {}", template_str(&p.spec.action), mark_str(&m)),
+                None => template_str(&p.spec.action),
+            },
             p.origin.to_string(),
         ];
         row(&mut out, &pw, &cols);

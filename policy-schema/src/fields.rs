@@ -207,7 +207,7 @@ pub(crate) static OWNERSHIP: TableSpec = TableSpec {
     doc: "The reqid, priority and SPI ranges that mark kernel objects as this agent's.",
     fields: &[
         dflt("reqid-range", Kind::Range32, "Inclusive reqid range, at least 32 wide, not containing 0.", || json!([o().reqid.0, o().reqid.1])),
-        dflt("priority-range", Kind::Range32, "Inclusive XFRM priority band (lower = earlier), at least 256 + exemptions + rules wide.", || json!([o().priority.0, o().priority.1])),
+        dflt("priority-range", Kind::Range32, "Inclusive XFRM priority band (lower = earlier), at least 256 + exemptions + 2 × rules wide.", || json!([o().priority.0, o().priority.1])),
         dflt("spi-range", Kind::Range32, "Inclusive SPI range, starting at 256 or above (RFC 4303 reserves 1-255).", || json!([o().spi.0, o().spi.1])),
     ],
 };

@@ -64,7 +64,7 @@ pub struct Ownership {
     /// Inclusive reqid range; at least 32 values wide.
     pub reqid: (u32, u32),
     /// Inclusive XFRM priority band (lower number = higher precedence); at least 256 +
-    /// exemptions + rules wide (checked in `check::ownership`).
+    /// exemptions + 2 × rules wide (checked in `check::ownership`).
     pub priority: (u32, u32),
     /// Inclusive SPI range; starts at 256 or above (SPIs 1–255 are reserved by RFC 4303).
     pub spi: (u32, u32),

@@ -59,12 +59,29 @@ pub struct Policy {
     pub index: u32,
     pub priority: u32,
     pub reqids: Vec<u32>,
+    /// The mark (value, mask), if any: transition guards and backstops have one.
+    pub mark: Option<(u32, u32)>,
 }
 
 impl Policy {
-    /// Identity in the kernel: direction and selector (the priority is not part of it).
+    /// Identity in the kernel: direction, selector and mark (the priority is not part of it).
     pub fn key(&self) -> (String, String) {
-        (self.dir.clone(), self.selector.clone())
+        let sel = match self.mark {
+            Some((v, m)) => format!("{} mark {v:#x}/{m:#x}", self.selector),
+            None => self.selector.clone(),
+        };
+        (self.dir.clone(), sel)
+    }
+    /// The arguments that find this policy with `ip xfrm policy delete|get`: direction,
+    /// index and mark. None when iproute2 cannot address it: it sends no mark whose value
+    /// is 0 (`mark 0 mask 2` finds nothing), so only netlink or a flush removes those.
+    pub fn ip_id(&self) -> Option<String> {
+        let id = format!("dir {} index {}", self.dir, self.index);
+        match self.mark {
+            None => Some(id),
+            Some((0, _)) => None,
+            Some((v, m)) => Some(format!("{id} mark {v:#x} mask {m:#x}")),
+        }
     }
     /// Ours by docs/design.md: priority in the band and every template's reqid in range.
     pub fn owned(&self) -> bool {
@@ -194,6 +211,10 @@ pub fn parse_policies(text: &str) -> Vec<Policy> {
                 index: word_after(&dir_line, "index").and_then(number).unwrap_or(0) as u32,
                 priority: number(word_after(&dir_line, "priority")?)? as u32,
                 reqids,
+                mark: b[2..].iter().find_map(|l| {
+                    let (v, m) = l.trim().strip_prefix("mark ")?.trim().split_once('/')?;
+                    Some((number(v)? as u32, number(m)? as u32))
+                }),
             })
         })
         .collect()
@@ -245,6 +266,14 @@ src 192.0.2.0/24 dst 198.51.100.0/24 uid 0
 \tdir in action allow index 440 priority 131056 ptype main share any flag  (0x00000000)
 \ttmpl src 0.0.0.0 dst 0.0.0.0
 \t\tproto esp spi 0x00000000(0) reqid 2(0x00000002) mode transport
+src 10.10.0.10/32 dst 0.0.0.0/0 uid 0
+\tdir out action block index 441 priority 65793 ptype main share any flag  (0x00000000)
+\tlifetime current:
+\t  0(bytes), 0(packets)
+\tmark 0/0x2 
+src 10.10.0.10/32 dst 0.0.0.0/0 uid 0
+\tdir out action block index 449 priority 65793 ptype main share any flag  (0x00000000)
+\tmark 0x2/0x2 
 ";
 
     #[test]
@@ -265,7 +294,7 @@ src 192.0.2.0/24 dst 198.51.100.0/24 uid 0
     #[test]
     fn policies_with_templates_and_ownership() {
         let p = parse_policies(POLICIES);
-        assert_eq!(p.len(), 3);
+        assert_eq!(p.len(), 5);
         assert_eq!(
             p[0].selector,
             "src 10.10.0.10/32 dst 0.0.0.0/0 proto udp sport 4500 uid 0"
@@ -284,5 +313,15 @@ src 192.0.2.0/24 dst 198.51.100.0/24 uid 0
             !p[2].owned(),
             "in the band, but its template's reqid is not ours"
         );
+        // A backstop's two halves: distinct keys, and only the 2/2 one can be named to
+        // iproute2 (it sends no mark whose value is 0).
+        assert_eq!((p[3].mark, p[4].mark), (Some((0, 2)), Some((2, 2))));
+        assert!(p[3].owned() && p[1].key() != p[3].key() && p[3].key() != p[4].key());
+        assert_eq!(p[3].ip_id(), None);
+        assert_eq!(
+            p[4].ip_id().as_deref(),
+            Some("dir out index 449 mark 0x2 mask 0x2")
+        );
+        assert_eq!(p[1].ip_id().as_deref(), Some("dir out index 433"));
     }
 }

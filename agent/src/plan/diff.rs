@@ -5,8 +5,10 @@
 //! lifetimes and encapsulation — xfrm_state_update() copies nothing else), otherwise the SA
 //! is deleted and re-added. Order, so that no protected flow ever goes out in clear:
 //! 1. SA adds/updates, inbound before outbound (the peer must be able to receive first);
-//! 2. policy adds/updates that protect, then those that let clear through;
-//! 3. policy deletes, permissive first, then protective;
+//! 2. backstop adds/updates (`plan::backstop`), then policy adds/updates that protect, then
+//!    those that let clear through;
+//! 3. policy deletes, permissive first, then protective, then backstops: a protective
+//!    outbound policy never exists without the block under it;
 //! 4. SA deletes, outbound before inbound — policies go before the SAs they use.
 //!
 //! Transition guard: an update that makes a protective policy permissive or lowers its
@@ -21,6 +23,7 @@ use std::net::IpAddr;
 use policy_schema::Ownership;
 use serde::Serialize;
 
+use super::backstop::is_backstop;
 use super::installed::{join, Pair};
 use crate::model::{
     Desired, DesiredSa, Mark, Observed, Op, OpKind, Origin, PolicyAction, PolicyKey, PolicySpec,
@@ -179,10 +182,12 @@ struct Phases {
     guard_adds: Vec<Op>,
     sa_in: Vec<Op>,
     sa_out: Vec<Op>,
+    backstops: Vec<Op>,
     protective: Vec<Op>,
     permissive: Vec<Op>,
     del_permissive: Vec<Op>,
     del_protective: Vec<Op>,
+    del_backstops: Vec<Op>,
     sa_del_out: Vec<Op>,
     sa_del_in: Vec<Op>,
     guard_dels: Vec<Op>,
@@ -194,10 +199,12 @@ impl Phases {
             self.guard_adds,
             self.sa_in,
             self.sa_out,
+            self.backstops,
             self.protective,
             self.permissive,
             self.del_permissive,
             self.del_protective,
+            self.del_backstops,
             self.sa_del_out,
             self.sa_del_in,
             self.guard_dels,
@@ -328,7 +335,9 @@ fn diff_policies(
     for pair in join(d.policies.iter(), o.policy_specs()) {
         let (k, want, have) = match pair {
             Pair::Have(k, have) => {
-                let bucket = if have.action.is_protective() {
+                let bucket = if is_backstop(k) {
+                    &mut ph.del_backstops
+                } else if have.action.is_protective() {
                     &mut ph.del_protective
                 } else {
                     &mut ph.del_permissive
@@ -347,7 +356,9 @@ fn diff_policies(
             });
             continue;
         }
-        let bucket = if want.spec.action.is_protective() {
+        let bucket = if is_backstop(k) {
+            &mut ph.backstops
+        } else if want.spec.action.is_protective() {
             &mut ph.protective
         } else {
             &mut ph.permissive

@@ -15,6 +15,7 @@ use sa_map::SaSink;
 use spi::SpiTable;
 use states::{Party, Rules, SaContextAll};
 
+pub mod backstop;
 pub mod diff;
 pub mod epoch;
 mod incremental;
@@ -89,7 +90,9 @@ impl RuleNets {
 /// reqid = range start + cipher × 2 + mode: stable whatever the file order, so inserting a
 /// rule never re-keys an SA. Priorities: guards at the band start, built-ins next, then
 /// exemptions, then rules — rules start at a fixed offset (up to 1024 exemptions) so that
-/// adding an exemption does not renumber every rule.
+/// adding an exemption does not renumber every rule. Each rule has two priorities: its
+/// own, and the one after it for the backstops under its outbound policies
+/// (`plan::backstop`), above every later rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
     reqid_base: u32,
@@ -106,7 +109,7 @@ impl Layout {
         let width = hi - lo;
         let exemptions = policy.exemptions.len() as u32;
         let rules = policy.rules.len() as u32;
-        let room = width.saturating_sub(16 + rules) / 2;
+        let room = width.saturating_sub(16 + 2 * rules) / 2;
         let exemption_slots = exemptions.max(room.min(1024));
         Layout {
             reqid_base: policy.ownership.reqid.0,
@@ -119,8 +122,9 @@ impl Layout {
     pub fn exemption(&self, i: usize) -> u32 {
         self.exemption_base + i as u32
     }
+    /// Rule `j`'s priority; `rule(j) + 1` is its backstops'.
     pub fn rule(&self, j: usize) -> u32 {
-        self.rule_base + j as u32
+        self.rule_base + 2 * j as u32
     }
     pub fn reqid(&self, cipher: Cipher, mode: Mode) -> u32 {
         let m = match mode {

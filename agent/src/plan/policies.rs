@@ -6,7 +6,8 @@
 //! addresses and the template's reqid.
 //!
 //! Precedence (lower XFRM priority wins, LAB-NOTES "Precedence"): transition guards, then
-//! built-ins, then exemptions in file order, then rules in file order (first match wins).
+//! built-ins, then exemptions in file order, then rules in file order (first match wins),
+//! each protective outbound policy with its fail-closed backstop right below it.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use policy_schema::{Action, Direction, Family, Host, Mode, Policy, Rule};
 
+use super::backstop::with_backstops;
 use super::net::{any_contains, any_of, host, of_family};
 use super::ports::blocks_of;
 pub use super::prune::contains;
@@ -69,8 +71,10 @@ impl Builder {
         // run is the one with the higher precedence.
         self.out.sort_by_key(|a| a.0);
         self.out.dedup_by(|later, first| later.0 == first.0);
+        // Backstops only under the policies that won their key.
+        let out = with_backstops(self.out);
         // Sorted and unique: the map is built in one pass, not by search and insert.
-        self.out.into_iter().collect()
+        out.into_iter().collect()
     }
 }
 

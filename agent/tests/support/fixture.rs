@@ -123,6 +123,7 @@ fn origin(f: &HashMap<String, String>) -> Origin {
         "exemption" => Origin::Exemption(n.into()),
         "builtin" => Origin::Builtin(n.into()),
         "guard" => Origin::Guard,
+        "backstop" => Origin::Backstop(n.into()),
         _ => panic!("origin {o}"),
     }
 }

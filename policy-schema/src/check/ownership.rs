@@ -97,12 +97,13 @@ pub(crate) fn check_ownership(rep: &mut Report, raw: &RawPolicy) {
             ),
         );
     }
-    let need = PRIORITY_RESERVE + (raw.exemptions.len() + raw.rules.len()) as u64;
+    // Each rule has two priorities: its own and its backstops' (docs/design.md).
+    let need = PRIORITY_RESERVE + (raw.exemptions.len() + 2 * raw.rules.len()) as u64;
     if width(prio) < need {
         rep.error(
             o.priority_at.unwrap_or(table),
             format!(
-                "ownership: priority-range {} holds {} priorities, expected at least {need} (256 reserved + {} exemptions + {} rules)",
+                "ownership: priority-range {} holds {} priorities, expected at least {need} (256 reserved + {} exemptions + 2 × {} rules)",
                 hex(prio), width(prio), raw.exemptions.len(), raw.rules.len()
             ),
         );

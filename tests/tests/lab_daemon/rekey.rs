@@ -8,7 +8,6 @@
 //!   and in place, alternately), each reload waited for in every daemon's view: 0 lost,
 //!   0 clear, no reload rejected.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -17,12 +16,12 @@ use anyhow::ensure;
 use e2e::daemon::{self, poll, Write};
 use e2e::lab::Lab;
 use e2e::probe::now_ns;
-use e2e::remote::{Capture, Server, StreamRun};
+use e2e::remote::StreamRun;
 use e2e::stream::Spec;
 use e2e::topology::Family;
 use e2e::wire::{self, Flow};
 
-use super::{addr, describe, stop_captures, PORT, RATE};
+use super::{addr, describe, member_captures, member_servers, stop_captures, PORT, RATE};
 
 const REKEY_FOR: Duration = Duration::from_secs(60);
 /// Distinct outbound SPIs `ip xfrm state` must show: at least 5 rotations.
@@ -117,23 +116,8 @@ pub fn reloads_and_rekeys(lab: &Lab, a: &str, b: &str) -> anyhow::Result<String>
         server: addr(lab, "site", v6),
         port: PORT,
     };
-    let mut servers = BTreeMap::new();
-    servers.insert(
-        "site".to_string(),
-        Server::start(&lab.exec, "site", &[udp.server, esp6.server], &[], &[PORT])?,
-    );
-    servers.insert(
-        "db".to_string(),
-        Server::start(&lab.exec, "db", &[rekey.server], &[], &[PORT])?,
-    );
-    servers.insert(
-        "mp".to_string(),
-        Server::start(&lab.exec, "mp", &[], &[], &[])?,
-    );
-    let caps = MEMBERS
-        .iter()
-        .map(|h| Capture::start(&lab.exec, h))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut servers = member_servers(lab, &[udp.server, esp6.server], &[rekey.server])?;
+    let caps = member_captures(lab)?;
     let before: Vec<_> = MEMBERS
         .iter()
         .map(|h| counters(h))

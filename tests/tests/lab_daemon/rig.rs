@@ -196,8 +196,11 @@ pub fn delete_owned(host: &str, policies_too: bool) -> anyhow::Result<()> {
         )?;
     }
     if policies_too {
+        // Every owned policy iproute2 can address (not the 0/2 half of a backstop).
         for p in daemon::policies(host)?.iter().filter(|p| p.owned()) {
-            writeln!(batch, "xfrm policy delete dir {} index {}", p.dir, p.index)?;
+            if let Some(id) = p.ip_id() {
+                writeln!(batch, "xfrm policy delete {id}")?;
+            }
         }
     }
     ip_batch(host, &batch)

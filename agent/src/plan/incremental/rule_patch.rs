@@ -6,6 +6,7 @@
 //! prefix neither contains nor lies inside any other prefix of the rule, its selectors are
 //! pruned among themselves alone, and recomputing them is exact. Their keys must also
 //! come from no other rule or exemption (the first writer of a key wins): checked too.
+//! A protective outbound policy comes and goes with its backstop.
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,6 +15,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use policy_schema::{Mode, Policy};
 
+use super::super::backstop::{backstop_keys, backstop_of, needs_backstop};
 use super::super::net::any_contains;
 use super::super::policies::{rule_policy, rule_selectors, RuleSides};
 use super::super::{Layout, RuleNets};
@@ -68,10 +70,20 @@ pub(super) fn rule_patch(
                 let only = |k: usize| if m[k] { vec![*d] } else { vec![] };
                 let gone = rule_selectors(rule, &sides, &only(0), &only(1));
                 let put = rule_selectors(rule, &sides, &only(2), &only(3));
-                patch.remove.extend(gone.into_iter().map(key));
-                patch
-                    .add
-                    .extend(put.into_iter().map(|s| (key(s), value.clone())));
+                for k in gone.into_iter().map(key) {
+                    patch.remove.push(k);
+                    if needs_backstop(&k, &value.spec) {
+                        patch.remove.extend(backstop_keys(&k));
+                    }
+                }
+                for k in put.into_iter().map(key) {
+                    patch.add.push((k, value.clone()));
+                    if let Some(b) = backstop_of(&k, &value) {
+                        patch
+                            .add
+                            .extend(backstop_keys(&k).map(|bk| (bk, b.clone())));
+                    }
+                }
             }
         }
     }
