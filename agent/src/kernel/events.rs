@@ -8,7 +8,6 @@ use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
 
-use netlink_packet_core::ParseableParametrized;
 use netlink_packet_xfrm as x;
 use netlink_packet_xfrm::{XfrmAttrs, XfrmMessage};
 use netlink_sys::constants::NETLINK_XFRM;
@@ -92,7 +91,7 @@ pub fn decode_event(ty: u16, payload: &[u8]) -> Option<XfrmEvent> {
         x::XFRM_MSG_FLUSHPOLICY => return Some(XfrmEvent::PolicyFlushed),
         _ => {}
     }
-    let msg = XfrmMessage::parse_with_param(payload, ty).ok()?;
+    let msg = decode::message(ty, payload).ok()?;
     Some(match msg {
         XfrmMessage::AddSa(m) => XfrmEvent::SaAdded(sa_key(&m.user_sa_info)?),
         XfrmMessage::UpdateSa(m) => XfrmEvent::SaUpdated(sa_key(&m.user_sa_info)?),
@@ -294,5 +293,29 @@ mod tests {
             decode_event(x::XFRM_MSG_FLUSHSA, &[50, 0, 0, 0]),
             Some(XfrmEvent::SaFlushed)
         );
+    }
+
+    #[test]
+    fn truncated_notifications_are_dropped_not_a_crash() {
+        // The netlink crate slices these bodies unchecked (found by fuzzing).
+        let body = encode::op_request(&OpKind::DelPolicy(PolicyKey {
+            dir: Dir::In,
+            sel: Selector::between("::/0".parse().unwrap(), "::/0".parse().unwrap()),
+            mark: None,
+        }))
+        .payload;
+        for ty in [
+            x::XFRM_MSG_DELPOLICY,
+            x::XFRM_MSG_NEWPOLICY,
+            x::XFRM_MSG_NEWSA,
+        ] {
+            for len in [0, 8, 24, body.len() - 1] {
+                assert_eq!(
+                    decode_event(ty, &body[..len]),
+                    None,
+                    "type {ty}, {len} bytes"
+                );
+            }
+        }
     }
 }
