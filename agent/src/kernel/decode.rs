@@ -122,19 +122,25 @@ fn template(t: &x::UserTemplate) -> Option<Template> {
     })
 }
 
+/// A policy's mark (XFRMA_MARK; 0/0 is none). The first one counts, for dumps and events
+/// alike, so both name a policy with several by the same key.
+pub fn mark(nlas: &[XfrmAttrs]) -> Option<Mark> {
+    nlas.iter().find_map(|a| match a {
+        XfrmAttrs::Mark(m) if m.value != 0 || m.mask != 0 => Some(Mark {
+            value: m.value,
+            mask: m.mask,
+        }),
+        _ => None,
+    })
+}
+
 /// A dumped policy (XFRM_MSG_NEWPOLICY).
 pub fn policy(m: &policy::ModifyMessage, own: &Ownership) -> Decoded<PolicyKey, PolicySpec> {
     let info = &m.user_policy_info;
-    let mut mark = None;
+    let mark = mark(&m.nlas);
     let mut tmpls: &[x::UserTemplate] = &[];
     for a in &m.nlas {
         match a {
-            XfrmAttrs::Mark(mk) if mk.value != 0 || mk.mask != 0 => {
-                mark = Some(Mark {
-                    value: mk.value,
-                    mask: mk.mask,
-                })
-            }
             XfrmAttrs::Template(ts) => tmpls = ts,
             // Sub policies and policies bound to an xfrm interface are other objects
             // than the main-type, if_id 0 policies we write (their identity differs).

@@ -16,7 +16,7 @@ use netlink_sys::Socket;
 use super::decode;
 use super::error::KernelError;
 use super::socket::parse_msgs;
-use crate::model::{Dir, Mark, PolicyKey, SaKey, Selector};
+use crate::model::{Dir, PolicyKey, SaKey, Selector};
 
 /// Something changed in the kernel's XFRM state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,16 +59,6 @@ fn sa_key(info: &x::UserSaInfo) -> Option<SaKey> {
     })
 }
 
-fn mark_of(nlas: &[XfrmAttrs]) -> Option<Mark> {
-    nlas.iter().find_map(|a| match a {
-        XfrmAttrs::Mark(m) if m.value != 0 || m.mask != 0 => Some(Mark {
-            value: m.value,
-            mask: m.mask,
-        }),
-        _ => None,
-    })
-}
-
 fn policy_key(sel: &x::Selector, dir: u8, nlas: &[XfrmAttrs]) -> Option<PolicyKey> {
     let dir = match dir {
         x::XFRM_POLICY_IN => Dir::In,
@@ -79,7 +69,7 @@ fn policy_key(sel: &x::Selector, dir: u8, nlas: &[XfrmAttrs]) -> Option<PolicyKe
     Some(PolicyKey {
         dir,
         sel: decode::selector(sel, 0)?,
-        mark: mark_of(nlas),
+        mark: decode::mark(nlas),
     })
 }
 
@@ -240,7 +230,7 @@ pub(crate) fn set_rcvbuf(fd: RawFd) {
 mod tests {
     use super::*;
     use crate::kernel::encode;
-    use crate::model::{OpKind, PolicyAction, PolicySpec};
+    use crate::model::{Mark, OpKind, PolicyAction, PolicySpec};
 
     #[test]
     fn notifications_decode_to_keys() {
@@ -293,6 +283,31 @@ mod tests {
             decode_event(x::XFRM_MSG_FLUSHSA, &[50, 0, 0, 0]),
             Some(XfrmEvent::SaFlushed)
         );
+    }
+
+    #[test]
+    fn event_and_dump_read_the_same_mark() {
+        let k = PolicyKey {
+            dir: Dir::Out,
+            sel: Selector::between(
+                "10.0.0.0/24".parse().unwrap(),
+                "10.1.0.0/24".parse().unwrap(),
+            ),
+            mark: Some(Mark { value: 1, mask: 1 }),
+        };
+        let s = PolicySpec {
+            priority: 1,
+            action: PolicyAction::Block,
+        };
+        let mut m = encode::policy_message(&k, &s);
+        m.nlas.push(XfrmAttrs::Mark(x::Mark { value: 2, mask: 2 }));
+        let dumped = decode::policy(&m, &Default::default());
+        let r = encode::to_request(&XfrmMessage::AddPolicy(m), 0);
+        assert_eq!(
+            decode_event(r.ty, &r.payload),
+            Some(XfrmEvent::PolicyAdded(k))
+        );
+        assert_eq!(dumped, decode::Decoded::Foreign(k));
     }
 
     #[test]
