@@ -232,8 +232,8 @@ mod tests {
     use crate::kernel::encode;
     use crate::model::{Mark, OpKind, PolicyAction, PolicySpec};
 
-    #[test]
-    fn notifications_decode_to_keys() {
+    /// A blocking policy with a mark, outside the default ownership band.
+    fn marked_block() -> (PolicyKey, PolicySpec) {
         let k = PolicyKey {
             dir: Dir::Out,
             sel: Selector::between(
@@ -246,6 +246,12 @@ mod tests {
             priority: 1,
             action: PolicyAction::Block,
         };
+        (k, s)
+    }
+
+    #[test]
+    fn notifications_decode_to_keys() {
+        let (k, s) = marked_block();
         // A NEWPOLICY / DELPOLICY notification has the body of the matching request.
         let r = encode::op_request(&OpKind::AddPolicy(k, s.clone()));
         assert_eq!(
@@ -287,18 +293,7 @@ mod tests {
 
     #[test]
     fn event_and_dump_read_the_same_mark() {
-        let k = PolicyKey {
-            dir: Dir::Out,
-            sel: Selector::between(
-                "10.0.0.0/24".parse().unwrap(),
-                "10.1.0.0/24".parse().unwrap(),
-            ),
-            mark: Some(Mark { value: 1, mask: 1 }),
-        };
-        let s = PolicySpec {
-            priority: 1,
-            action: PolicyAction::Block,
-        };
+        let (k, s) = marked_block();
         let mut m = encode::policy_message(&k, &s);
         m.nlas.push(XfrmAttrs::Mark(x::Mark { value: 2, mask: 2 }));
         let dumped = decode::policy(&m, &Default::default());
