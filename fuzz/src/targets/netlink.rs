@@ -11,7 +11,7 @@ use agent::kernel::decode::{self, Decoded};
 use agent::kernel::events::{decode_event, XfrmEvent};
 use agent::kernel::socket::{parse_error, parse_msgs, RawMsg};
 use agent::kernel::{addrs, encode};
-use agent::model::{Algorithm, PolicyKey, SaKey, SaSpec};
+use agent::model::{Algorithm, PolicyKey, PolicySpec, SaKey, SaSpec};
 use netlink_packet_xfrm::XfrmMessage;
 use policy_schema::Ownership;
 
@@ -50,14 +50,7 @@ fn message(m: &RawMsg<'_>) {
             let d = decode::policy(&p, &own);
             same_key(&event, policy_key(&d), XfrmEvent::PolicyAdded);
             if let Decoded::Owned(k, s) = d {
-                let back =
-                    encode::to_request(&XfrmMessage::AddPolicy(encode::policy_message(&k, &s)), 0);
-                match decode::message(back.ty, &back.payload) {
-                    Ok(XfrmMessage::AddPolicy(p2)) => {
-                        assert_eq!(decode::policy(&p2, &own), Decoded::Owned(k, s))
-                    }
-                    other => panic!("re-encoded policy parses as {other:?}"),
-                }
+                policy_roundtrip(k, s, &own);
             }
         }
         XfrmMessage::AddSa(s) => {
@@ -111,6 +104,18 @@ fn writable(s: &SaSpec) -> bool {
         } => name_ok(enc_name) && name_ok(auth_name),
     };
     names_ok && s.replay_window <= MAX_REPLAY_WINDOW
+}
+
+fn policy_roundtrip(k: PolicyKey, s: PolicySpec, own: &Ownership) {
+    let back = encode::to_request(&XfrmMessage::AddPolicy(encode::policy_message(&k, &s)), 0);
+    match decode::message(back.ty, &back.payload) {
+        Ok(XfrmMessage::AddPolicy(p)) => assert_eq!(
+            decode::policy(&p, own),
+            Decoded::Owned(k, s),
+            "policy does not survive encode and decode"
+        ),
+        other => panic!("re-encoded policy parses as {other:?}"),
+    }
 }
 
 fn sa_roundtrip(k: SaKey, spec: &SaSpec, own: &Ownership) {
