@@ -8,8 +8,9 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use netlink_packet_core::ParseableParametrized;
 use netlink_packet_xfrm as x;
-use netlink_packet_xfrm::{policy, state, XfrmAttrs};
+use netlink_packet_xfrm::{policy, state, XfrmAttrs, XfrmMessage};
 use policy_schema::Ownership;
 
 use crate::model::{
@@ -45,6 +46,17 @@ impl<K: Ord, S> Decoded<K, S> {
             }
             Decoded::Skip => {}
         }
+    }
+}
+
+/// Parse the body of an XFRM message of type `ty`; what does not parse is an error, never
+/// a panic. netlink-packet-xfrm 0.5 slices fixed-size headers without checking the length
+/// (a DELPOLICY body shorter than its 64-byte id panics; found by fuzzing), so its panics
+/// are caught here: a malformed message must not take the daemon down.
+pub fn message(ty: u16, payload: &[u8]) -> Result<XfrmMessage, String> {
+    match std::panic::catch_unwind(|| XfrmMessage::parse_with_param(payload, ty)) {
+        Ok(parsed) => parsed.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("malformed message of {} bytes", payload.len())),
     }
 }
 
@@ -110,19 +122,25 @@ fn template(t: &x::UserTemplate) -> Option<Template> {
     })
 }
 
+/// A policy's mark (XFRMA_MARK; 0/0 is none). The first one counts, for dumps and events
+/// alike, so both name a policy with several by the same key.
+pub fn mark(nlas: &[XfrmAttrs]) -> Option<Mark> {
+    nlas.iter().find_map(|a| match a {
+        XfrmAttrs::Mark(m) if m.value != 0 || m.mask != 0 => Some(Mark {
+            value: m.value,
+            mask: m.mask,
+        }),
+        _ => None,
+    })
+}
+
 /// A dumped policy (XFRM_MSG_NEWPOLICY).
 pub fn policy(m: &policy::ModifyMessage, own: &Ownership) -> Decoded<PolicyKey, PolicySpec> {
     let info = &m.user_policy_info;
-    let mut mark = None;
+    let mark = mark(&m.nlas);
     let mut tmpls: &[x::UserTemplate] = &[];
     for a in &m.nlas {
         match a {
-            XfrmAttrs::Mark(mk) if mk.value != 0 || mk.mask != 0 => {
-                mark = Some(Mark {
-                    value: mk.value,
-                    mask: mk.mask,
-                })
-            }
             XfrmAttrs::Template(ts) => tmpls = ts,
             // Sub policies and policies bound to an xfrm interface are other objects
             // than the main-type, if_id 0 policies we write (their identity differs).

@@ -8,7 +8,6 @@ use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
 
-use netlink_packet_core::ParseableParametrized;
 use netlink_packet_xfrm as x;
 use netlink_packet_xfrm::{XfrmAttrs, XfrmMessage};
 use netlink_sys::constants::NETLINK_XFRM;
@@ -17,7 +16,7 @@ use netlink_sys::Socket;
 use super::decode;
 use super::error::KernelError;
 use super::socket::parse_msgs;
-use crate::model::{Dir, Mark, PolicyKey, SaKey, Selector};
+use crate::model::{Dir, PolicyKey, SaKey, Selector};
 
 /// Something changed in the kernel's XFRM state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,16 +59,6 @@ fn sa_key(info: &x::UserSaInfo) -> Option<SaKey> {
     })
 }
 
-fn mark_of(nlas: &[XfrmAttrs]) -> Option<Mark> {
-    nlas.iter().find_map(|a| match a {
-        XfrmAttrs::Mark(m) if m.value != 0 || m.mask != 0 => Some(Mark {
-            value: m.value,
-            mask: m.mask,
-        }),
-        _ => None,
-    })
-}
-
 fn policy_key(sel: &x::Selector, dir: u8, nlas: &[XfrmAttrs]) -> Option<PolicyKey> {
     let dir = match dir {
         x::XFRM_POLICY_IN => Dir::In,
@@ -80,7 +69,7 @@ fn policy_key(sel: &x::Selector, dir: u8, nlas: &[XfrmAttrs]) -> Option<PolicyKe
     Some(PolicyKey {
         dir,
         sel: decode::selector(sel, 0)?,
-        mark: mark_of(nlas),
+        mark: decode::mark(nlas),
     })
 }
 
@@ -115,7 +104,7 @@ pub fn decode_event(ty: u16, payload: &[u8]) -> Option<XfrmEvent> {
         x::XFRM_MSG_FLUSHPOLICY => return Some(XfrmEvent::PolicyFlushed),
         _ => {}
     }
-    let msg = XfrmMessage::parse_with_param(payload, ty).ok()?;
+    let msg = decode::message(ty, payload).ok()?;
     Some(match msg {
         XfrmMessage::AddSa(m) => XfrmEvent::SaAdded(sa_key(&m.user_sa_info)?),
         XfrmMessage::UpdateSa(m) => XfrmEvent::SaUpdated(sa_key(&m.user_sa_info)?),
@@ -264,10 +253,10 @@ pub(crate) fn set_rcvbuf(fd: RawFd) {
 mod tests {
     use super::*;
     use crate::kernel::encode;
-    use crate::model::{OpKind, PolicyAction, PolicySpec};
+    use crate::model::{Mark, OpKind, PolicyAction, PolicySpec};
 
-    #[test]
-    fn notifications_decode_to_keys() {
+    /// A blocking policy with a mark, outside the default ownership band.
+    fn marked_block() -> (PolicyKey, PolicySpec) {
         let k = PolicyKey {
             dir: Dir::Out,
             sel: Selector::between(
@@ -280,6 +269,12 @@ mod tests {
             priority: 1,
             action: PolicyAction::Block,
         };
+        (k, s)
+    }
+
+    #[test]
+    fn notifications_decode_to_keys() {
+        let (k, s) = marked_block();
         // A NEWPOLICY / DELPOLICY notification has the body of the matching request.
         let r = encode::op_request(&OpKind::AddPolicy(k, s.clone()));
         assert_eq!(
@@ -376,5 +371,43 @@ mod tests {
             acquire(same, ("10.1.0.5", "10.2.0.6")),
             Some(want("10.1.0.5", "10.2.0.6", same))
         );
+    }
+
+    #[test]
+    fn event_and_dump_read_the_same_mark() {
+        let (k, s) = marked_block();
+        let mut m = encode::policy_message(&k, &s);
+        m.nlas.push(XfrmAttrs::Mark(x::Mark { value: 2, mask: 2 }));
+        let dumped = decode::policy(&m, &Default::default());
+        let r = encode::to_request(&XfrmMessage::AddPolicy(m), 0);
+        assert_eq!(
+            decode_event(r.ty, &r.payload),
+            Some(XfrmEvent::PolicyAdded(k))
+        );
+        assert_eq!(dumped, decode::Decoded::Foreign(k));
+    }
+
+    #[test]
+    fn truncated_notifications_are_dropped_not_a_crash() {
+        // The netlink crate slices these bodies unchecked (found by fuzzing).
+        let body = encode::op_request(&OpKind::DelPolicy(PolicyKey {
+            dir: Dir::In,
+            sel: Selector::between("::/0".parse().unwrap(), "::/0".parse().unwrap()),
+            mark: None,
+        }))
+        .payload;
+        for ty in [
+            x::XFRM_MSG_DELPOLICY,
+            x::XFRM_MSG_NEWPOLICY,
+            x::XFRM_MSG_NEWSA,
+        ] {
+            for len in [0, 8, 24, body.len() - 1] {
+                assert_eq!(
+                    decode_event(ty, &body[..len]),
+                    None,
+                    "type {ty}, {len} bytes"
+                );
+            }
+        }
     }
 }

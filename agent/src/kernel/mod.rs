@@ -15,7 +15,6 @@ pub mod socket;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use netlink_packet_core::ParseableParametrized;
 use netlink_packet_xfrm::{XfrmMessage, XFRM_MSG_GETPOLICY, XFRM_MSG_GETSA};
 use netlink_sys::constants::NETLINK_XFRM;
 use policy_schema::Ownership;
@@ -31,7 +30,7 @@ pub fn open() -> Result<NlSocket, KernelError> {
 }
 
 fn parse(m: &socket::RawMsg<'_>) -> Option<XfrmMessage> {
-    match XfrmMessage::parse_with_param(m.payload, m.ty) {
+    match decode::message(m.ty, m.payload) {
         Ok(x) => Some(x),
         Err(e) => {
             tracing::warn!(error = %e, msg_type = m.ty, "skipping undecodable XFRM object");

@@ -80,7 +80,11 @@ pub fn parse_error(msg: &RawMsg<'_>) -> (i32, Option<String>) {
     if p.len() < 4 {
         return (libc::EIO, None);
     }
-    let code = -i32::from_ne_bytes(p[0..4].try_into().expect("4 bytes"));
+    // The kernel sends -errno; i32::MIN has no positive errno (found by fuzzing: negating
+    // it overflowed): an error of unknown kind.
+    let code = i32::from_ne_bytes(p[0..4].try_into().expect("4 bytes"))
+        .checked_neg()
+        .unwrap_or(libc::EIO);
     if code == 0 || msg.flags & NLM_F_ACK_TLVS == 0 {
         return (code, None);
     }
@@ -395,5 +399,17 @@ mod tests {
         let (errno, msg) = parse_error(&msgs[0]);
         assert_eq!(errno, libc::EPROTONOSUPPORT);
         assert_eq!(msg.as_deref(), Some("Requested type not found"));
+    }
+
+    #[test]
+    fn error_code_without_an_errno_is_eio() {
+        let msg = RawMsg {
+            ty: NLMSG_ERROR,
+            flags: 0,
+            seq: 1,
+            pid: 0,
+            payload: &i32::MIN.to_ne_bytes(),
+        };
+        assert_eq!(parse_error(&msg), (libc::EIO, None));
     }
 }
