@@ -38,6 +38,11 @@ pub const TARGETS: &[Target] = &[
         about: "host key file and public key parsers: canonical round trip, policy agrees",
         run: targets::keys::run,
     },
+    Target {
+        name: "ike",
+        about: "IKEv2 message decoder: a decoded message re-encodes to the same message",
+        run: targets::ike::run,
+    },
 ];
 
 /// The target of this name.

@@ -20,6 +20,7 @@ pub fn seeds(target: &str) -> Vec<Seed> {
         "reload" => reload_seeds(),
         "netlink" => netlink::seeds(),
         "keys" => key_seeds(),
+        "ike" => ike_seeds(),
         _ => Vec::new(),
     }
 }
@@ -94,4 +95,61 @@ fn key_seeds() -> Vec<Seed> {
             .map(|(n, k)| (n.to_string(), k.as_bytes().to_vec())),
     );
     out
+}
+
+/// IKE_SA_INIT and IKE_AUTH requests as the `ike` crate's encoder writes them: the payload
+/// kinds an initiator sends (SA with transforms and a key length, KE, nonce, notifies, an
+/// encrypted SK payload).
+fn ike_seeds() -> Vec<Seed> {
+    use ike::codec::{exchange, flags, notify, Header, Ke, Message, Notify, Payload};
+    use ike::codec::{Proposal, Transform};
+    let header = |exchange, message_id| Header {
+        spi_i: 0x0102_0304_0506_0708,
+        spi_r: if message_id == 0 {
+            0
+        } else {
+            0x1112_1314_1516_1718
+        },
+        exchange,
+        flags: flags::INITIATOR,
+        message_id,
+    };
+    let proposal = Proposal {
+        number: 1,
+        protocol: 1,
+        spi: Vec::new(),
+        transforms: vec![
+            Transform::with_key_length(1, 20, 128),
+            Transform::new(2, 5),
+            Transform::new(4, 31),
+            Transform::new(4, 19),
+        ],
+    };
+    let init = Message {
+        header: header(exchange::IKE_SA_INIT, 0),
+        payloads: vec![
+            Payload::Sa(vec![proposal]),
+            Payload::Ke(Ke {
+                group: 31,
+                data: vec![9; 32],
+            }),
+            Payload::Nonce(vec![7; 32]),
+            Payload::Notify(Notify::new(notify::NAT_DETECTION_SOURCE_IP, vec![1; 20])),
+            Payload::Notify(Notify::new(
+                notify::NAT_DETECTION_DESTINATION_IP,
+                vec![2; 20],
+            )),
+        ],
+    };
+    let auth = Message {
+        header: header(exchange::IKE_AUTH, 1),
+        payloads: vec![Payload::Sk {
+            first_inner: 35,
+            body: vec![0x5a; 96],
+        }],
+    };
+    vec![
+        ("ike-sa-init".to_string(), init.encode()),
+        ("ike-auth".to_string(), auth.encode()),
+    ]
 }

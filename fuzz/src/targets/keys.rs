@@ -1,7 +1,8 @@
 //! The key parsers on any text: a host key file (`PrivateKey::from_base64`, what
 //! `PrivateKey::load` reads), a public key (`PublicKey::from_base64`), and the same text as
 //! a host's `public-key` in a policy. Beyond not panicking:
-//! - whatever parses is the canonical spelling of its bytes (it prints back the same);
+//! - a public key is kept in canonical form, and its printed form reads back as the same key
+//!   (a private key file has one spelling);
 //! - the policy and the plain parser agree on the key (the same X25519 shared secret);
 //! - a key the policy accepts gives a contributory shared secret (not all-zero), and a
 //!   canonical contributory key is accepted.
@@ -31,11 +32,15 @@ pub fn run(data: &[u8]) {
     }
     let parsed = PublicKey::from_base64(text);
     if let Some(k) = parsed {
+        // Public keys are read in X25519's canonical form (bit 255 clear, reduced mod p),
+        // so other spellings of a point are accepted; what is printed must read back as
+        // the same key, and only canonical keys are kept.
         assert_eq!(
-            k.to_base64(),
-            text.trim(),
-            "a public key with two spellings"
+            PublicKey::from_base64(&k.to_base64()),
+            Some(k),
+            "a public key's printed form reads back as another key"
         );
+        assert_eq!(k.0[31] & 0x80, 0, "a public key kept bit 255: {text}");
     }
     in_policy(text, parsed);
 }

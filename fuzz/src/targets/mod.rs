@@ -1,5 +1,6 @@
 //! One module per target; each has `pub fn run(data: &[u8])`.
 
+pub mod ike;
 pub mod keys;
 pub mod netlink;
 pub mod policy;
