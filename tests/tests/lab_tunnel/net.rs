@@ -33,49 +33,44 @@ const LINKS: [(&str, &str, &str, &str); 4] = [
     (WEST, "lan0", GW_WEST, "lan0"),
 ];
 
-/// Per namespace: the commands that give it its addresses, routes and forwarding. Site
-/// hosts route the other site through their gateway; gateways route it via the peer's
-/// outer address and forward; IPv6 addresses skip DAD (no waiting on a busy guest).
-fn config(ns: &str) -> &'static str {
+/// A site host (`site` 91 east, 92 west): `.10` on its LAN, the other site via its gateway.
+fn site_host(site: u8, other: u8) -> String {
+    format!(
+        "ip addr add 10.{site}.0.10/24 dev lan0
+         ip addr add fd00:{site}::10/64 dev lan0 nodad
+         ip route add 10.{other}.0.0/24 via 10.{site}.0.1
+         ip route add fd00:{other}::/64 via fd00:{site}::1"
+    )
+}
+
+/// A gateway: `.1` on its site's LAN, `outer` on the transit, forwarding both families,
+/// the other site via the peer gateway's outer address `peer`.
+fn gateway(site: u8, other: u8, outer: u8, peer: u8) -> String {
+    format!(
+        "ip addr add 10.{site}.0.1/24 dev lan0
+         ip addr add fd00:{site}::1/64 dev lan0 nodad
+         ip addr add 10.93.0.{outer}/24 dev wan0
+         ip addr add fd00:93::{outer}/64 dev wan0 nodad
+         ip route add 10.{other}.0.0/24 via 10.93.0.{peer}
+         ip route add fd00:{other}::/64 via fd00:93::{peer}
+         echo 1 > /proc/sys/net/ipv4/ip_forward
+         echo 1 > /proc/sys/net/ipv6/conf/all/forwarding"
+    )
+}
+
+/// Per namespace: the commands that give it its addresses, routes and forwarding. IPv6
+/// addresses skip DAD (no waiting on a busy guest).
+fn config(ns: &str) -> String {
     match ns {
-        EAST => {
-            "ip addr add 10.91.0.10/24 dev lan0
-                 ip addr add fd00:91::10/64 dev lan0 nodad
-                 ip route add 10.92.0.0/24 via 10.91.0.1
-                 ip route add fd00:92::/64 via fd00:91::1"
-        }
-        WEST => {
-            "ip addr add 10.92.0.10/24 dev lan0
-                 ip addr add fd00:92::10/64 dev lan0 nodad
-                 ip route add 10.91.0.0/24 via 10.92.0.1
-                 ip route add fd00:91::/64 via fd00:92::1"
-        }
-        GW_EAST => {
-            "ip addr add 10.91.0.1/24 dev lan0
-                    ip addr add fd00:91::1/64 dev lan0 nodad
-                    ip addr add 10.93.0.1/24 dev wan0
-                    ip addr add fd00:93::1/64 dev wan0 nodad
-                    ip route add 10.92.0.0/24 via 10.93.0.2
-                    ip route add fd00:92::/64 via fd00:93::2
-                    echo 1 > /proc/sys/net/ipv4/ip_forward
-                    echo 1 > /proc/sys/net/ipv6/conf/all/forwarding"
-        }
-        GW_WEST => {
-            "ip addr add 10.92.0.1/24 dev lan0
-                    ip addr add fd00:92::1/64 dev lan0 nodad
-                    ip addr add 10.93.0.2/24 dev wan0
-                    ip addr add fd00:93::2/64 dev wan0 nodad
-                    ip route add 10.91.0.0/24 via 10.93.0.1
-                    ip route add fd00:91::/64 via fd00:93::1
-                    echo 1 > /proc/sys/net/ipv4/ip_forward
-                    echo 1 > /proc/sys/net/ipv6/conf/all/forwarding"
-        }
+        EAST => site_host(91, 92),
+        WEST => site_host(92, 91),
+        GW_EAST => gateway(91, 92, 1, 2),
+        GW_WEST => gateway(92, 91, 2, 1),
         // The attacker: on the transit wire, with an east-site source on its loopback and
         // routes to the west site via gw-west, as a spoofer would set up.
         // br0 keeps its link-local address (the source of its neighbour solicitations),
         // without DAD: no tentative window on a busy guest.
-        TRANSIT => {
-            "echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad
+        TRANSIT => "echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad
                     echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad
                     ip link add br0 type bridge
                     ip link set p-east master br0
@@ -87,7 +82,7 @@ fn config(ns: &str) -> &'static str {
                     ip addr add fd00:91::99/128 dev lo nodad
                     ip route add 10.92.0.0/24 via 10.93.0.2
                     ip route add fd00:92::/64 via fd00:93::2"
-        }
+            .into(),
         _ => unreachable!("not a tunnel lab namespace: {ns}"),
     }
 }
