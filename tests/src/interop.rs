@@ -175,6 +175,34 @@ pub fn tshark_dissect(
         .collect()
 }
 
+/// The directions (source, destination) of `sas` on which no packet decrypted to a TCP
+/// payload starting with `marker`, each with its SAs' SPIs. A direction, not each SA: near an
+/// epoch step a render holds two SAs for one direction (the next epoch's inbound SA is
+/// installed ahead of the switch, the last one's stays for the grace period), and traffic
+/// uses one of them — which one depends on the second the probe runs.
+pub fn directions_without_payload(
+    sas: &[RenderedSa],
+    dissected: &[Dissected],
+    marker: &[u8],
+) -> Vec<(IpAddr, IpAddr, Vec<u32>)> {
+    let mut directions: Vec<(IpAddr, IpAddr, Vec<u32>)> = Vec::new();
+    for sa in sas {
+        match directions
+            .iter_mut()
+            .find(|(s, d, _)| (*s, *d) == (sa.src, sa.dst))
+        {
+            Some((_, _, spis)) => spis.push(sa.spi),
+            None => directions.push((sa.src, sa.dst, vec![sa.spi])),
+        }
+    }
+    directions.retain(|(_, _, spis)| {
+        !dissected
+            .iter()
+            .any(|d| spis.contains(&d.spi) && d.payload.starts_with(marker))
+    });
+    directions
+}
+
 fn parse_fields(line: &str) -> anyhow::Result<Dissected> {
     let f: Vec<&str> = line.split('\t').collect();
     let spi = f.first().copied().unwrap_or_default();
@@ -234,6 +262,37 @@ xfrm policy add src 10.10.0.12/32 dst 0.0.0.0/0 proto icmp dir out priority 6555
     fn undecryptable_algorithms_are_refused() {
         let chacha = "xfrm state add src 10.0.0.1 dst 10.0.0.2 proto esp spi 0x1 reqid 1 mode transport aead 'rfc7539esp(chacha20,poly1305)' 0x00 128 sel src 10.0.0.1/32 dst 10.0.0.2/32";
         assert!(sas_from_render(chacha).is_err());
+    }
+
+    #[test]
+    fn a_direction_needs_its_payload_on_one_of_its_sas() {
+        let sa = |src: &str, dst: &str, spi| RenderedSa {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            spi,
+            encryption: String::new(),
+            encryption_key: String::new(),
+            authentication: String::new(),
+            authentication_key: String::new(),
+        };
+        let seen = |spi, payload: &[u8]| Dissected {
+            spi,
+            tcp_ports: Some((443, 50000)),
+            payload: payload.to_vec(),
+        };
+        // Near an epoch step: site -> peer has this epoch's SA and the next one's, ahead.
+        let sas = [
+            sa("10.10.0.10", "10.10.0.12", 1),
+            sa("10.10.0.10", "10.10.0.12", 2),
+            sa("10.10.0.12", "10.10.0.10", 3),
+        ];
+        let both = [seen(1, b"xfrm-lab probe 0"), seen(3, b"xfrm-lab probe 0")];
+        assert!(directions_without_payload(&sas, &both, b"xfrm-lab probe").is_empty());
+        // The reply missing (only an ACK on site -> peer) is still a failure, naming both SAs.
+        let no_reply = [seen(1, b""), seen(3, b"xfrm-lab probe 0")];
+        let missing = directions_without_payload(&sas, &no_reply, b"xfrm-lab probe");
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].2, vec![1, 2]);
     }
 
     #[test]

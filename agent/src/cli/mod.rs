@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod apply;
 mod check;
 pub mod context;
+mod docs;
 mod explain;
 mod flush;
 mod keys;
@@ -67,6 +68,14 @@ pub enum Command {
     Matrix(matrix::MatrixArgs),
     /// Print the JSON Schema of the policy file.
     Schema,
+    /// Print a shell completion script (bash: `source <(xfrm-agent completions bash)`).
+    Completions {
+        #[arg(value_enum)]
+        shell: docs::Shell,
+    },
+    /// Write the man pages (xfrm-agent.1, xfrm-agent-COMMAND.1) into DIR (packaging).
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
     /// Print a new X25519 private key (base64).
     Keygen,
     /// Read a private key on stdin and print its public key.
@@ -283,6 +292,8 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Explain(a) => explain::run(&a),
         Command::Matrix(a) => matrix::run(&a),
         Command::Schema => check::run_schema(),
+        Command::Completions { shell } => docs::run_completions(shell),
+        Command::Manpages { dir } => docs::run_manpages(&dir),
         Command::Keygen => keys::run_keygen(),
         Command::Pubkey => keys::run_pubkey(),
     };
