@@ -124,8 +124,9 @@ fn published_private_keys(args: &PolicyArgs, policy: &Policy, id: &Identity) -> 
     if found.is_empty() {
         return Vec::new();
     }
-    // Rare: read the file again only to point at the key.
-    let text = reread(&args.config).unwrap_or_default();
+    // Rare: read the file again only to point at the key, through the same guarded reader
+    // (it may have been replaced by a FIFO or grown since it was loaded).
+    let text = policy_schema::read_text(&args.config, args.max_policy_size).unwrap_or_default();
     let file = args.config.display().to_string();
     found
         .into_iter()
@@ -144,24 +145,6 @@ fn published_private_keys(args: &PolicyArgs, policy: &Policy, id: &Identity) -> 
             }
         })
         .collect()
-}
-
-/// The policy file's text once more, only if it is (still) a regular file, without
-/// blocking (it may have been replaced by a FIFO since it was loaded) and at most 64 MiB.
-fn reread(path: &Path) -> Option<String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut text = String::new();
-    file.take(64 << 20).read_to_string(&mut text).ok()?;
-    Some(text)
 }
 
 /// 1-based line and column of the first `needle` in `text` (1:1 if absent).
