@@ -15,7 +15,7 @@ use policy_schema::{Policy, PublicKey};
 use sha2::Sha256;
 use x25519_dalek::StaticSecret;
 
-use crate::fasthash::FastMap;
+use rustc_hash::FxHashMap;
 use crate::plan::spi::SpiTable;
 use crate::secret::Secret;
 
@@ -256,7 +256,7 @@ pub struct Identity {
     pub host: String,
     key: PrivateKey,
     cluster_keys: BTreeMap<String, PrivateKey>,
-    cache: Mutex<FastMap<(PublicKey, PublicKey), Arc<PairKey>>>,
+    cache: Mutex<FxHashMap<(PublicKey, PublicKey), Arc<PairKey>>>,
     /// The last compile's SPI slots: they only change with the inventory's addresses.
     spis: Mutex<Option<Arc<SpiTable>>>,
 }
@@ -290,7 +290,7 @@ impl Identity {
             host: host.name.clone(),
             key,
             cluster_keys: BTreeMap::new(),
-            cache: Mutex::new(FastMap::default()),
+            cache: Mutex::new(FxHashMap::default()),
             spis: Mutex::new(None),
         })
     }

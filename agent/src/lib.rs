@@ -7,7 +7,6 @@ pub mod cli;
 pub mod daemon;
 pub mod engine;
 pub mod explain;
-pub mod fasthash;
 pub mod kernel;
 pub mod keys;
 pub mod model;

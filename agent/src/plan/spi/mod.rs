@@ -25,7 +25,7 @@ use policy_schema::{Cipher, Encapsulation, Mode, Policy};
 use sha2::{Digest, Sha256};
 
 use super::net::addr_tagged;
-use crate::fasthash::{FastMap, FastSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 use probe::Probe;
 
 mod probe;
@@ -37,7 +37,7 @@ pub const SLOT_SIZE: u32 = 256;
 #[derive(Clone, Debug)]
 pub struct SpiTable {
     lo: u32,
-    slots: FastMap<IpAddr, Slot>,
+    slots: FxHashMap<IpAddr, Slot>,
     /// The addresses in probing order with their slots; empty when probing wrapped around
     /// the end of the range (then a change rebuilds the table).
     order: Vec<Probe>,
@@ -51,7 +51,7 @@ pub struct SpiTable {
 }
 
 /// A table's slots, its addresses in probing order, and those whose slot changed.
-type Updated = (FastMap<IpAddr, Slot>, Vec<Probe>, Vec<IpAddr>);
+type Updated = (FxHashMap<IpAddr, Slot>, Vec<Probe>, Vec<IpAddr>);
 
 static TABLES: AtomicU64 = AtomicU64::new(0);
 
@@ -77,7 +77,7 @@ impl Slot {
 /// around. False when the table is full (addresses then share slots).
 fn wrap_around(order: &mut [Probe], n: u64) -> bool {
     let mut unique = true;
-    let mut taken = FastSet::with_capacity_and_hasher(order.len(), Default::default());
+    let mut taken = FxHashSet::with_capacity_and_hasher(order.len(), Default::default());
     for p in order.iter_mut() {
         let mut s = u64::from(p.home);
         let mut probes = 0;
