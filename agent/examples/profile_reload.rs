@@ -96,7 +96,6 @@ fn main() -> anyhow::Result<()> {
         let _ = Sha256::digest(text.as_bytes());
         mark(1, &mut t);
         let ctx = context::load_text(&args, &text)?;
-        ctx.identity.adopt_cache(&prev.identity);
         mark(2, &mut t);
         let d = desired(&ctx.policy, &ctx.identity, &local, now)?;
         mark(3, &mut t);
@@ -174,7 +173,6 @@ fn incremental(
     for k in 1..=rounds {
         text = edit::move_host(&text, k as u32)?;
         let ctx = context::load_text(args, &text)?;
-        ctx.identity.adopt_cache(&id);
         // Like the daemon, which holds the replaced policy until the kernel has the new
         // one: freeing it is not the compile's time.
         let retired = std::mem::replace(&mut policy, Arc::new(ctx.policy));

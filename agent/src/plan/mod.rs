@@ -1,6 +1,7 @@
 //! The pure core: policy + identity + addresses + time → desired XFRM objects, and the diff
 //! of desired against observed. Nothing here does I/O or reads the clock.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -10,12 +11,14 @@ use policy_schema::{Cipher, Cluster, Host, Mode, Policy};
 
 use crate::keys::Identity;
 use crate::model::{Desired, DesiredSa, SaKey};
+use carry::Carry;
 use epoch::{EpochView, Timeline};
 use sa_map::SaSink;
 use spi::SpiTable;
 use states::{Party, Rules, SaContextAll};
 
 pub mod backstop;
+mod carry;
 pub mod diff;
 pub mod epoch;
 mod incremental;
@@ -146,19 +149,22 @@ pub fn desired(
     local: &LocalAddrs,
     now: Timestamp,
 ) -> Result<Desired, PlanError> {
-    desired_with(policy, id, local, now, &RuleNets::new(policy))
+    let carry = RefCell::new(Carry::default());
+    desired_with(policy, id, local, now, &RuleNets::new(policy), &carry)
 }
 
-/// [`desired`] with the rules already resolved.
+/// [`desired`] with the rules already resolved, reusing what `carry` kept from earlier
+/// compiles (and keeping what this one computes).
 fn desired_with(
     policy: &Policy,
     id: &Identity,
     local: &LocalAddrs,
     now: Timestamp,
     nets: &RuleNets,
+    carry: &RefCell<Carry>,
 ) -> Result<Desired, PlanError> {
     let me = find_me(policy, id)?;
-    let job = SaJob::new(policy, id, me, local, now, nets);
+    let job = SaJob::new(policy, id, me, local, now, nets, carry);
     let policy_addrs = policy_addrs(me, &job.member_of);
     let policies = || policies::policies(policy, me, &policy_addrs, &job.layout, nets);
     let states = || job.sas();
@@ -221,6 +227,8 @@ struct SaJob<'a> {
     now: Timestamp,
     layout: Layout,
     nets: &'a RuleNets,
+    /// Pair secrets and SPI slots from earlier compiles (borrowed mutably one use at a time).
+    carry: &'a RefCell<Carry>,
 }
 
 impl<'a> SaJob<'a> {
@@ -231,7 +239,9 @@ impl<'a> SaJob<'a> {
         local: &'a LocalAddrs,
         now: Timestamp,
         nets: &'a RuleNets,
+        carry: &'a RefCell<Carry>,
     ) -> SaJob<'a> {
+        carry.borrow_mut().pairs.keep_held(id);
         SaJob {
             policy,
             id,
@@ -241,6 +251,7 @@ impl<'a> SaJob<'a> {
             now,
             layout: Layout::new(policy),
             nets,
+            carry,
         }
     }
 
@@ -258,7 +269,8 @@ impl<'a> SaJob<'a> {
             let elsewhere = elsewhere(self.policy, &held);
             let peers = peers(self.policy, self.me, &elsewhere);
             self.transport(&cx, &held, &peers, &mut states);
-            states::tunnel_sas(&cx, self.policy, self.me, &|k| self.id.pair(k), &mut states);
+            let pairs = &mut self.carry.borrow_mut().pairs;
+            states::tunnel_sas(&cx, self.policy, self.me, (pairs, self.id.key()), &mut states);
         }
         let states = states.into_map();
         let next_change = (!states.is_empty()).then_some(view.next_change);
@@ -272,9 +284,9 @@ impl<'a> SaJob<'a> {
         (timeline, view)
     }
 
-    /// The SPI slots (the identity keeps the last table, reused while addresses stay).
+    /// The SPI slots (the last table is kept, reused while addresses stay).
     fn spi_table(&self) -> Arc<SpiTable> {
-        self.id
+        (self.carry.borrow_mut())
             .spi_table(|kept| SpiTable::reuse_or_build(self.policy, kept))
     }
 
@@ -343,17 +355,19 @@ impl<'a> SaJob<'a> {
                 (*c, party, r)
             })
             .collect();
+        let pairs = &mut self.carry.borrow_mut().pairs;
         for peer in peers {
             // No pair (a key without a contributory secret): no SAs, traffic dropped.
-            if let Some(pair) = self.id.pair(&peer.key) {
-                states::transport_sas(cx, &my_rules, &me_party, peer, &pair, out);
+            if let Some(pair) = pairs.get(self.id.key(), &peer.key) {
+                states::transport_sas(cx, &my_rules, &me_party, peer, pair, out);
             }
             for (c, party, party_rules) in &held_parties {
                 if party.name == peer.name {
                     continue; // a cluster's addresses held here and elsewhere: not a pair
                 }
-                if let Some(pair) = self.id.cluster_pair(&c.name, &peer.key) {
-                    states::transport_sas(cx, party_rules, party, peer, &pair, out);
+                let key = self.id.cluster_key(&c.name);
+                if let Some(pair) = key.and_then(|k| pairs.get(k, &peer.key)) {
+                    states::transport_sas(cx, party_rules, party, peer, pair, out);
                 }
             }
         }

@@ -198,7 +198,6 @@ impl Worker {
             tracing::debug!("the policy file changed while it was read; reading it again");
             return Reloaded::Unsettled(self.debounce);
         }
-        ctx.identity.adopt_cache(&self.loaded.ctx.identity);
         context::print_warnings(&ctx.warnings);
         let new = Loaded::new(ctx, &read.text, keys);
         let old = std::mem::replace(&mut self.loaded, new);

@@ -171,7 +171,6 @@ impl World {
                     id.add_cluster_key(&self.p, "vip", testkit::key(99), path)
                         .unwrap();
                 }
-                id.adopt_cache(&self.id);
                 self.id = id;
             }
             Edit::Nothing => {}
