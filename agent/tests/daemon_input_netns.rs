@@ -168,7 +168,7 @@ fn a_low_order_key_is_refused() {
 #[test]
 fn a_huge_rekey_interval_is_refused() {
     // Without validation of its range this file passes `check` and panics in the compile
-    // (an overflow in plan/epoch.rs, debug builds): the reload boundary catches that too.
+    // (an overflow in plan/compile/epoch.rs, debug builds): the reload boundary catches that too.
     survives(
         "a_huge_rekey_interval_is_refused",
         "huge",

@@ -7,11 +7,6 @@ use policy_schema::Family;
 
 use rustc_hash::FxHashSet;
 
-/// `inner` lies entirely inside `outer` (same family).
-pub fn net_contains(outer: &IpNet, inner: &IpNet) -> bool {
-    outer.contains(inner)
-}
-
 /// `addr` lies inside one of `nets`.
 pub fn any_contains(nets: &[IpNet], addr: &IpAddr) -> bool {
     nets.iter().any(|n| n.contains(addr))

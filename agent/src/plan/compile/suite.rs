@@ -4,9 +4,9 @@ use std::net::IpAddr;
 
 use policy_schema::{Cipher, Encapsulation, Mode};
 
+use super::carry::{DerivationId, Pair};
 use super::net::addr_tagged;
 use super::spi::profile;
-use super::carry::{DerivationId, Pair};
 use crate::keys::KDF_LABEL;
 use crate::model::Algorithm;
 

@@ -25,8 +25,8 @@ use policy_schema::{Cipher, Encapsulation, Mode, Policy};
 use sha2::{Digest, Sha256};
 
 use super::net::addr_tagged;
-use rustc_hash::{FxHashMap, FxHashSet};
 use probe::Probe;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 mod probe;
 
@@ -139,14 +139,16 @@ impl SpiTable {
     ///
     /// The policy's validation guarantees the range holds at least twice as many slots as
     /// there are addresses; if it does not, the table is still built but later addresses
-    /// share slots (never silently: `complete()` says so).
+    /// share slots (never silently: `complete()` says so). The definition
+    /// [`SpiTable::reuse_or_build`] is tested against.
+    #[cfg(test)]
     pub fn build(policy: &Policy) -> SpiTable {
         SpiTable::from_inputs(SpiInputs::of(policy), None)
     }
 
     /// The table of `policy`: `prev` itself when the range and the addresses are the same
     /// (a reload that changes rules only); else built anew, hashing only the addresses
-    /// `prev` does not have (the result is the same as [`SpiTable::build`]).
+    /// `prev` does not have (the result is the same as building anew, tested against `SpiTable::build`).
     pub fn reuse_or_build(policy: &Policy, prev: Option<&Arc<SpiTable>>) -> Arc<SpiTable> {
         let inputs = SpiInputs::of(policy);
         match prev {

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use policy_schema::{Action, Cluster, Encapsulation, Endpoint, Host, Policy, Protocol};
 use proptest::prelude::*;
 
-use super::super::testkit::{self, identity, seed};
 use super::super::{desired, LocalAddrs, Timestamp};
 use super::{Compiled, Compiler};
 use crate::keys::Identity;
 use crate::model::{Desired, DesiredSa, Observed, ObservedSa, SaMeta};
 use crate::plan::diff::diff;
-use crate::plan::touched::diff_touched;
+use crate::plan::diff::diff_touched;
+use crate::plan::testkit::{self, identity, seed};
 
 /// Mid-epoch for the default one-hour interval.
 const T: u64 = 1_800_001_800;

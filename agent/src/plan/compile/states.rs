@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use policy_schema::{Action, Cipher, Encapsulation, Family, Mode, Policy, PublicKey, Rule};
 
+use super::carry::{Pair, Pairs};
 use super::epoch::{EpochView, Timeline};
 use super::net::{any_of, host, PrefixIndex};
 use super::ports::blocks_of;
@@ -19,7 +20,6 @@ use super::spi::{profile, SpiTable};
 use super::suite::SaContext;
 use super::tunnel::tunnel_links;
 use super::{Layout, RuleNets};
-use super::carry::{Pair, Pairs};
 use crate::keys::PrivateKey;
 use crate::model::{
     DesiredSa, Encap, Lifetime, PortMatch, SaDir, SaKey, SaMeta, SaSpec, Selector, NAT_T_PORT,

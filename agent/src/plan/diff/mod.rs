@@ -23,12 +23,17 @@ use std::net::IpAddr;
 use policy_schema::Ownership;
 use serde::Serialize;
 
-use super::backstop::is_backstop;
-use super::installed::{join, Pair};
+use super::is_backstop;
 use crate::model::{
     Desired, DesiredSa, Mark, Observed, Op, OpKind, Origin, PolicyAction, PolicyKey, PolicySpec,
     SaDir, SaKey, SaMeta, SaSpec,
 };
+
+mod merge_join;
+mod touched;
+
+use merge_join::{join, Pair};
+pub use touched::diff_touched;
 
 /// A class of SA as far as kernel support goes: the address family (IPv6?) and the
 /// algorithm. A kernel without ESP for a family, or without an algorithm, refuses every SA
