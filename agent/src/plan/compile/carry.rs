@@ -75,6 +75,15 @@ impl Pairs {
     }
 }
 
+#[cfg(test)]
+impl Pairs {
+    /// (pairs, SA keys remembered over all pairs): what a test can see of the reuse.
+    pub fn counts(&self) -> (usize, usize) {
+        let keys = self.map.values().map(|p| p.memo.len()).sum();
+        (self.map.len(), keys)
+    }
+}
+
 /// A pair secret and the SA keys already expanded from it: every recompile (reload,
 /// rotation step) needs the same keys again, and expanding them was a fifth of a
 /// 10,000-peer compile.
