@@ -164,6 +164,14 @@ impl Compiler {
         Ok(())
     }
 
+    /// Make the next compile a full one, keeping the pair secrets, SA keys and SPI slots:
+    /// a full compile as the daemon makes one (benchmarks time it).
+    pub fn full_next(&mut self) {
+        self.memo = None;
+        self.how = None;
+        self.touched = None;
+    }
+
     /// The last result, if any.
     pub fn last(&self) -> Option<&Desired> {
         self.memo.as_ref().map(|m| &m.desired)
