@@ -3,7 +3,8 @@
 //! Nothing here does I/O or reads the clock.
 //!
 //! `compile/` builds the desired set; `diff/` compares it with what the kernel holds and
-//! depends on `compile/` only for the backstop policies' priority rule.
+//! takes only two things from `compile/`: which policies are backstops, and the keys a
+//! patch touched ([`Touched`]).
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;

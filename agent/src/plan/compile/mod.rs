@@ -72,7 +72,7 @@ impl RuleNets {
 /// exemptions, then rules — rules start at a fixed offset (up to 1024 exemptions) so that
 /// adding an exemption does not renumber every rule. Each rule has two priorities: its
 /// own, and the one after it for the backstops under its outbound policies
-/// (`plan::backstop`), above every later rule.
+/// (`plan/compile/backstop.rs`), above every later rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
     reqid_base: u32,
