@@ -29,7 +29,7 @@ fn daemon_view() -> anyhow::Result<Option<Value>> {
 fn unix_text(v: &Value) -> String {
     match v.as_f64() {
         Some(t) => {
-            let now = crate::daemon::worker::unix_now();
+            let now = crate::daemon::reconciler::unix_now();
             let d = t - now;
             if d >= 0.0 {
                 format!("{t:.0} (in {d:.0} s)")

@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use super::book::DaemonView;
+use super::view::DaemonView;
 use crate::model::SaDir;
 use crate::status::Status;
 

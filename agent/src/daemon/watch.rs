@@ -3,7 +3,7 @@
 //! ConfigMaps swap a `..data` symlink, none of which a watch on the old inode would see.
 //! Which events mean "the file is complete" and which mean "still being written" is
 //! decided here; the timing lives in
-//! [`super::book::Debounce`].
+//! [`super::debounce::Debounce`].
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +11,7 @@ use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::book::FileEvent;
+use super::debounce::FileEvent;
 use crate::cli::context;
 use crate::cli::PolicyArgs;
 

@@ -8,7 +8,7 @@ use policy_schema::file::{self, FileVersion};
 use policy_schema::Diagnostics;
 use sha2::{Digest, Sha256};
 
-use super::{guard, reload_info, unix_now, Worker};
+use super::{guard, reload_info, unix_now, Reconciler};
 use crate::cli::context::{self, Context};
 use crate::cli::PolicyArgs;
 use crate::keys::MAX_KEY_FILE_SIZE;
@@ -160,7 +160,7 @@ pub(super) fn read_and_load(
     Ok(Loaded::new(ctx, &read.text, keys))
 }
 
-impl Worker {
+impl Reconciler {
     /// Re-read the file and the keys when either changed, or with `force` (SIGHUP).
     /// An invalid file (or a key that does not fit it) leaves the last good one in force
     /// and is reported once per version of the file (the same rejected text is not

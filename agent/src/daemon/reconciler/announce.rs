@@ -3,10 +3,10 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use super::Worker;
+use super::Reconciler;
 use crate::kernel;
 
-impl Worker {
+impl Reconciler {
     /// With `--announce-cluster-addresses`: announce each address of this host's clusters
     /// that it holds now and did not at the last reconcile (after its SAs are installed).
     pub(super) fn announce_new_holdings(&mut self, local: &crate::plan::LocalAddrs) {

@@ -36,12 +36,12 @@ impl Cause {
 /// compiler changed; a turn that also saw drift, a resync or a retry reads everything,
 /// whichever cause names it.
 #[derive(Debug, Default)]
-pub struct Pending {
+pub struct Turn {
     pub cause: Option<Cause>,
     pub sweep: bool,
 }
 
-impl Pending {
+impl Turn {
     /// Another trigger; the first one names the reconcile.
     pub fn add(&mut self, c: Cause) {
         self.cause = self.cause.or(Some(c));
@@ -56,10 +56,10 @@ impl Pending {
 
 #[cfg(test)]
 mod tests {
-    use super::{Cause, Pending};
+    use super::{Cause, Turn};
 
-    fn turn(adds: &[Cause]) -> Pending {
-        let mut p = Pending::default();
+    fn turn(adds: &[Cause]) -> Turn {
+        let mut p = Turn::default();
         adds.iter().for_each(|c| p.add(*c));
         p
     }

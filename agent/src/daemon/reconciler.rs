@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use super::book::{DaemonView, ReconcileInfo, ReloadInfo};
 use super::metrics::Metrics;
+use super::view::{DaemonView, ReconcileInfo, ReloadInfo};
 use crate::cli::context;
 use crate::cli::PolicyArgs;
 use crate::engine;
@@ -17,13 +17,15 @@ use crate::model::{Desired, NAT_T_PORT};
 use crate::plan::diff::SaClass;
 use crate::plan::{Compiled, Compiler};
 use reload::{read_and_load, Loaded};
+use sync::KernelSync;
 
 mod announce;
 mod cause;
 mod guard;
 mod reload;
+mod sync;
 
-pub use cause::{Cause, Pending};
+pub use cause::{Cause, Turn};
 pub use reload::Reloaded;
 
 /// The UDP 4500 sockets, one per family, held while any SA of that family is encapsulated.
@@ -34,7 +36,7 @@ struct EncapSockets {
 }
 
 /// The daemon's state that touches the outside world.
-pub struct Worker {
+pub struct Reconciler {
     args: PolicyArgs,
     sock: NlSocket,
     loaded: Loaded,
@@ -43,13 +45,8 @@ pub struct Worker {
     rejected: Option<String>,
     /// Compiles the desired set, patching the last one where the inputs allow; holds it.
     compiler: Compiler,
-    /// The last reconcile failed after compiling: the kernel may still lack what that
-    /// compile changed, so the next one's writes are not someone else's drift.
-    unsettled: bool,
-    /// The kernel held the last desired set after the last reconcile (every write
-    /// acknowledged, nothing refused or held by a foreign object), with the owned counts:
-    /// a reload the compiler patched then reads and diffs only the keys it touched.
-    settled: Option<(usize, usize)>,
+    /// What the last reconcile left the kernel holding.
+    sync: KernelSync,
     /// The policy a reload replaced, dropped after the next reconcile (not in its way),
     /// or put back when the new one does not compile.
     retired: Option<Loaded>,
@@ -102,9 +99,13 @@ pub fn release_free_memory() {
     }
 }
 
-impl Worker {
+impl Reconciler {
     /// Load the policy and key; an invalid file here is fatal (there is nothing to keep).
-    pub fn start(args: &PolicyArgs, sock: NlSocket, o: &super::Options) -> anyhow::Result<Worker> {
+    pub fn start(
+        args: &PolicyArgs,
+        sock: NlSocket,
+        o: &super::Options,
+    ) -> anyhow::Result<Reconciler> {
         let mut reloader = policy_schema::Reloader::new();
         let loaded = read_and_load(args, &mut reloader)?;
         context::print_warnings(&loaded.ctx.warnings);
@@ -117,14 +118,13 @@ impl Worker {
             last_reload: reload_info(None),
             ..DaemonView::default()
         };
-        Ok(Worker {
+        Ok(Reconciler {
             args: args.clone(),
             sock,
             loaded,
             rejected: None,
             compiler: Compiler::new(),
-            unsettled: false,
-            settled: None,
+            sync: KernelSync::Unknown,
             retired: None,
             fresh: None,
             last_panic: None,
@@ -192,14 +192,13 @@ impl Worker {
     /// accounted in the view and metrics.
     /// With `sweep`, the whole kernel is read whatever the cause.
     pub fn reconcile(&mut self, cause: Cause, sweep: bool) -> anyhow::Result<()> {
-        // The compiler holds the desired set the rest reads while it changes the worker:
+        // The compiler holds the desired set the rest reads while it changes the reconciler:
         // out for the duration, back whatever happens.
         let mut compiler = std::mem::take(&mut self.compiler);
         let r = self.reconcile_with(&mut compiler, cause, sweep);
         self.compiler = compiler;
-        self.unsettled = r.is_err();
         if r.is_err() {
-            self.settled = None;
+            self.sync = KernelSync::Failed;
         }
         // The policy a reload replaced is dropped here, once the new one compiled.
         if self.fresh.is_none() {
@@ -253,7 +252,8 @@ impl Worker {
         // A reload or address change the compiler patched changed only the keys it names;
         // when the kernel held the last set, those are all there is to read and diff
         // (a foreign change elsewhere is notified and repaired by its own reconcile).
-        let only = match (cause, self.settled.take(), compiler.touched()) {
+        let before = std::mem::take(&mut self.sync);
+        let only = match (cause, before.held(), compiler.touched()) {
             (Cause::Reload | Cause::Addresses, Some(counts), Some(t)) if !sweep => {
                 Some((t, counts))
             }
@@ -267,9 +267,13 @@ impl Worker {
         };
         let own = &self.loaded.ctx.policy.ownership;
         let out = engine::reconcile_with(&mut self.sock, full, own, &opts)?;
-        self.settled = out.settled().then_some(out.installed);
+        if out.settled() {
+            self.sync = KernelSync::Held(out.installed.0, out.installed.1);
+        }
         let secs = t0.elapsed().as_secs_f64();
-        self.account(cause, &out, full, same, secs);
+        // Writes after a failed reconcile finish what it started; they are not drift.
+        let repair = same && before != KernelSync::Failed;
+        self.account(cause, &out, full, repair, secs);
         self.announce_new_holdings(&local);
         Ok(())
     }
@@ -296,7 +300,7 @@ impl Worker {
             Ok(r) => r,
             Err(panic) => {
                 *compiler = Compiler::new();
-                self.settled = None;
+                self.sync.forget();
                 let e = guard::panic_error(&self.args.config, "compiling", &panic);
                 if self.fresh.is_none() && self.last_panic.as_deref() != Some(panic.as_str()) {
                     tracing::error!(error = %format!("{e:#}"), "compiling the policy in force failed; the kernel is left as it is; retrying");
@@ -307,13 +311,14 @@ impl Worker {
         }
     }
 
-    /// Log and count what a reconcile did; `same`: the same objects as the last compile.
+    /// Log and count what a reconcile did; `repair`: the same objects as the last compile,
+    /// which the last reconcile put in place.
     fn account(
         &mut self,
         cause: Cause,
         out: &engine::Outcome,
         full: &Desired,
-        same: bool,
+        repair: bool,
         secs: f64,
     ) {
         let new: BTreeMap<SaClass, String> = out
@@ -335,7 +340,7 @@ impl Worker {
             // Writes while wanting the same objects as last time repaired someone else's
             // change. (Reloads, address changes and rotations want new objects.)
             let wanted_change = matches!(cause, Cause::Reload | Cause::Addresses | Cause::Rotation);
-            let drift = !wanted_change && same && !self.unsettled;
+            let drift = !wanted_change && repair;
             if drift {
                 self.view.drift_repairs += 1;
                 let ops: Vec<String> = out.plan.ops.iter().take(8).map(|o| o.to_string()).collect();
