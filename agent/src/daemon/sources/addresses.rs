@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 use anyhow::Context as _;
 use tokio::io::unix::AsyncFd;
 
-use super::{Cx, Source};
+use super::{read_when_ready, Cx, Source};
 use crate::daemon::reconciler::Cause;
 use crate::kernel::addrs::{AddrEvent, AddrEvents};
 use crate::kernel::KernelError;
@@ -29,10 +29,7 @@ impl Source for Addresses {
     type Event = Result<Vec<AddrEvent>, KernelError>;
 
     async fn next(&mut self) -> anyhow::Result<Self::Event> {
-        let mut g = self.fd.readable_mut().await?;
-        let evs = g.get_inner_mut().poll();
-        g.clear_ready();
-        Ok(evs)
+        Ok(read_when_ready(&mut self.fd, |ev| ev.poll()).await?)
     }
 
     fn on_event(&mut self, evs: Self::Event, cx: &mut Cx<'_>) -> ControlFlow<()> {

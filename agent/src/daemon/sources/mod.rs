@@ -13,7 +13,9 @@ mod signals;
 mod xfrm;
 
 use std::ops::ControlFlow;
+use std::os::fd::AsRawFd;
 
+use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
 use super::reconciler::{Reconciler, Turn};
@@ -96,4 +98,16 @@ fn fire<S: Source>(s: &mut S, now: Instant, cx: &mut Cx<'_>) {
     if s.next_deadline().is_some_and(|d| d <= now) {
         s.on_deadline(now, cx);
     }
+}
+
+/// Wait until `fd` is readable, then `read` what is queued (readiness is cleared after:
+/// the readers drain their socket).
+async fn read_when_ready<T: AsRawFd, R>(
+    fd: &mut AsyncFd<T>,
+    read: impl FnOnce(&mut T) -> R,
+) -> std::io::Result<R> {
+    let mut g = fd.readable_mut().await?;
+    let r = read(g.get_inner_mut());
+    g.clear_ready();
+    Ok(r)
 }

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
-use super::{Cx, Source};
+use super::{read_when_ready, Cx, Source};
 use crate::daemon::rate_limit::RateLimiter;
 use crate::daemon::reaction::{self, Reaction};
 use crate::daemon::reconciler::Cause;
@@ -78,10 +78,7 @@ impl Source for Xfrm {
     type Event = Result<Vec<XfrmEvent>, KernelError>;
 
     async fn next(&mut self) -> anyhow::Result<Self::Event> {
-        let mut g = self.fd.readable_mut().await?;
-        let evs = g.get_inner_mut().poll();
-        g.clear_ready();
-        Ok(evs)
+        Ok(read_when_ready(&mut self.fd, |ev| ev.poll()).await?)
     }
 
     fn on_event(&mut self, evs: Self::Event, cx: &mut Cx<'_>) -> ControlFlow<()> {
