@@ -2,7 +2,7 @@
 //! and one reconcile (load → desired → observe → diff → apply → verify) per trigger.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, UdpSocket};
+use std::net::IpAddr;
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -12,28 +12,23 @@ use super::view::{DaemonView, ReconcileInfo, ReloadInfo};
 use crate::cli::context;
 use crate::cli::PolicyArgs;
 use crate::engine;
-use crate::kernel::{self, encap, NlSocket};
-use crate::model::{Desired, NAT_T_PORT};
+use crate::kernel::{self, NlSocket};
+use crate::model::Desired;
 use crate::plan::diff::SaClass;
 use crate::plan::{Compiled, Compiler};
+use encap::EncapSockets;
 use reload::{read_and_load, Loaded};
 use sync::KernelSync;
 
 mod announce;
 mod cause;
+mod encap;
 mod guard;
 mod reload;
 mod sync;
 
 pub use cause::{Cause, Turn};
 pub use reload::Reloaded;
-
-/// The UDP 4500 sockets, one per family, held while any SA of that family is encapsulated.
-#[derive(Default)]
-struct EncapSockets {
-    v4: Option<UdpSocket>,
-    v6: Option<UdpSocket>,
-}
 
 /// The daemon's state that touches the outside world.
 pub struct Reconciler {
@@ -155,37 +150,6 @@ impl Reconciler {
     /// The desired set of the last reconcile (empty before the first).
     pub fn last_desired(&self) -> Option<&Desired> {
         self.compiler.last()
-    }
-
-    /// Open or close the UDP 4500 sockets to match the desired encapsulated SAs. Opened
-    /// before the SAs are installed, so inbound ESP-in-UDP is decapsulated from the first
-    /// packet. (Non-ESP datagrams queue on the socket unread; NAT keepalives are dropped by
-    /// the kernel's encap handler itself.)
-    fn sync_encap(&mut self, d: &Desired) {
-        let need = |v6: bool| {
-            d.states
-                .iter()
-                .any(|(k, s)| s.spec.encap.is_some() && k.dst.is_ipv6() == v6)
-        };
-        for (v6, slot) in [(false, &mut self.encap.v4), (true, &mut self.encap.v6)] {
-            match (need(v6), slot.is_some()) {
-                (true, false) => match encap::open_encap_socket(v6, NAT_T_PORT) {
-                    Ok(s) => {
-                        tracing::info!(ipv6 = v6, port = NAT_T_PORT, "ESP-in-UDP socket open");
-                        *slot = Some(s);
-                    }
-                    Err(e) => tracing::error!(ipv6 = v6, error = %e,
-                        "cannot open the ESP-in-UDP socket (is an IKE daemon holding UDP 4500?); encapsulated SAs will not receive"),
-                },
-                (false, true) => {
-                    tracing::info!(ipv6 = v6, "ESP-in-UDP socket closed");
-                    *slot = None;
-                }
-                _ => {}
-            }
-        }
-        self.view.encap_sockets =
-            usize::from(self.encap.v4.is_some()) + usize::from(self.encap.v6.is_some());
     }
 
     /// One reconcile. Kernel errors are returned (the loop retries); everything else is
