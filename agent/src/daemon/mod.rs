@@ -24,7 +24,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::{sleep_until, Instant};
 
 use book::{Debounce, RateLimiter, Reaction};
-use timers::{instant_of_unix, Timers};
+use timers::{instant_of, Timers};
 use worker::{Cause, Pending, Reloaded, Worker};
 
 use crate::kernel::{self, addrs::AddrEvents, events::XfrmEvents};
@@ -63,7 +63,7 @@ fn sd_reloading() {
 
 /// Enter the namespace, build the runtime and run until SIGTERM/SIGINT.
 pub fn run(
-    policy: &crate::cli::PolicyArgs,
+    policy: &crate::load::PolicyFiles,
     netns: Option<&str>,
     o: &Options,
 ) -> anyhow::Result<ExitCode> {
@@ -87,7 +87,7 @@ fn one_heap() {
     }
 }
 
-async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<ExitCode> {
+async fn serve(policy: &crate::load::PolicyFiles, o: &Options) -> anyhow::Result<ExitCode> {
     let control = match control::bind() {
         Ok(l) => tokio::net::UnixListener::from_std(l)?,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
@@ -127,7 +127,7 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
         debounce: Debounce::new(o.debounce),
         resync_at: now + o.resync,
         retry_at: None,
-        rotate_at: w.view.next_rotation_unix.map(instant_of_unix),
+        rotate_at: w.view.next_rotation_unix.map(instant_of),
         watchdog: sd_notify::watchdog_enabled().map(|d| (d / 2, now)),
         trim_at: Some(now),
         origin: now,
@@ -214,7 +214,7 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
             c = accept_opt(metrics.as_ref()) => {
                 if let Ok((s, _)) = c {
                     let kernel = w.peer_status().map_err(|e| tracing::warn!(error = %e, "metrics: kernel dump failed")).ok();
-                    let stat = crate::status::read_xfrm_stat_all();
+                    let stat = crate::report::peers::read_xfrm_stat_all();
                     let body = metrics::render(&w.metrics, &w.view, kernel.as_ref(), &stat);
                     tokio::spawn(respond_http(s, body));
                 }
@@ -265,7 +265,7 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
                     t.retry_at = Some(Instant::now() + RETRY_AFTER);
                 }
             }
-            t.rotate_at = w.view.next_rotation_unix.map(instant_of_unix);
+            t.rotate_at = w.view.next_rotation_unix.map(instant_of);
             // Not after every reconcile: a burst of edits would fault the same pages in
             // again each time. Once things are quiet, idle RSS is what the daemon holds.
             t.trim_at = Some(Instant::now() + TRIM_AFTER);
