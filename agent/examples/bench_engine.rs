@@ -10,7 +10,7 @@
 //!
 //! SET: `policies` (N distinct /32 policies), `peers` (N peers, 2 SAs each, built by hand),
 //! `compiled` (an N-host policy compiled by plan::desired for one host, rendered for ip
-//! -batch by agent::render).
+//! -batch by agent::report::ip_batch).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
