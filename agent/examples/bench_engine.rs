@@ -10,7 +10,7 @@
 //!
 //! SET: `policies` (N distinct /32 policies), `peers` (N peers, 2 SAs each, built by hand),
 //! `compiled` (an N-host policy compiled by plan::desired for one host, rendered for ip
-//! -batch by agent::render).
+//! -batch by agent::report::ip_batch).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
@@ -290,7 +290,7 @@ fn main() -> anyhow::Result<()> {
     let own = Ownership::default();
     match cmd {
         "toml" => write_toml(n, &args[3])?,
-        "batch" if set == "compiled" => print!("{}", agent::render::render(&d, true)),
+        "batch" if set == "compiled" => print!("{}", agent::report::ip_batch::render(&d, true)),
         "batch" => print_batch(&d),
         "apply" => {
             let t = Instant::now();
@@ -314,7 +314,8 @@ fn main() -> anyhow::Result<()> {
             let mut sock = kernel::open()?;
             let obs = kernel::observe(&mut sock, &own)?;
             let t_obs = ms(t);
-            let st = agent::status::build(&d, &obs, agent::status::read_xfrm_stat_all());
+            let st =
+                agent::report::peers::build(&d, &obs, agent::report::peers::read_xfrm_stat_all());
             let json = serde_json::to_string(&st)?;
             println!(
                 "{{\"policies\":{},\"states\":{},\"observe_ms\":{t_obs:.1},\"ms\":{:.1},\"bytes\":{}}}",

@@ -213,8 +213,8 @@ fn wait(
 
 /// `ip -batch` lines for old → new: deletes of removed lines, then the added ones.
 fn batch(old: &Desired, new: &Desired, states: bool) -> String {
-    let a = agent::render::render(old, true);
-    let b = agent::render::render(new, true);
+    let a = agent::report::ip_batch::render(old, true);
+    let b = agent::report::ip_batch::render(new, true);
     let keep = |l: &&str| l.starts_with("xfrm policy") || (states && l.starts_with("xfrm state"));
     let olds: BTreeSet<&str> = a.lines().filter(keep).collect();
     let news: BTreeSet<&str> = b.lines().filter(keep).collect();
@@ -310,14 +310,6 @@ fn daemon_settled(
     }
 }
 
-/// The system clock as the plan's time (the daemon uses the same).
-fn clock() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp(d.as_nanos() as u64)
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -348,9 +340,9 @@ fn main() -> anyhow::Result<()> {
         let next = move_host(&text, host)?;
         // The previous change's new plan is this one's old plan (a compile at 10,000 hosts
         // takes seconds), unless the plan's next_change (an epoch step) has passed.
-        let now = clock();
+        let now = agent::clock::now();
         let old_plan = match prev.take() {
-            Some(p) if p.next_change.is_none_or(|t| now.secs() < t) => p,
+            Some(p) if p.next_change.is_none_or(|t| now < t) => p,
             _ => plan(&text, &id, now)?,
         };
         let new_plan = plan(&next, &id, now)?;
@@ -374,7 +366,7 @@ fn main() -> anyhow::Result<()> {
         };
         ev.poll()?; // anything before the clock starts is not this change's
         let t0 = Instant::now();
-        let t0_unix = clock().0 as f64 / 1e9;
+        let t0_unix = std::time::Duration::from_nanos(agent::clock::now().nanos()).as_secs_f64();
         match a.mode {
             Mode::Rename => std::fs::rename(&staged, &a.config)?,
             Mode::Apply => {

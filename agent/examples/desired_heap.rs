@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
-use agent::cli::{context, PolicyArgs};
+use agent::load::{self, PolicyFiles};
 use agent::model::{Algorithm, Desired};
 use agent::plan::{desired, Compiler, Timestamp};
 use sha2::{Digest, Sha256};
@@ -44,17 +44,16 @@ fn main() -> anyhow::Result<()> {
     let argv: Vec<String> = std::env::args().collect();
     let config = PathBuf::from(&argv[1]);
     let rounds: usize = argv.get(3).map_or(Ok(20), |s| s.parse())?;
-    let args = PolicyArgs {
+    let args = PolicyFiles {
         config: config.clone(),
         key: PathBuf::from(&argv[2]),
         host: None,
-        cluster_key: vec![],
-        now: None,
+        cluster_keys: vec![],
         max_policy_size: policy_schema::DEFAULT_MAX_POLICY_SIZE,
     };
     let now = Timestamp::from_secs(1_800_000_000);
     let local = BTreeSet::new();
-    let ctx = context::load_text(&args, &std::fs::read_to_string(&config)?)?;
+    let ctx = load::load_text(&args, &std::fs::read_to_string(&config)?)?;
     drop(desired(&ctx.policy, &ctx.identity, &local, now)?); // fill the pair-key cache
     let (live0, calls0) = (LIVE.load(Relaxed), CALLS.load(Relaxed));
     let d = desired(&ctx.policy, &ctx.identity, &local, now)?;

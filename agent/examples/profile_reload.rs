@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agent::cli::{context, PolicyArgs};
+use agent::load::{self, PolicyFiles};
 use agent::model::{Observed, ObservedSa};
 use agent::plan::{desired, diff::diff, Compiled, Compiler, Timestamp};
 use sha2::{Digest, Sha256};
@@ -51,19 +51,18 @@ fn main() -> anyhow::Result<()> {
     let argv: Vec<String> = std::env::args().collect();
     let (config, key) = (PathBuf::from(&argv[1]), PathBuf::from(&argv[2]));
     let rounds: usize = argv.get(3).map_or(Ok(10), |s| s.parse())?;
-    let args = PolicyArgs {
+    let args = PolicyFiles {
         config: config.clone(),
         key,
         host: None,
-        cluster_key: vec![],
-        now: None,
+        cluster_keys: vec![],
         max_policy_size: policy_schema::DEFAULT_MAX_POLICY_SIZE,
     };
     let now = Timestamp::from_secs(1_800_000_000);
     let local = BTreeSet::new();
     let text = std::fs::read_to_string(&config)?;
     let base = LIVE.load(Ordering::Relaxed);
-    let mut prev = context::load_text(&args, &text)?;
+    let mut prev = load::load_text(&args, &text)?;
     let loaded = LIVE.load(Ordering::Relaxed);
     let mut prev_d = desired(&prev.policy, &prev.identity, &local, now)?;
     let compiled = LIVE.load(Ordering::Relaxed);
@@ -95,7 +94,7 @@ fn main() -> anyhow::Result<()> {
         mark(0, &mut t);
         let _ = Sha256::digest(text.as_bytes());
         mark(1, &mut t);
-        let ctx = context::load_text(&args, &text)?;
+        let ctx = load::load_text(&args, &text)?;
         ctx.identity.adopt_cache(&prev.identity);
         mark(2, &mut t);
         let d = desired(&ctx.policy, &ctx.identity, &local, now)?;
@@ -149,8 +148,8 @@ fn print_times(name: &str, mut v: Vec<Duration>) {
 /// nothing changed a moment later (same epochs): of the same policy value (what resyncs
 /// and address events do) and of an equal one (a reload of the same file).
 fn incremental(
-    args: &PolicyArgs,
-    prev: context::Context,
+    args: &PolicyFiles,
+    prev: load::Context,
     rounds: usize,
     now: Timestamp,
 ) -> anyhow::Result<()> {
@@ -173,7 +172,7 @@ fn incremental(
     let mut t = vec![Vec::new(); names.len()];
     for k in 1..=rounds {
         text = edit::move_host(&text, k as u32)?;
-        let ctx = context::load_text(args, &text)?;
+        let ctx = load::load_text(args, &text)?;
         ctx.identity.adopt_cache(&id);
         // Like the daemon, which holds the replaced policy until the kernel has the new
         // one: freeing it is not the compile's time.

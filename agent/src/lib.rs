@@ -4,15 +4,15 @@
 //! [`plan::diff`] → kernel ops. Nothing under `plan` does I/O or reads the clock.
 
 pub mod cli;
+pub mod clock;
 pub mod daemon;
 pub mod engine;
 pub mod explain;
 pub mod fasthash;
 pub mod kernel;
 pub mod keys;
+pub mod load;
 pub mod model;
 pub mod plan;
-pub mod render;
+pub mod report;
 pub mod secret;
-pub mod show;
-pub mod status;

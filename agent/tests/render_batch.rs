@@ -99,7 +99,7 @@ fn render_policy_lines_are_accepted_by_ip_batch() {
                 Timestamp::from_secs(1_800_001_800),
             )
             .unwrap();
-            let text = agent::render::render(&d, false);
+            let text = agent::report::ip_batch::render(&d, false);
             let lines = text
                 .lines()
                 .filter(|l| l.starts_with("xfrm policy add"))

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 pub fn run(config: &Path, max_size: u64) -> anyhow::Result<ExitCode> {
     match policy_schema::load_path_limited(config, max_size) {
         Ok(loaded) => {
-            super::context::print_warnings(&loaded.warnings);
+            crate::load::print_warnings(&loaded.warnings);
             let p = &loaded.policy;
             println!(
                 "{}: valid ({} zones, {} hosts, {} clusters, {} exemptions, {} rules, {} warnings)",

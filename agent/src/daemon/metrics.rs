@@ -13,7 +13,7 @@ use prometheus_client::registry::Registry;
 
 use super::view::DaemonView;
 use crate::model::SaDir;
-use crate::status::Status;
+use crate::report::peers::Status;
 
 /// Metrics that accumulate between scrapes.
 #[derive(Clone, Debug)]

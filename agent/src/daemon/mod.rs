@@ -31,7 +31,7 @@ use reconciler::{Cause, Reconciler, Reloaded, Turn};
 use sources::{
     Addresses, ControlSocket, Cx, MetricsEndpoint, PolicyFile, Signals, Source, Sources, Xfrm,
 };
-use timers::{due, instant_of_unix, Pending, Timers};
+use timers::{due, instant_of, Pending, Timers};
 
 use crate::kernel;
 
@@ -53,7 +53,7 @@ pub struct Options {
 
 /// Enter the namespace, build the runtime and run until SIGTERM/SIGINT.
 pub fn run(
-    policy: &crate::cli::PolicyArgs,
+    policy: &crate::load::PolicyFiles,
     netns: Option<&str>,
     o: &Options,
 ) -> anyhow::Result<ExitCode> {
@@ -77,7 +77,7 @@ fn one_heap() {
     }
 }
 
-async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<ExitCode> {
+async fn serve(policy: &crate::load::PolicyFiles, o: &Options) -> anyhow::Result<ExitCode> {
     let control = ControlSocket::bind()?;
     let signals = Signals::open()?;
     let sock = kernel::open().context("opening the XFRM netlink socket")?;
@@ -99,7 +99,7 @@ async fn serve(policy: &crate::cli::PolicyArgs, o: &Options) -> anyhow::Result<E
     if let Err(e) = rec.reconcile(Cause::Start, true) {
         tracing::error!(error = %format!("{e:#}"), "first reconcile failed; retrying");
     }
-    let rotate_at = rec.view.next_rotation_unix.map(instant_of_unix);
+    let rotate_at = rec.view.next_rotation_unix.map(instant_of);
     let mut timers = Timers::new(o, Instant::now(), rotate_at, sd_notify::watchdog_enabled());
     systemd::notify(&[NotifyState::Ready]);
     tracing::info!(host = %rec.view.host, config = %rec.view.config, "running");
@@ -202,7 +202,7 @@ fn reconcile(rec: &mut Reconciler, t: &mut Timers, c: Cause, sweep: bool) {
             t.retry_at = Some(Instant::now() + RETRY_AFTER);
         }
     }
-    t.rotate_at = rec.view.next_rotation_unix.map(instant_of_unix);
+    t.rotate_at = rec.view.next_rotation_unix.map(instant_of);
     // Not after every reconcile: a burst of edits would fault the same pages in again
     // each time. Once things are quiet, idle RSS is what the daemon holds.
     t.trim_at = Some(Instant::now() + TRIM_AFTER);

@@ -9,10 +9,9 @@ use anyhow::Context as _;
 
 use super::metrics::Metrics;
 use super::view::{DaemonView, ReconcileInfo, ReloadInfo};
-use crate::cli::context;
-use crate::cli::PolicyArgs;
 use crate::engine;
 use crate::kernel::{self, NlSocket};
+use crate::load::{self, PolicyFiles};
 use crate::model::Desired;
 use crate::plan::diff::SaClass;
 use crate::plan::{Compiled, Compiler};
@@ -32,7 +31,7 @@ pub use reload::Reloaded;
 
 /// The daemon's state that touches the outside world.
 pub struct Reconciler {
-    args: PolicyArgs,
+    args: PolicyFiles,
     sock: NlSocket,
     loaded: Loaded,
     /// The sha256 and key fingerprint of the last rejected load (not retried until either
@@ -70,17 +69,10 @@ pub struct Reconciler {
 /// A reload attempt now: good, or rejected with `error`.
 fn reload_info(error: Option<String>) -> ReloadInfo {
     ReloadInfo {
-        unix: unix_now(),
+        unix: crate::clock::now(),
         ok: error.is_none(),
         error,
     }
-}
-
-pub fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default()
 }
 
 /// Hand freed heap back to the kernel. A reload parses the whole file into a syntax tree
@@ -97,19 +89,19 @@ pub fn release_free_memory() {
 impl Reconciler {
     /// Load the policy and key; an invalid file here is fatal (there is nothing to keep).
     pub fn start(
-        args: &PolicyArgs,
+        args: &PolicyFiles,
         sock: NlSocket,
         o: &super::Options,
     ) -> anyhow::Result<Reconciler> {
         let mut reloader = policy_schema::Reloader::new();
         let loaded = read_and_load(args, &mut reloader)?;
-        context::print_warnings(&loaded.ctx.warnings);
+        load::print_warnings(&loaded.ctx.warnings);
         let view = DaemonView {
             pid: std::process::id(),
             host: loaded.ctx.identity.host.clone(),
             config: args.config.display().to_string(),
             policy_sha256: loaded.sha256.clone(),
-            started_unix: unix_now(),
+            started_unix: crate::clock::now(),
             last_reload: reload_info(None),
             ..DaemonView::default()
         };
@@ -256,7 +248,7 @@ impl Reconciler {
                 panic!("injected panic (XFRM_AGENT_INJECT_PANIC)");
             }
             compiler
-                .desired(&ctx.policy, &ctx.identity, local, context::system_now())
+                .desired(&ctx.policy, &ctx.identity, local, crate::clock::now())
                 .map(|_| ())
                 .map_err(anyhow::Error::from)
         });
@@ -325,7 +317,7 @@ impl Reconciler {
         self.metrics.reconcile_seconds.observe(secs);
         self.view.reconciles += 1;
         self.view.last_reconcile = ReconcileInfo {
-            unix: unix_now(),
+            unix: crate::clock::now(),
             cause: cause.as_str().into(),
             ops: applied,
             failed: out.failed.len(),
@@ -354,10 +346,14 @@ impl Reconciler {
 
     /// The owned objects in the kernel now, joined with the last desired set (per-peer
     /// metrics). Kernel counters are left empty: the caller reads them once.
-    pub fn peer_status(&mut self) -> anyhow::Result<crate::status::Status> {
+    pub fn peer_status(&mut self) -> anyhow::Result<crate::report::peers::Status> {
         let observed = kernel::observe(&mut self.sock, &self.loaded.ctx.policy.ownership)?;
         let empty = Desired::default();
         let d = self.compiler.last().unwrap_or(&empty);
-        Ok(crate::status::build(d, &observed, Default::default()))
+        Ok(crate::report::peers::build(
+            d,
+            &observed,
+            Default::default(),
+        ))
     }
 }

@@ -7,14 +7,15 @@ use tokio::time::Instant;
 
 use super::debounce::Debounce;
 use super::reconciler;
+use crate::clock;
+use crate::plan::Timestamp;
 
-/// Instant of a Unix time in seconds (the compiler's next_change), a millisecond late so
-/// the compiler, asked then, is past the boundary. At most [`MAX_AHEAD`] away: a time
-/// past that (validation keeps next_change within a day) must not overflow an Instant.
-pub(super) fn instant_of_unix(secs: u64) -> Instant {
-    let now_unix = reconciler::unix_now();
-    let ahead = ((secs as f64 - now_unix).max(0.0) + 0.001).min(MAX_AHEAD.as_secs_f64());
-    Instant::now() + Duration::from_secs_f64(ahead)
+/// Instant of a wall-clock time (the compiler's next_change), a millisecond late so the
+/// compiler, asked then, is past the boundary. At most [`MAX_AHEAD`] away: a time past
+/// that (validation keeps next_change within a day) must not overflow an Instant.
+pub(super) fn instant_of(t: Timestamp) -> Instant {
+    let ahead = Duration::from_nanos(t.nanos().saturating_sub(clock::now().nanos()));
+    Instant::now() + (ahead + Duration::from_millis(1)).min(MAX_AHEAD)
 }
 
 /// The farthest ahead a compiler's next change is waited for in one sleep (then it asks
@@ -184,12 +185,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_rotation_instant_is_just_past_the_boundary() {
-        let now = reconciler::unix_now();
-        let at = instant_of_unix(now.ceil() as u64 + 5);
+        let now = clock::now();
+        let at = instant_of(Timestamp::from_secs(now.secs() + 6));
         let ahead = at.duration_since(Instant::now()).as_secs_f64();
         assert!(ahead > 5.0 - 1.0 && ahead <= 6.0 + 0.01, "{ahead}");
         // A boundary in the past fires now (plus the millisecond).
-        let past = instant_of_unix(1);
+        let past = instant_of(Timestamp::from_secs(1));
         assert!(past.duration_since(Instant::now()) <= Duration::from_millis(2));
     }
 

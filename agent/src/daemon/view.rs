@@ -1,21 +1,24 @@
 //! The daemon's view: what `status` shows of a running daemon and most metrics read.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::Desired;
+use crate::plan::Timestamp;
 
 /// The last reload attempt.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReloadInfo {
-    pub unix: f64,
+    #[serde(with = "crate::clock::unix_secs_f64")]
+    pub unix: Timestamp,
     pub ok: bool,
     pub error: Option<String>,
 }
 
 /// The last reconcile.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReconcileInfo {
-    pub unix: f64,
+    #[serde(with = "crate::clock::unix_secs_f64")]
+    pub unix: Timestamp,
     pub cause: String,
     pub ops: usize,
     pub failed: usize,
@@ -27,13 +30,14 @@ pub struct ReconcileInfo {
 }
 
 /// What `status` shows of a running daemon (also the source of most metrics).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DaemonView {
     pub pid: u32,
     pub host: String,
     pub config: String,
     pub policy_sha256: String,
-    pub started_unix: f64,
+    #[serde(with = "crate::clock::unix_secs_f64")]
+    pub started_unix: Timestamp,
     pub last_reload: ReloadInfo,
     pub reloads_ok: u64,
     pub reloads_failed: u64,
@@ -44,7 +48,8 @@ pub struct DaemonView {
     pub last_rejected: Option<ReloadInfo>,
     /// The newest epoch among outbound SAs (the one traffic is sent with).
     pub epoch: Option<u64>,
-    pub next_rotation_unix: Option<u64>,
+    #[serde(with = "crate::clock::opt_unix_secs")]
+    pub next_rotation_unix: Option<Timestamp>,
     pub reconciles: u64,
     pub last_reconcile: ReconcileInfo,
     pub drift_repairs: u64,

@@ -39,7 +39,7 @@ pub(crate) mod testkit;
 mod tests;
 
 /// A moment, in nanoseconds since the Unix epoch (passed in; the plan never reads a clock).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
@@ -245,7 +245,7 @@ impl<'a> SaJob<'a> {
     }
 
     /// This host's SAs, and when they change next.
-    fn sas(&self) -> (BTreeMap<SaKey, DesiredSa>, Option<u64>) {
+    fn sas(&self) -> (BTreeMap<SaKey, DesiredSa>, Option<Timestamp>) {
         let (timeline, view) = self.timeline();
         let spis = self.spi_table();
         let cx = self.context(&spis, timeline, &view);
@@ -261,7 +261,7 @@ impl<'a> SaJob<'a> {
             states::tunnel_sas(&cx, self.policy, self.me, &|k| self.id.pair(k), &mut states);
         }
         let states = states.into_map();
-        let next_change = (!states.is_empty()).then_some(view.next_change);
+        let next_change = (!states.is_empty()).then_some(Timestamp::from_secs(view.next_change));
         (states, next_change)
     }
 

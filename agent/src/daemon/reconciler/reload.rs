@@ -8,10 +8,9 @@ use policy_schema::file::{self, FileVersion};
 use policy_schema::Diagnostics;
 use sha2::{Digest, Sha256};
 
-use super::{guard, reload_info, unix_now, Reconciler};
-use crate::cli::context::{self, Context};
-use crate::cli::PolicyArgs;
+use super::{guard, reload_info, Reconciler};
 use crate::keys::MAX_KEY_FILE_SIZE;
+use crate::load::{self, Context, PolicyFiles};
 
 /// A policy that loaded, with the hash of exactly the text parsed.
 pub(super) struct Loaded {
@@ -46,16 +45,16 @@ fn sha256_hex(text: &str) -> String {
 /// A digest of the key files a load reads: the host key, explicit cluster keys and the
 /// `cluster-*.key` files beside the host key (which of those a load uses depends on the
 /// policy). A replaced key file changes it, so the watcher's event reloads.
-fn key_fingerprint(args: &PolicyArgs) -> String {
+fn key_fingerprint(args: &PolicyFiles) -> String {
     let mut files = vec![args.key.clone()];
-    files.extend(context::explicit_cluster_keys(args));
-    if let Ok(entries) = std::fs::read_dir(context::dir_of(&args.key)) {
+    files.extend(load::explicit_cluster_keys(args));
+    if let Ok(entries) = std::fs::read_dir(load::dir_of(&args.key)) {
         let mut defaults: Vec<_> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
                 p.file_name()
                     .and_then(|n| n.to_str())
-                    .is_some_and(context::is_default_cluster_key)
+                    .is_some_and(load::is_default_cluster_key)
             })
             .collect();
         defaults.sort();
@@ -85,13 +84,13 @@ struct ReadFailure {
     version: Option<FileVersion>,
 }
 
-fn invalid(args: &PolicyArgs, d: &Diagnostics) -> anyhow::Error {
+fn invalid(args: &PolicyFiles, d: &Diagnostics) -> anyhow::Error {
     anyhow::anyhow!("{d}\n{}: invalid policy", args.config.display())
 }
 
 /// Read the policy file as `check` does: regular files only, never blocking, at most
 /// `--max-policy-size` bytes, UTF-8 (located error otherwise).
-fn read_policy(args: &PolicyArgs) -> Result<PolicyText, ReadFailure> {
+fn read_policy(args: &PolicyFiles) -> Result<PolicyText, ReadFailure> {
     let name = args.config.display().to_string();
     match file::read_regular(&args.config, args.max_policy_size) {
         Err(e) => Err(ReadFailure {
@@ -113,7 +112,7 @@ fn read_policy(args: &PolicyArgs) -> Result<PolicyText, ReadFailure> {
 
 /// Parse, validate and resolve the identity; the reload boundary's inside.
 fn load(
-    args: &PolicyArgs,
+    args: &PolicyFiles,
     text: &str,
     reloader: &mut policy_schema::Reloader,
     previous: Option<&policy_schema::Policy>,
@@ -121,12 +120,12 @@ fn load(
     if guard::injected("load", text) {
         panic!("injected panic (XFRM_AGENT_INJECT_PANIC)");
     }
-    context::reload_text(args, text, reloader, previous)
+    load::reload_text(args, text, reloader, previous)
 }
 
 /// [`load`] with panics caught (reported as an error; `reloader` is then reset).
 fn load_guarded(
-    args: &PolicyArgs,
+    args: &PolicyFiles,
     text: &str,
     reloader: &mut policy_schema::Reloader,
     previous: Option<&policy_schema::Policy>,
@@ -151,7 +150,7 @@ impl Loaded {
 /// The first load, at start: an unreadable or invalid file is an error (there is nothing
 /// to keep in force).
 pub(super) fn read_and_load(
-    args: &PolicyArgs,
+    args: &PolicyFiles,
     reloader: &mut policy_schema::Reloader,
 ) -> anyhow::Result<Loaded> {
     let keys = key_fingerprint(args);
@@ -199,7 +198,7 @@ impl Reconciler {
             return Reloaded::Unsettled(self.debounce);
         }
         ctx.identity.adopt_cache(&self.loaded.ctx.identity);
-        context::print_warnings(&ctx.warnings);
+        load::print_warnings(&ctx.warnings);
         let new = Loaded::new(ctx, &read.text, keys);
         let old = std::mem::replace(&mut self.loaded, new);
         // The policy to go back to if this one does not compile is the last one that did.
@@ -275,7 +274,7 @@ impl Reconciler {
         if let Some(wait) = since_write.and_then(|e| settle.checked_sub(e)) {
             return Some(wait + Duration::from_millis(1));
         }
-        let age = (unix_now() * 1e9) as i128 - now?.changed_ns();
+        let age = crate::clock::now().nanos() as i128 - now?.changed_ns();
         let quiet = self.debounce.as_nanos() as i128;
         // A change time in the future (a clock step, `touch -d`) does not hold reports back.
         (0..quiet)

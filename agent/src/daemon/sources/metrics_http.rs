@@ -48,7 +48,7 @@ impl Source for MetricsEndpoint {
                 .peer_status()
                 .map_err(|e| tracing::warn!(error = %e, "metrics: kernel dump failed"))
                 .ok();
-            let stat = crate::status::read_xfrm_stat_all();
+            let stat = crate::report::peers::read_xfrm_stat_all();
             let body = metrics::render(&cx.rec.metrics, &cx.rec.view, kernel.as_ref(), &stat);
             tokio::spawn(respond_http(s, body));
         }

@@ -331,11 +331,11 @@ mod tests {
         use crate::plan::{desired, LocalAddrs, Timestamp};
         let p = policy_schema::load(
             "two-site-tunnel.toml",
-            include_str!("../../examples/two-site-tunnel.toml"),
+            include_str!("../../../examples/two-site-tunnel.toml"),
         )
         .unwrap()
         .policy;
-        let key = PrivateKey::from_base64(include_str!("../../examples/keys/gw-east.key"), "k");
+        let key = PrivateKey::from_base64(include_str!("../../../examples/keys/gw-east.key"), "k");
         let id = Identity::resolve(&p, key.unwrap(), None).unwrap();
         let d = desired(
             &p,

@@ -1,13 +1,35 @@
-//! Loading what every policy command needs: the validated policy and this host's identity.
+//! Loading what every policy command and the daemon need: the validated policy and this
+//! host's identity, read from the files a [`PolicyFiles`] names. Below both the CLI (which
+//! fills a `PolicyFiles` from its arguments) and the daemon (which reloads from one).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use policy_schema::{Diagnostic, Policy};
 
-use super::PolicyArgs;
 use crate::keys::{Identity, PrivateKey};
-use crate::plan::Timestamp;
+
+/// Where the policy and this host's identity come from.
+#[derive(Clone, Debug)]
+pub struct PolicyFiles {
+    /// The policy file.
+    pub config: PathBuf,
+    /// This host's private key file.
+    pub key: PathBuf,
+    /// Act as this host instead of the one the key identifies (tooling only).
+    pub host: Option<String>,
+    /// Cluster private keys named explicitly (others: `cluster-NAME.key` beside `key`).
+    pub cluster_keys: Vec<ClusterKeyFile>,
+    /// Refuse a policy file larger than this many bytes.
+    pub max_policy_size: u64,
+}
+
+/// A cluster's private key file, named explicitly (`--cluster-key NAME=FILE`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterKeyFile {
+    pub cluster: String,
+    pub path: PathBuf,
+}
 
 /// A loaded policy and identity.
 pub struct Context {
@@ -45,58 +67,53 @@ pub fn is_default_cluster_key(name: &str) -> bool {
     name.starts_with("cluster-") && name.ends_with(".key")
 }
 
-/// The files named by `--cluster-key NAME=FILE`.
-pub fn explicit_cluster_keys(args: &PolicyArgs) -> Vec<PathBuf> {
-    args.cluster_key
-        .iter()
-        .filter_map(|s| s.split_once('=').map(|(_, p)| PathBuf::from(p)))
-        .collect()
+/// The cluster key files named explicitly.
+pub fn explicit_cluster_keys(files: &PolicyFiles) -> Vec<PathBuf> {
+    files.cluster_keys.iter().map(|c| c.path.clone()).collect()
 }
 
 /// Load policy and identity, including the keys of the clusters this host is a member of.
-pub fn load(args: &PolicyArgs) -> anyhow::Result<Context> {
-    let (policy, warnings) = load_policy(&args.config, args.max_policy_size)?;
-    with_identity(args, policy, warnings)
+pub fn load(files: &PolicyFiles) -> anyhow::Result<Context> {
+    let (policy, warnings) = load_policy(&files.config, files.max_policy_size)?;
+    with_identity(files, policy, warnings)
 }
 
 /// As [`load`], from the file's text already read (the daemon hashes exactly what it parses).
-pub fn load_text(args: &PolicyArgs, text: &str) -> anyhow::Result<Context> {
-    reload_text(args, text, &mut policy_schema::Reloader::new(), None)
+pub fn load_text(files: &PolicyFiles, text: &str) -> anyhow::Result<Context> {
+    reload_text(files, text, &mut policy_schema::Reloader::new(), None)
 }
 
 /// As [`load_text`], reusing what `reloader` kept of the last load: unchanged entries are
 /// taken from `previous` (the policy that load returned). The result is the same.
 pub fn reload_text(
-    args: &PolicyArgs,
+    files: &PolicyFiles,
     text: &str,
     reloader: &mut policy_schema::Reloader,
     previous: Option<&policy_schema::Policy>,
 ) -> anyhow::Result<Context> {
-    let file = args.config.display().to_string();
+    let file = files.config.display().to_string();
     let (policy, warnings) = match reloader.load(&file, text, previous) {
         Ok(l) => (l.policy, l.warnings),
         Err(d) => return Err(anyhow::anyhow!("{d}\n{file}: invalid policy")),
     };
-    with_identity(args, policy, warnings)
+    with_identity(files, policy, warnings)
 }
 
 fn with_identity(
-    args: &PolicyArgs,
+    files: &PolicyFiles,
     policy: Policy,
     warnings: Vec<Diagnostic>,
 ) -> anyhow::Result<Context> {
-    let key = PrivateKey::load(&args.key)?;
-    let mut identity = Identity::resolve(&policy, key, args.host.as_deref())?;
+    let key = PrivateKey::load(&files.key)?;
+    let mut identity = Identity::resolve(&policy, key, files.host.as_deref())?;
     let me = identity.host.clone();
     for c in policy.clusters.iter().filter(|c| c.members.contains(&me)) {
-        let named = args.cluster_key.iter().find_map(|s| {
-            s.split_once('=')
-                .filter(|(n, _)| *n == c.name)
-                .map(|(_, p)| PathBuf::from(p))
-        });
+        let named = (files.cluster_keys.iter())
+            .find(|k| k.cluster == c.name)
+            .map(|k| k.path.clone());
         let path = named
             .clone()
-            .unwrap_or_else(|| default_cluster_key(&args.key, &c.name));
+            .unwrap_or_else(|| default_cluster_key(&files.key, &c.name));
         if named.is_none() && !path.exists() {
             tracing::warn!(cluster = %c.name, path = %path.display(),
                 "member of a cluster without its key: its addresses get no SAs here");
@@ -106,12 +123,12 @@ fn with_identity(
         identity.add_cluster_key(&policy, &c.name, ck, &path)?;
     }
     let mut warnings = warnings;
-    warnings.extend(published_private_keys(args, &policy, &identity));
+    warnings.extend(published_private_keys(files, &policy, &identity));
     Ok(Context {
         policy: Arc::new(policy),
         warnings,
         identity,
-        config: args.config.clone(),
+        config: files.config.clone(),
     })
 }
 
@@ -119,15 +136,15 @@ fn with_identity(
 /// not an error: the key is compromised the moment the world-readable file is written,
 /// and refusing the file would not un-publish it — the last good policy runs on the same
 /// key — while it would hold back every other change. The fix is a new key.
-fn published_private_keys(args: &PolicyArgs, policy: &Policy, id: &Identity) -> Vec<Diagnostic> {
+fn published_private_keys(files: &PolicyFiles, policy: &Policy, id: &Identity) -> Vec<Diagnostic> {
     let found = id.published_private_keys(policy);
     if found.is_empty() {
         return Vec::new();
     }
     // Rare: read the file again only to point at the key, through the same guarded reader
     // (it may have been replaced by a FIFO or grown since it was loaded).
-    let text = policy_schema::read_text(&args.config, args.max_policy_size).unwrap_or_default();
-    let file = args.config.display().to_string();
+    let text = policy_schema::read_text(&files.config, files.max_policy_size).unwrap_or_default();
+    let file = files.config.display().to_string();
     found
         .into_iter()
         .map(|(owner, entry, private)| {
@@ -155,19 +172,6 @@ fn locate(text: &str, needle: &str) -> (usize, usize) {
     let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
     let line = text[..at].matches('\n').count() + 1;
     (line, text[line_start..at].chars().count() + 1)
-}
-
-/// `--now` or the system clock.
-pub fn now(args: &PolicyArgs) -> Timestamp {
-    args.now.map_or_else(system_now, Timestamp::from_secs)
-}
-
-/// The system clock as the compiler's timestamp (the clock is read here, never in `plan`).
-pub fn system_now() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp(d.as_nanos() as u64)
 }
 
 /// Print warnings to stderr, located.

@@ -1,12 +1,15 @@
 //! Human and JSON views of a desired set (`plan`). Pure: values in, text/JSON out.
 //!
 //! The JSON shape is an interface other tools rely on: one object
-//! `{ host, policies: [...], states: [...], next_change }`; SPIs are `"0x…"` strings, state
+//! `{ host, policies: [...], states: [...], next_change }` (`next_change` in whole Unix
+//! seconds); SPIs are `"0x…"` strings, state
 //! addresses carry no prefix, selectors are CIDR.
 
 use std::fmt::Write as _;
 
 use serde_json::{json, Value};
+
+use crate::plan::Timestamp;
 
 use crate::model::{
     Algorithm, Desired, DesiredPolicy, DesiredSa, Level, Mark, PolicyAction, PolicyKey, PortMatch,
@@ -119,7 +122,7 @@ pub fn plan_json(d: &Desired, show_keys: bool) -> Value {
         "host": d.host,
         "policies": d.policies.iter().map(|(k, p)| policy_json(k, p)).collect::<Vec<_>>(),
         "states": d.states.iter().map(|(k, s)| state_json(k, s, show_keys)).collect::<Vec<_>>(),
-        "next_change": d.next_change,
+        "next_change": d.next_change.map(Timestamp::secs),
     })
 }
 
@@ -158,8 +161,8 @@ fn template_str(a: &PolicyAction) -> String {
     }
 }
 
-/// The plan as aligned tables for a terminal.
-pub fn plan_table(d: &Desired, show_keys: bool) -> String {
+/// The plan as aligned tables for a terminal, read at `now`.
+pub fn plan_table(d: &Desired, show_keys: bool, now: Timestamp) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -244,7 +247,7 @@ pub fn plan_table(d: &Desired, show_keys: bool) -> String {
         row(&mut out, &sw, &cols);
     }
     if let Some(t) = d.next_change {
-        let _ = writeln!(out, "\nnext change at unix time {t}");
+        let _ = writeln!(out, "\nnext change {}", crate::clock::human(t, now));
     }
     out
 }
