@@ -126,17 +126,21 @@ impl PrivateKey {
     }
 }
 
-#[cfg(unix)]
 fn check_permissions(path: &Path, meta: &std::fs::Metadata) -> Result<(), KeyError> {
+    match group_or_other_mode(meta) {
+        Some(mode) => Err(KeyError::Permissions {
+            path: path.into(),
+            mode,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The file's mode when group or others may access it (a private key file must not be).
+pub(crate) fn group_or_other_mode(meta: &std::fs::Metadata) -> Option<u32> {
     use std::os::unix::fs::PermissionsExt;
     let mode = meta.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(KeyError::Permissions {
-            path: path.into(),
-            mode: mode & 0o7777,
-        });
-    }
-    Ok(())
+    (mode & 0o077 != 0).then_some(mode & 0o7777)
 }
 
 /// The extracted secret of one pair of identities, ready to expand SA keys from.

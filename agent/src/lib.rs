@@ -4,6 +4,7 @@
 //! [`plan::diff`] → kernel ops. Nothing under `plan` does I/O or reads the clock.
 
 pub mod cli;
+pub mod credentials;
 pub mod daemon;
 pub mod engine;
 pub mod explain;
