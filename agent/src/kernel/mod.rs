@@ -10,7 +10,9 @@ pub mod encap;
 pub mod encode;
 pub mod error;
 pub mod events;
+pub mod ike_sockets;
 pub mod netns;
+mod pktinfo;
 pub mod socket;
 
 use std::collections::{BTreeMap, BTreeSet};
