@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod engine;
 pub mod explain;
 pub mod fasthash;
+pub mod keepalive;
 pub mod kernel;
 pub mod keys;
 pub mod model;
