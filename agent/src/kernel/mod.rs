@@ -4,6 +4,7 @@
 //! Everything that talks to the kernel lives here; `plan` never imports it.
 
 pub mod addrs;
+pub mod allocspi;
 pub mod announce;
 pub mod decode;
 pub mod encap;
