@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ike::auth::SigningKey;
 use ike::codec::{Id, IdType};
-use policy_schema::file::{open_regular, read_capped, read_regular};
+use policy_schema::file::read_regular;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// A certificate chain or key file larger than this is not one (and is not read).
@@ -16,17 +16,14 @@ pub const MAX_CREDENTIAL_FILE_SIZE: u64 = 1 << 20;
 /// Why the host's credentials could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
-    #[error("{what} {path}: {reason}")]
-    Read {
-        what: &'static str,
+    #[error("certificate {path}: {reason}")]
+    CertificateFile {
         path: PathBuf,
         reason: policy_schema::ReadError,
     },
-    #[error(
-        "private key {path} is readable by group or others (mode {mode:04o}); \
-         run `chmod 600 {path}` (it is refused, like ssh does)"
-    )]
-    Permissions { path: PathBuf, mode: u32 },
+    /// Unreadable, or readable by group or others.
+    #[error(transparent)]
+    KeyFile(crate::keys::KeyError),
     #[error("certificate {path}: {reason}")]
     Certificate { path: PathBuf, reason: String },
     #[error("private key {path}: {reason}")]
@@ -99,12 +96,11 @@ impl HostCredentials {
 
 /// Every `CERTIFICATE` block of a PEM file, each a parseable X.509 certificate; at least one.
 fn read_chain(path: &Path) -> Result<Vec<Vec<u8>>, CredentialError> {
-    let snap =
-        read_regular(path, MAX_CREDENTIAL_FILE_SIZE).map_err(|reason| CredentialError::Read {
-            what: "certificate",
-            path: path.into(),
-            reason,
-        })?;
+    let file_err = |reason| CredentialError::CertificateFile {
+        path: path.into(),
+        reason,
+    };
+    let snap = read_regular(path, MAX_CREDENTIAL_FILE_SIZE).map_err(file_err)?;
     let err = |reason: String| CredentialError::Certificate {
         path: path.into(),
         reason,
@@ -135,20 +131,8 @@ fn read_chain(path: &Path) -> Result<Vec<Vec<u8>>, CredentialError> {
 
 /// The private key, refused before reading when group or others can read the file.
 fn read_key(path: &Path) -> Result<SigningKey, CredentialError> {
-    let read_err = |reason| CredentialError::Read {
-        what: "private key",
-        path: path.into(),
-        reason,
-    };
-    let (mut file, meta) = open_regular(path).map_err(read_err)?;
-    if let Some(mode) = crate::keys::group_or_other_mode(&meta) {
-        return Err(CredentialError::Permissions {
-            path: path.into(),
-            mode,
-        });
-    }
-    let mut bytes = zeroize::Zeroizing::new(Vec::new());
-    read_capped(&mut file, MAX_CREDENTIAL_FILE_SIZE, &mut bytes).map_err(read_err)?;
+    let bytes = crate::keys::read_private_file(path, MAX_CREDENTIAL_FILE_SIZE)
+        .map_err(CredentialError::KeyFile)?;
     SigningKey::from_pem(&bytes).map_err(|reason| CredentialError::Key {
         path: path.into(),
         reason,

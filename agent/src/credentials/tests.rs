@@ -6,6 +6,7 @@ use p256::pkcs8::{EncodePrivateKey, LineEnding};
 use rcgen::{CertificateParams, DnType, SanType};
 
 use super::*;
+use crate::keys::KeyError;
 
 /// A P-256 key rcgen signs with (rcgen is built without ring).
 struct TestKey(p256::ecdsa::SigningKey, Vec<u8>);
@@ -76,6 +77,15 @@ impl Drop for Dir {
     }
 }
 
+/// A folder with a certificate (0644) and its SEC1 key (0600).
+fn matching_pair(tag: &str) -> (Dir, TestKey, PathBuf, PathBuf) {
+    let d = Dir::new(tag);
+    let k = TestKey::new(7);
+    let cert = d.file("host.pem", &k.cert_pem("host-a", "10.0.0.1"), 0o644);
+    let key = d.file("k.key", &k.sec1_pem(), 0o600);
+    (d, k, cert, key)
+}
+
 #[test]
 fn a_matching_pair_loads_with_the_subject_as_identity() {
     let d = Dir::new("ok");
@@ -116,7 +126,7 @@ fn a_key_readable_by_group_or_others_is_refused_with_the_fix() {
         let key = d.file("k.key", &k.sec1_pem(), mode);
         let err = HostCredentials::load(&cert, &key, None).unwrap_err();
         assert!(
-            matches!(err, CredentialError::Permissions { mode: m, .. } if m == mode),
+            matches!(err, CredentialError::KeyFile(KeyError::Permissions { mode: m, .. }) if m == mode),
             "{err}"
         );
         let text = err.to_string();
@@ -144,10 +154,7 @@ fn a_key_of_another_certificate_is_refused() {
 
 #[test]
 fn an_identity_the_certificate_does_not_carry_is_refused() {
-    let d = Dir::new("id");
-    let k = TestKey::new(7);
-    let cert = d.file("host.pem", &k.cert_pem("host-a", "10.0.0.1"), 0o644);
-    let key = d.file("k.key", &k.sec1_pem(), 0o600);
+    let (_d, _, cert, key) = matching_pair("id");
     let wrong = Id::from_ip("10.0.0.2".parse().unwrap());
     let err = HostCredentials::load(&cert, &key, Some(wrong)).unwrap_err();
     assert!(
@@ -164,10 +171,7 @@ fn an_identity_the_certificate_does_not_carry_is_refused() {
 
 #[test]
 fn garbage_is_refused_with_the_file_and_the_reason() {
-    let d = Dir::new("garbage");
-    let k = TestKey::new(7);
-    let cert = d.file("host.pem", &k.cert_pem("host-a", "10.0.0.1"), 0o644);
-    let key = d.file("k.key", &k.sec1_pem(), 0o600);
+    let (d, k, cert, key) = matching_pair("garbage");
     let junk = d.file("junk", "not a certificate\n", 0o600);
     let bad_der = d.file(
         "bad.pem",
@@ -196,7 +200,15 @@ fn garbage_is_refused_with_the_file_and_the_reason() {
         "{err}"
     );
     let err = HostCredentials::load(&cert, &d.0.join("absent"), None).unwrap_err();
-    assert!(matches!(err, CredentialError::Read { .. }), "{err}");
+    assert!(
+        matches!(err, CredentialError::KeyFile(KeyError::Read { .. })),
+        "{err}"
+    );
+    let err = HostCredentials::load(&d.0.join("absent"), &key, None).unwrap_err();
+    assert!(
+        matches!(err, CredentialError::CertificateFile { .. }),
+        "{err}"
+    );
     let err = HostCredentials::load(&cert, Path::new("/dev/zero"), None).unwrap_err();
     assert!(err.to_string().contains("not a regular file"), "{err}");
 }
