@@ -11,7 +11,7 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use ike::sa::Transmit;
@@ -146,7 +146,7 @@ impl IkeSocket {
         }
     }
 
-    /// The next IKE message.
+    /// The next IKE message (cancel-safe: usable in `select!`).
     pub async fn recv(&self) -> io::Result<Datagram> {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
@@ -191,6 +191,8 @@ impl IkeSocket {
 /// The IKE sockets of a host: 500 and 4500 for IPv4, and for IPv6 when asked.
 pub struct IkeSockets {
     sockets: Vec<IkeSocket>,
+    /// The socket `recv` polls first, rotated so a flood on one port cannot starve another.
+    first: AtomicUsize,
 }
 
 impl IkeSockets {
@@ -202,7 +204,10 @@ impl IkeSockets {
             sockets.push(IkeSocket::open(fam, ports.ike, false)?);
             sockets.push(IkeSocket::open(fam, ports.natt, true)?);
         }
-        Ok(IkeSockets { sockets })
+        Ok(IkeSockets {
+            sockets,
+            first: AtomicUsize::new(0),
+        })
     }
 
     /// The sockets, in opening order.
@@ -229,17 +234,22 @@ impl IkeSockets {
         sock.send_keepalive(from.ip(), to).await
     }
 
-    /// The next IKE message on any of the sockets.
+    /// The next IKE message on any of the sockets (cancel-safe: usable in `select!`).
     pub async fn recv(&self) -> io::Result<Datagram> {
-        std::future::poll_fn(|cx| {
-            for s in &self.sockets {
-                if let Poll::Ready(r) = s.poll_recv(cx) {
-                    return Poll::Ready(r);
-                }
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Poll every socket once, starting after the one that delivered last.
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<io::Result<Datagram>> {
+        let n = self.sockets.len();
+        let first = self.first.load(Ordering::Relaxed);
+        for i in (0..n).map(|k| (first + k) % n) {
+            if let Poll::Ready(r) = self.sockets[i].poll_recv(cx) {
+                self.first.store((i + 1) % n, Ordering::Relaxed);
+                return Poll::Ready(r);
             }
-            Poll::Pending
-        })
-        .await
+        }
+        Poll::Pending
     }
 }
 
