@@ -135,6 +135,13 @@ fn initiator(ns: &TestNetns) -> Vec<Datagram> {
     spawn_in(&ns.name, move || {
         runtime().block_on(async move {
             let socks = IkeSockets::open(IkePorts::default(), true).expect("open IKE sockets");
+            let stray = Transmit {
+                from: addr("10.98.0.1:501"),
+                to: addr("10.98.0.2:500"),
+                payload: vec![9; 40],
+            };
+            let err = socks.send(&stray).await.expect_err("no socket on port 501");
+            assert_eq!(err.kind(), std::io::ErrorKind::AddrNotAvailable);
             let mut answers = Vec::new();
             for (from, to, payload) in messages() {
                 if from.port() == 4500 {
