@@ -5,10 +5,12 @@
 
 pub mod cli;
 pub mod clock;
+pub mod credentials;
 pub mod daemon;
 pub mod engine;
 pub mod explain;
 pub mod fasthash;
+pub mod keepalive;
 pub mod kernel;
 pub mod keys;
 pub mod load;
