@@ -5,7 +5,7 @@
 mod algs;
 mod identity;
 pub use identity::display_id;
-#[cfg(any(test, feature = "testpki"))]
+#[cfg(any(test, feature = "testkit"))]
 pub mod testpki;
 #[cfg(test)]
 mod tests;

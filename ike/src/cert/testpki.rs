@@ -1,5 +1,5 @@
 //! Test PKIs made with rcgen, signing with RustCrypto P-256 keys (rcgen without ring).
-//! For tests only (this crate's, and the agent's through the `testpki` feature).
+//! For tests only (this crate's, and the agent's through the `testkit` feature).
 
 use std::time::{Duration, SystemTime};
 
@@ -157,4 +157,35 @@ impl Pki {
             .der()
             .to_vec()
     }
+}
+
+/// A config for the host at `ip` (its certificate's IP SAN and identity), certified by
+/// `pki`, trusting `trust` as authority `corp` (strict revocation, empty CRL), its key from
+/// `key_seed`, retransmitting 8 times from 0.5 s.
+pub fn config(pki: &Pki, trust: &Pki, ip: &str, key_seed: u8) -> crate::sa::Config {
+    let key = TestKey::new(key_seed);
+    let ip_addr: std::net::IpAddr = ip.parse().unwrap();
+    let cert = pki.leaf(&key, u64::from(key_seed), |p| {
+        p.subject_alt_names = vec![rcgen::SanType::IpAddress(ip_addr)];
+    });
+    let mut verifier = crate::cert::CertVerifier::new();
+    verifier
+        .add_authority(
+            "corp",
+            &[&trust.ca_der],
+            &[&trust.crl(&[], 2030)],
+            crate::cert::RevocationMode::Strict,
+        )
+        .unwrap();
+    let mut c = crate::sa::Config::new(
+        key.signing_key(),
+        vec![cert],
+        crate::codec::Id::from_ip(ip_addr),
+        verifier,
+    );
+    c.retransmit = crate::sa::Retransmit {
+        initial: Duration::from_millis(500),
+        max_tries: 8,
+    };
+    c
 }
