@@ -9,6 +9,7 @@ pub mod engine;
 pub mod explain;
 pub mod fasthash;
 pub mod kernel;
+pub mod keying;
 pub mod keys;
 pub mod model;
 pub mod plan;
