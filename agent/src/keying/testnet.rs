@@ -77,11 +77,23 @@ pub(super) struct Net {
 impl Net {
     /// A at 10.0.0.1 and B at 10.0.0.2, certified by one CA, each admitting the other.
     pub(super) fn new(settings: Settings, faults: Faults, seed: u64) -> Net {
+        Net::new_with(settings, faults, seed, |_, _, _| ())
+    }
+
+    /// [`Net::new`] with the configs of A and B changed by `edit` (given the CA).
+    pub(super) fn new_with(
+        settings: Settings,
+        faults: Faults,
+        seed: u64,
+        edit: impl FnOnce(&Pki, &mut Config, &mut Config),
+    ) -> Net {
         let pki = Pki::new("Corp CA", 1);
+        let (mut ca, mut cb) = (config(&pki, A, 21), config(&pki, B, 22));
+        edit(&pki, &mut ca, &mut cb);
         let start = Instant::now();
-        let keying = |addr: &str, other: &str, key: u8, rng: u64| {
+        let keying = |config, addr: &str, other: &str, rng: u64| {
             Keying::new(
-                config(&pki, addr, key),
+                config,
                 Box::new(SeededRng::new(rng)),
                 (start, wall_now()),
                 settings,
@@ -89,8 +101,8 @@ impl Net {
             )
         };
         Net {
-            a: keying(A, B, 21, seed * 2),
-            b: keying(B, A, 22, seed * 2 + 1),
+            a: keying(ca, A, B, seed * 2),
+            b: keying(cb, B, A, seed * 2 + 1),
             now: start,
             b_gone: false,
             channel: Channel::new(faults, seed),

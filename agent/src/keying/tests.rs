@@ -5,6 +5,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ike::cert::testpki::{self, Pki};
+use ike::cert::{CertVerifier, RevocationMode};
+use ike::sa::Config;
+
 use super::testnet::{ip, table, Faults, Net, A, B, CLEAN, REQID, ROUGH};
 use super::{Acquire, FailureKind, Keying, Settings, StaticSpis};
 use crate::model::{DesiredSa, SaDir, SaKey, Selector};
@@ -149,6 +153,46 @@ fn a_peer_not_admitted_gets_nothing() {
     assert!(n.a.desired_states().is_empty() && n.b.desired_states().is_empty());
     assert_eq!(n.a.counters().failures_of(FailureKind::AuthFailed), 1);
     assert_eq!(n.a.peers().count() + n.b.peers().count(), 0);
+}
+
+/// A peer whose certificate B refuses (an attacker's input) gets no SA; the failure is
+/// counted by its reason on B.
+fn refused(edit: impl FnOnce(&Pki, &mut Config, &mut Config), reason: FailureKind) {
+    let mut n = Net::new_with(settings(), CLEAN, 20, edit);
+    assert!(n.a.acquire(n.now, &acquire(A, B, 1)));
+    let failed = |n: &Net| n.b.counters().failures_of(reason) == 1;
+    assert!(
+        n.run_until(Duration::from_secs(60), failed, |_| ()),
+        "{:?}",
+        n.b.counters()
+    );
+    n.run_for(Duration::from_secs(10), |_| ());
+    assert!(n.a.desired_states().is_empty() && n.b.desired_states().is_empty());
+    assert_eq!(n.a.counters().failures_of(FailureKind::AuthFailed), 1);
+}
+
+#[test]
+fn a_revoked_peer_gets_nothing() {
+    refused(
+        |pki, _, b| {
+            let mut verifier = CertVerifier::new();
+            // A's certificate has serial 21.
+            let crl = pki.crl(&[21], 2030);
+            verifier
+                .add_authority("corp", &[&pki.ca_der], &[&crl], RevocationMode::Strict)
+                .unwrap();
+            b.verifier = verifier;
+        },
+        FailureKind::Revoked,
+    );
+}
+
+#[test]
+fn a_peer_certified_by_another_ca_gets_nothing() {
+    refused(
+        |pki, a, _| *a = testpki::config(&Pki::new("Rogue CA", 9), pki, A, 21),
+        FailureKind::AuthFailed,
+    );
 }
 
 #[test]
