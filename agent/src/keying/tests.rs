@@ -46,7 +46,7 @@ fn both_up(n: &Net) -> bool {
 }
 
 /// Every outbound SA either side wants has the other side's inbound SA with the same key,
-/// algorithm (keys) and selector; at most one outbound SA per side.
+/// algorithm (keys), selector and encapsulation; at most one outbound SA per side.
 fn consistent(n: &Net) -> Result<(), String> {
     let (da, db) = (n.a.desired_states(), n.b.desired_states());
     for (mine, theirs, who) in [(&da, &db, "A"), (&db, &da, "B")] {
@@ -60,6 +60,7 @@ fn consistent(n: &Net) -> Result<(), String> {
         for (k, s) in outs {
             let matches = theirs.get(k).is_some_and(|i| {
                 i.meta.dir == SaDir::In
+                    && i.spec.encap == s.spec.encap
                     && (&i.spec.alg, &i.spec.sel, i.spec.src)
                         == (&s.spec.alg, &s.spec.sel, s.spec.src)
             });
@@ -346,4 +347,20 @@ fn a_child_sa_in_a_slot_a_reload_takes_is_rekeyed_out_of_it() {
         "{now_in:x?}"
     );
     assert!(now_in.iter().all(|s| !old.contains(s)));
+}
+
+#[test]
+fn esp_in_udp_when_the_exchange_says_so() {
+    let mut n = Net::new_with(settings(), CLEAN, 21, |_, a, _| a.force_encap = true);
+    assert!(n.a.acquire(n.now, &acquire(A, B, 1)));
+    assert!(n.run_until(Duration::from_secs(60), both_up, |_| ()));
+    let (da, db) = (n.a.desired_states(), n.b.desired_states());
+    for (k, s) in da.iter().chain(&db) {
+        let encap = s
+            .spec
+            .encap
+            .unwrap_or_else(|| panic!("{k} not encapsulated"));
+        assert_eq!((encap.sport, encap.dport), (4500, 4500), "{k}");
+    }
+    outbound_has_peer_inbound(&n);
 }
