@@ -12,6 +12,7 @@ pub mod explain;
 pub mod fasthash;
 pub mod keepalive;
 pub mod kernel;
+pub mod keying;
 pub mod keys;
 pub mod load;
 pub mod model;
