@@ -50,6 +50,11 @@ fn other(which: u8, x: u8) -> String {
         13 => format!("[[rules]]\nname = \"web{x}\"\nfrom = [\"zone:lan\", \"10.8.0.0/16\"]\nto = [\n  \"host:h{x}\", # the server\n  \"any\",\n]\nprotocol = \"tcp\"\nports = [443, \"8000-8080\"]\naction = \"request\"\nmode = \"transport\"\ncipher = \"aes-gcm-256\"\n"),
         14 => format!("[[rules]]\nname = \"legacy{x}\"\nfrom = [\"host:h{x}\"]\nto = [\"cluster:c{x}\"]\naction = \"require\"\ncipher = \"3des-hmac-sha1\"\n"),
         15 => "[defaults]\nallow-legacy = true\ncipher = \"chacha20-poly1305\"\n".into(),
+        16 => "[[authorities]]\nname = \"corp\"\nca-certificates = [\"/ca/corp.pem\"]\nrevocation = \"relaxed\"\nscope = \"any\"\n".into(),
+        17 => "[[authorities]]\nname = \"corp\"\nca-certificates = [\"/ca/corp.pem\"]\ncrls = [\"/crl/corp.crl\"]\n".into(),
+        18 => format!("[[rules]]\nname = \"ca{x}\"\nfrom = [\"ca:corp\"]\nto = [\"host:h{x}\"]\nprotocol = \"tcp\"\nports = [22]\naction = \"require\"\nkey-exchange = \"ikev2\"\n"),
+        19 => format!("[[rules]]\nname = \"id{x}\"\nfrom = [\"any\"]\nto = [\"host:h{x}\"]\naction = \"request\"\nidentities = [\"dns:*.corp.example\"]\n"),
+        20 => "[defaults]\nkey-exchange = \"ikev2\"\n".into(),
         _ => format!("[[exemptions]]\nname = \"x{x}\"\nprotocol = \"icmp\"\n"),
     }
 }
@@ -58,7 +63,7 @@ fn block() -> impl Strategy<Value = String> {
     prop_oneof![
         6 => (0u8..12, 0u8..12, 0u8..12).prop_map(|(n, a, k)| host(n, a, k, 0)),
         4 => (0u8..12, 0u8..12, 0u8..12, 0u8..13).prop_map(|(n, a, k, s)| host(n, a, k, s)),
-        4 => (0u8..17, 0u8..12).prop_map(|(w, x)| other(w, x)),
+        4 => (0u8..22, 0u8..12).prop_map(|(w, x)| other(w, x)),
     ]
 }
 

@@ -1,0 +1,103 @@
+//! Certificate authorities and the rules that admit their holders: revocation needs CRLs,
+//! `ca:` endpoints only where IKEv2 can serve them, identity patterns only where a rule
+//! admits someone to apply them to.
+
+use crate::model::{Admission, Endpoint, KeyExchange, Mode, Revocation, Scope};
+use crate::raw::{RawPolicy, RawRule};
+use crate::report::Report;
+
+pub(crate) fn check(rep: &mut Report, raw: &RawPolicy) {
+    for a in raw.authorities.iter().filter(|a| a.origin.complete) {
+        let label = &a.origin.label;
+        if a.revocation == Revocation::Strict && a.crls.is_empty() {
+            rep.error(
+                a.revocation_at.unwrap_or(a.origin.at),
+                format!("{label}: revocation = \"strict\" (the default) needs at least one CRL file, expected crls = [\"/…/crl.pem\"] or revocation = \"relaxed\""),
+            );
+        }
+        let named = |e: &Endpoint| matches!(e, Endpoint::Authority(n) if a.name.as_ref().is_some_and(|m| &m.v == n));
+        let used = raw
+            .rules
+            .iter()
+            .any(|r| r.from.iter().chain(&r.to).any(|e| named(&e.v)));
+        if a.scope == Scope::Named && !used {
+            rep.warn(
+                a.origin.at,
+                format!("{label}: no rule names ca:{}, and scope = \"named\" admits its holders only where a rule does: it admits nobody", a.name.as_ref().map_or("", |n| n.v.as_str())),
+            );
+        }
+    }
+    let broad: Vec<&str> = raw
+        .authorities
+        .iter()
+        .filter(|a| a.scope == Scope::Any)
+        .filter_map(|a| a.name.as_ref().map(|n| n.v.as_str()))
+        .collect();
+    let mode = raw.defaults.values.mode;
+    for r in raw.rules.iter().filter(|r| r.origin.complete) {
+        rule(rep, r, &broad, mode);
+    }
+    for x in &raw.exemptions {
+        for p in x
+            .peers
+            .iter()
+            .filter(|p| matches!(p.v, Endpoint::Authority(_)))
+        {
+            rep.error(
+                p.at,
+                format!("{}: peers \"{}\" is a certificate authority, but exemptions are clear traffic, matched by address before any authentication (expected any, a zone, a host, a cluster or a prefix)", x.origin.label, p.v),
+            );
+        }
+    }
+}
+
+fn rule(rep: &mut Report, r: &RawRule, broad: &[&str], default_mode: Mode) {
+    let label = &r.origin.label;
+    let Some(action) = r.action.as_ref().map(|a| a.v) else {
+        return;
+    };
+    let is_ca = |e: &&crate::raw::Sp<Endpoint>| matches!(e.v, Endpoint::Authority(_));
+    let first_ca = r.from.iter().chain(&r.to).find(is_ca);
+    if let Some(ca) = first_ca {
+        if !action.uses_esp() {
+            rep.error(
+                ca.at,
+                format!("{label}: \"{}\" admits peers by certificate, which only IKEv2 checks; action = \"{}\" is clear traffic matched by address (expected require or request, or an address endpoint)", ca.v, action.as_str()),
+            );
+        } else if let Some(k) = r
+            .key_exchange
+            .as_ref()
+            .filter(|k| k.v == KeyExchange::Static)
+        {
+            rep.error(
+                k.at,
+                format!("{label}: key-exchange = \"static\" cannot key SAs with \"{}\": peers outside the inventory have no static key (expected \"ikev2\", or omit the key: authority peers always use IKEv2)", ca.v),
+            );
+        }
+        let mode = r.mode.as_ref().map_or(default_mode, |m| m.v);
+        if action.uses_esp() && mode == Mode::Tunnel {
+            let at = r.mode.as_ref().map_or(ca.at, |m| m.at);
+            rep.error(
+                at,
+                format!("{label}: \"{}\" with tunnel mode is not supported: a peer outside the inventory declares no subnets to tunnel (expected mode = \"transport\" for this rule)", ca.v),
+            );
+        }
+        let all_ca = |side: &[crate::raw::Sp<Endpoint>]| side.iter().all(|e| is_ca(&e));
+        if all_ca(&r.from) && all_ca(&r.to) {
+            rep.error(
+                r.to_at.unwrap_or(ca.at),
+                format!("{label}: both sides are certificate authorities, so no inventory host is on either side and no agent applies the rule (expected a host, cluster, zone, prefix or any on one side)"),
+            );
+        }
+    }
+    if let Some(at) = r.identities_at {
+        let from: Vec<Endpoint> = r.from.iter().map(|e| e.v.clone()).collect();
+        let to: Vec<Endpoint> = r.to.iter().map(|e| e.v.clone()).collect();
+        if Admission::of(&from, &to, action, broad).is_empty() {
+            rep.error(
+                at,
+                format!("{label}: identities constrain peers admitted by a certificate authority, and this rule admits none (expected a ca:NAME endpoint, or an authority with scope = \"any\" and a require/request rule with an address range)"),
+            );
+        }
+    }
+}
