@@ -22,6 +22,7 @@ mod reload;
 mod report;
 mod schema;
 mod suggest;
+mod summary;
 mod text;
 mod values;
 

@@ -165,8 +165,9 @@ pub enum Endpoint {
     Host(String),
     Cluster(String),
     Prefix(IpNet),
-    /// `ca:NAME`: any address whose peer authenticates over IKEv2 with a certificate
-    /// from the named authority.
+    /// `ca:NAME`: every address, like `any`; a peer at an inventory host's address is
+    /// that host (its key authenticates it), any other peer must authenticate over IKEv2
+    /// with a certificate from the named authority.
     Authority(String),
 }
 

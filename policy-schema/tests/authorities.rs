@@ -76,3 +76,18 @@ fn defaults_set_the_keying_of_rules_that_name_none() {
         "no authorities: inventory only"
     );
 }
+
+#[test]
+fn the_summary_says_who_each_rule_admits() {
+    let lines = valid().admission_summary();
+    let want = [
+        "authority corp: scope any, revocation strict, 1 CA file(s), 1 CRL file(s), 2 identity pattern(s)",
+        "authority partner: scope named, revocation relaxed, 2 CA file(s), 0 CRL file(s), 1 identity pattern(s)",
+        "rule partner-https: from [ca:partner] inventory (static keys) + ca:partner holders (IKEv2) | to [host:web] inventory (static keys) | identities dn:OU=Integration",
+        "rule inventory-pfs: from [host:site] inventory (IKEv2) | to [host:web] inventory (IKEv2)",
+        "rule intranet: from [any] inventory (static keys) + ca:corp holders (IKEv2) | to [zone:intranet] inventory (static keys) + ca:corp holders (IKEv2)",
+    ];
+    assert_eq!(lines, want);
+    let plain = load("p.toml", "version = 1\n").expect("valid").policy;
+    assert!(plain.admission_summary().is_empty());
+}

@@ -71,7 +71,7 @@ fn rule(rep: &mut Report, r: &RawRule, broad: &[&str], default_mode: Mode) {
         {
             rep.error(
                 k.at,
-                format!("{label}: key-exchange = \"static\" cannot key SAs with \"{}\": peers outside the inventory have no static key (expected \"ikev2\", or omit the key: authority peers always use IKEv2)", ca.v),
+                format!("{label}: key-exchange = \"static\" cannot key SAs with \"{}\" holders: peers outside the inventory have no static key and always use IKEv2 (expected \"ikev2\", or omit the key so that inventory hosts take [defaults].key-exchange)", ca.v),
             );
         }
         let mode = r.mode.as_ref().map_or(default_mode, |m| m.v);
@@ -80,13 +80,6 @@ fn rule(rep: &mut Report, r: &RawRule, broad: &[&str], default_mode: Mode) {
             rep.error(
                 at,
                 format!("{label}: \"{}\" with tunnel mode is not supported: a peer outside the inventory declares no subnets to tunnel (expected mode = \"transport\" for this rule)", ca.v),
-            );
-        }
-        let all_ca = |side: &[crate::raw::Sp<Endpoint>]| side.iter().all(|e| is_ca(&e));
-        if all_ca(&r.from) && all_ca(&r.to) {
-            rep.error(
-                r.to_at.unwrap_or(ca.at),
-                format!("{label}: both sides are certificate authorities, so no inventory host is on either side and no agent applies the rule (expected a host, cluster, zone, prefix or any on one side)"),
             );
         }
     }
