@@ -53,6 +53,41 @@ fn a_suffix_pattern_needs_more_than_the_suffix() {
     assert!(!p("dns:*.corp.example").matches(&id));
 }
 
+/// Names an attacker can get a certificate for must not pass for the organisation's.
+#[test]
+fn lookalike_identities_fail() {
+    let evil = CertIdentity {
+        subject: vec![
+            ("CN".into(), "x,O=Corp".into()),
+            ("O".into(), "Evil".into()),
+        ],
+        dns: vec![
+            "evilcorp.example".into(),
+            "corp.example.evil.example".into(),
+        ],
+        emails: vec![
+            "a@evil.corp.example".into(),
+            "corp.example@evil.example".into(),
+        ],
+        ips: vec!["10.200.0.1".parse().unwrap()],
+    };
+    for pattern in [
+        "dns:*.corp.example",
+        "dns:corp.example",
+        "email:*@corp.example",
+        "dn:O=Corp",
+        "ip:10.20.0.0/16",
+    ] {
+        assert!(!p(pattern).matches(&evil), "{pattern}");
+    }
+    // A fullwidth "ｃ": no Unicode case folding or normalisation.
+    let fullwidth = CertIdentity {
+        dns: vec!["a.\u{ff43}orp.example".into()],
+        ..CertIdentity::default()
+    };
+    assert!(!p("dns:*.corp.example").matches(&fullwidth));
+}
+
 #[test]
 fn display_round_trips() {
     for s in [
