@@ -2,6 +2,9 @@
 //! `ca:` endpoints only where IKEv2 can serve them, identity patterns only where a rule
 //! admits someone to apply them to.
 
+use rustc_hash::FxHashMap as HashMap;
+use std::path::Path;
+
 use crate::model::{Admission, Endpoint, KeyExchange, Mode, Revocation, Scope};
 use crate::raw::{RawPolicy, RawRule};
 use crate::report::Report;
@@ -27,6 +30,7 @@ pub(crate) fn check(rep: &mut Report, raw: &RawPolicy) {
             );
         }
     }
+    shared_anchors(rep, raw);
     let broad: Vec<&str> = raw
         .authorities
         .iter()
@@ -47,6 +51,26 @@ pub(crate) fn check(rep: &mut Report, raw: &RawPolicy) {
                 p.at,
                 format!("{}: peers \"{}\" is a certificate authority, but exemptions are clear traffic, matched by address before any authentication (expected any, a zone, a host, a cluster or a prefix)", x.origin.label, p.v),
             );
+        }
+    }
+}
+
+/// One CA file in two authorities: a peer whose chain ends there would belong to both, so
+/// which rules admit it (and under which revocation mode) would be ambiguous.
+fn shared_anchors(rep: &mut Report, raw: &RawPolicy) {
+    let mut first: HashMap<&Path, &str> = HashMap::default();
+    for a in &raw.authorities {
+        for f in &a.ca_certificates {
+            match first.get(f.v.as_path()) {
+                Some(prev) if *prev != a.origin.label => rep.error(
+                    f.at,
+                    format!("{}: ca-certificates \"{}\" is also a CA file of {prev}: a peer whose chain ends there would belong to both authorities (expected each CA in one authority; combine their rules instead)", a.origin.label, crate::text::shown(&f.v.to_string_lossy())),
+                ),
+                Some(_) => {}
+                None => {
+                    first.insert(&f.v, &a.origin.label);
+                }
+            }
         }
     }
 }
