@@ -166,6 +166,20 @@ fn messages(o: &Outcome) -> Vec<String> {
     }
 }
 
+/// An authority's scope changes and the rules do not: the reused rule's admission is
+/// derived again from the new [[authorities]], as a fresh load derives it.
+#[test]
+fn a_scope_change_reaches_reused_rules() {
+    let mut b = initial();
+    b.push(other(17, 0));
+    let before = b.concat();
+    *b.last_mut().expect("pushed") = other(16, 0);
+    let out = reload_all(&[before, b.concat()]);
+    let admits = |o: &Outcome| o.as_ref().expect("valid").0.rules[0].admits.clone();
+    assert!(admits(&out[0]).is_empty());
+    assert_eq!(admits(&out[1]).all(), ["corp"]);
+}
+
 /// A zone that reused hosts name disappears: the reused entries must not hide the error.
 #[test]
 fn a_removed_zone_is_reported_at_the_unchanged_hosts() {
