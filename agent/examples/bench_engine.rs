@@ -195,6 +195,7 @@ fn compiled(n: u32, change: bool) -> Desired {
         }],
         hosts,
         clusters: vec![],
+        authorities: vec![],
         exemptions: vec![Exemption {
             name: "icmp".into(),
             protocol: Protocol::Icmp,
@@ -211,6 +212,9 @@ fn compiled(n: u32, change: bool) -> Desired {
             action: Action::Require,
             mode: policy_schema::Mode::Transport,
             cipher: Cipher::AesGcm128,
+            key_exchange: Default::default(),
+            identities: vec![],
+            admits: Default::default(),
         }],
     };
     let id = agent::keys::Identity::resolve(&policy, key(0), None).expect("host 0");

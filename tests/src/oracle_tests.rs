@@ -60,6 +60,7 @@ pub(crate) fn seed() -> Policy {
             host("mp", &["10.20.0.20", "fd00:20::20"], Encapsulation::Udp, 3),
         ],
         clusters: vec![],
+        authorities: vec![],
         exemptions: vec![
             exemption("icmp", Protocol::Icmp, &[]),
             exemption("icmpv6", Protocol::Icmpv6, &[]),
@@ -76,6 +77,9 @@ pub(crate) fn seed() -> Policy {
             action: Action::Require,
             mode: Mode::Transport,
             cipher: Cipher::AesGcm128,
+            key_exchange: Default::default(),
+            identities: vec![],
+            admits: Default::default(),
         }],
     }
 }

@@ -18,6 +18,10 @@ pub fn run(config: &Path, max_size: u64) -> anyhow::Result<ExitCode> {
                 p.rules.len(),
                 loaded.warnings.len()
             );
+            // Who is admitted beyond the inventory, and how SAs are keyed (docs/ike.md).
+            for line in p.admission_summary() {
+                println!("  {line}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(diags) => {

@@ -45,6 +45,9 @@ pub fn rule(name: &str, from: Vec<Endpoint>, to: Vec<Endpoint>, action: Action) 
         action,
         mode: Mode::Transport,
         cipher: Cipher::AesGcm128,
+        key_exchange: Default::default(),
+        identities: vec![],
+        admits: Default::default(),
     }
 }
 
@@ -97,6 +100,7 @@ pub fn seed() -> Policy {
             mp,
         ],
         clusters: vec![],
+        authorities: vec![],
         exemptions: vec![
             exemption("icmp", Protocol::Icmp, &[]),
             exemption("icmpv6", Protocol::Icmpv6, &[]),

@@ -42,6 +42,9 @@ fn rule(
         action,
         mode: Mode::Transport,
         cipher,
+        key_exchange: Default::default(),
+        identities: vec![],
+        admits: Default::default(),
     }
 }
 
@@ -90,6 +93,7 @@ pub fn varied() -> Policy {
             host(3, "d", &["10.10.0.4"], Encapsulation::None),
         ],
         clusters: vec![],
+        authorities: vec![],
         exemptions: vec![
             exemption("icmp", Protocol::Icmp, &[], Direction::Both),
             exemption(
