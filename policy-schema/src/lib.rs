@@ -21,6 +21,8 @@ mod reload;
 mod report;
 mod schema;
 mod suggest;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 mod text;
 mod values;
 
