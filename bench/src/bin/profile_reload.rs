@@ -7,7 +7,7 @@
 //! benchmark's edit (change k moves host h{k}) and on a recompile with nothing changed,
 //! each result checked against the full compile of the same inputs.
 //!
-//!   cargo run --release -p agent --example profile_reload -- POLICY KEY [ROUNDS]
+//!   cargo run --release -p bench --bin profile_reload -- POLICY KEY [ROUNDS]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeSet;
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use agent::load::{self, PolicyFiles};
 use agent::model::{Observed, ObservedSa};
 use agent::plan::{desired, diff::diff, Compiled, Compiler, Timestamp};
+use bench::edit;
 use sha2::{Digest, Sha256};
 
 /// Counts live heap bytes, to report what a loaded policy and a compiled set retain.
@@ -36,9 +37,6 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(p, l) }
     }
 }
-
-#[path = "support/edit.rs"]
-mod edit;
 
 #[global_allocator]
 static ALLOC: Counting = Counting;

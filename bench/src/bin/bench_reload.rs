@@ -35,9 +35,7 @@ use agent::model::{Desired, PolicyKey, SaKey};
 use agent::plan::{LocalAddrs, Timestamp};
 use anyhow::{bail, Context};
 
-#[path = "support/edit.rs"]
-mod edit;
-use edit::move_host;
+use bench::edit::move_host;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
