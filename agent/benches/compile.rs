@@ -63,6 +63,9 @@ fn inventory(n: u32) -> Policy {
             },
             mode: Mode::Transport,
             cipher: Cipher::AesGcm256,
+            key_exchange: Default::default(),
+            identities: vec![],
+            admits: Default::default(),
         })
         .collect();
     rules.push(Rule {
@@ -74,6 +77,9 @@ fn inventory(n: u32) -> Policy {
         action: Action::Require,
         mode: Mode::Transport,
         cipher: Cipher::AesGcm128,
+        key_exchange: Default::default(),
+        identities: vec![],
+        admits: Default::default(),
     });
     let ownership = Ownership {
         spi: (0x1000_0000, 0x7fff_ffff),
@@ -86,6 +92,7 @@ fn inventory(n: u32) -> Policy {
         zones,
         hosts,
         clusters: vec![],
+        authorities: vec![],
         exemptions: vec![],
         rules,
     }

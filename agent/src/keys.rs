@@ -95,15 +95,7 @@ impl PrivateKey {
     }
     /// Read a key file, refusing one that group or others can read.
     pub fn load(path: &Path) -> Result<PrivateKey, KeyError> {
-        let read_err = |reason| KeyError::Read {
-            path: path.into(),
-            reason,
-        };
-        let (mut file, meta) = policy_schema::file::open_regular(path).map_err(read_err)?;
-        check_permissions(path, &meta)?;
-        let mut bytes = zeroize::Zeroizing::new(Vec::new());
-        policy_schema::file::read_capped(&mut file, MAX_KEY_FILE_SIZE, &mut bytes)
-            .map_err(read_err)?;
+        let bytes = read_private_file(path, MAX_KEY_FILE_SIZE)?;
         let text = std::str::from_utf8(&bytes).map_err(|_| KeyError::Malformed {
             what: path.display().to_string(),
         })?;
@@ -123,9 +115,18 @@ impl PrivateKey {
     }
 }
 
-#[cfg(unix)]
-fn check_permissions(path: &Path, meta: &std::fs::Metadata) -> Result<(), KeyError> {
+/// Read a private key file of at most `max` bytes (zeroized when dropped), refusing it
+/// before reading when group or others may access it.
+pub(crate) fn read_private_file(
+    path: &Path,
+    max: u64,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, KeyError> {
     use std::os::unix::fs::PermissionsExt;
+    let read_err = |reason| KeyError::Read {
+        path: path.into(),
+        reason,
+    };
+    let (mut file, meta) = policy_schema::file::open_regular(path).map_err(read_err)?;
     let mode = meta.permissions().mode();
     if mode & 0o077 != 0 {
         return Err(KeyError::Permissions {
@@ -133,7 +134,9 @@ fn check_permissions(path: &Path, meta: &std::fs::Metadata) -> Result<(), KeyErr
             mode: mode & 0o7777,
         });
     }
-    Ok(())
+    let mut bytes = zeroize::Zeroizing::new(Vec::new());
+    policy_schema::file::read_capped(&mut file, max, &mut bytes).map_err(read_err)?;
+    Ok(bytes)
 }
 
 /// The extracted secret of one pair of identities, ready to expand SA keys from.

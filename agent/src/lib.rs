@@ -4,14 +4,17 @@
 //! [`plan::diff`] → kernel ops. Nothing under `plan` does I/O or reads the clock.
 
 pub mod cli;
+pub mod clock;
+pub mod credentials;
 pub mod daemon;
 pub mod engine;
 pub mod explain;
+pub mod keepalive;
 pub mod kernel;
+pub mod keying;
 pub mod keys;
+pub mod load;
 pub mod model;
 pub mod plan;
-pub mod render;
+pub mod report;
 pub mod secret;
-pub mod show;
-pub mod status;

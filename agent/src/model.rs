@@ -363,8 +363,8 @@ pub struct Desired {
     pub host: String,
     pub policies: BTreeMap<PolicyKey, DesiredPolicy>,
     pub states: BTreeMap<SaKey, DesiredSa>,
-    /// Unix time (seconds) at which the desired set changes next (epoch rotation steps).
-    pub next_change: Option<u64>,
+    /// When the desired set changes next (epoch rotation steps), on a whole second.
+    pub next_change: Option<crate::plan::Timestamp>,
 }
 
 /// Counters the kernel keeps for an SA (observed only).

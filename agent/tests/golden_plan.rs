@@ -45,7 +45,8 @@ fn run_case(dir: &Path) -> Result<(), String> {
     let local: BTreeSet<_> = case.local.iter().map(|a| a.parse().unwrap()).collect();
     let d =
         desired(&policy, &id, &local, Timestamp::from_secs(case.now)).map_err(|e| e.to_string())?;
-    let got = serde_json::to_string_pretty(&agent::show::plan_json(&d, true)).unwrap() + "\n";
+    let got =
+        serde_json::to_string_pretty(&agent::report::desired::plan_json(&d, true)).unwrap() + "\n";
     let expected_path = dir.join("expected.json");
     if std::env::var_os("BLESS").is_some() {
         std::fs::write(&expected_path, &got).unwrap();

@@ -48,7 +48,7 @@ fn counter(ns: &TestNetns, name: &str) -> u64 {
         .args(["netns", "exec", &ns.name, "cat", "/proc/net/xfrm_stat"])
         .output()
         .expect("cat xfrm_stat");
-    agent::status::parse_xfrm_stat(&String::from_utf8_lossy(&out.stdout))
+    agent::report::peers::parse_xfrm_stat(&String::from_utf8_lossy(&out.stdout))
         .get(name)
         .copied()
         .unwrap_or(0)

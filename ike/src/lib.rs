@@ -7,6 +7,8 @@ pub mod codec;
 pub mod crypto;
 pub mod rng;
 pub mod sa;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testnet;
 
 pub use codec::decode_message;
 pub use rng::{Rng, SeededRng};

@@ -2,8 +2,10 @@
 //! consumed: names and lists move into the model instead of being copied.
 
 use crate::check::Resolver;
-use crate::model::{Cluster, Defaults, Exemption, Host, Policy, Rule, Zone};
-use crate::raw::{RawCluster, RawExemption, RawHost, RawPolicy, RawRule, Sp};
+use crate::model::{
+    Admission, Authority, Cluster, Defaults, Exemption, Host, Policy, Rule, Scope, Zone,
+};
+use crate::raw::{RawAuthority, RawCluster, RawExemption, RawHost, RawPolicy, RawRule, Sp};
 
 fn vals<T>(l: Vec<Sp<T>>) -> Vec<T> {
     l.into_iter().map(|s| s.v).collect()
@@ -43,13 +45,21 @@ pub(crate) fn build(raw: RawPolicy, peers: Vec<Vec<ipnet::IpNet>>) -> Option<Pol
         prefixes: vals(z.prefixes),
     });
     let exemptions: Vec<_> = raw.exemptions.into_iter().zip(peers).collect();
+    let authorities = all(raw.authorities, authority)?;
+    let broad: Vec<&str> = authorities
+        .iter()
+        .filter(|a| a.scope == Scope::Any)
+        .map(|a| a.name.as_str())
+        .collect();
+    let rules = all(raw.rules, |r| rule(r, &d, &broad))?;
     Some(Policy {
         version: 1,
         zones: zones.collect(),
         hosts: all(raw.hosts, host)?,
         clusters: all(raw.clusters, cluster)?,
         exemptions: all(exemptions, |(x, peers)| exemption(x, peers))?,
-        rules: all(raw.rules, |r| rule(r, &d))?,
+        rules,
+        authorities,
         defaults: d,
         ownership: raw.ownership.values,
     })
@@ -86,16 +96,32 @@ fn exemption(x: RawExemption, peers: Vec<ipnet::IpNet>) -> Option<Exemption> {
     })
 }
 
-/// Endpoints stay symbolic; mode and cipher take [defaults] when the rule names none.
-fn rule(r: RawRule, d: &Defaults) -> Option<Rule> {
+fn authority(a: RawAuthority) -> Option<Authority> {
+    Some(Authority {
+        name: a.name?.v,
+        ca_certificates: vals(a.ca_certificates),
+        crls: vals(a.crls),
+        revocation: a.revocation,
+        scope: a.scope,
+        identities: vals(a.identities),
+    })
+}
+
+/// Endpoints stay symbolic; mode, cipher and key exchange take [defaults] when the rule
+/// names none; `broad` are the authorities with `scope = "any"`.
+fn rule(r: RawRule, d: &Defaults, broad: &[&str]) -> Option<Rule> {
+    let (from, to, action) = (vals(r.from), vals(r.to), r.action?.v);
     Some(Rule {
         name: r.name?.v,
-        from: vals(r.from),
-        to: vals(r.to),
+        admits: Admission::of(&from, &to, action, broad),
+        from,
+        to,
         protocol: r.protocol.map(|p| p.v),
         ports: vals(r.ports),
-        action: r.action?.v,
+        action,
         mode: r.mode.map_or(d.mode, |m| m.v),
         cipher: r.cipher.map_or(d.cipher, |c| c.v),
+        key_exchange: r.key_exchange.map_or(d.key_exchange, |k| k.v),
+        identities: vals(r.identities),
     })
 }

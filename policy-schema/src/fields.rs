@@ -35,12 +35,16 @@ pub(crate) enum Kind {
     Prefixes,
     /// A list of names of other entries.
     Names,
-    /// A list of endpoints: any, zone:NAME, host:NAME, cluster:NAME, prefix or address.
+    /// A list of endpoints: any, zone:NAME, host:NAME, cluster:NAME, ca:NAME, prefix or address.
     Endpoints,
     /// icmp | icmpv6 | tcp | udp, or an IP protocol number.
     Protocol,
     /// A list of ports and "lo-hi" ranges.
     Ports,
+    /// A list of absolute file paths (read by the agent, never by this crate).
+    Paths,
+    /// A list of identity patterns: dns:…, email:…, ip:…, dn:….
+    Identities,
     /// A sub-table with fixed keys.
     Table(&'static TableSpec),
     /// An array of tables with fixed keys.
@@ -110,6 +114,9 @@ pub(crate) const MODES: &[&str] = &["transport", "tunnel"];
 pub(crate) const ACTIONS: &[&str] = &["require", "request", "permit", "block"];
 pub(crate) const DIRECTIONS: &[&str] = &["in", "out", "both"];
 pub(crate) const ENCAPSULATIONS: &[&str] = &["none", "udp"];
+pub(crate) const KEY_EXCHANGES: &[&str] = &["static", "ikev2"];
+pub(crate) const REVOCATIONS: &[&str] = &["strict", "relaxed"];
+pub(crate) const SCOPES: &[&str] = &["named", "any"];
 
 /// Key epochs from 10 s (rekeying more often only churns SAs) to one day. The time-derived initial ESN sequence number spends
 /// 2^32 numbers over an SA's hard lifetime (about two intervals), so the rate a restarted
@@ -198,6 +205,12 @@ pub(crate) static DEFAULTS: TableSpec = TableSpec {
             Kind::Bool,
             "Let IPv6 neighbour discovery (ICMPv6 133-137) pass in clear.",
             || json!(d().exempt_neighbor_discovery),
+        ),
+        dflt(
+            "key-exchange",
+            Kind::Enum(KEY_EXCHANGES),
+            "Keying of rules that name none, for inventory hosts: static keys or IKEv2.",
+            || json!(d().key_exchange.as_str()),
         ),
     ],
 };
@@ -312,7 +325,7 @@ pub(crate) static RULE: TableSpec = TableSpec {
         req(
             "from",
             Kind::Endpoints,
-            "One side: any, zone:NAME, host:NAME, cluster:NAME, a prefix or an address.",
+            "One side: any, zone:NAME, host:NAME, cluster:NAME, ca:NAME, a prefix or an address.",
         ),
         req("to", Kind::Endpoints, "The other side, same forms."),
         opt(
@@ -340,6 +353,51 @@ pub(crate) static RULE: TableSpec = TableSpec {
             Kind::Enum(CIPHERS),
             "Cipher suite; absent = [defaults].cipher.",
         ),
+        opt(
+            "key-exchange",
+            Kind::Enum(KEY_EXCHANGES),
+            "Keying with inventory hosts: static or ikev2; absent = [defaults].key-exchange. Authority peers always use ikev2.",
+        ),
+        opt(
+            "identities",
+            Kind::Identities,
+            "Identity patterns an authority-admitted peer's certificate must also match (one of them).",
+        ),
+    ],
+};
+
+pub(crate) static AUTHORITY: TableSpec = TableSpec {
+    name: "authorities",
+    doc: "A certificate authority whose holders IKEv2 may admit as peers.",
+    fields: &[
+        req("name", Kind::Name, "Unique authority name; rules name it as ca:NAME."),
+        req(
+            "ca-certificates",
+            Kind::Paths,
+            "Absolute paths of the CA certificate files (PEM or DER), at least one.",
+        ),
+        opt(
+            "crls",
+            Kind::Paths,
+            "Absolute paths of CRL files this CA issues.",
+        ),
+        dflt(
+            "revocation",
+            Kind::Enum(REVOCATIONS),
+            "strict: no valid CRL refuses new peers (needs crls); relaxed: a missing or outdated CRL is a warning.",
+            || json!("strict"),
+        ),
+        dflt(
+            "scope",
+            Kind::Enum(SCOPES),
+            "named: admitted only by rules naming ca:NAME (a partner); any: also by require/request rules whose remote side is any, a zone or a prefix.",
+            || json!("named"),
+        ),
+        opt(
+            "identities",
+            Kind::Identities,
+            "Identity patterns a peer's certificate must match (one of them); absent = any holder.",
+        ),
     ],
 };
 
@@ -361,6 +419,7 @@ pub(crate) static ROOT: TableSpec = TableSpec {
         ),
         opt("hosts", Kind::TableArray(&HOST), HOST.doc),
         opt("clusters", Kind::TableArray(&CLUSTER), CLUSTER.doc),
+        opt("authorities", Kind::TableArray(&AUTHORITY), AUTHORITY.doc),
         opt("exemptions", Kind::TableArray(&EXEMPTION), EXEMPTION.doc),
         opt("rules", Kind::TableArray(&RULE), RULE.doc),
     ],
@@ -386,6 +445,10 @@ impl Kind {
             Kind::Endpoints => "a list of endpoints, e.g. [\"any\"] or [\"zone:intranet\"]".into(),
             Kind::Protocol => "icmp, icmpv6, tcp, udp or a protocol number 1-255".into(),
             Kind::Ports => "a list of ports, e.g. [80, \"16992-16995\"]".into(),
+            Kind::Paths => {
+                "a list of absolute paths, e.g. [\"/etc/xfrm-agent/ca/corp.pem\"]".into()
+            }
+            Kind::Identities => "a list of identity patterns, e.g. [\"dns:*.corp.example\"]".into(),
             Kind::Table(_) | Kind::ZoneMap => "a table".into(),
             Kind::TableArray(t) => format!("an array of tables ([[{}]])", t.name),
         }
@@ -414,7 +477,7 @@ mod tests {
     #[test]
     fn every_table_has_unique_documented_keys() {
         for spec in [
-            &ROOT, &DEFAULTS, &OWNERSHIP, &HOST, &CLUSTER, &EXEMPTION, &RULE,
+            &ROOT, &DEFAULTS, &OWNERSHIP, &HOST, &CLUSTER, &AUTHORITY, &EXEMPTION, &RULE,
         ] {
             for (i, f) in spec.fields.iter().enumerate() {
                 assert!(!f.doc.is_empty(), "{}.{}", spec.name, f.name);

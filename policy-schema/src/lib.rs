@@ -8,6 +8,7 @@
 //! file on every change uses a [`Reloader`], which gives the same results and rereads
 //! only the entries that changed.
 
+mod authority;
 mod build;
 mod check;
 mod curve;
@@ -21,6 +22,9 @@ mod reload;
 mod report;
 mod schema;
 mod suggest;
+mod summary;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 mod text;
 mod values;
 

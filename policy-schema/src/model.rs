@@ -10,6 +10,10 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::Serialize;
 
+pub use crate::authority::{
+    Admission, Authority, CertIdentity, Glob, IdentityPattern, KeyExchange, Revocation, Scope,
+};
+
 /// The whole policy file after validation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Policy {
@@ -20,6 +24,8 @@ pub struct Policy {
     pub zones: Vec<Zone>,
     pub hosts: Vec<Host>,
     pub clusters: Vec<Cluster>,
+    /// Certificate authorities whose holders IKEv2 may admit (`[[authorities]]`).
+    pub authorities: Vec<Authority>,
     pub exemptions: Vec<Exemption>,
     pub rules: Vec<Rule>,
 }
@@ -41,6 +47,8 @@ pub struct Defaults {
     pub allow_legacy: bool,
     /// Always let IPv6 neighbour discovery (ICMPv6 133–137) pass in clear.
     pub exempt_neighbor_discovery: bool,
+    /// How rules that name none key SAs with inventory hosts.
+    pub key_exchange: KeyExchange,
 }
 
 impl Default for Defaults {
@@ -54,6 +62,7 @@ impl Default for Defaults {
             replay_window: 1024,
             allow_legacy: false,
             exempt_neighbor_discovery: true,
+            key_exchange: KeyExchange::Static,
         }
     }
 }
@@ -138,6 +147,13 @@ pub struct Rule {
     pub action: Action,
     pub mode: Mode,
     pub cipher: Cipher,
+    /// Keying of SAs with inventory hosts; peers admitted by an authority always use IKEv2.
+    pub key_exchange: KeyExchange,
+    /// Extra identity constraints on authority-admitted peers (empty: none beyond the
+    /// authority's own).
+    pub identities: Vec<IdentityPattern>,
+    /// Derived: which authorities' certificate holders this rule admits, per side.
+    pub admits: Admission,
 }
 
 /// One element of a rule's `from`/`to` list.
@@ -149,6 +165,10 @@ pub enum Endpoint {
     Host(String),
     Cluster(String),
     Prefix(IpNet),
+    /// `ca:NAME`: every address, like `any`; a peer at an inventory host's address is
+    /// that host (its key authenticates it), any other peer must authenticate over IKEv2
+    /// with a certificate from the named authority.
+    Authority(String),
 }
 
 impl fmt::Display for Endpoint {
@@ -159,6 +179,7 @@ impl fmt::Display for Endpoint {
             Endpoint::Host(n) => write!(f, "host:{n}"),
             Endpoint::Cluster(n) => write!(f, "cluster:{n}"),
             Endpoint::Prefix(p) => write!(f, "{p}"),
+            Endpoint::Authority(n) => write!(f, "ca:{n}"),
         }
     }
 }
@@ -468,15 +489,19 @@ impl Policy {
     pub fn cluster(&self, name: &str) -> Option<&Cluster> {
         self.clusters.iter().find(|c| c.name == name)
     }
+    pub fn authority(&self, name: &str) -> Option<&Authority> {
+        self.authorities.iter().find(|a| a.name == name)
+    }
     /// The host whose public key is `key`, if any.
     pub fn host_by_key(&self, key: &PublicKey) -> Option<&Host> {
         self.hosts.iter().find(|h| &h.public_key == key)
     }
     /// The prefixes an endpoint stands for (host/cluster addresses as /32 or /128).
     /// References are known to resolve after validation; an unknown one yields nothing.
+    /// An authority endpoint stands for every address: its peers are known by certificate.
     pub fn resolve(&self, e: &Endpoint) -> Vec<IpNet> {
         match e {
-            Endpoint::Any => any_prefixes(),
+            Endpoint::Any | Endpoint::Authority(_) => any_prefixes(),
             Endpoint::Zone(n) => self.zone(n).map(|z| z.prefixes.clone()).unwrap_or_default(),
             Endpoint::Host(n) => self
                 .host(n)

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::model::{
-    Action, Cipher, Defaults, Direction, Encapsulation, Endpoint, Mode, Ownership, PortRange,
-    Protocol, PublicKey,
+    Action, Cipher, Defaults, Direction, Encapsulation, Endpoint, IdentityPattern, KeyExchange,
+    Mode, Ownership, PortRange, Protocol, PublicKey, Revocation, Scope,
 };
 
 /// A value and the byte offset where the file says it.
@@ -42,6 +42,7 @@ pub(crate) struct RawPolicy {
     pub zones: Vec<RawZone>,
     pub hosts: Vec<RawHost>,
     pub clusters: Vec<RawCluster>,
+    pub authorities: Vec<RawAuthority>,
     pub exemptions: Vec<RawExemption>,
     pub rules: Vec<RawRule>,
 }
@@ -96,6 +97,19 @@ pub(crate) struct RawCluster {
     pub encapsulation: Encapsulation,
 }
 
+#[derive(Debug, Default)]
+pub(crate) struct RawAuthority {
+    pub origin: Origin,
+    pub name: Option<Sp<String>>,
+    pub ca_certificates: Vec<Sp<std::path::PathBuf>>,
+    pub crls: Vec<Sp<std::path::PathBuf>>,
+    pub revocation: Revocation,
+    /// Offset of the `revocation` value, if the file gives one.
+    pub revocation_at: Option<usize>,
+    pub scope: Scope,
+    pub identities: Vec<Sp<IdentityPattern>>,
+}
+
 #[derive(Debug)]
 pub(crate) struct RawExemption {
     pub origin: Origin,
@@ -125,4 +139,8 @@ pub(crate) struct RawRule {
     /// As written; None = inherit from [defaults].
     pub mode: Option<Sp<Mode>>,
     pub cipher: Option<Sp<Cipher>>,
+    /// As written; None = inherit from [defaults].
+    pub key_exchange: Option<Sp<KeyExchange>>,
+    pub identities_at: Option<usize>,
+    pub identities: Vec<Sp<IdentityPattern>>,
 }

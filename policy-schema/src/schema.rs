@@ -11,9 +11,11 @@ const KEY_PATTERN: &str = "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$";
 const DURATION_PATTERN: &str = "^([0-9]+[smhd])+$";
 const PORT_RANGE_PATTERN: &str = "^[0-9]{1,5}(-[0-9]{1,5})?$";
 const ENDPOINT_PATTERN: &str =
-    "^(any|(zone|host|cluster):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}|[0-9A-Fa-f.:]+(/[0-9]{1,3})?)$";
+    "^(any|(zone|host|cluster|ca):[A-Za-z0-9][A-Za-z0-9_.-]{0,62}|[0-9A-Fa-f.:]+(/[0-9]{1,3})?)$";
 const ADDRESS_PATTERN: &str = "^[0-9A-Fa-f.:]+$";
 const PREFIX_PATTERN: &str = "^[0-9A-Fa-f.:]+(/[0-9]{1,3})?$";
+const PATH_PATTERN: &str = "^/";
+const IDENTITY_PATTERN: &str = "^(dns|email|ip|dn):.+$";
 
 fn list(items: Value, min: usize) -> Value {
     json!({"type": "array", "items": items, "minItems": min})
@@ -57,6 +59,11 @@ fn kind_schema(kind: &Kind, required: bool) -> Value {
             ]}),
             1,
         ),
+        Kind::Paths => list(
+            json!({"type": "string", "pattern": PATH_PATTERN}),
+            usize::from(required),
+        ),
+        Kind::Identities => list(json!({"type": "string", "pattern": IDENTITY_PATTERN}), 1),
         Kind::Table(spec) => table_schema(spec),
         Kind::TableArray(spec) => json!({"type": "array", "items": table_schema(spec)}),
         Kind::ZoneMap => json!({

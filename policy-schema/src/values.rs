@@ -142,6 +142,26 @@ pub(crate) fn port_range(s: &str) -> Result<PortRange, String> {
 /// A prefix `"10.0.0.0/24"` or a bare address (a /32 or /128). Host bits must be clear:
 /// "10.10.0.1/24" most often means a typo for the network, and the kernel would silently
 /// mask it (xfrm_selector_match compares under the prefix length).
+/// Longest path accepted (Linux PATH_MAX).
+const MAX_PATH: usize = 4096;
+
+/// An absolute path without `..` (the agent resolves nothing relative to its working
+/// directory, and a path that climbs is a mistake or a trick).
+pub(crate) fn absolute_path(s: &str) -> Result<std::path::PathBuf, String> {
+    if !s.starts_with('/') {
+        return Err("is a relative path, expected an absolute path (starting with \"/\"; the agent does not resolve paths against its working directory)".into());
+    }
+    if s.len() > MAX_PATH || s.contains('\0') {
+        return Err(format!(
+            "is not a usable path (expected at most {MAX_PATH} bytes, no NUL)"
+        ));
+    }
+    if s.split('/').any(|c| c == "..") {
+        return Err("contains \"..\", expected a path without parent-directory steps".into());
+    }
+    Ok(std::path::PathBuf::from(s))
+}
+
 pub(crate) fn prefix(s: &str) -> Result<IpNet, String> {
     if let Ok(a) = s.parse::<IpAddr>() {
         return not_mapped(IpNet::from(a));

@@ -297,8 +297,8 @@ fn schema_has_the_2020_12_shape() {
     assert_eq!(s["required"], json!(["version"]));
     let mut objects = 0;
     check_shape(&s, "#", &mut objects);
-    // The root, defaults, ownership, zones and the four entry kinds.
-    assert_eq!(objects, 8);
+    // The root, defaults, ownership, zones and the five entry kinds.
+    assert_eq!(objects, 9);
     assert_eq!(
         s["properties"]["rules"]["items"]["properties"]["action"]["enum"],
         json!(["require", "request", "permit", "block"])
@@ -310,6 +310,21 @@ fn schema_has_the_2020_12_shape() {
     assert_eq!(
         s["properties"]["ownership"]["properties"]["reqid-range"]["default"],
         json!([0x7a00_0000u32, 0x7a00_00ffu32])
+    );
+    let authority = &s["properties"]["authorities"]["items"];
+    assert_eq!(authority["required"], json!(["name", "ca-certificates"]));
+    assert_eq!(
+        authority["properties"]["revocation"]["enum"],
+        json!(["strict", "relaxed"])
+    );
+    assert_eq!(authority["properties"]["scope"]["default"], "named");
+    assert_eq!(
+        s["properties"]["rules"]["items"]["properties"]["key-exchange"]["enum"],
+        json!(["static", "ikev2"])
+    );
+    assert_eq!(
+        s["properties"]["defaults"]["properties"]["key-exchange"]["default"],
+        "static"
     );
 }
 
@@ -343,6 +358,7 @@ fn schema_level_mistakes_fail_validation() {
         "protocol-values.toml",
         "ownership-values.toml",
         "port-zero.toml",
+        "authorities.toml",
     ] {
         let (_, v) = fixtures.iter().find(|(n, _)| n == name).expect(name);
         let mut errs = Vec::new();

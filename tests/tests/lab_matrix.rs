@@ -54,6 +54,7 @@ fn harness_sees_every_cell_clear_without_agents() {
         zones: vec![],
         hosts: vec![],
         clusters: vec![],
+        authorities: vec![],
         exemptions: vec![],
         rules: vec![],
     };

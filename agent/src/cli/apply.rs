@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use serde_json::json;
 
-use super::context::{self, Context};
 use crate::engine::{self, Outcome};
 use crate::kernel;
+use crate::load::{self, Context};
 use crate::model::Desired;
 use crate::plan;
 
@@ -21,10 +21,10 @@ pub(super) fn desired_here(
     netns: &super::NetnsArgs,
 ) -> anyhow::Result<(Context, Desired)> {
     kernel::netns::enter_opt(netns.netns.as_deref())?;
-    let ctx = context::load(args)?;
-    context::print_warnings(&ctx.warnings);
+    let ctx = load::load(&args.files())?;
+    load::print_warnings(&ctx.warnings);
     let local = kernel::addrs::local_addrs().context("reading local addresses")?;
-    let desired = plan::desired(&ctx.policy, &ctx.identity, &local, context::now(args))?;
+    let desired = plan::desired(&ctx.policy, &ctx.identity, &local, args.now())?;
     Ok((ctx, desired))
 }
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 pub fn run(config: &Path, max_size: u64) -> anyhow::Result<ExitCode> {
     match policy_schema::load_path_limited(config, max_size) {
         Ok(loaded) => {
-            super::context::print_warnings(&loaded.warnings);
+            crate::load::print_warnings(&loaded.warnings);
             let p = &loaded.policy;
             println!(
                 "{}: valid ({} zones, {} hosts, {} clusters, {} exemptions, {} rules, {} warnings)",
@@ -18,6 +18,10 @@ pub fn run(config: &Path, max_size: u64) -> anyhow::Result<ExitCode> {
                 p.rules.len(),
                 loaded.warnings.len()
             );
+            // Who is admitted beyond the inventory, and how SAs are keyed (docs/ike.md).
+            for line in p.admission_summary() {
+                println!("  {line}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(diags) => {

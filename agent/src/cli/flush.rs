@@ -15,8 +15,8 @@ pub fn run(args: &super::FlushArgs) -> anyhow::Result<ExitCode> {
     let own = match &args.config {
         Some(path) => {
             let (policy, warnings) =
-                super::context::load_policy(path, policy_schema::DEFAULT_MAX_POLICY_SIZE)?;
-            super::context::print_warnings(&warnings);
+                crate::load::load_policy(path, policy_schema::DEFAULT_MAX_POLICY_SIZE)?;
+            crate::load::print_warnings(&warnings);
             policy.ownership
         }
         None => Ownership::default(),

@@ -7,9 +7,12 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::clock;
+use crate::load::{ClusterKeyFile, PolicyFiles};
+use crate::plan::Timestamp;
+
 mod apply;
 mod check;
-pub mod context;
 mod docs;
 mod explain;
 mod flush;
@@ -95,14 +98,45 @@ pub struct PolicyArgs {
     #[arg(long)]
     pub host: Option<String>,
     /// A cluster's private key, NAME=FILE (default: cluster-NAME.key beside --key).
-    #[arg(long, value_name = "NAME=FILE")]
-    pub cluster_key: Vec<String>,
+    #[arg(long, value_name = "NAME=FILE", value_parser = parse_cluster_key)]
+    pub cluster_key: Vec<ClusterKeyFile>,
     /// Compute for this Unix time instead of now (testing, time travel).
     #[arg(long, hide = true)]
     pub now: Option<u64>,
     /// Refuse a policy file larger than this (suffixes K, M, G: powers of 1024).
     #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size)]
     pub max_policy_size: u64,
+}
+
+impl PolicyArgs {
+    /// The files to load the policy and identity from.
+    pub fn files(&self) -> PolicyFiles {
+        PolicyFiles {
+            config: self.config.clone(),
+            key: self.key.clone(),
+            host: self.host.clone(),
+            cluster_keys: self.cluster_key.clone(),
+            max_policy_size: self.max_policy_size,
+        }
+    }
+
+    /// `--now` or the system clock.
+    pub fn now(&self) -> Timestamp {
+        self.now.map_or_else(clock::now, Timestamp::from_secs)
+    }
+}
+
+/// `--cluster-key NAME=FILE`: a cluster name and a non-empty file name.
+pub fn parse_cluster_key(s: &str) -> Result<ClusterKeyFile, String> {
+    match s.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => Ok(ClusterKeyFile {
+            cluster: name.to_string(),
+            path: PathBuf::from(path),
+        }),
+        _ => Err(format!(
+            "{s:?} is not NAME=FILE (e.g. db=/etc/xfrm-agent/cluster-db.key)"
+        )),
+    }
 }
 
 /// A size in bytes: a number with an optional K, M or G suffix (powers of 1024; `KiB`,
@@ -201,24 +235,17 @@ pub struct RunArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(
+    group(clap::ArgGroup::new("what").required(true).args(["daemon", "config"])),
+    override_usage = "xfrm-agent status -c <CONFIG> --key <KEY> [OPTIONS]\n       xfrm-agent status --daemon [--netns <NETNS>] [--json]"
+)]
 pub struct StatusArgs {
     /// Only the running daemon's view (no policy file or key needed); exit 1 when none runs.
     #[arg(long, conflicts_with_all = ["config", "key"])]
     pub daemon: bool,
-    #[arg(short = 'c', long = "config", required_unless_present = "daemon")]
-    pub config: Option<PathBuf>,
-    /// This host's private key file.
-    #[arg(long, required_unless_present = "daemon")]
-    pub key: Option<PathBuf>,
-    /// Act as this host instead of the one the key identifies (tooling only).
-    #[arg(long)]
-    pub host: Option<String>,
-    /// A cluster's private key, NAME=FILE (default: cluster-NAME.key beside --key).
-    #[arg(long, value_name = "NAME=FILE")]
-    pub cluster_key: Vec<String>,
-    /// Refuse a policy file larger than this (suffixes K, M, G: powers of 1024).
-    #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size)]
-    pub max_policy_size: u64,
+    /// The policy and this host's key (absent with --daemon).
+    #[command(flatten)]
+    pub policy: Option<PolicyArgs>,
     #[command(flatten)]
     pub netns: NetnsArgs,
     #[arg(long)]
@@ -308,7 +335,59 @@ pub fn dispatch(cli: Cli) -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::*;
+
+    #[test]
+    fn cluster_keys_are_name_equals_file() {
+        let k = parse_cluster_key("db=/etc/k=1.key").unwrap();
+        assert_eq!(k.cluster, "db");
+        assert_eq!(k.path, PathBuf::from("/etc/k=1.key"));
+        for bad in ["", "db", "=f", "db=", "/etc/cluster-db.key"] {
+            assert!(parse_cluster_key(bad).is_err(), "{bad:?}");
+        }
+        // Refused by clap before any file is read, and parsed the same in every command.
+        let argv = [
+            "xfrm-agent",
+            "plan",
+            "-c",
+            "p",
+            "--key",
+            "k",
+            "--cluster-key",
+            "db",
+        ];
+        assert!(Cli::try_parse_from(argv).is_err());
+        let argv = [
+            "xfrm-agent",
+            "status",
+            "-c",
+            "p",
+            "--key",
+            "k",
+            "--cluster-key",
+            "a=b",
+        ];
+        let Command::Status(s) = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("not status")
+        };
+        let files = s.policy.expect("policy files given").files();
+        assert_eq!(files.cluster_keys[0].path, PathBuf::from("b"));
+    }
+
+    #[test]
+    fn status_needs_the_policy_files_or_daemon() {
+        let parse = |a: &[&str]| Cli::try_parse_from([&["xfrm-agent", "status"], a].concat());
+        assert!(parse(&[]).is_err());
+        assert!(
+            parse(&["-c", "p"]).is_err(),
+            "--key is required with --config"
+        );
+        assert!(parse(&["--daemon", "-c", "p", "--key", "k"]).is_err());
+        let Command::Status(s) = parse(&["--daemon"]).unwrap().command else {
+            panic!("not status")
+        };
+        assert!(s.daemon && s.policy.is_none());
+    }
 
     #[test]
     fn sizes_take_binary_suffixes_and_refuse_nonsense() {

@@ -4,19 +4,20 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::context::{self, Context};
 use super::{PlanArgs, PolicyArgs, RenderArgs};
+use crate::kernel;
+use crate::load::{self, Context};
 use crate::model::Desired;
 use crate::plan::diff::{diff, Plan};
 use crate::plan::{desired, LocalAddrs};
-use crate::{kernel, show};
+use crate::report;
 
 /// Compile the plan for the host the key identifies, with the addresses configured here
 /// (only cluster addresses depend on them; unreadable → none held).
 pub fn compile(args: &PolicyArgs, local: &LocalAddrs) -> anyhow::Result<(Context, Desired)> {
-    let cx = context::load(args)?;
-    context::print_warnings(&cx.warnings);
-    let d = desired(&cx.policy, &cx.identity, local, context::now(args))?;
+    let cx = load::load(&args.files())?;
+    load::print_warnings(&cx.warnings);
+    let d = desired(&cx.policy, &cx.identity, local, args.now())?;
     Ok((cx, d))
 }
 
@@ -41,7 +42,7 @@ pub fn run_plan(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let (cx, d) = compile(&args.policy, &local_addrs())?;
     let kdiff = kernel_diff(&cx, &d);
     if args.json {
-        let mut v = show::plan_json(&d, args.show_keys);
+        let mut v = report::desired::plan_json(&d, args.show_keys);
         let k = match &kdiff {
             None => json!(null),
             Some(Ok(p)) => json!({
@@ -57,7 +58,10 @@ pub fn run_plan(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    print!("{}", show::plan_table(&d, args.show_keys));
+    print!(
+        "{}",
+        report::desired::plan_table(&d, args.show_keys, args.policy.now())
+    );
     match kdiff {
         None => println!("\nkernel: not compared (run as root to see what `apply` would change)"),
         Some(Err(e)) => println!("\nkernel: cannot compare: {e:#}"),
@@ -79,6 +83,6 @@ pub fn run_plan(args: &PlanArgs) -> anyhow::Result<ExitCode> {
 
 pub fn run_render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
     let (_, d) = compile(&args.policy, &local_addrs())?;
-    print!("{}", crate::render::render(&d, args.show_keys));
+    print!("{}", report::ip_batch::render(&d, args.show_keys));
     Ok(ExitCode::SUCCESS)
 }

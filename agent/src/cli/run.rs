@@ -14,5 +14,5 @@ pub fn run(args: &super::RunArgs) -> anyhow::Result<ExitCode> {
         debounce: Duration::from_millis(args.debounce_ms),
         announce: args.announce_cluster_addresses,
     };
-    daemon::run(&args.policy, args.netns.netns.as_deref(), &o)
+    daemon::run(&args.policy.files(), args.netns.netns.as_deref(), &o)
 }

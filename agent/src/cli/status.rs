@@ -3,140 +3,197 @@
 //! XFRM error counters, and — when a daemon runs in that namespace — the daemon's view
 //! (last reload and its error, epoch, next rotation, repairs). `--daemon` shows only that.
 
+use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use serde_json::Value;
 
+use crate::clock;
 use crate::daemon::control;
+use crate::daemon::view::DaemonView;
 use crate::kernel;
-use crate::status;
+use crate::plan::Timestamp;
+use crate::report::peers;
 
-fn daemon_view() -> anyhow::Result<Option<Value>> {
+/// The running daemon's view, or None when no daemon runs in this namespace.
+fn daemon_view() -> anyhow::Result<Option<DaemonView>> {
     match control::query().context("asking the daemon")? {
-        Some(text) => {
-            let v: Value =
-                serde_json::from_str(&text).context("the daemon's answer is not JSON")?;
-            match v.get("error").and_then(Value::as_str) {
-                Some(e) => anyhow::bail!("the daemon refused: {e}"),
-                None => Ok(Some(v)),
-            }
-        }
+        Some(text) => parse_view(&text).map(Some),
         None => Ok(None),
     }
 }
 
-fn unix_text(v: &Value) -> String {
-    match v.as_f64() {
-        Some(t) => {
-            let now = crate::daemon::worker::unix_now();
-            let d = t - now;
-            if d >= 0.0 {
-                format!("{t:.0} (in {d:.0} s)")
-            } else {
-                format!("{t:.0} ({:.0} s ago)", -d)
-            }
-        }
-        None => "-".into(),
+/// The daemon's answer: its view, or the reason it refused.
+fn parse_view(text: &str) -> anyhow::Result<DaemonView> {
+    let v: Value = serde_json::from_str(text).context("the daemon's answer is not JSON")?;
+    if let Some(e) = v.get("error").and_then(Value::as_str) {
+        anyhow::bail!("the daemon refused: {e}");
     }
+    serde_json::from_value(v).context("the daemon's answer is not its view")
 }
 
-/// The daemon's view, readable.
-fn render_daemon(v: &Value) -> String {
-    let g = |k: &str| v.get(k).cloned().unwrap_or(Value::Null);
-    let r = g("last_reload");
-    let c = g("last_reconcile");
+/// The daemon's view, readable; times relative to `now`.
+fn render_daemon(v: &DaemonView, now: Timestamp) -> String {
+    let when = |t: Timestamp| clock::human(t, now);
+    let r = &v.last_reload;
+    let c = &v.last_reconcile;
     let mut out = format!(
         "daemon pid {} host {} config {}\n  policy sha256 {}\n  last reload {} {}\n  reloads ok {} failed {}\n",
-        g("pid"),
-        g("host").as_str().unwrap_or("-"),
-        g("config").as_str().unwrap_or("-"),
-        g("policy_sha256").as_str().unwrap_or("-"),
-        unix_text(&r["unix"]),
-        if r["ok"].as_bool() == Some(true) { "ok" } else { "REJECTED" },
-        g("reloads_ok"),
-        g("reloads_failed"),
+        v.pid,
+        v.host,
+        v.config,
+        v.policy_sha256,
+        when(r.unix),
+        if r.ok { "ok" } else { "REJECTED" },
+        v.reloads_ok,
+        v.reloads_failed,
     );
-    if let Some(e) = g("last_error").as_str() {
+    if let Some(e) = &v.last_error {
         out += "  last error (the previous policy stays in force):\n";
         for l in e.lines() {
-            out += &format!("    {l}\n");
+            let _ = writeln!(out, "    {l}");
         }
-    } else if let Some(e) = g("last_rejected")["error"].as_str() {
-        out += &format!(
-            "  last rejected {}: {}\n",
-            unix_text(&g("last_rejected")["unix"]),
-            e.lines().next().unwrap_or_default()
+    } else if let Some(rej) = &v.last_rejected {
+        let first = rej.error.as_deref().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  last rejected {}: {}",
+            when(rej.unix),
+            first.lines().next().unwrap_or_default()
         );
     }
-    out += &format!(
-        "  epoch {}  next rotation {}\n  reconciles {} (last: {}, read {}, {} ops, {:.1} ms, {})\n  drift repairs {}  rotations {}  soft expires {}  unknown-peer acquires {}\n  owned {} policies, {} states; ESP-in-UDP sockets {}\n",
-        g("epoch"),
-        unix_text(&g("next_rotation_unix")),
-        g("reconciles"),
-        c["cause"].as_str().unwrap_or("-"),
-        c["read"].as_str().unwrap_or("-"),
-        c["ops"],
-        c["duration_ms"].as_f64().unwrap_or(0.0),
-        if c["verified"].as_bool() == Some(true) { "verified" } else { "NOT verified" },
-        g("drift_repairs"),
-        g("rotations"),
-        g("soft_expires"),
-        g("unknown_peer_acquires"),
-        g("owned_policies"),
-        g("owned_states"),
-        g("encap_sockets"),
+    let epoch = v.epoch.map_or("-".into(), |e| e.to_string());
+    let next = v.next_rotation_unix.map_or("-".into(), when);
+    let _ = write!(
+        out,
+        "  epoch {epoch}  next rotation {next}\n  reconciles {} (last: {}, read {}, {} ops, {:.1} ms, {})\n  drift repairs {}  rotations {}  soft expires {}  unknown-peer acquires {}\n  owned {} policies, {} states; ESP-in-UDP sockets {}\n",
+        v.reconciles,
+        if c.cause.is_empty() { "-" } else { &c.cause },
+        if c.read.is_empty() { "-" } else { &c.read },
+        c.ops,
+        c.duration_ms,
+        if c.verified { "verified" } else { "NOT verified" },
+        v.drift_repairs,
+        v.rotations,
+        v.soft_expires,
+        v.unknown_peer_acquires,
+        v.owned_policies,
+        v.owned_states,
+        v.encap_sockets,
     );
-    if let Some(m) = g("missing_features").as_array().filter(|m| !m.is_empty()) {
-        let names: Vec<&str> = m.iter().filter_map(Value::as_str).collect();
-        out += &format!(
-            "  kernel lacks: {} (SAs not installed; traffic held)\n",
-            names.join(", ")
+    if !v.missing_features.is_empty() {
+        let _ = writeln!(
+            out,
+            "  kernel lacks: {} (SAs not installed; traffic held)",
+            v.missing_features.join(", ")
         );
     }
     out
 }
 
 pub fn run(args: &super::StatusArgs) -> anyhow::Result<ExitCode> {
-    if args.daemon {
+    let Some(policy) = args.policy.as_ref().filter(|_| !args.daemon) else {
         kernel::netns::enter_opt(args.netns.netns.as_deref())?;
         let Some(v) = daemon_view()? else {
             eprintln!("xfrm-agent: no daemon is running in this network namespace");
             return Ok(ExitCode::from(1));
         };
         if args.json {
-            println!("{v}");
+            println!("{}", serde_json::to_string(&v)?);
         } else {
-            print!("{}", render_daemon(&v));
+            print!("{}", render_daemon(&v, clock::now()));
         }
         return Ok(ExitCode::SUCCESS);
-    }
-    let policy = super::PolicyArgs {
-        config: args.config.clone().expect("clap requires --config"),
-        key: args.key.clone().expect("clap requires --key"),
-        host: args.host.clone(),
-        cluster_key: args.cluster_key.clone(),
-        now: None,
-        max_policy_size: args.max_policy_size,
     };
-    let (ctx, desired) = super::apply::desired_here(&policy, &args.netns)?;
+    let (ctx, desired) = super::apply::desired_here(policy, &args.netns)?;
     let mut sock = kernel::open().context("opening the XFRM netlink socket")?;
     let observed = kernel::observe(&mut sock, &ctx.policy.ownership)?;
-    let report = status::build(&desired, &observed, status::read_xfrm_stat_all());
+    let report = peers::build(&desired, &observed, peers::read_xfrm_stat_all());
     let daemon = daemon_view().unwrap_or_else(|e| {
         tracing::warn!(error = %e, "cannot read the daemon's view");
         None
     });
     if args.json {
         let mut v = serde_json::to_value(&report)?;
-        v["daemon"] = daemon.unwrap_or(Value::Null);
+        v["daemon"] = serde_json::to_value(&daemon)?;
         println!("{v}");
     } else {
-        print!("{}", status::render(&report));
+        print!("{}", peers::render(&report));
         match daemon {
-            Some(d) => print!("{}", render_daemon(&d)),
+            Some(d) => print!("{}", render_daemon(&d, clock::now())),
             None => println!("daemon: none running in this network namespace"),
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::view::{ReconcileInfo, ReloadInfo};
+
+    /// 2026-12-07 17:37:00 UTC.
+    const NOW: Timestamp = Timestamp(1_796_665_020 * 1_000_000_000);
+
+    fn view() -> DaemonView {
+        DaemonView {
+            pid: 42,
+            host: "web1".into(),
+            config: "/etc/xfrm-agent/policy.toml".into(),
+            started_unix: Timestamp(NOW.0 - 3_600_000_000_000),
+            last_reload: ReloadInfo {
+                unix: Timestamp(NOW.0 - 5_250_000_000),
+                ok: true,
+                error: None,
+            },
+            last_rejected: Some(ReloadInfo {
+                unix: Timestamp(NOW.0 - 600_000_000_000),
+                ok: false,
+                error: Some("policy.toml:3:1: unknown key\nmore".into()),
+            }),
+            epoch: Some(7),
+            next_rotation_unix: Some(Timestamp::from_secs(NOW.secs() + 23 * 60)),
+            reconciles: 3,
+            last_reconcile: ReconcileInfo {
+                unix: Timestamp(NOW.0 - 5_000_000_000),
+                cause: "reload".into(),
+                ops: 2,
+                duration_ms: 1.5,
+                verified: true,
+                read: "dump".into(),
+                ..ReconcileInfo::default()
+            },
+            missing_features: vec!["esp".into()],
+            ..DaemonView::default()
+        }
+    }
+
+    #[test]
+    fn the_view_reads_back_typed_with_its_json_units() {
+        let v = view();
+        let text = serde_json::to_string(&v).unwrap();
+        assert_eq!(parse_view(&text).unwrap(), v);
+        let raw: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            raw["next_rotation_unix"],
+            serde_json::json!(1_796_666_400u64)
+        );
+        assert_eq!(raw["last_reload"]["unix"].as_f64(), Some(1_796_665_014.75));
+        let refused = parse_view(r#"{"error":"not allowed"}"#).unwrap_err();
+        assert!(format!("{refused:#}").contains("not allowed"));
+        assert!(parse_view(r#"{"pid":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn people_see_utc_dates_with_a_hint() {
+        let text = render_daemon(&view(), NOW);
+        assert!(
+            text.contains("next rotation 2026-12-07 18:00:00 UTC, in 23 min"),
+            "{text}"
+        );
+        assert!(text.contains("last reload 2026-12-07 17:36:54 UTC, 5 s ago ok"));
+        assert!(text.contains("last rejected 2026-12-07 17:27:00 UTC, 10 min ago: policy.toml:3:1"));
+        assert!(text.contains("kernel lacks: esp"));
+    }
 }

@@ -11,9 +11,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use super::book::DaemonView;
+use super::view::DaemonView;
 use crate::model::SaDir;
-use crate::status::Status;
+use crate::report::peers::Status;
 
 /// Metrics that accumulate between scrapes.
 #[derive(Clone, Debug)]

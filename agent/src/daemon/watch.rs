@@ -3,7 +3,7 @@
 //! ConfigMaps swap a `..data` symlink, none of which a watch on the old inode would see.
 //! Which events mean "the file is complete" and which mean "still being written" is
 //! decided here; the timing lives in
-//! [`super::book::Debounce`].
+//! [`super::debounce::Debounce`].
 
 use std::path::{Path, PathBuf};
 
@@ -11,9 +11,8 @@ use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::book::FileEvent;
-use crate::cli::context;
-use crate::cli::PolicyArgs;
+use super::debounce::FileEvent;
+use crate::load::{self, PolicyFiles};
 
 /// What an inotify event means for reloading (None: ignore — e.g. our own reads).
 pub fn classify(kind: &EventKind) -> Option<FileEvent> {
@@ -44,7 +43,7 @@ struct Targets {
 }
 
 fn parent(p: &Path) -> PathBuf {
-    let d = context::dir_of(p);
+    let d = load::dir_of(p);
     std::fs::canonicalize(d).unwrap_or_else(|_| d.to_path_buf())
 }
 
@@ -86,8 +85,7 @@ impl Targets {
     fn relevant(&self, paths: &[PathBuf]) -> bool {
         let cluster_key = |p: &PathBuf| {
             let n = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            context::is_default_cluster_key(n)
-                && self.key_dirs.iter().any(|d| p.parent() == Some(d))
+            load::is_default_cluster_key(n) && self.key_dirs.iter().any(|d| p.parent() == Some(d))
         };
         paths.is_empty()
             || paths.iter().any(|p| {
@@ -103,10 +101,10 @@ impl Targets {
 /// Start watching the policy file and the key files; events go to `tx`. Keep the
 /// returned watcher alive.
 pub fn watch(
-    args: &PolicyArgs,
+    args: &PolicyFiles,
     tx: UnboundedSender<FileEvent>,
 ) -> notify::Result<RecommendedWatcher> {
-    let explicit = context::explicit_cluster_keys(args);
+    let explicit = load::explicit_cluster_keys(args);
     let t = Targets::of(&args.config, &args.key, &explicit);
     let dirs = t.dirs.clone();
     let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {

@@ -41,7 +41,7 @@ fn setsockopt_bytes(fd: RawFd, level: libc::c_int, name: libc::c_int, v: &[u8]) 
     }
 }
 
-fn setsockopt_int(
+pub(super) fn setsockopt_int(
     fd: RawFd,
     level: libc::c_int,
     name: libc::c_int,
@@ -75,6 +75,23 @@ fn bypass_policy(dir: u8, family: u16) -> Vec<u8> {
 /// Open the encapsulation socket for IPv4 (`v6 = false`) or IPv6 on `port` (4500 unless
 /// testing), with the kernel decapsulating and the per-socket policy bypass in place.
 pub fn open_encap_socket(v6: bool, port: u16) -> io::Result<UdpSocket> {
+    let sock = bypassing_udp_socket(v6, true)?;
+    bind(&sock, wildcard(v6, port))?;
+    Ok(sock)
+}
+
+/// The wildcard address of the family, on `port`.
+pub(super) fn wildcard(v6: bool, port: u16) -> SocketAddr {
+    if v6 {
+        (Ipv6Addr::UNSPECIFIED, port).into()
+    } else {
+        (Ipv4Addr::UNSPECIFIED, port).into()
+    }
+}
+
+/// An unbound UDP socket (IPv6: v6only) whose traffic bypasses the SPD both ways, and,
+/// with `espinudp`, whose ESP-in-UDP datagrams the kernel decapsulates.
+pub(super) fn bypassing_udp_socket(v6: bool, espinudp: bool) -> io::Result<UdpSocket> {
     let (domain, family) = if v6 {
         (libc::AF_INET6, x::AF_INET6)
     } else {
@@ -96,48 +113,21 @@ pub fn open_encap_socket(v6: bool, port: u16) -> io::Result<UdpSocket> {
     for dir in [x::XFRM_POLICY_IN, x::XFRM_POLICY_OUT] {
         setsockopt_bytes(fd, level, opt, &bypass_policy(dir, family))?;
     }
-    setsockopt_int(fd, libc::IPPROTO_UDP, UDP_ENCAP, UDP_ENCAP_ESPINUDP)?;
-    let addr: SocketAddr = if v6 {
-        (Ipv6Addr::UNSPECIFIED, port).into()
-    } else {
-        (Ipv4Addr::UNSPECIFIED, port).into()
-    };
-    bind(&sock, addr)?;
+    if espinudp {
+        setsockopt_int(fd, libc::IPPROTO_UDP, UDP_ENCAP, UDP_ENCAP_ESPINUDP)?;
+    }
     Ok(sock)
 }
 
-fn bind(sock: &UdpSocket, addr: SocketAddr) -> io::Result<()> {
+pub(super) fn bind(sock: &UdpSocket, addr: SocketAddr) -> io::Result<()> {
     // std has no bind for an existing socket; do it by hand.
-    let (storage, len) = match addr {
-        SocketAddr::V4(a) => {
-            // SAFETY: zeroed sockaddr_in is valid.
-            let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-            sa.sin_family = libc::AF_INET as libc::sa_family_t;
-            sa.sin_port = a.port().to_be();
-            sa.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
-            let mut st: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-            // SAFETY: sockaddr_storage is larger than sockaddr_in.
-            unsafe { std::ptr::write((&mut st as *mut libc::sockaddr_storage).cast(), sa) };
-            (st, std::mem::size_of::<libc::sockaddr_in>())
-        }
-        SocketAddr::V6(a) => {
-            // SAFETY: zeroed sockaddr_in6 is valid.
-            let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-            sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sa.sin6_port = a.port().to_be();
-            sa.sin6_addr.s6_addr = a.ip().octets();
-            let mut st: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-            // SAFETY: sockaddr_storage is larger than sockaddr_in6.
-            unsafe { std::ptr::write((&mut st as *mut libc::sockaddr_storage).cast(), sa) };
-            (st, std::mem::size_of::<libc::sockaddr_in6>())
-        }
-    };
+    let (storage, len) = sockaddr(addr);
     // SAFETY: valid socket, storage holds `len` bytes of a sockaddr.
     let rc = unsafe {
         libc::bind(
             sock.as_raw_fd(),
             (&storage as *const libc::sockaddr_storage).cast(),
-            len as libc::socklen_t,
+            len,
         )
     };
     if rc == 0 {
@@ -145,6 +135,36 @@ fn bind(sock: &UdpSocket, addr: SocketAddr) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// `addr` as the C socket address the kernel takes, with its length.
+pub(super) fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: an all-zero sockaddr_storage is valid.
+    let mut st: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: zeroed sockaddr_in is valid.
+            let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            sa.sin_family = libc::AF_INET as libc::sa_family_t;
+            sa.sin_port = a.port().to_be();
+            sa.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+            // SAFETY: sockaddr_storage is larger than sockaddr_in.
+            unsafe { std::ptr::write((&mut st as *mut libc::sockaddr_storage).cast(), sa) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: zeroed sockaddr_in6 is valid.
+            let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+            sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sa.sin6_port = a.port().to_be();
+            sa.sin6_addr.s6_addr = a.ip().octets();
+            sa.sin6_scope_id = a.scope_id();
+            // SAFETY: sockaddr_storage is larger than sockaddr_in6.
+            unsafe { std::ptr::write((&mut st as *mut libc::sockaddr_storage).cast(), sa) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (st, len as libc::socklen_t)
 }
 
 /// Open the sockets a host needs: IPv4 always, IPv6 when it has IPv6 encapsulated SAs.

@@ -4,13 +4,16 @@
 //! Everything that talks to the kernel lives here; `plan` never imports it.
 
 pub mod addrs;
+pub mod allocspi;
 pub mod announce;
 pub mod decode;
 pub mod encap;
 pub mod encode;
 pub mod error;
 pub mod events;
+pub mod ike_sockets;
 pub mod netns;
+mod pktinfo;
 pub mod socket;
 
 use std::collections::{BTreeMap, BTreeSet};

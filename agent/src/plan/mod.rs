@@ -14,12 +14,16 @@ pub mod diff;
 
 pub use compile::backstop::{backstop_keys, is_backstop, needs_backstop};
 pub use compile::{desired, Compiled, Compiler, PlanError, Touched};
+// The keying layer (IKE Child SAs) uses the compile's SPI slots and selector helpers.
+pub(crate) use compile::net::host as host_net;
+pub(crate) use compile::spi::{SpiTable, SLOT_SIZE};
+pub(crate) use compile::states::mirror;
 
 #[cfg(test)]
 pub(crate) mod testkit;
 
 /// A moment, in nanoseconds since the Unix epoch (passed in; the plan never reads a clock).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub u64);
 
 impl Timestamp {

@@ -5,8 +5,8 @@
 mod algs;
 mod identity;
 pub use identity::display_id;
-#[cfg(test)]
-pub(crate) mod testpki;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testpki;
 #[cfg(test)]
 mod tests;
 

@@ -1,6 +1,10 @@
 //! Test PKIs made with rcgen, signing with RustCrypto P-256 keys (rcgen without ring).
+//! For tests only (this crate's, and the agent's through the `testkit` feature).
 
 use std::time::{Duration, SystemTime};
+
+/// For certificate edits in other crates' tests.
+pub use rcgen;
 
 use rcgen::{
     date_time_ymd, BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
@@ -10,14 +14,14 @@ use rcgen::{
 use rsa::signature::Signer;
 
 /// A P-256 key that rcgen can sign with.
-pub(crate) struct TestKey {
-    pub(crate) sk: p256::ecdsa::SigningKey,
+pub struct TestKey {
+    pub sk: p256::ecdsa::SigningKey,
     public: Vec<u8>,
 }
 
 impl TestKey {
     /// A key determined by `seed`.
-    pub(crate) fn new(seed: u8) -> TestKey {
+    pub fn new(seed: u8) -> TestKey {
         let sk = p256::ecdsa::SigningKey::from_slice(&[seed; 32]).unwrap();
         let public = p256::PublicKey::from(*sk.verifying_key())
             .to_sec1_bytes()
@@ -26,7 +30,7 @@ impl TestKey {
     }
 
     /// The same key as our `auth::SigningKey`.
-    pub(crate) fn signing_key(&self) -> crate::auth::SigningKey {
+    pub fn signing_key(&self) -> crate::auth::SigningKey {
         crate::auth::SigningKey::EcdsaP256(self.sk.clone())
     }
 }
@@ -49,22 +53,22 @@ impl rcgen::SigningKey for TestKey {
 }
 
 /// A CA and what it issues.
-pub(crate) struct Pki {
+pub struct Pki {
     key: TestKey,
     params: CertificateParams,
     /// The CA certificate, DER.
-    pub(crate) ca_der: Vec<u8>,
+    pub ca_der: Vec<u8>,
 }
 
 /// 2026-06-01, the tests' "now".
-pub(crate) fn now() -> SystemTime {
+pub fn now() -> SystemTime {
     let secs = date_time_ymd(2026, 6, 1).unix_timestamp();
     SystemTime::UNIX_EPOCH + Duration::from_secs(secs.try_into().unwrap())
 }
 
 impl Pki {
     /// A CA named `cn`, its key from `seed`.
-    pub(crate) fn new(cn: &str, seed: u8) -> Pki {
+    pub fn new(cn: &str, seed: u8) -> Pki {
         let key = TestKey::new(seed);
         let mut params = CertificateParams::default();
         params
@@ -86,7 +90,7 @@ impl Pki {
     }
 
     /// A CA named `cn` (key from `seed`) issued by this one.
-    pub(crate) fn intermediate(&self, cn: &str, seed: u8) -> Pki {
+    pub fn intermediate(&self, cn: &str, seed: u8) -> Pki {
         let mut sub = Pki::new(cn, seed);
         sub.ca_der = sub
             .params
@@ -98,7 +102,7 @@ impl Pki {
     }
 
     /// A host certificate for 10.0.0.1 / a.example / a@example, adjusted by `edit`.
-    pub(crate) fn leaf(
+    pub fn leaf(
         &self,
         key: &TestKey,
         serial: u64,
@@ -130,7 +134,7 @@ impl Pki {
     }
 
     /// A CRL listing `revoked` serials, valid until `next_update` (year).
-    pub(crate) fn crl(&self, revoked: &[u64], next_update_year: i32) -> Vec<u8> {
+    pub fn crl(&self, revoked: &[u64], next_update_year: i32) -> Vec<u8> {
         let params = CertificateRevocationListParams {
             this_update: date_time_ymd(2025, 6, 1),
             next_update: date_time_ymd(next_update_year, 1, 1),
@@ -153,4 +157,35 @@ impl Pki {
             .der()
             .to_vec()
     }
+}
+
+/// A config for the host at `ip` (its certificate's IP SAN and identity), certified by
+/// `pki`, trusting `trust` as authority `corp` (strict revocation, empty CRL), its key from
+/// `key_seed`, retransmitting 8 times from 0.5 s.
+pub fn config(pki: &Pki, trust: &Pki, ip: &str, key_seed: u8) -> crate::sa::Config {
+    let key = TestKey::new(key_seed);
+    let ip_addr: std::net::IpAddr = ip.parse().unwrap();
+    let cert = pki.leaf(&key, u64::from(key_seed), |p| {
+        p.subject_alt_names = vec![rcgen::SanType::IpAddress(ip_addr)];
+    });
+    let mut verifier = crate::cert::CertVerifier::new();
+    verifier
+        .add_authority(
+            "corp",
+            &[&trust.ca_der],
+            &[&trust.crl(&[], 2030)],
+            crate::cert::RevocationMode::Strict,
+        )
+        .unwrap();
+    let mut c = crate::sa::Config::new(
+        key.signing_key(),
+        vec![cert],
+        crate::codec::Id::from_ip(ip_addr),
+        verifier,
+    );
+    c.retransmit = crate::sa::Retransmit {
+        initial: Duration::from_millis(500),
+        max_tries: 8,
+    };
+    c
 }

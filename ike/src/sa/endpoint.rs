@@ -85,6 +85,12 @@ impl Endpoint {
         }
     }
 
+    /// The configuration, to change for exchanges started from now on (admission rule,
+    /// SPI filter, timers after a policy reload); running exchanges keep what they agreed.
+    pub fn config_mut(&mut self) -> &mut Config {
+        &mut self.core.config
+    }
+
     /// Re-anchors wall time (after the system clock was set).
     pub fn set_wall_clock(&mut self, now: Instant, wall: SystemTime) {
         self.core.clock = (now, wall);

@@ -340,11 +340,13 @@ pub(super) fn derive_child(
 
 /// A random inbound ESP SPI outside the reserved range 0..=255 (RFC 4303 §2.1).
 pub(super) fn fresh_esp_spi(ctx: &mut Ctx<'_>) -> u32 {
+    let allowed = |spi: u32| ctx.config.esp_spi.as_ref().is_none_or(|f| f(spi));
     loop {
         let mut b = [0u8; 4];
         ctx.rng.fill(&mut b);
         let spi = u32::from_be_bytes(b);
-        if spi > 255 {
+        // SPIs 1-255 are reserved (RFC 4303 §2.1).
+        if spi > 255 && allowed(spi) {
             return spi;
         }
     }

@@ -83,7 +83,14 @@ pub struct Config {
     /// rekeys), to compare them with another implementation's key log in the lab
     /// (`examples/lab_peer`). The library itself never logs keys; the daemon leaves it `None`.
     pub key_log: Option<KeyLog>,
+    /// Which inbound ESP SPIs we may choose (e.g. outside the SPI slots of statically keyed
+    /// SAs on the same host); `None` allows every SPI above 255.
+    pub esp_spi: Option<SpiFilter>,
 }
+
+/// An inbound ESP SPI filter: `true` lets us choose the SPI. It must accept a good share
+/// of the 32-bit space: SPIs are drawn at random until one passes.
+pub type SpiFilter = Arc<dyn Fn(u32) -> bool + Send + Sync>;
 
 /// A key-log hook: called once per derived IKE SA.
 pub type KeyLog = Arc<dyn Fn(&KeyLogEntry<'_>) + Send + Sync>;
@@ -163,6 +170,7 @@ impl Config {
             rekey_pfs: true,
             admit: None,
             key_log: None,
+            esp_spi: None,
         }
     }
 }

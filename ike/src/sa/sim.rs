@@ -3,25 +3,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{Endpoint, Event, Transmit};
-use crate::rng::{Rng, SeededRng};
-
-/// Network behaviour, in percent.
-#[derive(Clone, Copy)]
-pub(super) struct Faults {
-    pub(super) loss: u32,
-    pub(super) duplicate: u32,
-    /// Extra random delay up to this, which reorders packets.
-    pub(super) jitter: Duration,
-}
-
-impl Faults {
-    pub(super) const NONE: Faults = Faults {
-        loss: 0,
-        duplicate: 0,
-        jitter: Duration::ZERO,
-    };
-}
+use super::{Endpoint, Event};
+use crate::testnet::Channel;
+pub(super) use crate::testnet::Faults;
 
 /// Two endpoints, `a` at `addr_a` and `b` at `addr_b`, and what travels between them.
 pub(super) struct Sim {
@@ -36,12 +20,8 @@ pub(super) struct Sim {
     pub(super) delivered: Vec<(Instant, bool, Vec<u8>)>,
     /// Every datagram sent, in order: (time, sender is a).
     pub(super) sent: Vec<(Instant, bool)>,
-    faults: Faults,
-    rng: SeededRng,
-    in_flight: Vec<(Instant, Transmit)>,
+    channel: Channel,
 }
-
-const BASE_DELAY: Duration = Duration::from_millis(20);
 
 impl Sim {
     pub(super) fn new(
@@ -63,21 +43,13 @@ impl Sim {
             events_b: Vec::new(),
             delivered: Vec::new(),
             sent: Vec::new(),
-            faults,
-            rng: SeededRng::new(seed ^ 0x5eed),
-            in_flight: Vec::new(),
+            channel: Channel::new(faults, seed),
         }
     }
 
     /// Changes the network's behaviour from now on.
     pub(super) fn set_faults(&mut self, faults: Faults) {
-        self.faults = faults;
-    }
-
-    fn percent(&mut self) -> u32 {
-        let mut b = [0u8; 4];
-        self.rng.fill(&mut b);
-        u32::from_be_bytes(b) % 100
+        self.channel.set_faults(faults);
     }
 
     fn collect(&mut self) {
@@ -90,26 +62,7 @@ impl Sim {
         }
         for (from_a, t) in out {
             self.sent.push((self.now, from_a));
-            let copies = if self.percent() < self.faults.duplicate {
-                2
-            } else {
-                1
-            };
-            for _ in 0..copies {
-                if self.percent() < self.faults.loss {
-                    continue;
-                }
-                let jitter_ms = u64::try_from(self.faults.jitter.as_millis()).unwrap_or(0);
-                let extra = if jitter_ms == 0 {
-                    0
-                } else {
-                    u64::from(self.percent()) * jitter_ms / 100
-                };
-                self.in_flight.push((
-                    self.now + BASE_DELAY + Duration::from_millis(extra),
-                    t.clone(),
-                ));
-            }
+            self.channel.send(self.now, t);
         }
     }
 
@@ -121,7 +74,7 @@ impl Sim {
                 return true;
             }
             self.collect();
-            let next_packet = self.in_flight.iter().map(|(at, _)| *at).min();
+            let next_packet = self.channel.next_arrival();
             let next = [next_packet, self.a.poll_timeout(), self.b.poll_timeout()]
                 .into_iter()
                 .flatten()
@@ -144,10 +97,7 @@ impl Sim {
 
     fn deliver_due(&mut self) {
         let now = self.now;
-        let (due, later): (Vec<_>, Vec<_>) =
-            self.in_flight.drain(..).partition(|(at, _)| *at <= now);
-        self.in_flight = later;
-        for (_, t) in due {
+        for t in self.channel.arrivals(now) {
             let to_a = t.to.ip() == self.addr_a.ip();
             self.delivered.push((now, !to_a, t.payload.clone()));
             if to_a {

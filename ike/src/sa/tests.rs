@@ -5,8 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::sim::{children, Faults, Sim};
 use super::*;
-use crate::cert::testpki::{now as wall_now, Pki, TestKey};
-use crate::cert::RevocationMode;
+use crate::cert::testpki::{now as wall_now, Pki};
 use crate::codec::{decode_message, notify, Payload};
 use crate::rng::SeededRng;
 
@@ -17,34 +16,7 @@ pub(super) fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
-/// A config for the host at `ip`, certified by `pki`, trusting `trust`.
-pub(super) fn config(pki: &Pki, trust: &Pki, ip: &str, key_seed: u8) -> Config {
-    let key = TestKey::new(key_seed);
-    let ip_addr: std::net::IpAddr = ip.parse().unwrap();
-    let cert = pki.leaf(&key, u64::from(key_seed), |p| {
-        p.subject_alt_names = vec![rcgen::SanType::IpAddress(ip_addr)];
-    });
-    let mut verifier = CertVerifier::new();
-    verifier
-        .add_authority(
-            "corp",
-            &[&trust.ca_der],
-            &[&trust.crl(&[], 2030)],
-            RevocationMode::Strict,
-        )
-        .unwrap();
-    let mut c = Config::new(
-        key.signing_key(),
-        vec![cert],
-        Id::from_ip(ip_addr),
-        verifier,
-    );
-    c.retransmit = Retransmit {
-        initial: Duration::from_millis(500),
-        max_tries: 8,
-    };
-    c
-}
+pub(super) use crate::cert::testpki::config;
 
 pub(super) fn pair(faults: Faults, seed: u64, edit: impl FnOnce(&mut Config, &mut Config)) -> Sim {
     let pki = Pki::new("Corp CA", 1);

@@ -83,6 +83,12 @@ fn duplicate_names(rep: &mut Report, raw: &RawPolicy) {
         .iter()
         .filter_map(|c| named(&c.name, &c.origin));
     unique_names(rep, "cluster", clusters);
+    let authorities = raw.authorities.iter();
+    unique_names(
+        rep,
+        "authority",
+        authorities.filter_map(|a| named(&a.name, &a.origin)),
+    );
     let exemptions = raw.exemptions.iter();
     unique_names(
         rep,

@@ -52,7 +52,7 @@ impl<'r> Resolver<'r> {
             out.extend(list.iter().map(|a| IpNet::from(a.v)));
         };
         match e {
-            Endpoint::Any => out.extend(any_prefixes()),
+            Endpoint::Any | Endpoint::Authority(_) => out.extend(any_prefixes()),
             Endpoint::Zone(n) => {
                 let list = self.zones.get(n.as_str()).copied().unwrap_or_default();
                 out.extend(list.iter().map(|p| p.v));

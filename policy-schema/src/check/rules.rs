@@ -147,7 +147,9 @@ fn tunnel_gateways(rep: &mut Report, raw: &RawPolicy, r: &RawRule, res: &Resolve
         .iter()
         .flat_map(|h| h.gateway_for.iter().map(|g| g.v))
         .collect();
-    for e in r.from.iter().chain(r.to.iter()) {
+    // An authority endpoint in tunnel mode has its own error (check::authorities).
+    let addressed = |e: &&Sp<Endpoint>| !matches!(e.v, Endpoint::Authority(_));
+    for e in r.from.iter().chain(r.to.iter()).filter(addressed) {
         for p in res.resolve(&e.v) {
             if covered(&[p], &gateways) {
                 continue;

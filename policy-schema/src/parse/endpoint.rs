@@ -17,6 +17,7 @@ pub(crate) struct Known<'a> {
     pub zones: NameSet<'a>,
     pub hosts: NameSet<'a>,
     pub clusters: NameSet<'a>,
+    pub authorities: NameSet<'a>,
 }
 
 /// Names in file order (for suggestions) with a hash set (for lookups: a 10k-host file
@@ -77,6 +78,7 @@ impl<'a> Known<'a> {
             zones,
             hosts: names_in(root.get("hosts"), reuse),
             clusters: names_in(root.get("clusters"), &super::NoReuse),
+            authorities: names_in(root.get("authorities"), &super::NoReuse),
         }
     }
 
@@ -86,12 +88,13 @@ impl<'a> Known<'a> {
         out.extend(self.zones.iter().map(|n| format!("zone:{n}")));
         out.extend(self.hosts.iter().map(|n| format!("host:{n}")));
         out.extend(self.clusters.iter().map(|n| format!("cluster:{n}")));
+        out.extend(self.authorities.iter().map(|n| format!("ca:{n}")));
         out
     }
 }
 
 const ENDPOINT_EXPECTED: &str =
-    "expected any, zone:NAME, host:NAME, cluster:NAME, an address or a prefix";
+    "expected any, zone:NAME, host:NAME, cluster:NAME, ca:NAME, an address or a prefix";
 
 fn looks_like_ip(s: &str) -> bool {
     s.split('/')
@@ -115,6 +118,7 @@ pub(crate) fn endpoint(s: &str, known: &Known) -> Result<Endpoint, String> {
         (&known.zones, "zone"),
         (&known.hosts, "host"),
         (&known.clusters, "cluster"),
+        (&known.authorities, "ca"),
     ];
     if let Some((_, kind)) = kind_of.iter().find(|(l, _)| l.contains(s)) {
         return Err(format!(
@@ -133,9 +137,10 @@ fn reference(kind: &str, name: &str, known: &Known) -> Result<Endpoint, String> 
         "zone" => (&known.zones, "[zones]", Endpoint::Zone),
         "host" => (&known.hosts, "[[hosts]]", Endpoint::Host),
         "cluster" => (&known.clusters, "[[clusters]]", Endpoint::Cluster),
+        "ca" => (&known.authorities, "[[authorities]]", Endpoint::Authority),
         _ => {
             let name = shown(name);
-            let fixed = closest(kind, ["zone", "host", "cluster"])
+            let fixed = closest(kind, ["zone", "host", "cluster", "ca"])
                 .map(|k| format!(" (did you mean \"{k}:{name}\"?)"))
                 .unwrap_or_default();
             return Err(format!(
@@ -164,6 +169,7 @@ mod tests {
             zones: ["intranet", "dmz"].into_iter().collect(),
             hosts: ["site", "db"].into_iter().collect(),
             clusters: ["sql"].into_iter().collect(),
+            authorities: ["corp"].into_iter().collect(),
         }
     }
 
@@ -176,6 +182,10 @@ mod tests {
         assert_eq!(
             endpoint("cluster:sql", &k),
             Ok(Endpoint::Cluster("sql".into()))
+        );
+        assert_eq!(
+            endpoint("ca:corp", &k),
+            Ok(Endpoint::Authority("corp".into()))
         );
         assert_eq!(
             endpoint("10.0.0.0/8", &k),
@@ -205,5 +215,7 @@ mod tests {
             .unwrap_err()
             .contains("10.0.0.0/8"));
         assert!(endpoint("host:nope", &k).is_err());
+        let e = endpoint("ca:crop", &k).unwrap_err();
+        assert!(e.contains("unknown ca") && e.contains("\"ca:corp\""), "{e}");
     }
 }

@@ -9,8 +9,8 @@ use crate::report::Report;
 use crate::suggest::did_you_mean;
 use crate::values;
 
-/// The most keys a table of the format has (`[defaults]`, `[[rules]]`).
-const MAX_FIELDS: usize = 8;
+/// The most keys a table of the format has (`[[rules]]`).
+const MAX_FIELDS: usize = 10;
 
 /// The keys of one table, validated against its spec.
 pub(crate) struct Entries<'a> {

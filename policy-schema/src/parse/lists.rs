@@ -18,8 +18,18 @@ fn empty_hint(kind: &Kind, required: bool) -> Option<&'static str> {
         Kind::Endpoints => Some("expected at least one endpoint (omit the key to mean any peer)"),
         Kind::Ports => Some("expected at least one port (omit the key to mean every port)"),
         Kind::Names if required => Some("expected at least one name"),
+        Kind::Paths if required => Some("expected at least one file"),
+        Kind::Identities => {
+            Some("expected at least one pattern (omit the key to accept any identity)")
+        }
         _ => None,
     }
+}
+
+/// A string taken as written, spaces included (paths and DN values may hold them).
+fn text<'v>(v: &'v Value, expected: &str) -> Result<&'v str, String> {
+    v.as_str()
+        .ok_or_else(|| format!("is {}, expected {expected}", type_desc(v)))
 }
 
 impl Entries<'_> {
@@ -100,6 +110,28 @@ impl Entries<'_> {
                 want_str(v, "an endpoint string such as \"any\" or \"zone:intranet\"")?,
                 known,
             )
+        })
+    }
+
+    /// Absolute file paths; the agent reads them (this crate does no I/O on them).
+    pub fn paths(&mut self, rep: &mut Report, name: &str) -> Vec<Sp<std::path::PathBuf>> {
+        self.list(rep, name, |v| {
+            values::absolute_path(text(v, "a path string such as \"/etc/xfrm-agent/ca.pem\"")?)
+        })
+        .map(|l| l.v)
+        .unwrap_or_default()
+    }
+
+    pub fn identities(
+        &mut self,
+        rep: &mut Report,
+        name: &str,
+    ) -> Option<Sp<Vec<Sp<crate::model::IdentityPattern>>>> {
+        self.list(rep, name, |v| {
+            crate::model::IdentityPattern::parse(text(
+                v,
+                "a pattern string such as \"dns:*.corp.example\"",
+            )?)
         })
     }
 

@@ -118,6 +118,9 @@ fn walk(rep: &mut Report, root: &Table, reuse: &dyn Reuse) -> Option<RawPolicy> 
         raw.clusters
             .push(tables::cluster(rep, &mut c.read(), &known));
     }
+    for a in table_array(rep, &mut e, "authorities", &NoReuse) {
+        raw.authorities.push(tables::authority(rep, &mut a.read()));
+    }
     for x in table_array(rep, &mut e, "exemptions", &NoReuse) {
         raw.exemptions
             .push(tables::exemption(rep, &mut x.read(), &known));

@@ -3,9 +3,12 @@
 use super::endpoint::Known;
 use super::entries::{start, want_str, Entries};
 use super::tree::{Item, Table};
-use crate::model::{Action, Cipher, Direction, Encapsulation, Mode};
+use crate::model::{
+    Action, Cipher, Direction, Encapsulation, KeyExchange, Mode, Revocation, Scope,
+};
 use crate::raw::{
-    Origin, RawCluster, RawDefaults, RawExemption, RawHost, RawOwnership, RawRule, RawZone, Sp,
+    Origin, RawAuthority, RawCluster, RawDefaults, RawExemption, RawHost, RawOwnership, RawRule,
+    RawZone, Sp,
 };
 use crate::report::Report;
 use crate::values;
@@ -26,6 +29,14 @@ fn encapsulation(s: Option<Sp<&str>>) -> Encapsulation {
     match s.map(|s| s.v) {
         Some("udp") => Encapsulation::Udp,
         _ => Encapsulation::None,
+    }
+}
+
+fn key_exchange(s: &str) -> KeyExchange {
+    if s == "ikev2" {
+        KeyExchange::Ikev2
+    } else {
+        KeyExchange::Static
     }
 }
 
@@ -81,6 +92,9 @@ pub(crate) fn defaults(rep: &mut Report, e: &mut Entries) -> RawDefaults {
     }
     if let Some(b) = e.bool(rep, "exempt-neighbor-discovery") {
         v.exempt_neighbor_discovery = b.v;
+    }
+    if let Some(k) = e.choice(rep, "key-exchange") {
+        v.key_exchange = key_exchange(k.v);
     }
     d
 }
@@ -204,6 +218,31 @@ pub(crate) fn cluster(rep: &mut Report, e: &mut Entries, known: &Known) -> RawCl
     c
 }
 
+pub(crate) fn authority(rep: &mut Report, e: &mut Entries) -> RawAuthority {
+    let name = e.name(rep, "name");
+    let ca_certificates = e.paths(rep, "ca-certificates");
+    let crls = e.paths(rep, "crls");
+    let revocation = e.choice(rep, "revocation");
+    let scope = e.choice(rep, "scope");
+    let identities = e.identities(rep, "identities");
+    RawAuthority {
+        origin: origin(e),
+        name,
+        ca_certificates,
+        crls,
+        revocation: match revocation.as_ref().map(|r| r.v) {
+            Some("relaxed") => Revocation::Relaxed,
+            _ => Revocation::Strict,
+        },
+        revocation_at: revocation.map(|r| r.at),
+        scope: match scope.map(|s| s.v) {
+            Some("any") => Scope::Any,
+            _ => Scope::Named,
+        },
+        identities: identities.map(|l| l.v).unwrap_or_default(),
+    }
+}
+
 pub(crate) fn exemption(rep: &mut Report, e: &mut Entries, known: &Known) -> RawExemption {
     let name = e.name(rep, "name");
     let protocol = e.protocol(rep, "protocol");
@@ -232,6 +271,8 @@ pub(crate) fn rule(rep: &mut Report, e: &mut Entries, known: &Known) -> RawRule 
     let action = e.choice(rep, "action").map(|a| Sp::new(action(a.v), a.at));
     let mode = e.choice(rep, "mode").map(|m| Sp::new(mode(m.v), m.at));
     let cipher = e.choice(rep, "cipher").map(|c| Sp::new(cipher(c.v), c.at));
+    let keying = e.choice(rep, "key-exchange");
+    let identities = e.identities(rep, "identities");
     let mut origin = origin(e);
     // A rule without both sides or an action cannot be reasoned about by the later checks.
     origin.complete &= from.is_some() && to.is_some() && action.is_some();
@@ -247,5 +288,8 @@ pub(crate) fn rule(rep: &mut Report, e: &mut Entries, known: &Known) -> RawRule 
         action,
         mode,
         cipher,
+        key_exchange: keying.map(|k| Sp::new(key_exchange(k.v), k.at)),
+        identities_at: identities.as_ref().map(|l| l.at),
+        identities: identities.map(|l| l.v).unwrap_or_default(),
     }
 }

@@ -18,9 +18,12 @@
 //! - Its entry is rebuilt from the previous policy's host or rule (which must hash to the
 //!   value that load returned) and the offsets kept of each value, shifted to where the
 //!   piece now is. What depends on the rest of the file is taken from the new text (the
-//!   index in the label), or checked against it: a zone, host or cluster it names that
-//!   the new text no longer defines makes the load go the full way. (A rule's mode and
-//!   cipher stay as written, or absent: [defaults] applies in the build, as always.)
+//!   index in the label), or checked against it: a zone, host, cluster or authority it
+//!   names that the new text no longer defines makes the load go the full way. (A rule's
+//!   mode, cipher and key-exchange stay as written, or absent: [defaults] applies in the
+//!   build, as always; which authorities it admits is derived in the build from the
+//!   `[[authorities]]` of the new text, which are always read. A rule with `identities`
+//!   is always read.)
 //! - The cross-entry checks and the build then run over the whole raw policy as always.
 //!
 //! Anything else (text outside the scanner's plain subset, an entry of `previous` that is

@@ -60,6 +60,7 @@ impl Seen {
                     r.to_at,
                     at(&r.mode),
                     at(&r.cipher),
+                    at(&r.key_exchange),
                 ]);
                 out.extend([at(&r.protocol), r.ports_at]);
                 out.extend(r.from.iter().chain(&r.to).map(|e| Some(e.at)));
@@ -170,6 +171,7 @@ fn defined(e: &Endpoint, known: &Known) -> bool {
         Endpoint::Zone(n) => known.zones.contains(n),
         Endpoint::Host(n) => known.hosts.contains(n),
         Endpoint::Cluster(n) => known.clusters.contains(n),
+        Endpoint::Authority(n) => known.authorities.contains(n),
         Endpoint::Any | Endpoint::Prefix(_) => true,
     }
 }
@@ -232,17 +234,22 @@ impl Reuse for Reused<'_> {
         let k = self.of(at, Kind::Rule)?;
         let r: &Rule = &prev.rules[k];
         let ends = r.from.iter().chain(&r.to);
-        if value_hash(r) != seen.rules.value(k) || !ends.clone().all(|e| defined(e, known)) {
+        // A rule with identity patterns is read again (rare; their offsets are not kept).
+        if value_hash(r) != seen.rules.value(k)
+            || !ends.clone().all(|e| defined(e, known))
+            || !r.identities.is_empty()
+        {
             return None;
         }
         let offs = seen.rules.offsets_of(k);
-        if offs.len() != 7 + r.from.len() + r.to.len() + r.ports.len() {
+        if offs.len() != 8 + r.from.len() + r.to.len() + r.ports.len() {
             return None;
         }
         let mut offs = shifted(at, offs);
         let mut next = || offs.next().flatten();
         let (name, action, to_at) = (next()?, next()?, next()?);
-        let (mode, cipher, protocol, ports_at) = (next(), next(), next(), next());
+        let (mode, cipher, keying) = (next(), next(), next());
+        let (protocol, ports_at) = (next(), next());
         if protocol.is_some() != r.protocol.is_some() || ports_at.is_some() == r.ports.is_empty() {
             return None;
         }
@@ -269,6 +276,9 @@ impl Reuse for Reused<'_> {
             action: Some(Sp::new(r.action, action)),
             mode: mode.map(|at| Sp::new(r.mode, at)),
             cipher: cipher.map(|at| Sp::new(r.cipher, at)),
+            key_exchange: keying.map(|at| Sp::new(r.key_exchange, at)),
+            identities_at: None,
+            identities: Vec::new(),
         })
     }
 }

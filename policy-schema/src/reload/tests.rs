@@ -50,6 +50,11 @@ fn other(which: u8, x: u8) -> String {
         13 => format!("[[rules]]\nname = \"web{x}\"\nfrom = [\"zone:lan\", \"10.8.0.0/16\"]\nto = [\n  \"host:h{x}\", # the server\n  \"any\",\n]\nprotocol = \"tcp\"\nports = [443, \"8000-8080\"]\naction = \"request\"\nmode = \"transport\"\ncipher = \"aes-gcm-256\"\n"),
         14 => format!("[[rules]]\nname = \"legacy{x}\"\nfrom = [\"host:h{x}\"]\nto = [\"cluster:c{x}\"]\naction = \"require\"\ncipher = \"3des-hmac-sha1\"\n"),
         15 => "[defaults]\nallow-legacy = true\ncipher = \"chacha20-poly1305\"\n".into(),
+        16 => "[[authorities]]\nname = \"corp\"\nca-certificates = [\"/ca/corp.pem\"]\nrevocation = \"relaxed\"\nscope = \"any\"\n".into(),
+        17 => "[[authorities]]\nname = \"corp\"\nca-certificates = [\"/ca/corp.pem\"]\ncrls = [\"/crl/corp.crl\"]\n".into(),
+        18 => format!("[[rules]]\nname = \"ca{x}\"\nfrom = [\"ca:corp\"]\nto = [\"host:h{x}\"]\nprotocol = \"tcp\"\nports = [22]\naction = \"require\"\nkey-exchange = \"ikev2\"\n"),
+        19 => format!("[[rules]]\nname = \"id{x}\"\nfrom = [\"any\"]\nto = [\"host:h{x}\"]\naction = \"request\"\nidentities = [\"dns:*.corp.example\"]\n"),
+        20 => "[defaults]\nkey-exchange = \"ikev2\"\n".into(),
         _ => format!("[[exemptions]]\nname = \"x{x}\"\nprotocol = \"icmp\"\n"),
     }
 }
@@ -58,7 +63,7 @@ fn block() -> impl Strategy<Value = String> {
     prop_oneof![
         6 => (0u8..12, 0u8..12, 0u8..12).prop_map(|(n, a, k)| host(n, a, k, 0)),
         4 => (0u8..12, 0u8..12, 0u8..12, 0u8..13).prop_map(|(n, a, k, s)| host(n, a, k, s)),
-        4 => (0u8..17, 0u8..12).prop_map(|(w, x)| other(w, x)),
+        4 => (0u8..22, 0u8..12).prop_map(|(w, x)| other(w, x)),
     ]
 }
 
@@ -159,6 +164,20 @@ fn messages(o: &Outcome) -> Vec<String> {
         Ok((_, w)) => w.iter().map(ToString::to_string).collect(),
         Err(d) => d.0.iter().map(ToString::to_string).collect(),
     }
+}
+
+/// An authority's scope changes and the rules do not: the reused rule's admission is
+/// derived again from the new [[authorities]], as a fresh load derives it.
+#[test]
+fn a_scope_change_reaches_reused_rules() {
+    let mut b = initial();
+    b.push(other(17, 0));
+    let before = b.concat();
+    *b.last_mut().expect("pushed") = other(16, 0);
+    let out = reload_all(&[before, b.concat()]);
+    let admits = |o: &Outcome| o.as_ref().expect("valid").0.rules[0].admits.clone();
+    assert!(admits(&out[0]).is_empty());
+    assert_eq!(admits(&out[1]).all(), ["corp"]);
 }
 
 /// A zone that reused hosts name disappears: the reused entries must not hide the error.

@@ -29,6 +29,7 @@ pub fn check_invariants(p: &Policy) {
         Endpoint::Zone(n) => p.zone(n).is_some(),
         Endpoint::Host(n) => p.host(n).is_some(),
         Endpoint::Cluster(n) => p.cluster(n).is_some(),
+        Endpoint::Authority(n) => p.authority(n).is_some(),
         Endpoint::Any | Endpoint::Prefix(_) => true,
     };
     for r in &p.rules {
@@ -36,6 +37,19 @@ pub fn check_invariants(p: &Policy) {
         assert!(r.from.iter().chain(&r.to).all(known), "{r:?}");
         assert!(r.ports.iter().all(|pr| pr.lo >= 1 && pr.lo <= pr.hi));
         assert!(r.ports.is_empty() || r.protocol.is_some_and(|x| x.has_ports()));
+        assert!(
+            r.admits.all().iter().all(|a| p.authority(a).is_some()),
+            "{r:?}"
+        );
+        assert!(r.identities.is_empty() || !r.admits.is_empty(), "{r:?}");
+    }
+    for a in &p.authorities {
+        assert!(!a.ca_certificates.is_empty(), "{a:?}");
+        assert!(a
+            .ca_certificates
+            .iter()
+            .chain(&a.crls)
+            .all(|f| f.is_absolute()));
     }
     for c in &p.clusters {
         assert!(!c.members.is_empty() && c.members.iter().all(|m| p.host(m).is_some()));

@@ -22,13 +22,13 @@ pub(super) mod backstop;
 mod carry;
 mod epoch;
 mod incremental;
-mod net;
+pub(super) mod net;
 mod policies;
 mod ports;
 mod prune;
 mod sa_map;
-mod spi;
-mod states;
+pub(super) mod spi;
+pub(super) mod states;
 mod suite;
 mod tunnel;
 
@@ -233,7 +233,7 @@ impl<'a> SaJob<'a> {
     }
 
     /// This host's SAs, and when they change next.
-    fn sas(&self) -> (BTreeMap<SaKey, DesiredSa>, Option<u64>) {
+    fn sas(&self) -> (BTreeMap<SaKey, DesiredSa>, Option<Timestamp>) {
         let (timeline, view) = self.timeline();
         let spis = self.spi_table();
         let cx = self.context(&spis, timeline, &view);
@@ -256,7 +256,7 @@ impl<'a> SaJob<'a> {
             );
         }
         let states = states.into_map();
-        let next_change = (!states.is_empty()).then_some(view.next_change);
+        let next_change = (!states.is_empty()).then_some(Timestamp::from_secs(view.next_change));
         (states, next_change)
     }
 

@@ -222,7 +222,8 @@ pub struct SaContextAll<'a> {
     pub now_ns: u64,
 }
 
-fn mirror(s: &Selector) -> Selector {
+/// The selector of the reverse direction.
+pub fn mirror(s: &Selector) -> Selector {
     Selector {
         src: s.dst,
         dst: s.src,

@@ -356,7 +356,7 @@ proptest! {
     #[test]
     fn changes_only_at_next_change(p in inventory(), t in 0u64..2_000_000_000, k in 0u64..4000) {
         let d = plan(&p, 1, t);
-        let next = d.next_change.expect("SAs exist");
+        let next = d.next_change.expect("SAs exist").secs();
         prop_assert!(next > t);
         let u = (t + k).min(next - 1);
         prop_assert_eq!(kernel_view(&d), kernel_view(&plan(&p, 1, u)));

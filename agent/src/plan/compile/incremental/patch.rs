@@ -184,7 +184,8 @@ fn patch_hosts(
             Entry::Occupied(_) => return Err("an SA key is taken by another peer"),
         }
     }
-    m.desired.next_change = (!states.is_empty()).then_some(m.view.next_change);
+    m.desired.next_change =
+        (!states.is_empty()).then_some(crate::plan::Timestamp::from_secs(m.view.next_change));
     (m.spis, m.nets, m.ends) = (spis, nets, Some(ends));
     m.policy = Arc::clone(x.shared);
     let how = Compiled::Patched {
