@@ -1,5 +1,5 @@
 //! The one-shot reconcile: observe → diff → apply (batched) → observe again → verify.
-//! Used by `apply` and `flush` now, by the daemon's loop later.
+//! Used by `apply`, `flush` and the daemon's `Reconciler`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
