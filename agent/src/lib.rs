@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod engine;
 pub mod explain;
 pub mod fasthash;
+pub mod ike_setup;
 pub mod keepalive;
 pub mod kernel;
 pub mod keying;
