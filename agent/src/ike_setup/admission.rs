@@ -271,4 +271,4 @@ pub fn cert_identity(der: &[u8]) -> Option<CertIdentity> {
 
 #[cfg(test)]
 #[path = "admission_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -11,7 +11,7 @@ use policy_schema::Cipher;
 use super::*;
 use crate::keying::Admission as _;
 
-pub(super) const POLICY: &str = r#"
+pub(in crate::ike_setup) const POLICY: &str = r#"
 version = 1
 
 [zones]
@@ -81,7 +81,7 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-pub(super) fn policy(text: &str) -> Policy {
+pub(in crate::ike_setup) fn policy(text: &str) -> Policy {
     policy_schema::load("test.toml", text)
         .unwrap_or_else(|d| panic!("{d}"))
         .policy
