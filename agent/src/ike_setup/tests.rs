@@ -201,3 +201,39 @@ fn cert_ids_parse_by_kind() {
         assert_eq!(parse_id(s).ok().map(|i| i.id_type), want, "{s:?}");
     }
 }
+
+/// The compiler and the admission agree: a pair has static SAs exactly when IKEv2 does
+/// not key it, and an IKEv2 pair's reqid is its rule template's (golden case
+/// seed-site-ikev2: site <-> db over IKEv2, site <-> mp static).
+#[test]
+fn static_sas_and_ikev2_terms_never_cover_the_same_pair() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    let p = policy(&read("tests/golden/plan/seed-site-ikev2/policy.toml"));
+    let key =
+        crate::keys::PrivateKey::from_base64(&read("../examples/keys/site.key"), "site").unwrap();
+    let id = crate::keys::Identity::resolve(&p, key, None).unwrap();
+    let now = crate::plan::Timestamp::from_secs(1_800_001_800);
+    let d = crate::plan::desired(&p, &id, &Default::default(), now).unwrap();
+    let a = PolicyAdmission::new(&p, "site", &settings(&p));
+    let site: IpAddr = "10.10.0.10".parse().unwrap();
+    let static_peers: std::collections::BTreeSet<IpAddr> = (d.states.iter())
+        .map(|(k, v)| if k.dst == site { v.spec.src } else { k.dst })
+        .collect();
+    assert!(!static_peers.is_empty());
+    for peer in &static_peers {
+        assert_eq!(a.terms(site, *peer), None, "{peer} has static SAs");
+    }
+    let db: IpAddr = "10.10.0.11".parse().unwrap();
+    assert!(!static_peers.contains(&db), "db is keyed over IKEv2");
+    let terms = a.terms(site, db).expect("IKEv2 keys site <-> db");
+    let pfs = crate::model::Origin::Rule("db-pfs".into());
+    let reqids: Vec<u32> = (d.policies.values())
+        .filter(|v| v.origin == pfs)
+        .flat_map(|v| match &v.spec.action {
+            crate::model::PolicyAction::Protect(t) => t.iter().map(|t| t.reqid).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    assert!(!reqids.is_empty() && reqids.iter().all(|r| *r == terms.reqid));
+}
