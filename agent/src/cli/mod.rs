@@ -404,6 +404,40 @@ mod tests {
     }
 
     #[test]
+    fn host_certificate_flags_come_as_a_pair() {
+        let parse = |a: &[&str]| {
+            let base = ["xfrm-agent", "plan", "-c", "p", "--key", "k"];
+            Cli::try_parse_from([&base[..], a].concat())
+        };
+        for bad in [
+            &["--cert", "c.pem"][..],
+            &["--cert-key", "c.key"],
+            &["--cert-id", "a.example"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        let both = [
+            "--cert",
+            "c.pem",
+            "--cert-key",
+            "c.key",
+            "--cert-id",
+            "a.example",
+        ];
+        let Command::Plan(a) = parse(&both).unwrap().command else {
+            panic!("not plan")
+        };
+        let files = a.policy.files();
+        assert_eq!(files.cert, Some(PathBuf::from("c.pem")));
+        assert_eq!(files.cert_key, Some(PathBuf::from("c.key")));
+        assert_eq!(files.cert_id.as_deref(), Some("a.example"));
+        let Command::Plan(a) = parse(&[]).unwrap().command else {
+            panic!("not plan")
+        };
+        assert_eq!(a.policy.files().cert, None);
+    }
+
+    #[test]
     fn sizes_take_binary_suffixes_and_refuse_nonsense() {
         assert_eq!(parse_size("16MiB"), Ok(16 << 20));
         assert_eq!(parse_size("64K"), Ok(65536));
