@@ -11,30 +11,7 @@ use p256::pkcs8::{EncodePrivateKey, LineEnding};
 
 use super::admission::tests::{policy, POLICY};
 use super::*;
-
-/// A scratch folder, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("xa-ike-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-    fn file(&self, name: &str, bytes: &[u8], mode: u32) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, bytes).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
-        p
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::credentials::tests::Dir;
 
 fn pem(label: &str, der: &[u8]) -> Vec<u8> {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
@@ -76,7 +53,7 @@ fn policy_in(d: &Dir, crl: &Path) -> Policy {
 
 /// A folder with corp's and partner's CAs, corp's CRL, and site's certificate and key.
 fn lab(tag: &str) -> (Dir, Pki, Policy, PolicyFiles) {
-    let d = Dir::new(tag);
+    let d = Dir::new(&format!("ike-{tag}"));
     let (corp, partner) = (Pki::new("corp", 1), Pki::new("partner", 2));
     d.file("corp.pem", &pem("CERTIFICATE", &corp.ca_der), 0o644);
     d.file("partner.pem", &partner.ca_der, 0o644);
