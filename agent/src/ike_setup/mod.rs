@@ -4,6 +4,8 @@
 
 mod admission;
 #[cfg(test)]
+mod handshake_tests;
+#[cfg(test)]
 mod tests;
 
 use std::net::IpAddr;
