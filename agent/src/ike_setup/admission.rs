@@ -11,9 +11,9 @@
 //!   admitted with a certificate of an authority of scope `any` or one the chain names for
 //!   its side, that carries its address as an iPAddress SAN (binding the certificate to
 //!   the inventory entry);
-//! - any other peer is keyed over IKEv2 when an ESP rule of the chain admits an authority
-//!   on its side; it is admitted only when **every** ESP rule of the chain admits its
-//!   authority on its side, and its certificate matches the authority's and each rule's
+//! - any other peer is keyed over IKEv2 when some authority is admitted on its side by
+//!   every ESP rule of the chain; it is admitted only when **every** ESP rule of the chain
+//!   admits its own authority on its side, and its certificate matches the authority's and each rule's
 //!   identity patterns. (A partner admitted by one port's rule would otherwise get an SA
 //!   that the kernel also accepts for a later rule's traffic with the same reqid.)
 //!
@@ -168,18 +168,22 @@ impl PolicyAdmission {
         out
     }
 
-    /// The first ESP rule of the chain that keys the pair over IKEv2.
+    /// The first ESP rule of the chain that keys the pair over IKEv2. A peer outside the
+    /// inventory is keyed only when some authority is admitted by every ESP rule of the
+    /// chain (else no certificate could be admitted: no exchange is started).
     fn keying_rule<'a>(&self, chain: &'a [Link<'a>], remote: IpAddr) -> Option<&'a Rule> {
-        let inventory = self.inventory.contains(&remote);
-        let keyed = |l: &&Link| {
-            l.rule.esp
-                && if inventory {
-                    l.rule.ikev2
-                } else {
-                    !l.admits.is_empty()
-                }
+        let mut esp = chain.iter().filter(|l| l.rule.esp);
+        if self.inventory.contains(&remote) {
+            return esp.find(|l| l.rule.ikev2).map(|l| l.rule);
+        }
+        let first = esp.next()?;
+        let everywhere = |n: &&str| {
+            chain
+                .iter()
+                .filter(|l| l.rule.esp)
+                .all(|l| l.admits.contains(n))
         };
-        chain.iter().find(keyed).map(|l| l.rule)
+        first.admits.iter().any(everywhere).then_some(first.rule)
     }
 
     /// Whether `authority` may vouch for a peer of the chain and its certificate matches.

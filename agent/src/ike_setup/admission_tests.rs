@@ -264,6 +264,22 @@ fn certificate_holders_are_admitted_by_every_rule_covering_the_pair() {
 }
 
 #[test]
+fn no_exchange_where_no_authority_passes_every_rule() {
+    // partner-https admits partner holders only, the intranet rule corp holders only:
+    // nobody outside the inventory could be admitted, so site starts nothing.
+    let text = POLICY.replace(
+        "from = [\"ca:partner\", \"ca:corp\"]",
+        "from = [\"ca:partner\"]",
+    );
+    let a = PolicyAdmission::new(&policy(&text), "site", &Settings::default());
+    assert_eq!(a.terms(ip(SITE), ip(LAPTOP)), None);
+    assert!(
+        a.terms(ip(SITE), ip(DB)).is_some(),
+        "inventory pairs are unaffected"
+    );
+}
+
+#[test]
 fn partner_holders_get_in_where_every_rule_names_them() {
     let text = POLICY.replace(
         "from = [\"any\"]\nto = [\"zone:intranet\"]",
