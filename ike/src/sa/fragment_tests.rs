@@ -140,7 +140,7 @@ proptest! {
         if fragments.len() == 1 {
             return Ok(()); // small enough to go whole: nothing to reassemble
         }
-        let limits = Fragmentation::default();
+        let limits = Fragmentation { max_fragments: u16::MAX, ..Fragmentation::default() };
         let mut slot = None;
         let mut done = Vec::new();
         for d in &wire {
@@ -344,4 +344,53 @@ fn rsa_4096_chain_crosses_a_1280_byte_path_only_in_fragments() {
         "both IKE_AUTH messages went in fragments"
     );
     assert!(s.delivered.iter().all(|(_, _, d)| d.len() + 28 <= 1280));
+}
+
+fn drain(ep: &mut Endpoint, now: Instant) -> Vec<Vec<u8>> {
+    std::iter::from_fn(|| ep.poll_transmit(now))
+        .map(|t| t.payload)
+        .collect()
+}
+
+/// RFC 7383 §2.6.1: a lost fragmented request is retransmitted as all its fragments, and
+/// the responder answers a retransmission once, on its fragment 1, with all of its own.
+#[test]
+fn retransmissions_carry_every_fragment_and_are_answered_on_fragment_1() {
+    let mut s = pair(Faults::NONE, 3, |a, b| {
+        a.fragmentation.size = 400;
+        b.fragmentation.size = 400;
+    });
+    let (a, b, now) = (addr(A), addr(B), s.now);
+    s.a.initiate(now, a, b, None);
+    for init in drain(&mut s.a, now) {
+        s.b.handle(now, a, b, &init);
+    }
+    for init in drain(&mut s.b, now) {
+        s.a.handle(now, b, a, &init);
+    }
+    let request = drain(&mut s.a, now);
+    assert!(
+        request.len() > 2,
+        "IKE_AUTH in fragments: {}",
+        request.len()
+    );
+    let later = now + Duration::from_secs(1);
+    s.a.handle_timeout(later);
+    assert_eq!(drain(&mut s.a, later), request, "every fragment, unchanged");
+    for f in &request {
+        s.b.handle(later, a, b, f);
+    }
+    let response = drain(&mut s.b, later);
+    assert!(response.len() > 1, "IKE_AUTH response in fragments");
+    s.b.handle(later, a, b, &request[1]);
+    assert!(
+        drain(&mut s.b, later).is_empty(),
+        "no answer to a later fragment"
+    );
+    s.b.handle(later, a, b, &request[0]);
+    assert_eq!(
+        drain(&mut s.b, later),
+        response,
+        "fragment 1 brings the whole response"
+    );
 }
