@@ -7,8 +7,11 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use tracing::debug;
 use zeroize::Zeroizing;
 
+use super::endpoint::Ctx;
+use super::ike_sa::{IkeSa, Role};
 use crate::codec::{decode_payloads, Header, Message, Payload};
 use crate::crypto::{open_skf, seal_sk, seal_skf, skf_capacity, Cipher};
 use crate::rng::Rng;
@@ -180,5 +183,42 @@ pub(super) fn receive(
     match decode_payloads(r.first_inner, &inner) {
         Ok(payloads) => Outcome::Complete(payloads),
         Err(_) => Outcome::Dropped("reassembled payloads are malformed"),
+    }
+}
+
+/// Feeds the peer's SKF fragment to reassembly: `true` when `msg` is not a fragment or
+/// completes its message (whose inner payloads then wait in `IkeSa::reassembled`).
+pub(super) fn reassemble(sa: &mut IkeSa, ctx: &Ctx<'_>, datagram: &[u8], msg: &Message) -> bool {
+    if !matches!(msg.payloads.last(), Some(Payload::Skf { .. })) {
+        return true;
+    }
+    let id = sa.id().0;
+    if !sa.fragmentation || msg.payloads.len() != 1 {
+        debug!(sa = id, "dropped fragment: fragmentation not negotiated");
+        return false;
+    }
+    let peer = match sa.role {
+        Role::Initiator => Role::Responder,
+        Role::Responder => Role::Initiator,
+    };
+    let index = usize::from(msg.header.is_response());
+    let mut slot = sa.fragments[index].take();
+    let Some((e, a)) = sa.keys_of(peer) else {
+        return false;
+    };
+    let keys = (sa.cipher, e, a);
+    let outcome = receive(&mut slot, &ctx.config.fragmentation, keys, datagram, msg);
+    sa.fragments[index] = slot;
+    match outcome {
+        Outcome::Complete(payloads) => {
+            sa.reassembled = Some(payloads);
+            true
+        }
+        Outcome::Incomplete => false,
+        Outcome::Dropped(reason) => {
+            let message_id = msg.header.message_id;
+            debug!(sa = id, message_id, reason, "dropped fragment");
+            false
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use tracing::{debug, info};
 
 use super::endpoint::Ctx;
-use super::fragment::{self, Outcome, Reassembly};
+use super::fragment::{self, Reassembly};
 use super::{ike_auth, info, init, rekey, Event, FailReason, SaId, Transmit};
 use crate::codec::{exchange, flags, notify, payload_type, Header, Id, Message, Notify, Payload};
 use crate::crypto::{open_sk, Cipher, DhGroup, IkeKeys, KeyShare, SkError};
@@ -147,7 +147,7 @@ impl IkeSa {
     }
 
     /// SK_e and SK_a of the messages that `sender` sends.
-    fn keys_of(&self, sender: Role) -> Option<(&[u8], &[u8])> {
+    pub(super) fn keys_of(&self, sender: Role) -> Option<(&[u8], &[u8])> {
         let k = self.keys.as_ref()?;
         let (e, a) = match sender {
             Role::Initiator => (&k.sk_ei, &k.sk_ai),
@@ -173,42 +173,6 @@ impl IkeSa {
             return Err(SkError::Missing);
         }
         open_sk(self.cipher, e, a, datagram, msg)
-    }
-
-    /// Feeds the peer's SKF fragment to reassembly: `true` when `msg` is not a fragment or
-    /// completes its message (whose inner payloads then wait in `reassembled`).
-    fn reassemble(&mut self, ctx: &Ctx<'_>, datagram: &[u8], msg: &Message) -> bool {
-        if !matches!(msg.payloads.last(), Some(Payload::Skf { .. })) {
-            return true;
-        }
-        let sa = self.id().0;
-        if !self.fragmentation || msg.payloads.len() != 1 {
-            debug!(sa, "dropped fragment: fragmentation not negotiated");
-            return false;
-        }
-        let peer = match self.role {
-            Role::Initiator => Role::Responder,
-            Role::Responder => Role::Initiator,
-        };
-        let index = usize::from(msg.header.is_response());
-        let mut slot = self.fragments[index].take();
-        let Some((e, a)) = self.keys_of(peer) else {
-            return false;
-        };
-        let keys = (self.cipher, e, a);
-        let outcome = fragment::receive(&mut slot, &ctx.config.fragmentation, keys, datagram, msg);
-        self.fragments[index] = slot;
-        match outcome {
-            Outcome::Complete(payloads) => {
-                self.reassembled = Some(payloads);
-                true
-            }
-            Outcome::Incomplete => false,
-            Outcome::Dropped(reason) => {
-                debug!(sa, id = msg.header.message_id, reason, "dropped fragment");
-                false
-            }
-        }
     }
 
     /// Sends request `id` (its datagrams) and arms its retransmission.
@@ -282,7 +246,7 @@ impl IkeSa {
                     "dropped unexpected response"
                 );
             }
-            if !self.reassemble(ctx, datagram, msg) {
+            if !fragment::reassemble(self, ctx, datagram, msg) {
                 return;
             }
             match (self.state, h.exchange) {
@@ -325,7 +289,7 @@ impl IkeSa {
                 "dropped request with unexpected message ID"
             );
         }
-        if !self.reassemble(ctx, datagram, msg) {
+        if !fragment::reassemble(self, ctx, datagram, msg) {
             return;
         }
         match (self.state, h.exchange) {
