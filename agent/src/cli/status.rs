@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::clock;
 use crate::daemon::control;
+use crate::daemon::ike::view::IkeView;
 use crate::daemon::view::DaemonView;
 use crate::kernel;
 use crate::plan::Timestamp;
@@ -89,7 +90,41 @@ fn render_daemon(v: &DaemonView, now: Timestamp) -> String {
             v.missing_features.join(", ")
         );
     }
+    if let Some(ike) = &v.ike {
+        render_ike(&mut out, ike, now);
+    }
     out
+}
+
+/// The IKEv2 part of the daemon's view.
+fn render_ike(out: &mut String, ike: &IkeView, now: Timestamp) {
+    let unix = |s: u64| clock::human(Timestamp::from_secs(s), now);
+    let opt = |s: Option<u64>| s.map_or("-".to_string(), unix);
+    let cert = (ike.certificate_not_after)
+        .map_or("-".to_string(), |s| unix(u64::try_from(s).unwrap_or(0)));
+    let failures: Vec<String> = (ike.failures.iter())
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  IKEv2: {} IKE SAs, {} peers; our certificate expires {cert}\n    failures: {}",
+        ike.ike_sas,
+        ike.peers.len(),
+        if failures.is_empty() { "none".into() } else { failures.join(", ") },
+    );
+    for p in &ike.peers {
+        let addr = p.address.map_or("-".to_string(), |a| a.to_string());
+        let _ = writeln!(
+            out,
+            "    {addr} {} (authority {}) {} established {} rekeyed {} ({} rekeys)",
+            if p.identity.is_empty() { "-" } else { &p.identity },
+            if p.authority.is_empty() { "-" } else { &p.authority },
+            if p.suite.is_empty() { "-" } else { &p.suite },
+            opt(p.established_unix),
+            opt(p.rekeyed_unix),
+            p.rekeys,
+        );
+    }
 }
 
 pub fn run(args: &super::StatusArgs) -> anyhow::Result<ExitCode> {

@@ -10,6 +10,8 @@ pub enum Cause {
     Drift,
     SoftExpire,
     Acquire,
+    /// The SAs negotiated over IKEv2 changed.
+    Keying,
     Resync,
     Retry,
 }
@@ -24,6 +26,7 @@ impl Cause {
             Cause::Drift => "drift",
             Cause::SoftExpire => "soft-expire",
             Cause::Acquire => "acquire",
+            Cause::Keying => "keying",
             Cause::Resync => "resync",
             Cause::Retry => "retry",
         }
@@ -39,6 +42,8 @@ impl Cause {
 pub struct Turn {
     pub cause: Option<Cause>,
     pub sweep: bool,
+    /// Acquires for pairs keyed over IKEv2, for the IKE source to start exchanges.
+    pub acquires: Vec<crate::keying::Acquire>,
 }
 
 impl Turn {

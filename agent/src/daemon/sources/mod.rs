@@ -7,6 +7,7 @@
 
 mod addresses;
 mod control_socket;
+mod ike;
 mod metrics_http;
 mod policy_file;
 mod signals;
@@ -23,6 +24,7 @@ use super::timers::Timers;
 
 pub(super) use addresses::Addresses;
 pub(super) use control_socket::ControlSocket;
+pub(super) use ike::Ike;
 pub(super) use metrics_http::MetricsEndpoint;
 pub(super) use policy_file::PolicyFile;
 pub(super) use signals::Signals;
@@ -65,6 +67,8 @@ pub(super) struct Sources {
     pub(super) xfrm: Xfrm,
     pub(super) control: ControlSocket,
     pub(super) metrics: MetricsEndpoint,
+    /// IKEv2 (None: the policy uses none; no socket is opened).
+    pub(super) ike: Option<Ike>,
 }
 
 impl Sources {
@@ -77,6 +81,7 @@ impl Sources {
             self.xfrm.next_deadline(),
             self.control.next_deadline(),
             self.metrics.next_deadline(),
+            self.ike.as_ref().and_then(Source::next_deadline),
         ]
         .into_iter()
         .flatten()
@@ -91,6 +96,9 @@ impl Sources {
         fire(&mut self.xfrm, now, cx);
         fire(&mut self.control, now, cx);
         fire(&mut self.metrics, now, cx);
+        if let Some(ike) = self.ike.as_mut() {
+            fire(ike, now, cx);
+        }
     }
 }
 

@@ -1,0 +1,26 @@
+//! PLACEHOLDER until helper P's `ike_setup` lands on main: the same shape, so the daemon
+//! builds against it. It finds no IKE in any policy (the daemon then opens no IKE sockets
+//! and behaves as before). Replace this file with P's (or re-export it) when merging.
+
+use std::sync::Arc;
+
+use crate::keying::{Admission, Settings};
+use crate::load::PolicyFiles;
+
+/// What the daemon needs to run IKEv2 for a policy.
+pub struct IkeSetup {
+    /// Our credentials, the authorities' verifier and the suites.
+    pub config: ike::sa::Config,
+    /// Which pairs and peers the policy keys over IKEv2.
+    pub admission: Arc<dyn Admission>,
+    /// Keying timers.
+    pub settings: Settings,
+}
+
+/// The IKE setup of `policy` on this host (`None`: no rule uses IKEv2).
+pub fn ike_setup(
+    _policy: &policy_schema::Policy,
+    _files: &PolicyFiles,
+) -> anyhow::Result<Option<IkeSetup>> {
+    Ok(None)
+}

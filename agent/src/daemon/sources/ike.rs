@@ -1,0 +1,128 @@
+//! IKEv2 as a source of the loop: datagrams on UDP 500/4500, keying's own timers and NAT
+//! keepalives, and the acquires the XFRM source routes here. Whenever the negotiated SAs
+//! change, they go to the reconciler and the turn reconciles ([`Cause::Keying`]).
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::{Cx, Source};
+use crate::daemon::ike::setup::IkeSetup;
+use crate::daemon::ike::{IkeDriver, Negotiated, OsRng};
+use crate::daemon::reconciler::{Cause, Reconciler};
+use crate::kernel::ike_sockets::{Datagram, IkePorts};
+use crate::keying::{Acquire, Admission, Terms};
+
+/// The IKE sockets and keying.
+pub(in crate::daemon) struct Ike {
+    driver: IkeDriver,
+}
+
+/// Admits nothing: keying under a policy that no longer uses IKEv2.
+struct NoIke;
+
+impl Admission for NoIke {
+    fn terms(&self, _: std::net::IpAddr, _: std::net::IpAddr) -> Option<Terms> {
+        None
+    }
+    fn admit(&self, _: &ike::sa::Admission<'_>) -> bool {
+        false
+    }
+}
+
+fn std_now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+impl Ike {
+    /// Open the IKE sockets (IPv6 too when the host has IPv6 addresses in the policy) and
+    /// tell the reconciler that IKE runs.
+    pub(in crate::daemon) fn open(
+        setup: IkeSetup,
+        v6: bool,
+        rec: &mut Reconciler,
+    ) -> anyhow::Result<Ike> {
+        let admission = setup.admission.clone();
+        let mut driver = IkeDriver::open(
+            setup,
+            Box::new(OsRng),
+            IkePorts::default(),
+            v6,
+            std_now(),
+        )
+        .map_err(|e| anyhow::anyhow!("opening the IKE sockets (UDP 500/4500): {e}"))?;
+        driver.reconfigure(std_now(), admission.clone(), Some(rec.static_spis()));
+        rec.start_ike(admission);
+        tracing::info!(ipv6 = v6, "IKEv2 running on UDP 500 and 4500");
+        Ok(Ike { driver })
+    }
+
+    /// Acquires the XFRM source routed here.
+    pub(in crate::daemon) fn on_acquires(&mut self, acquires: &[Acquire], cx: &mut Cx<'_>) {
+        if acquires.is_empty() {
+            return;
+        }
+        let changed = self.driver.on_acquires(std_now(), acquires);
+        self.report(changed, cx);
+    }
+
+    /// After a reconcile: a policy newly in force gives keying its admission and SPI slots.
+    pub(in crate::daemon) fn after_reconcile(&mut self, rec: &mut Reconciler) {
+        if !rec.take_policy_change() {
+            return;
+        }
+        let admission: Arc<dyn Admission> = match rec.ike_setup() {
+            Ok(Some(s)) => s.admission,
+            Ok(None) => {
+                tracing::info!("the policy no longer uses IKEv2: deleting every IKE SA");
+                Arc::new(NoIke)
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "IKE setup of the new policy failed; keying keeps its admission");
+                return;
+            }
+        };
+        rec.set_ike_admission(admission.clone());
+        self.driver
+            .reconfigure(std_now(), admission, Some(rec.static_spis()));
+    }
+
+    /// Hand changed SAs to the reconciler and ask for a reconcile; refresh the view.
+    fn report(&self, changed: Option<Negotiated>, cx: &mut Cx<'_>) {
+        if let Some(states) = changed {
+            cx.rec.set_negotiated(states);
+            cx.turn.add(Cause::Keying);
+        }
+        let wall = crate::clock::now().secs();
+        cx.rec.view.ike = Some(self.driver.view(std_now(), wall));
+    }
+
+    /// Send Deletes to every peer (daemon exit).
+    pub(in crate::daemon) fn shutdown(&mut self) {
+        self.driver.shutdown(std_now());
+    }
+}
+
+impl Source for Ike {
+    type Event = Datagram;
+
+    async fn next(&mut self) -> anyhow::Result<Datagram> {
+        Ok(self.driver.recv().await?)
+    }
+
+    fn on_event(&mut self, d: Datagram, cx: &mut Cx<'_>) -> ControlFlow<()> {
+        let changed = self.driver.on_datagram(std_now(), &d);
+        self.report(changed, cx);
+        ControlFlow::Continue(())
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        (self.driver.next_deadline(std_now())).map(Instant::from_std)
+    }
+
+    fn on_deadline(&mut self, now: Instant, cx: &mut Cx<'_>) {
+        let changed = self.driver.on_timeout(now.into_std());
+        self.report(changed, cx);
+    }
+}
