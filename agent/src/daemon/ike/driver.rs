@@ -200,3 +200,40 @@ pub fn keepalive_paths(states: &Negotiated) -> BTreeSet<NatPath> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DesiredSa, Encap, SaKey};
+    use crate::plan::{self, testkit, LocalAddrs, Timestamp};
+
+    #[test]
+    fn keepalives_follow_encapsulated_outbound_sas_only() {
+        let p = testkit::seed();
+        let id = testkit::identity(&p, 1);
+        let t = Timestamp::from_secs(1e9 as u64);
+        let d = plan::desired(&p, &id, &LocalAddrs::new(), t).expect("desired");
+        let pick = |dir| {
+            let (k, s) = d.states.iter().find(|(_, s)| s.meta.dir == dir).unwrap();
+            (*k, s.clone())
+        };
+        let (ko, mut out) = pick(SaDir::Out);
+        let (ki, mut inb) = pick(SaDir::In);
+        let plain: Negotiated = [(ko, out.clone()), (ki, inb.clone())].into();
+        assert!(keepalive_paths(&plain).is_empty(), "no NAT-T, no keepalive");
+        out.spec.encap = Some(Encap {
+            sport: 4500,
+            dport: 34567,
+        });
+        inb.spec.encap = Some(Encap {
+            sport: 34567,
+            dport: 4500,
+        });
+        let natt: BTreeMap<SaKey, DesiredSa> = [(ko, out.clone()), (ki, inb)].into();
+        let want = NatPath {
+            local: SocketAddr::new(out.spec.src, 4500),
+            remote: SocketAddr::new(ko.dst, 34567),
+        };
+        assert_eq!(keepalive_paths(&natt), BTreeSet::from([want]));
+    }
+}

@@ -74,37 +74,73 @@ pub(super) struct Sources {
 impl Sources {
     /// The earliest timer of any source.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        [
-            self.signals.next_deadline(),
-            self.policy_file.next_deadline(),
-            self.addresses.next_deadline(),
-            self.xfrm.next_deadline(),
-            self.control.next_deadline(),
-            self.metrics.next_deadline(),
-            self.ike.as_ref().and_then(Source::next_deadline),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        earliest(&[
+            &self.signals,
+            &self.policy_file,
+            &self.addresses,
+            &self.xfrm,
+            &self.control,
+            &self.metrics,
+            &self.ike,
+        ])
     }
 
     /// Run the deadline handler of every source whose timer has fired at `now`.
     pub(super) fn on_deadlines(&mut self, now: Instant, cx: &mut Cx<'_>) {
-        fire(&mut self.signals, now, cx);
-        fire(&mut self.policy_file, now, cx);
-        fire(&mut self.addresses, now, cx);
-        fire(&mut self.xfrm, now, cx);
-        fire(&mut self.control, now, cx);
-        fire(&mut self.metrics, now, cx);
-        if let Some(ike) = self.ike.as_mut() {
-            fire(ike, now, cx);
+        fire_due(
+            &mut [
+                &mut self.signals,
+                &mut self.policy_file,
+                &mut self.addresses,
+                &mut self.xfrm,
+                &mut self.control,
+                &mut self.metrics,
+                &mut self.ike,
+            ],
+            now,
+            cx,
+        );
+    }
+}
+
+/// The timer half of a source, object-safe (a [`Source`], or an optional one), so that
+/// [`Sources`] lists its sources once for both questions.
+pub(super) trait Timed {
+    fn deadline(&self) -> Option<Instant>;
+    fn fire(&mut self, now: Instant, cx: &mut Cx<'_>);
+}
+
+impl<S: Source> Timed for S {
+    fn deadline(&self) -> Option<Instant> {
+        self.next_deadline()
+    }
+    fn fire(&mut self, now: Instant, cx: &mut Cx<'_>) {
+        self.on_deadline(now, cx);
+    }
+}
+
+impl<S: Source> Timed for Option<S> {
+    fn deadline(&self) -> Option<Instant> {
+        self.as_ref().and_then(Source::next_deadline)
+    }
+    fn fire(&mut self, now: Instant, cx: &mut Cx<'_>) {
+        if let Some(s) = self {
+            s.on_deadline(now, cx);
         }
     }
 }
 
-fn fire<S: Source>(s: &mut S, now: Instant, cx: &mut Cx<'_>) {
-    if s.next_deadline().is_some_and(|d| d <= now) {
-        s.on_deadline(now, cx);
+/// The earliest deadline of `sources`.
+fn earliest(sources: &[&dyn Timed]) -> Option<Instant> {
+    sources.iter().filter_map(|s| s.deadline()).min()
+}
+
+/// Fire every source of `sources` whose deadline is at or before `now`.
+fn fire_due(sources: &mut [&mut dyn Timed], now: Instant, cx: &mut Cx<'_>) {
+    for s in sources.iter_mut() {
+        if s.deadline().is_some_and(|d| d <= now) {
+            s.fire(now, cx);
+        }
     }
 }
 
@@ -119,3 +155,6 @@ async fn read_when_ready<T: AsRawFd, R>(
     g.clear_ready();
     Ok(r)
 }
+
+#[cfg(test)]
+mod tests;
