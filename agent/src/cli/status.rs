@@ -230,5 +230,33 @@ mod tests {
         assert!(text.contains("last reload 2026-12-07 17:36:54 UTC, 5 s ago ok"));
         assert!(text.contains("last rejected 2026-12-07 17:27:00 UTC, 10 min ago: policy.toml:3:1"));
         assert!(text.contains("kernel lacks: esp"));
+        assert!(!text.contains("IKEv2"), "no IKE section without IKE");
+    }
+
+    #[test]
+    fn ike_peers_and_failures_are_shown_and_read_back() {
+        use crate::daemon::ike::view::IkePeerView;
+        let mut v = view();
+        v.ike = Some(IkeView {
+            ike_sas: 1,
+            failures: [("auth-failed".to_string(), 2)].into(),
+            certificate_not_after: Some(1_796_666_400),
+            peers: vec![IkePeerView {
+                identity: "lap7.corp.example".into(),
+                authority: "corp".into(),
+                address: Some("198.51.100.7".parse().unwrap()),
+                suite: "aes-gcm-16-256".into(),
+                established_unix: Some(1_796_665_014),
+                rekeys: 3,
+                ..IkePeerView::default()
+            }],
+            ..IkeView::default()
+        });
+        let text = render_daemon(&v, NOW);
+        assert!(text.contains("IKEv2: 1 IKE SAs, 1 peers; our certificate expires 2026-12-07 18:00:00 UTC"), "{text}");
+        assert!(text.contains("failures: auth-failed 2"), "{text}");
+        assert!(text.contains("198.51.100.7 lap7.corp.example (authority corp) aes-gcm-16-256 established 2026-12-07 17:36:54 UTC"), "{text}");
+        let json = serde_json::to_string(&v).unwrap();
+        assert_eq!(parse_view(&json).unwrap(), v);
     }
 }
