@@ -219,8 +219,12 @@ impl Reconciler {
         // when the kernel held the last set, those are all there is to read and diff
         // (a foreign change elsewhere is notified and repaired by its own reconcile).
         let before = std::mem::take(&mut self.sync);
-        let only = match (cause, before.held(), compiler.touched()) {
-            (Cause::Reload | Cause::Addresses, Some(counts), Some(t)) if !sweep => {
+        // So does a keying change: the negotiated SAs it added, removed or changed.
+        let touched = compiler.touched().map(|t| self.ike.touched_with(t));
+        let only = match (cause, before.held(), touched.as_deref()) {
+            (Cause::Reload | Cause::Addresses | Cause::Keying, Some(counts), Some(t))
+                if !sweep =>
+            {
                 Some((t, counts))
             }
             _ => None,
@@ -242,6 +246,7 @@ impl Reconciler {
         self.account(cause, &out, full, repair, secs);
         self.announce_new_holdings(&local);
         self.ike.merged = merged;
+        self.ike.touched.clear();
         Ok(())
     }
 

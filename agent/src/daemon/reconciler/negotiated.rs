@@ -2,6 +2,8 @@
 //! desired set before every diff, so apply, verify, drift repair, flush and status cover
 //! them like static SAs (they are owned: the rule's reqid, an SPI in the owned range).
 
+use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -9,7 +11,8 @@ use super::Reconciler;
 use crate::daemon::ike::setup::{ike_setup, IkeSetup};
 use crate::daemon::ike::Negotiated;
 use crate::keying::{Admission, StaticSpis};
-use crate::model::Desired;
+use crate::model::{Desired, SaKey};
+use crate::plan::Touched;
 use crate::plan::spi::SpiTable;
 
 /// What the reconciler keeps of IKEv2 keying.
@@ -26,6 +29,28 @@ pub(super) struct IkeState {
     pub(super) holds_natt: bool,
     /// A new policy came into force since keying last took its admission.
     pub(super) policy_changed: bool,
+    /// Keys of negotiated SAs added, removed or changed since the last reconcile: a
+    /// keying reconcile reads and diffs only these when the kernel held the last set.
+    pub(super) touched: BTreeSet<SaKey>,
+}
+
+impl IkeState {
+    /// `compiler`'s touched keys with the negotiated ones changed since the last reconcile.
+    pub(super) fn touched_with<'a>(&self, compiler: &'a Touched) -> Cow<'a, Touched> {
+        if self.touched.is_empty() {
+            return Cow::Borrowed(compiler);
+        }
+        let mut t = compiler.clone();
+        t.states.extend(self.touched.iter().copied());
+        Cow::Owned(t)
+    }
+}
+
+/// The keys whose SA differs between `old` and `new` (added, removed or changed).
+pub fn changed_keys(old: &Negotiated, new: &Negotiated) -> BTreeSet<SaKey> {
+    let gone = old.keys().filter(|k| !new.contains_key(*k));
+    let differ = new.iter().filter(|(k, s)| old.get(*k) != Some(*s)).map(|(k, _)| k);
+    gone.chain(differ).copied().collect()
 }
 
 /// `compiled` with `negotiated` added (a compiled SA keeps its key: the SPI slots make a
@@ -49,6 +74,8 @@ impl Reconciler {
 
     /// Keying's negotiated SAs changed: the next reconcile installs exactly these.
     pub fn set_negotiated(&mut self, states: Negotiated) {
+        let changed = changed_keys(&self.ike.negotiated, &states);
+        self.ike.touched.extend(changed);
         self.ike.negotiated = states;
     }
 
@@ -104,5 +131,21 @@ mod tests {
         assert_eq!(m.states[k], *s, "the compiled SA stays");
         assert_eq!(m.states[&new_key], theirs);
         assert_eq!(m.policies, d.policies);
+    }
+
+    #[test]
+    fn changed_keys_are_the_added_removed_and_rekeyed() {
+        let p = testkit::seed();
+        let id = testkit::identity(&p, 1);
+        let t = Timestamp::from_secs(1e9 as u64);
+        let d = plan::desired(&p, &id, &LocalAddrs::new(), t).expect("desired");
+        let mut it = d.states.iter().map(|(k, s)| (*k, s.clone()));
+        let (a, b, c) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
+        let old = Negotiated::from([a.clone(), b.clone()]);
+        let mut b2 = b.clone();
+        b2.1.spec.replay_window += 1;
+        let new = Negotiated::from([b2, c.clone()]);
+        assert_eq!(changed_keys(&old, &new), BTreeSet::from([a.0, b.0, c.0]));
+        assert!(changed_keys(&new, &new).is_empty());
     }
 }
