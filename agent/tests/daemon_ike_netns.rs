@@ -147,8 +147,20 @@ fn two_drivers_negotiate_matching_sas_over_real_sockets() {
     }
     let (n1, n2) = topology();
     let pki = Pki::new("Corp CA", 1);
-    let b = drive(&n2, config(&pki, &pki, B, 32), (B, A, 32), (false, false), both_ways);
-    let a = drive(&n1, config(&pki, &pki, A, 31), (A, B, 31), (true, false), both_ways);
+    let b = drive(
+        &n2,
+        config(&pki, &pki, B, 32),
+        (B, A, 32),
+        (false, false),
+        both_ways,
+    );
+    let a = drive(
+        &n1,
+        config(&pki, &pki, A, 31),
+        (A, B, 31),
+        (true, false),
+        both_ways,
+    );
     let (a, b) = (a.join().unwrap(), b.join().unwrap());
     assert!(both_ways(&a.negotiated, &a.view), "A: {:?}", a.view);
     assert!(both_ways(&b.negotiated, &b.view), "B: {:?}", b.view);
@@ -159,8 +171,16 @@ fn two_drivers_negotiate_matching_sas_over_real_sockets() {
         assert_eq!(s.spec.reqid, REQID, "owned by the rule's reqid");
         (k.spi, k.dst, s.spec.src)
     };
-    assert_eq!(spi(&a, SaDir::Out), spi(&b, SaDir::In), "A→B is B's inbound");
-    assert_eq!(spi(&b, SaDir::Out), spi(&a, SaDir::In), "B→A is A's inbound");
+    assert_eq!(
+        spi(&a, SaDir::Out),
+        spi(&b, SaDir::In),
+        "A→B is B's inbound"
+    );
+    assert_eq!(
+        spi(&b, SaDir::Out),
+        spi(&a, SaDir::In),
+        "B→A is A's inbound"
+    );
     for (e, peer) in [(&a, B), (&b, A)] {
         let [p] = e.view.peers.as_slice() else {
             panic!("one peer: {:?}", e.view)
@@ -186,8 +206,20 @@ fn a_peer_from_another_ca_is_refused_and_counted() {
     let (n1, n2) = topology();
     let (corp, rogue) = (Pki::new("Corp CA", 1), Pki::new("Rogue CA", 2));
     // B (the responder) trusts only corp; A's certificate is from rogue.
-    let b = drive(&n2, config(&corp, &corp, B, 32), (B, A, 32), (false, false), failed);
-    let a = drive(&n1, config(&rogue, &corp, A, 31), (A, B, 31), (true, false), failed);
+    let b = drive(
+        &n2,
+        config(&corp, &corp, B, 32),
+        (B, A, 32),
+        (false, false),
+        failed,
+    );
+    let a = drive(
+        &n1,
+        config(&rogue, &corp, A, 31),
+        (A, B, 31),
+        (true, false),
+        failed,
+    );
     let (a, b) = (a.join().unwrap(), b.join().unwrap());
     assert!(b.negotiated.is_empty() && a.negotiated.is_empty());
     assert_eq!(b.view.failures.get("auth-failed"), Some(&1), "{:?}", b.view);
@@ -202,7 +234,13 @@ fn a_silent_peer_fails_by_timeout_on_the_paused_clock() {
     let (n1, _n2) = topology();
     let pki = Pki::new("Corp CA", 1);
     // Nobody runs IKE at B: A retransmits (0.5 s, doubling, 8 tries) and gives up.
-    let a = drive(&n1, config(&pki, &pki, A, 31), (A, B, 31), (true, true), failed);
+    let a = drive(
+        &n1,
+        config(&pki, &pki, A, 31),
+        (A, B, 31),
+        (true, true),
+        failed,
+    );
     let a = a.join().unwrap();
     assert_eq!(a.view.failures.get("timeout"), Some(&1), "{:?}", a.view);
     assert!(a.negotiated.is_empty());

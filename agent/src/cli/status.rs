@@ -110,15 +110,27 @@ fn render_ike(out: &mut String, ike: &IkeView, now: Timestamp) {
         "  IKEv2: {} IKE SAs, {} peers; our certificate expires {cert}\n    failures: {}",
         ike.ike_sas,
         ike.peers.len(),
-        if failures.is_empty() { "none".into() } else { failures.join(", ") },
+        if failures.is_empty() {
+            "none".into()
+        } else {
+            failures.join(", ")
+        },
     );
     for p in &ike.peers {
         let addr = p.address.map_or("-".to_string(), |a| a.to_string());
         let _ = writeln!(
             out,
             "    {addr} {} (authority {}) {} established {} rekeyed {} ({} rekeys)",
-            if p.identity.is_empty() { "-" } else { &p.identity },
-            if p.authority.is_empty() { "-" } else { &p.authority },
+            if p.identity.is_empty() {
+                "-"
+            } else {
+                &p.identity
+            },
+            if p.authority.is_empty() {
+                "-"
+            } else {
+                &p.authority
+            },
             if p.suite.is_empty() { "-" } else { &p.suite },
             opt(p.established_unix),
             opt(p.rekeyed_unix),
@@ -253,7 +265,12 @@ mod tests {
             ..IkeView::default()
         });
         let text = render_daemon(&v, NOW);
-        assert!(text.contains("IKEv2: 1 IKE SAs, 1 peers; our certificate expires 2026-12-07 18:00:00 UTC"), "{text}");
+        assert!(
+            text.contains(
+                "IKEv2: 1 IKE SAs, 1 peers; our certificate expires 2026-12-07 18:00:00 UTC"
+            ),
+            "{text}"
+        );
         assert!(text.contains("failures: auth-failed 2"), "{text}");
         assert!(text.contains("198.51.100.7 lap7.corp.example (authority corp) aes-gcm-16-256 established 2026-12-07 17:36:54 UTC"), "{text}");
         let json = serde_json::to_string(&v).unwrap();

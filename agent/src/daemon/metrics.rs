@@ -176,7 +176,10 @@ fn register_ike(reg: &mut Registry, ike: &super::ike::view::IkeView) {
     let established = Family::<Labels, Gauge>::default();
     for p in &ike.peers {
         let l = vec![
-            ("peer".into(), p.address.map(|a| a.to_string()).unwrap_or_default()),
+            (
+                "peer".into(),
+                p.address.map(|a| a.to_string()).unwrap_or_default(),
+            ),
             ("identity".into(), p.identity.clone()),
             ("authority".into(), p.authority.clone()),
         ];

@@ -30,8 +30,7 @@ use tokio::time::{sleep_until, Instant};
 
 use reconciler::{Cause, Reconciler, Reloaded, Turn};
 use sources::{
-    Addresses, ControlSocket, Cx, Ike, MetricsEndpoint, PolicyFile, Signals, Source, Sources,
-    Xfrm,
+    Addresses, ControlSocket, Cx, Ike, MetricsEndpoint, PolicyFile, Signals, Source, Sources, Xfrm,
 };
 use timers::{due, instant_of, Pending, Timers};
 

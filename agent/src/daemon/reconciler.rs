@@ -222,9 +222,7 @@ impl Reconciler {
         // So does a keying change: the negotiated SAs it added, removed or changed.
         let touched = compiler.touched().map(|t| self.ike.touched_with(t));
         let only = match (cause, before.held(), touched.as_deref()) {
-            (Cause::Reload | Cause::Addresses | Cause::Keying, Some(counts), Some(t))
-                if !sweep =>
-            {
+            (Cause::Reload | Cause::Addresses | Cause::Keying, Some(counts), Some(t)) if !sweep => {
                 Some((t, counts))
             }
             _ => None,

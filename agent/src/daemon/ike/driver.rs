@@ -44,7 +44,11 @@ impl IkeDriver {
         now: Instant,
     ) -> io::Result<IkeDriver> {
         let sockets = IkeSockets::open(ports, v6)?;
-        let own_not_after = setup.config.certificates.first().and_then(|c| view::not_after(c));
+        let own_not_after = setup
+            .config
+            .certificates
+            .first()
+            .and_then(|c| view::not_after(c));
         let keying = Keying::new(
             setup.config,
             rng,
@@ -110,10 +114,14 @@ impl IkeDriver {
     /// be reported.
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let pending = self.pending.then_some(now);
-        [pending, self.keying.poll_timeout(), self.keepalives.next_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            pending,
+            self.keying.poll_timeout(),
+            self.keepalives.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// A policy reload: the new admission (peers no longer admitted are deleted) and the
@@ -205,14 +213,10 @@ pub fn keepalive_paths(states: &Negotiated) -> BTreeSet<NatPath> {
 mod tests {
     use super::*;
     use crate::model::{DesiredSa, Encap, SaKey};
-    use crate::plan::{self, testkit, LocalAddrs, Timestamp};
 
     #[test]
     fn keepalives_follow_encapsulated_outbound_sas_only() {
-        let p = testkit::seed();
-        let id = testkit::identity(&p, 1);
-        let t = Timestamp::from_secs(1e9 as u64);
-        let d = plan::desired(&p, &id, &LocalAddrs::new(), t).expect("desired");
+        let d = crate::daemon::ike::seed_desired();
         let pick = |dir| {
             let (k, s) = d.states.iter().find(|(_, s)| s.meta.dir == dir).unwrap();
             (*k, s.clone())

@@ -9,3 +9,13 @@ pub mod view;
 
 pub use driver::{keepalive_paths, IkeDriver, Negotiated};
 pub use rng::OsRng;
+
+/// The seed policy's desired set for site at a fixed time (SAs to build test data from).
+#[cfg(test)]
+pub(crate) fn seed_desired() -> crate::model::Desired {
+    use crate::plan::{self, testkit, LocalAddrs, Timestamp};
+    let p = testkit::seed();
+    let id = testkit::identity(&p, 1);
+    let t = Timestamp::from_secs(1e9 as u64);
+    plan::desired(&p, &id, &LocalAddrs::new(), t).expect("desired")
+}

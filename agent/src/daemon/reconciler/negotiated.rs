@@ -12,8 +12,8 @@ use crate::daemon::ike::setup::{ike_setup, IkeSetup};
 use crate::daemon::ike::Negotiated;
 use crate::keying::{Admission, StaticSpis};
 use crate::model::{Desired, SaKey};
-use crate::plan::Touched;
 use crate::plan::spi::SpiTable;
+use crate::plan::Touched;
 
 /// What the reconciler keeps of IKEv2 keying.
 #[derive(Default)]
@@ -49,7 +49,10 @@ impl IkeState {
 /// The keys whose SA differs between `old` and `new` (added, removed or changed).
 pub fn changed_keys(old: &Negotiated, new: &Negotiated) -> BTreeSet<SaKey> {
     let gone = old.keys().filter(|k| !new.contains_key(*k));
-    let differ = new.iter().filter(|(k, s)| old.get(*k) != Some(*s)).map(|(k, _)| k);
+    let differ = new
+        .iter()
+        .filter(|(k, s)| old.get(*k) != Some(*s))
+        .map(|(k, _)| k);
     gone.chain(differ).copied().collect()
 }
 
@@ -113,18 +116,17 @@ impl Reconciler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{self, testkit, LocalAddrs, Timestamp};
 
     #[test]
     fn negotiated_states_join_and_never_replace_compiled_ones() {
-        let p = testkit::seed();
-        let id = testkit::identity(&p, 1);
-        let t = Timestamp::from_secs(1e9 as u64);
-        let d = plan::desired(&p, &id, &LocalAddrs::new(), t).expect("desired");
+        let d = crate::daemon::ike::seed_desired();
         let (k, s) = d.states.iter().next().expect("site has SAs");
         let mut theirs = s.clone();
         theirs.meta.peer = "ike:other".into();
-        let new_key = crate::model::SaKey { spi: 0x7a00_1234, ..*k };
+        let new_key = crate::model::SaKey {
+            spi: 0x7a00_1234,
+            ..*k
+        };
         let neg = Negotiated::from([(*k, theirs.clone()), (new_key, theirs.clone())]);
         let m = merge(&d, &neg);
         assert_eq!(m.states.len(), d.states.len() + 1);
@@ -135,10 +137,7 @@ mod tests {
 
     #[test]
     fn changed_keys_are_the_added_removed_and_rekeyed() {
-        let p = testkit::seed();
-        let id = testkit::identity(&p, 1);
-        let t = Timestamp::from_secs(1e9 as u64);
-        let d = plan::desired(&p, &id, &LocalAddrs::new(), t).expect("desired");
+        let d = crate::daemon::ike::seed_desired();
         let mut it = d.states.iter().map(|(k, s)| (*k, s.clone()));
         let (a, b, c) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
         let old = Negotiated::from([a.clone(), b.clone()]);

@@ -44,14 +44,9 @@ impl Ike {
         rec: &mut Reconciler,
     ) -> anyhow::Result<Ike> {
         let admission = setup.admission.clone();
-        let mut driver = IkeDriver::open(
-            setup,
-            Box::new(OsRng),
-            IkePorts::default(),
-            v6,
-            std_now(),
-        )
-        .map_err(|e| anyhow::anyhow!("opening the IKE sockets (UDP 500/4500): {e}"))?;
+        let mut driver =
+            IkeDriver::open(setup, Box::new(OsRng), IkePorts::default(), v6, std_now())
+                .map_err(|e| anyhow::anyhow!("opening the IKE sockets (UDP 500/4500): {e}"))?;
         driver.reconfigure(std_now(), admission.clone(), Some(rec.static_spis()));
         rec.start_ike(admission);
         tracing::info!(ipv6 = v6, "IKEv2 running on UDP 500 and 4500");

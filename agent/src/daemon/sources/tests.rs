@@ -95,7 +95,10 @@ async fn the_loop_wakes_at_the_earliest_source_and_fires_only_the_due() {
     // Before any deadline: nothing fires, no reconcile.
     tokio::time::advance(s(1)).await;
     let now = Instant::now();
-    assert_eq!(turn_at(now, &mut [&mut a, &mut b, &mut none, &mut some]), None);
+    assert_eq!(
+        turn_at(now, &mut [&mut a, &mut b, &mut none, &mut some]),
+        None
+    );
     // At b's deadline only b fires, and asks for its reconcile.
     tokio::time::sleep_until(earliest(&[&a, &b, &none, &some]).unwrap()).await;
     let now = Instant::now();
