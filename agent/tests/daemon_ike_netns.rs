@@ -246,3 +246,17 @@ fn a_silent_peer_fails_by_timeout_on_the_paused_clock() {
     assert!(a.negotiated.is_empty());
     assert!(a.view.peers.is_empty(), "the peer is dropped: {:?}", a.view);
 }
+
+#[test]
+fn a_policy_without_ike_opens_no_ike_socket() {
+    use support::daemon::{rig, view, Daemon};
+    let Some((ns, files)) = rig("a_policy_without_ike_opens_no_ike_socket", "noike") else {
+        return;
+    };
+    let _d = Daemon::start(&ns, &files, &[]);
+    let v = view(&ns).expect("the daemon answers");
+    assert!(v["ike"].is_null(), "no IKE view: {}", v["ike"]);
+    // UDP 500 is free in the daemon's namespace: nothing listens for IKE.
+    let free = ns.run(|| std::net::UdpSocket::bind("0.0.0.0:500").is_ok());
+    assert!(free, "UDP 500 is held without IKE");
+}
