@@ -1,6 +1,7 @@
-//! PLACEHOLDER until helper P's `ike_setup` lands on main: the same shape, so the daemon
-//! builds against it. It finds no IKE in any policy (the daemon then opens no IKE sockets
-//! and behaves as before). Replace this file with P's (or re-export it) when merging.
+//! PLACEHOLDER until `agent::ike_setup` (helper P) lands on main: the same signature and
+//! shape, so the daemon builds against it. It finds no IKE in any policy (the daemon then
+//! opens no IKE sockets and behaves as before). When merging, replace this file's body
+//! with `pub use crate::ike_setup::{ike_setup, IkeSetup};`.
 
 use std::sync::Arc;
 
@@ -17,9 +18,10 @@ pub struct IkeSetup {
     pub settings: Settings,
 }
 
-/// The IKE setup of `policy` on this host (`None`: no rule uses IKEv2).
+/// The IKE setup of `policy` on host `host` (`None`: no pair of it is keyed over IKEv2).
 pub fn ike_setup(
     _policy: &policy_schema::Policy,
+    _host: &str,
     _files: &PolicyFiles,
 ) -> anyhow::Result<Option<IkeSetup>> {
     Ok(None)

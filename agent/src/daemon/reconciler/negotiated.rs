@@ -90,7 +90,8 @@ impl Reconciler {
 
     /// The IKE setup of the policy in force.
     pub fn ike_setup(&self) -> anyhow::Result<Option<IkeSetup>> {
-        ike_setup(&self.loaded.ctx.policy, &self.args)
+        let ctx = &self.loaded.ctx;
+        ike_setup(&ctx.policy, &ctx.identity.host, &self.args)
     }
 
     /// The static SAs' SPI slots under the policy in force.

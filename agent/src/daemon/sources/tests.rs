@@ -55,9 +55,8 @@ fn reconciler(o: &crate::daemon::Options) -> Reconciler {
     let files = crate::load::PolicyFiles {
         config: repo.join("examples/dual-stack.toml"),
         key: dir.join("site.key"),
-        host: None,
-        cluster_keys: vec![],
         max_policy_size: 1 << 24,
+        ..crate::load::PolicyFiles::default()
     };
     let sock = crate::kernel::open().expect("netlink socket");
     Reconciler::start(&files, sock, o).expect("reconciler")
