@@ -12,7 +12,7 @@ use crate::daemon::ike::setup::{ike_setup, IkeSetup};
 use crate::daemon::ike::Negotiated;
 use crate::keying::{Admission, StaticSpis};
 use crate::model::{Desired, SaKey};
-use crate::plan::spi::SpiTable;
+use crate::plan::SpiTable;
 use crate::plan::Touched;
 
 /// What the reconciler keeps of IKEv2 keying.
@@ -99,7 +99,8 @@ impl Reconciler {
         let p = &self.loaded.ctx.policy;
         let addrs = (p.hosts.iter()).flat_map(|h| h.addresses.iter());
         let addrs = addrs.chain(p.clusters.iter().flat_map(|c| c.addresses.iter()));
-        Arc::new(StaticSpis::new(&SpiTable::build(p), p.ownership.spi, addrs))
+        let table = SpiTable::reuse_or_build(p, None);
+        Arc::new(StaticSpis::new(&table, p.ownership.spi, addrs))
     }
 
     /// Whether a new policy came into force since the last call (keying then takes its

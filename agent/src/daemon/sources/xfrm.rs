@@ -16,7 +16,7 @@ use crate::kernel::events::{XfrmEvent, XfrmEvents};
 use crate::kernel::KernelError;
 use crate::keying::Acquire;
 use crate::model::Selector;
-use crate::plan::net::host;
+use crate::plan::host_net as host;
 
 /// Unknown-peer acquires are logged once per address per this interval.
 const UNKNOWN_LOG_EVERY: Duration = Duration::from_secs(60);
