@@ -49,6 +49,7 @@ impl Ike {
                 .map_err(|e| anyhow::anyhow!("opening the IKE sockets (UDP 500/4500): {e}"))?;
         driver.reconfigure(std_now(), admission.clone(), Some(rec.static_spis()));
         rec.start_ike(admission);
+        rec.view.ike = Some(driver.view(std_now(), crate::clock::now().secs()));
         tracing::info!(ipv6 = v6, "IKEv2 running on UDP 500 and 4500");
         Ok(Ike { driver })
     }
