@@ -52,16 +52,7 @@ impl Admission for Pair {
 }
 
 fn topology() -> (TestNetns, TestNetns) {
-    let (n1, n2) = (TestNetns::new("dike1"), TestNetns::new("dike2"));
-    n1.ip(&[
-        "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", &n2.name,
-    ]);
-    for (n, dev, a) in [(&n1, "va", A), (&n2, "vb", B)] {
-        n.ip(&["addr", "add", &format!("{a}/24"), "dev", dev]);
-        n.ip(&["link", "set", dev, "up"]);
-        n.ip(&["link", "set", "lo", "up"]);
-    }
-    (n1, n2)
+    TestNetns::veth_pair(("dike1", "dike2"), (A, B))
 }
 
 /// What a driver ended with.

@@ -149,15 +149,7 @@ fn two_daemons_key_an_inventory_pair_over_ikev2() {
         eprintln!("skipped: this build has no IKE setup (run --cert)");
         return;
     }
-    let (n1, n2) = (TestNetns::new("ikp1"), TestNetns::new("ikp2"));
-    n1.ip(&[
-        "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", &n2.name,
-    ]);
-    for (n, dev, a) in [(&n1, "va", SITE), (&n2, "vb", DB)] {
-        n.ip(&["addr", "add", &format!("{a}/24"), "dev", dev]);
-        n.ip(&["link", "set", dev, "up"]);
-        n.ip(&["link", "set", "lo", "up"]);
-    }
+    let (n1, n2) = TestNetns::veth_pair(("ikp1", "ikp2"), (SITE, DB));
     let pki = Pki::new("Corp CA", 1);
     let (fs, fd) = (
         HostFiles::new(&pki, "site", SITE, 41),
