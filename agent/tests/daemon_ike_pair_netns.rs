@@ -108,6 +108,15 @@ impl HostFiles {
         HostFiles { dir }
     }
 
+    /// Replace the policy atomically with the pair keyed statically (no IKEv2 left).
+    fn drop_ikev2(&self) {
+        let p = self.dir.join("policy.toml");
+        let text = std::fs::read_to_string(&p).unwrap();
+        let tmp = self.dir.join(".policy.toml.new");
+        std::fs::write(&tmp, text.replace("key-exchange = \"ikev2\"\n", "")).unwrap();
+        std::fs::rename(&tmp, &p).unwrap();
+    }
+
     fn start(&self, ns: &TestNetns) -> Daemon {
         let mut c = Command::new(AGENT);
         c.args(["run", "--netns", &ns.name, "-c"])
@@ -195,4 +204,17 @@ fn two_daemons_key_an_inventory_pair_over_ikev2() {
     assert_eq!(last["cause"], "keying", "{v}");
     assert_eq!(last["read"], "2 keys", "{v}");
     assert_eq!(last["failed"], 2, "both negotiated SAs tried: {v}");
+
+    // A reload that keys the pair statically: site deletes the IKE SA (db hears the
+    // Delete), and neither keeps the peer.
+    // (The dead IKE SA lingers in the engine a while to answer retransmissions.)
+    fs.drop_ikev2();
+    for ns in [&n1, &n2] {
+        wait_for("the IKE peer to be gone after the reload", || {
+            view(ns).is_some_and(|v| ike_peer(&v).is_none())
+        });
+        let v = view(ns).unwrap();
+        assert_eq!(v["ike"]["failures"], serde_json::json!({}), "a Delete: {v}");
+    }
+    assert_eq!(view(&n1).unwrap()["reloads_ok"], 1);
 }
