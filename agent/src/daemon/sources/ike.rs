@@ -4,6 +4,7 @@
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -14,9 +15,16 @@ use crate::daemon::reconciler::{Cause, Reconciler};
 use crate::kernel::ike_sockets::{Datagram, IkePorts};
 use crate::keying::{Acquire, Admission, Terms};
 
+/// The status view of keying is rebuilt at most this often (per datagram it would cost
+/// a walk over every peer); a change of the negotiated SAs rebuilds it at once.
+const VIEW_EVERY: Duration = Duration::from_secs(1);
+
 /// The IKE sockets and keying.
 pub(in crate::daemon) struct Ike {
     driver: IkeDriver,
+    /// When the view was last rebuilt, and whether something happened since.
+    view_at: Instant,
+    view_stale: bool,
 }
 
 /// Admits nothing: keying under a policy that no longer uses IKEv2.
@@ -51,7 +59,11 @@ impl Ike {
         rec.start_ike(admission);
         rec.view.ike = Some(driver.view(std_now(), crate::clock::now().secs()));
         tracing::info!(ipv6 = v6, "IKEv2 running on UDP 500 and 4500");
-        Ok(Ike { driver })
+        Ok(Ike {
+            driver,
+            view_at: Instant::now(),
+            view_stale: false,
+        })
     }
 
     /// Acquires the XFRM source routed here.
@@ -84,14 +96,21 @@ impl Ike {
             .reconfigure(std_now(), admission, Some(rec.static_spis()));
     }
 
-    /// Hand changed SAs to the reconciler and ask for a reconcile; refresh the view.
-    fn report(&self, changed: Option<Negotiated>, cx: &mut Cx<'_>) {
+    /// Hand changed SAs to the reconciler and ask for a reconcile; refresh the view when
+    /// they changed or [`VIEW_EVERY`] has passed (else by the next deadline).
+    fn report(&mut self, changed: Option<Negotiated>, cx: &mut Cx<'_>) {
+        let now = Instant::now();
+        let refresh = changed.is_some() || now >= self.view_at + VIEW_EVERY;
         if let Some(states) = changed {
             cx.rec.set_negotiated(states);
             cx.turn.add(Cause::Keying);
         }
-        let wall = crate::clock::now().secs();
-        cx.rec.view.ike = Some(self.driver.view(std_now(), wall));
+        self.view_stale = !refresh;
+        if refresh {
+            let wall = crate::clock::now().secs();
+            cx.rec.view.ike = Some(self.driver.view(now.into_std(), wall));
+            self.view_at = now;
+        }
     }
 
     /// Send Deletes to every peer (daemon exit).
@@ -114,7 +133,9 @@ impl Source for Ike {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        (self.driver.next_deadline(std_now())).map(Instant::from_std)
+        let view = self.view_stale.then_some(self.view_at + VIEW_EVERY);
+        let driver = self.driver.next_deadline(std_now()).map(Instant::from_std);
+        [view, driver].into_iter().flatten().min()
     }
 
     fn on_deadline(&mut self, now: Instant, cx: &mut Cx<'_>) {
