@@ -11,9 +11,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent::daemon::ike::setup::IkeSetup;
 use agent::daemon::ike::view::IkeView;
 use agent::daemon::ike::{IkeDriver, Negotiated};
+use agent::ike_setup::IkeSetup;
 use agent::kernel::ike_sockets::IkePorts;
 use agent::keying::{lifetime, Acquire, Admission, Settings, Terms};
 use agent::model::{SaDir, Selector};

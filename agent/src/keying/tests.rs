@@ -205,6 +205,32 @@ fn an_admission_withdrawn_on_reload_deletes_the_peer() {
     assert!(n.b.desired_states().is_empty(), "B got the Delete");
 }
 
+#[test]
+fn a_crl_given_on_reload_refuses_the_peer_at_its_next_exchange() {
+    let mut n = established(CLEAN, 7);
+    n.a.delete_peer(n.now, (ip(A), ip(B)));
+    let gone = |n: &Net| n.b.desired_states().is_empty();
+    assert!(n.run_until(Duration::from_secs(30), gone, |_| ()));
+    // The same CA (same key and name), now revoking A's certificate (serial 21).
+    let pki = Pki::new("Corp CA", 1);
+    let mut b = testpki::config(&pki, &pki, B, 22);
+    let mut verifier = CertVerifier::new();
+    let crl = pki.crl(&[21], 2030);
+    verifier
+        .add_authority("corp", &[&pki.ca_der], &[&crl], RevocationMode::Strict)
+        .unwrap();
+    b.verifier = verifier;
+    n.b.set_config(b);
+    assert!(n.a.acquire(n.now, &acquire(A, B, 2)));
+    let revoked = |n: &Net| n.b.counters().failures_of(FailureKind::Revoked) == 1;
+    assert!(
+        n.run_until(Duration::from_secs(60), revoked, |_| ()),
+        "{:?}",
+        n.b.counters()
+    );
+    assert!(n.b.desired_states().is_empty());
+}
+
 fn rekeys_make_before_break(faults: Faults, seed: u64) {
     let mut n = established(faults, seed);
     let (start, first) = (n.now, outbound(&n.a)[0].0);

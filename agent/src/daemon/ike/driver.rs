@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use super::setup::IkeSetup;
 use super::view::{self, IkeView};
+use crate::ike_setup::IkeSetup;
 use crate::keepalive::{KeepaliveSchedule, NatPath};
 use crate::kernel::ike_sockets::{Datagram, IkePorts, IkeSockets};
 use crate::keying::{Acquire, Admission, Keying, StaticSpis};
@@ -124,14 +124,20 @@ impl IkeDriver {
         .min()
     }
 
-    /// A policy reload: the new admission (peers no longer admitted are deleted) and the
-    /// static SPI slots; the change is reported at the next [`IkeDriver::on_timeout`].
+    /// A policy reload: the new admission (peers no longer admitted are deleted), the
+    /// static SPI slots, and the new credentials and authorities (`config`: used from
+    /// the next exchange on); the change is reported at the next [`IkeDriver::on_timeout`].
     pub fn reconfigure(
         &mut self,
         now: Instant,
         admission: Arc<dyn Admission>,
         spis: Option<Arc<StaticSpis>>,
+        config: Option<ike::sa::Config>,
     ) {
+        if let Some(config) = config {
+            self.own_not_after = config.certificates.first().and_then(|c| view::not_after(c));
+            self.keying.set_config(config);
+        }
         self.keying.set_admission(now, admission);
         if let Some(spis) = spis {
             self.keying.set_spis(now, spis);

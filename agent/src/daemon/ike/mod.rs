@@ -4,7 +4,6 @@
 
 mod driver;
 mod rng;
-pub mod setup;
 pub mod view;
 
 pub use driver::{keepalive_paths, IkeDriver, Negotiated};

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::Reconciler;
-use crate::daemon::ike::setup::{ike_setup, IkeSetup};
 use crate::daemon::ike::Negotiated;
+use crate::ike_setup::{ike_setup, IkeSetup};
 use crate::keying::{Admission, StaticSpis};
 use crate::model::{Desired, SaKey};
 use crate::plan::SpiTable;

@@ -9,9 +9,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{Cx, Source};
-use crate::daemon::ike::setup::IkeSetup;
 use crate::daemon::ike::{IkeDriver, Negotiated, OsRng};
 use crate::daemon::reconciler::{Cause, Reconciler};
+use crate::ike_setup::IkeSetup;
 use crate::kernel::ike_sockets::{Datagram, IkePorts};
 use crate::keying::{Acquire, Admission, Terms};
 
@@ -55,7 +55,7 @@ impl Ike {
         let mut driver =
             IkeDriver::open(setup, Box::new(OsRng), IkePorts::default(), v6, std_now())
                 .map_err(|e| anyhow::anyhow!("opening the IKE sockets (UDP 500/4500): {e}"))?;
-        driver.reconfigure(std_now(), admission.clone(), Some(rec.static_spis()));
+        driver.reconfigure(std_now(), admission.clone(), Some(rec.static_spis()), None);
         rec.start_ike(admission);
         rec.view.ike = Some(driver.view(std_now(), crate::clock::now().secs()));
         tracing::info!(ipv6 = v6, "IKEv2 running on UDP 500 and 4500");
@@ -75,25 +75,27 @@ impl Ike {
         self.report(changed, cx);
     }
 
-    /// After a reconcile: a policy newly in force gives keying its admission and SPI slots.
+    /// After a reconcile: a policy newly in force (a reload, or SIGHUP after a CRL or
+    /// certificate was replaced) gives keying its admission, SPI slots, credentials and
+    /// authorities.
     pub(in crate::daemon) fn after_reconcile(&mut self, rec: &mut Reconciler) {
         if !rec.take_policy_change() {
             return;
         }
-        let admission: Arc<dyn Admission> = match rec.ike_setup() {
-            Ok(Some(s)) => s.admission,
+        let (admission, config): (Arc<dyn Admission>, _) = match rec.ike_setup() {
+            Ok(Some(s)) => (s.admission, Some(s.config)),
             Ok(None) => {
                 tracing::info!("the policy no longer uses IKEv2: deleting every IKE SA");
-                Arc::new(NoIke)
+                (Arc::new(NoIke), None)
             }
             Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "IKE setup of the new policy failed; keying keeps its admission");
+                tracing::error!(error = %format!("{e:#}"), "IKE setup of the new policy failed; keying keeps its admission and credentials");
                 return;
             }
         };
         rec.set_ike_admission(admission.clone());
-        self.driver
-            .reconfigure(std_now(), admission, Some(rec.static_spis()));
+        let spis = Some(rec.static_spis());
+        self.driver.reconfigure(std_now(), admission, spis, config);
     }
 
     /// Hand changed SAs to the reconciler and ask for a reconcile; refresh the view when
