@@ -189,7 +189,7 @@ async fn turn(
 }
 
 /// The IKE source's next datagram (never ready without one).
-async fn next_ike(ike: &mut Option<Ike>) -> anyhow::Result<ike_sockets::Datagram> {
+async fn next_ike(ike: &mut Option<Ike>) -> anyhow::Result<std::io::Result<ike_sockets::Datagram>> {
     match ike {
         Some(ike) => ike.next().await,
         None => std::future::pending().await,

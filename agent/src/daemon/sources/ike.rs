@@ -122,15 +122,22 @@ impl Ike {
 }
 
 impl Source for Ike {
-    type Event = Datagram;
+    /// A datagram, or the error reading one (never fatal: the daemon must not die on
+    /// what the network sends).
+    type Event = std::io::Result<Datagram>;
 
-    async fn next(&mut self) -> anyhow::Result<Datagram> {
-        Ok(self.driver.recv().await?)
+    async fn next(&mut self) -> anyhow::Result<Self::Event> {
+        Ok(self.driver.recv().await)
     }
 
-    fn on_event(&mut self, d: Datagram, cx: &mut Cx<'_>) -> ControlFlow<()> {
-        let changed = self.driver.on_datagram(std_now(), &d);
-        self.report(changed, cx);
+    fn on_event(&mut self, d: Self::Event, cx: &mut Cx<'_>) -> ControlFlow<()> {
+        match d {
+            Ok(d) => {
+                let changed = self.driver.on_datagram(std_now(), &d);
+                self.report(changed, cx);
+            }
+            Err(e) => tracing::warn!(error = %e, "reading an IKE socket failed; datagram lost"),
+        }
         ControlFlow::Continue(())
     }
 
