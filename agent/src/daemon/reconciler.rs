@@ -235,7 +235,7 @@ impl Reconciler {
         };
         let own = &self.loaded.ctx.policy.ownership;
         let out = engine::reconcile_with(&mut self.sock, full, own, &opts)?;
-        if out.settled() {
+        if out.holds_desired() {
             self.sync = KernelSync::Held(out.installed.0, out.installed.1);
         }
         let secs = t0.elapsed().as_secs_f64();
