@@ -10,7 +10,7 @@ use policy_schema::{Diagnostic, Policy};
 use crate::keys::{Identity, PrivateKey};
 
 /// Where the policy and this host's identity come from.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct PolicyFiles {
     /// The policy file.
     pub config: PathBuf,
