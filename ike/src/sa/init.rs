@@ -103,7 +103,9 @@ fn send_init(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
     }));
     payloads.push(Payload::Nonce(sa.ni.clone()));
     payloads.extend(natd::payloads(sa, ctx, sa.local, sa.remote));
-    payloads.push(Payload::Notify(signature_hash_algorithms()));
+    if ctx.config.announce_signature_hashes {
+        payloads.push(Payload::Notify(signature_hash_algorithms()));
+    }
     let bytes = Message {
         header: sa.header(exchange::IKE_SA_INIT, false, 0),
         payloads,
@@ -333,7 +335,9 @@ pub(super) fn respond(
             authorities,
         }));
     }
-    payloads.push(Payload::Notify(signature_hash_algorithms()));
+    if ctx.config.announce_signature_hashes {
+        payloads.push(Payload::Notify(signature_hash_algorithms()));
+    }
     let bytes = Message {
         header: sa.header(exchange::IKE_SA_INIT, true, 0),
         payloads,
