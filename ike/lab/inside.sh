@@ -14,7 +14,7 @@ out=${IKE_OUT:?} cns=$here/charon-ns.sh pki=$IKE_OUT/pki
 wait_s=${IKE_WAIT:-60}
 peer() {
   ip netns exec a "${LAB_PEER:?}" "$1" 10.77.0.1 10.77.0.2 "$pki/a.pem" "$pki/a.key" \
-    "$pki/ca.pem" "$pki/crl.pem" "$2"
+    "$pki/ca.pem" "$pki/crl.pem" ${2:+"$2"}
 }
 # wait_for FILE REGEX: until a line of FILE matches REGEX (extended), at most IKE_WAIT s.
 wait_for() {

@@ -107,6 +107,9 @@ check "windows: Child SA is AES-CBC-256 + HMAC-SHA2-256" "$(grep -c '^child .* c
 check "windows: our outbound key = charon's inbound SA ${spi_out:-}" "$(sed -n 's/^key_out=//p' "$ours" | tail -1)" "$(kernel_key "$xfrm" "${spi_out:-x}")"
 check "windows: our inbound key = charon's outbound SA ${spi_in:-}" "$(sed -n 's/^key_in=//p' "$ours" | tail -1)" "$(kernel_key "$xfrm" "${spi_in:-x}")"
 check "windows: charon lists the IKE SA established" "$(grep -c ESTABLISHED "$out/sas-windows.txt")" 1
+# The profile itself: charon announced no RFC 7427 hashes and sent no IDr.
+check "windows: charon sent no SIGNATURE_HASH_ALGORITHMS" "$(grep 'generating IKE_SA_INIT request 0 ' "$log" | grep -vc 'HASH_ALG')" 1
+check "windows: charon's IKE_AUTH request has no IDr" "$(grep 'generating IKE_AUTH request 1 \[' "$log" | grep -vc 'IDr')" 1
 check "windows: charon chose DH group 14" "$(grep -c 'selected proposal: IKE:AES_CBC_256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048' "$log")" 1
 # Without RFC 7427 at charon's end we sign with method 9 (charon names it ECDSA-256).
 check "windows: charon verified our AUTH method 9" "$(grep -cE "authentication of '10\.77\.0\.1' with ECDSA-256 (signature )?successful" "$log")" 1
