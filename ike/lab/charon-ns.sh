@@ -7,6 +7,8 @@
 # Env: IKE_OUT  the run's folder: NODE.strongswan.conf, charon-NODE.log, NODE.stderr.
 #               Not under /run or /tmp: inside UML those are tmpfs, gone at power-off.
 #      IKE_WAIT seconds to wait for charon to start or stop (default 60: a loaded machine).
+#      IKE_PROFILE=windows  charon behaves like Windows: no RFC 7427 signatures
+#               (`signature_authentication = no`) and the swanctl-NODE-windows config.
 # The log is at `ike = 4` and `chd = 4`: SKEYSEED, SK_* and Child SA keys (test keys only).
 #
 # Why the mount namespace: strongSwan 5.9 hard-codes its pid file as /var/run/charon.pid
@@ -24,7 +26,12 @@ wait_s=${IKE_WAIT:-60}
 rundir=/run/ike/$node
 conf=$out/$node.strongswan.conf
 uri=unix://$rundir/charon.vici
-export STRONGSWAN_CONF=$conf SWANCTL_DIR=$out/swanctl-$node
+profile=${IKE_PROFILE:-}
+swanctl_dir=$out/swanctl-$node${profile:+-$profile}
+# Windows signs with AUTH methods 1 and 9 only and announces no SIGNATURE_HASH_ALGORITHMS.
+extra=""
+[ "$profile" != windows ] || extra="signature_authentication = no"
+export STRONGSWAN_CONF=$conf SWANCTL_DIR=$swanctl_dir
 
 write_conf() {
   cat > "$conf" <<CONF
@@ -32,6 +39,7 @@ charon {
   # An explicit plugin list: no stroke socket, no resolve plugin (it would rewrite
   # /etc/resolv.conf, under UML's hostfs the machine's own), no updown, no TPM.
   load = random nonce openssl pem pkcs1 pkcs8 x509 revocation constraints pubkey curve25519 kdf kernel-netlink socket-default vici
+  $extra
   filelog {
     log {
       path = $out/charon-$node.log

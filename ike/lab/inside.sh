@@ -2,7 +2,8 @@
 # inside.sh - the interop scenario; runs as root inside UML (started by interop.sh).
 #   a (10.77.0.1, examples/lab_peer) <-- veth --> b (10.77.0.2, charon)
 # 1. we initiate, rekey the IKE SA, then the Child SA (PFS) through the new IKE SA;
-# 2. charon initiates (swanctl --initiate), rekeys the IKE SA, then the Child SA.
+# 2. charon initiates (swanctl --initiate), rekeys the IKE SA, then the Child SA;
+# 3. charon configured like Windows (IKE_PROFILE=windows) initiates; we respond.
 # Each step waits for a condition (a socket, a line of output) with a timeout, never for a
 # fixed time. Results go to $IKE_OUT; interop.sh judges them on the host.
 # Env: IKE_OUT (with pki/ and swanctl-b/ from mkpki.sh), LAB_PEER (the example's binary),
@@ -13,7 +14,7 @@ out=${IKE_OUT:?} cns=$here/charon-ns.sh pki=$IKE_OUT/pki
 wait_s=${IKE_WAIT:-60}
 peer() {
   ip netns exec a "${LAB_PEER:?}" "$1" 10.77.0.1 10.77.0.2 "$pki/a.pem" "$pki/a.key" \
-    "$pki/ca.pem" "$pki/crl.pem" "$2"
+    "$pki/ca.pem" "$pki/crl.pem" ${2:+"$2"}
 }
 # wait_for FILE REGEX: until a line of FILE matches REGEX (extended), at most IKE_WAIT s.
 wait_for() {
@@ -50,6 +51,20 @@ respond_role() {
   ip -n b xfrm state >"$out/xfrm-respond.txt" 2>&1
 }
 
+# 3. charon as a Windows peer initiates: AES-CBC-256, DH 14, AUTH method 9, no IDr
+windows_role() {
+  peer respond >"$out/ours-windows.txt" 2>&1 &
+  local peer_pid=$!
+  {
+    wait_for "$out/ours-windows.txt" '^listening' &&
+      sw --initiate --child win &&
+      wait_for "$out/ours-windows.txt" '^child '
+  } >"$out/initiate-windows.txt" 2>&1
+  sw --list-sas >"$out/sas-windows.txt" 2>&1
+  ip -n b xfrm state >"$out/xfrm-windows.txt" 2>&1
+  wait "$peer_pid"
+}
+
 mark boot
 "$here/topo.sh" up
 # A role whose charon did not start is not run: its checks fail on the missing results.
@@ -68,5 +83,13 @@ else
   echo "inside: charon b did not restart (swanctl-load.txt)" >&2
 fi
 "$cns" stop b
-"$here/topo.sh" down
 mark respond-done
+cp "$out/charon-b.log" "$out/charon-b-respond.log"
+if IKE_PROFILE=windows "$cns" start b >>"$out/swanctl-load.txt" 2>&1; then
+  windows_role
+else
+  echo "inside: charon b (windows) did not start (swanctl-load.txt)" >&2
+fi
+IKE_PROFILE=windows "$cns" stop b
+"$here/topo.sh" down
+mark windows-done

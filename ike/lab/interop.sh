@@ -4,6 +4,8 @@
 # SA rekey and then a Child SA rekey (PFS) through the new IKE SA (inside.sh). Checks that
 # our Child SA keys equal the kernel SAs charon installed, and that our SKEYSEED and SK_*
 # equal the ones charon logs (`ike = 4`), for the initial exchange and the IKE SA rekey.
+# Then charon configured like Windows (conf/b-windows.swanctl.conf, no RFC 7427) initiates
+# to us: AES-CBC-256 + HMAC-SHA2-256, DH 14, AUTH method 9, no IDr.
 # Self-contained: a fresh PKI from strongSwan's `pki` per run (mkpki.sh), charon b's
 # config in conf/. Needs root, user-mode-linux and strongSwan (scripts/install-deps).
 # Usually run as `scripts/lab test ike`. Prints PASS/FAIL lines and "N passed, M failed";
@@ -25,13 +27,13 @@ case $out/ in
   /tmp/* | /run/*) echo "interop: $out: inside UML /tmp and /run are private tmpfs" >&2; exit 2 ;;
 esac
 mkdir -p "$out"
-rm -rf "$out"/pki "$out"/swanctl-b; rm -f "$out"/*.txt "$out"/*.log "$out"/*.conf "$out"/*.stderr
+rm -rf "$out"/pki "$out"/swanctl-b "$out"/swanctl-b-windows; rm -f "$out"/*.txt "$out"/*.log "$out"/*.conf "$out"/*.stderr
 nice -n 10 cargo build -q -p ike --example lab_peer
 export IKE_OUT=$out LAB_PEER=$target/debug/examples/lab_peer
 "$here/mkpki.sh" "$out" >"$out/mkpki.txt" 2>&1 || { cat "$out/mkpki.txt" >&2; exit 1; }
 # One UML boot at a time on this machine (other labs share it); the limit counts once
 # the lock is held.
-limit=${IKE_TIMEOUT:-300}
+limit=${IKE_TIMEOUT:-420}
 # shellcheck disable=SC2016
 flock /tmp/uml.lock bash -c 't0=$EPOCHREALTIME
   timeout --kill-after=10 "$1" "$2/scripts/uml-run" --timeout "$(($1 - 10))" -- bash "$3/inside.sh"
@@ -41,17 +43,18 @@ flock /tmp/uml.lock bash -c 't0=$EPOCHREALTIME
 # Judge whatever the run left: a missing file (UML timed out, a step failed) is empty, so
 # its checks FAIL rather than the script stopping.
 set +e
-for role in initiate respond; do
+for role in initiate respond windows; do
   touch "$out/ours-$role.txt" "$out/xfrm-$role.txt" "$out/sas-$role.txt"
 done
-touch "$out/charon-b.log" "$out/charon-b-initiate.log" "$out/times.txt"
+touch "$out/charon-b.log" "$out/charon-b-initiate.log" "$out/charon-b-respond.log" "$out/times.txt"
 pass=0 fail=0
 check() {
   if [ "$2" = "$3" ] && [ -n "$2" ]; then echo "PASS $1"; pass=$((pass + 1))
   else echo "FAIL $1: '$2' is not '$3'"; fail=$((fail + 1)); fi
 }
 # ip xfrm state prints "proto esp spi 0xSPI ..." and then "aead rfc4106(gcm(aes)) 0xKEY 128".
-kernel_key() { awk -v spi="0x$2" '$3=="spi" && $4==spi {f=1} f && $1=="aead" {print $3; exit}' "$1" | sed 's/^0x//'; }
+# With AES-CBC the line is "enc cbc(aes) 0xKEY".
+kernel_key() { awk -v spi="0x$2" '$3=="spi" && $4==spi {f=1} f && ($1=="aead" || $1=="enc") {print $3; exit}' "$1" | sed 's/^0x//'; }
 # charon's `ike = 4` dumps, one line per derived IKE SA: "SKEYSEED=hex Sk_d=hex ...". A dump
 # is "TIME THREAD[IKE] <name> LABEL => N bytes @ ADDR" and then "... OFFSET: HEX x16  ascii"
 # lines; threads interleave, so each dump is followed by its thread's number.
@@ -74,7 +77,7 @@ sk_keys() { tr ' ' '\n' <<<"$1" | grep '^Sk_' | tr '\n' ' '; }
 
 for role in initiate respond; do
   ours=$out/ours-$role.txt xfrm=$out/xfrm-$role.txt
-  log=$out/charon-b.log; [ $role = respond ] || log=$out/charon-b-initiate.log
+  log=$out/charon-b-respond.log; [ $role = respond ] || log=$out/charon-b-initiate.log
   read -r spi_in spi_out < <(sed -n 's/^child spi_in=\([0-9a-f]*\) spi_out=\([0-9a-f]*\).*/\1 \2/p' "$ours" 2>/dev/null | tail -1) || true
   check "$role: peer authenticated by the lab CA" "$(grep -c '^peer authority=lab' "$ours")" 1
   check "$role: our outbound key = charon's inbound SA ${spi_out:-}" "$(sed -n 's/^key_out=//p' "$ours" | tail -1)" "$(kernel_key "$xfrm" "${spi_out:-x}")"
@@ -96,6 +99,20 @@ for role in initiate respond; do
     i=$((i + 1))
   done
 done
+# 3. charon configured like Windows initiated; we responded.
+ours=$out/ours-windows.txt xfrm=$out/xfrm-windows.txt log=$out/charon-b.log
+read -r spi_in spi_out < <(sed -n 's/^child spi_in=\([0-9a-f]*\) spi_out=\([0-9a-f]*\).*/\1 \2/p' "$ours" 2>/dev/null | tail -1) || true
+check "windows: peer authenticated by the lab CA" "$(grep -c '^peer authority=lab' "$ours")" 1
+check "windows: Child SA is AES-CBC-256 + HMAC-SHA2-256" "$(grep -c '^child .* cipher=AesCbcHmacSha256 { bits: 256 }' "$ours")" 1
+check "windows: our outbound key = charon's inbound SA ${spi_out:-}" "$(sed -n 's/^key_out=//p' "$ours" | tail -1)" "$(kernel_key "$xfrm" "${spi_out:-x}")"
+check "windows: our inbound key = charon's outbound SA ${spi_in:-}" "$(sed -n 's/^key_in=//p' "$ours" | tail -1)" "$(kernel_key "$xfrm" "${spi_in:-x}")"
+check "windows: charon lists the IKE SA established" "$(grep -c ESTABLISHED "$out/sas-windows.txt")" 1
+# The profile itself: charon announced no RFC 7427 hashes and sent no IDr.
+check "windows: charon sent no SIGNATURE_HASH_ALGORITHMS" "$(grep 'generating IKE_SA_INIT request 0 ' "$log" | grep -vc 'HASH_ALG')" 1
+check "windows: charon's IKE_AUTH request has no IDr" "$(grep 'generating IKE_AUTH request 1 \[' "$log" | grep -vc 'IDr')" 1
+check "windows: charon chose DH group 14" "$(grep -c 'selected proposal: IKE:AES_CBC_256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048' "$log")" 1
+# Without RFC 7427 at charon's end we sign with method 9 (charon names it ECDSA-256).
+check "windows: charon verified our AUTH method 9" "$(grep -cE "authentication of '10\.77\.0\.1' with ECDSA-256 (signature )?successful" "$log")" 1
 check "respond: charon deleted the old Child SA, we removed it" "$(grep -c '^event ChildDeleted' "$out/ours-respond.txt")" 1
 awk '$1 == "uml" { printf "UML run (boot to power-off): %.1f s\n", $3 - $2 }' "$out/times.txt" 2>/dev/null || true
 if [ "$fail" != 0 ]; then

@@ -33,11 +33,16 @@ issue revoked 10.77.0.3
 pki --signcrl --cacert ca.pem --cakey ca.key --lifetime 30 \
     --reason key-compromise --cert revoked.pem --outform pem > crl.pem
 chmod 600 ./*.key
-d=$out/swanctl-b
-rm -rf "$d"
-# Every folder swanctl --load-all reads: an absent one prints "opening directory ... failed".
-for x in x509ca x509 private x509crl x509ocsp x509aa x509ac pubkey rsa ecdsa bliss pkcs8 pkcs12; do
-  mkdir -p "$d/$x"
-done
-cp "$here/conf/b.swanctl.conf" "$d/swanctl.conf"
-cp ca.pem "$d/x509ca/"; cp crl.pem "$d/x509crl/"; cp b.pem "$d/x509/"; cp b.key "$d/private/"
+# swanctl-b: charon b as configured for the interop runs; swanctl-b-windows: the same
+# credentials, the Windows-like connection (conf/b-windows.swanctl.conf).
+swanctl_dir() { # dir conf
+  rm -rf "$1"
+  # Every folder swanctl --load-all reads: an absent one prints "opening directory ... failed".
+  for x in x509ca x509 private x509crl x509ocsp x509aa x509ac pubkey rsa ecdsa bliss pkcs8 pkcs12; do
+    mkdir -p "$1/$x"
+  done
+  cp "$2" "$1/swanctl.conf"
+  cp ca.pem "$1/x509ca/"; cp crl.pem "$1/x509crl/"; cp b.pem "$1/x509/"; cp b.key "$1/private/"
+}
+swanctl_dir "$out/swanctl-b" "$here/conf/b.swanctl.conf"
+swanctl_dir "$out/swanctl-b-windows" "$here/conf/b-windows.swanctl.conf"

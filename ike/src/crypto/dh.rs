@@ -1,13 +1,16 @@
-//! Diffie-Hellman groups 19 (ECP-256, RFC 5903) and 31 (Curve25519, RFC 8031).
+//! Diffie-Hellman groups 14 (MODP-2048, RFC 3526), 19 (ECP-256, RFC 5903) and 31
+//! (Curve25519, RFC 8031).
 
 use zeroize::Zeroizing;
 
-use super::Secret;
+use super::{modp, Secret};
 use crate::rng::Rng;
 
 /// A supported Diffie-Hellman group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DhGroup {
+    /// Group 14, the 2048-bit MODP group (RFC 3526 §3).
+    Modp2048,
     /// Group 19, 256-bit random ECP group (NIST P-256).
     Ecp256,
     /// Group 31, Curve25519.
@@ -18,6 +21,7 @@ impl DhGroup {
     /// The IANA transform ID.
     pub fn number(self) -> u16 {
         match self {
+            DhGroup::Modp2048 => 14,
             DhGroup::Ecp256 => 19,
             DhGroup::Curve25519 => 31,
         }
@@ -26,6 +30,7 @@ impl DhGroup {
     /// The group with IANA transform ID `n`, if supported.
     pub fn from_number(n: u16) -> Option<DhGroup> {
         match n {
+            14 => Some(DhGroup::Modp2048),
             19 => Some(DhGroup::Ecp256),
             31 => Some(DhGroup::Curve25519),
             _ => None,
@@ -35,6 +40,7 @@ impl DhGroup {
     /// Length of a public value in a KE payload.
     pub fn public_len(self) -> usize {
         match self {
+            DhGroup::Modp2048 => modp::LEN,
             DhGroup::Ecp256 => 64,
             DhGroup::Curve25519 => 32,
         }
@@ -58,9 +64,13 @@ pub enum DhError {
     /// A low-order point: the shared secret would be all zero (RFC 8031 §2).
     #[error("public value is a low-order point")]
     LowOrder,
+    /// A MODP value outside 1 < y < p − 1 (RFC 6989 §2.1).
+    #[error("public value is not within 1 < y < p - 1")]
+    OutOfRange,
 }
 
 enum Private {
+    Modp2048(modp::Private),
     Ecp256(p256::SecretKey),
     Curve25519(x25519_dalek::StaticSecret),
 }
@@ -86,16 +96,21 @@ impl KeyShare {
         loop {
             let mut bytes = Zeroizing::new([0u8; 32]);
             rng.fill(&mut bytes[..]);
-            // Only P-256 can refuse (scalar 0 or >= n: probability ~2^-32).
+            // Only P-256 (scalar 0 or >= n) and MODP (x < 2) can refuse: ~2^-32 at most.
             if let Some(share) = KeyShare::from_private(group, &bytes) {
                 return share;
             }
         }
     }
 
-    /// The key pair with private value `private` (for known-answer tests).
+    /// The key pair with private value `private` (for known-answer tests); for MODP-2048
+    /// it is the exponent, big-endian.
     pub fn from_private(group: DhGroup, private: &[u8; 32]) -> Option<KeyShare> {
         let (private, public) = match group {
+            DhGroup::Modp2048 => {
+                let (sk, public) = modp::Private::new(private)?;
+                (Private::Modp2048(sk), public)
+            }
             DhGroup::Ecp256 => {
                 let sk = p256::SecretKey::from_slice(private).ok()?;
                 let point = sk.public_key().to_sec1_bytes();
@@ -136,6 +151,7 @@ impl KeyShare {
             });
         }
         match &self.private {
+            Private::Modp2048(sk) => sk.agree(peer),
             Private::Ecp256(sk) => {
                 let sec1 = [&[0x04u8][..], peer].concat();
                 // Decoding checks that the point is on the curve and not the identity.

@@ -4,6 +4,9 @@
 
 mod dh;
 mod keys;
+mod modp;
+#[cfg(test)]
+mod modp_tests;
 mod prf;
 mod secret;
 mod sk;

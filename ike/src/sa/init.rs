@@ -106,7 +106,9 @@ fn send_init(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
     }));
     payloads.push(Payload::Nonce(sa.ni.clone()));
     payloads.extend(natd::payloads(sa, ctx, sa.local, sa.remote));
-    payloads.push(Payload::Notify(signature_hash_algorithms()));
+    if ctx.config.announce_signature_hashes {
+        payloads.push(Payload::Notify(signature_hash_algorithms()));
+    }
     if ctx.config.fragmentation.enabled {
         payloads.push(fragmentation_supported());
     }
@@ -340,7 +342,9 @@ pub(super) fn respond(
             authorities,
         }));
     }
-    payloads.push(Payload::Notify(signature_hash_algorithms()));
+    if ctx.config.announce_signature_hashes {
+        payloads.push(Payload::Notify(signature_hash_algorithms()));
+    }
     sa.fragmentation = fragments_agreed(ctx, &msg.payloads);
     if sa.fragmentation {
         payloads.push(fragmentation_supported());

@@ -32,6 +32,8 @@ mod rekey_tests;
 mod sim;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod windows_tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -79,6 +81,10 @@ pub struct Config {
     pub force_encap: bool,
     /// Child SA rekeys carry a KE of our first group (perfect forward secrecy).
     pub rekey_pfs: bool,
+    /// Announce SIGNATURE_HASH_ALGORITHMS (RFC 7427) in IKE_SA_INIT. Without it a peer
+    /// signs with AUTH methods 1 and 9, as Windows does; we verify methods 1, 9 and 14
+    /// either way and sign with what the peer announced.
+    pub announce_signature_hashes: bool,
     /// The daemon's admission rule, asked once the peer has proved its certificate and
     /// AUTH: which authorities and identities may reach this host (e.g. a partner CA only
     /// for some rules). `None` admits every peer the verifier accepts.
@@ -148,7 +154,7 @@ pub struct Admission<'a> {
 
 impl Config {
     /// A configuration with our suites (AES-GCM-16-128/256, AES-CBC-128/256 + HMAC-SHA2-256-128;
-    /// groups 31 and 19) and default timers.
+    /// groups 31, 19 and 14) and default timers.
     pub fn new(
         key: SigningKey,
         certificates: Vec<Vec<u8>>,
@@ -163,7 +169,7 @@ impl Config {
         ];
         Config {
             ike_ciphers: ciphers.clone(),
-            groups: vec![DhGroup::Curve25519, DhGroup::Ecp256],
+            groups: vec![DhGroup::Curve25519, DhGroup::Ecp256, DhGroup::Modp2048],
             esp_ciphers: ciphers,
             key,
             certificates,
@@ -176,6 +182,7 @@ impl Config {
             max_ike_sas: 10_000,
             force_encap: false,
             rekey_pfs: true,
+            announce_signature_hashes: true,
             admit: None,
             key_log: None,
             esp_spi: None,
