@@ -1,0 +1,222 @@
+//! The IKE lab's fixtures: the PKI (made once per test process by tests/lab/ike/mkpki.sh),
+//! the policy variant, the key directory, the roamer's agent, TCP and UDP reachability
+//! probes, and the daemon's IKE failure counters.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context};
+use e2e::daemon;
+use e2e::lab::{self, Lab, UpOptions};
+use e2e::probe::{Batch, Probe};
+use e2e::remote;
+use e2e::topology::Family;
+use serde_json::Value;
+
+/// The inventory hosts that get a corp certificate (every member of the lab).
+pub const MEMBERS: [&str; 3] = ["site", "db", "mp"];
+
+/// target/lab/ike: the PKI, policy, keys and charon's files (a host path: inside UML, /tmp
+/// and /run are private tmpfs, and charon-ns.sh wants its folder outside both).
+pub fn work_dir() -> PathBuf {
+    e2e::repo_root().join("target/lab/ike")
+}
+
+/// The run's PKI, made once per test process by strongSwan's `pki`.
+pub fn pki() -> &'static Path {
+    static PKI: OnceLock<PathBuf> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let dir = work_dir().join("pki");
+        let script = e2e::repo_root().join("tests/lab/ike/mkpki.sh");
+        let out = Command::new(&script)
+            .arg(&dir)
+            .output()
+            .expect("running tests/lab/ike/mkpki.sh");
+        assert!(
+            out.status.success(),
+            "mkpki.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+/// The seed (examples/dual-stack.toml) with the lab CA as authority `corp`, its rule
+/// `intranet-isolation` admitting `ca:corp` instead of `any` (the same addresses, so the
+/// flow matrix of the six standard hosts is unchanged), and site ↔ db keyed over IKEv2.
+pub fn policy_text(pki: &Path) -> String {
+    let seed = std::fs::read_to_string(e2e::repo_root().join("examples/dual-stack.toml"))
+        .expect("examples/dual-stack.toml");
+    let head = "[[rules]]\nname = \"intranet-isolation\"";
+    let at = seed.find(head).expect("the seed's intranet-isolation rule");
+    let (before, rule) = seed.split_at(at);
+    let rule = rule.replacen("from = [\"any\"]", "from = [\"ca:corp\"]", 1);
+    assert!(
+        rule.contains("ca:corp"),
+        "the seed's rule has no from = [\"any\"]"
+    );
+    let p = pki.display();
+    format!(
+        r#"{before}[[authorities]]
+name = "corp"                 # the lab CA (tests/lab/ike/mkpki.sh, a fresh one per run)
+ca-certificates = ["{p}/corp-ca.pem"]
+crls = ["{p}/corp.crl"]
+revocation = "strict"
+
+[[rules]]
+name = "site-db-ikev2"        # two inventory hosts keyed over IKEv2 (forward secrecy)
+from = ["host:site"]
+to = ["host:db"]
+action = "require"
+key-exchange = "ikev2"
+
+{rule}"#
+    )
+}
+
+/// A scratch folder `name` under target/lab/ike, holding the policy variant and a key
+/// directory: the example X25519 keys of the members and their corp certificates.
+pub fn prepare(name: &str) -> UpOptions {
+    let pki = pki();
+    let dir = work_dir().join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, policy_text(pki)).unwrap();
+    let examples = e2e::repo_root().join("examples/keys");
+    for h in MEMBERS {
+        copy(
+            &examples.join(format!("{h}.key")),
+            &keys.join(format!("{h}.key")),
+            0o600,
+        );
+        install_cert(pki, h, h, &keys);
+    }
+    UpOptions {
+        with: vec!["roamer".into()],
+        policy: Some(policy),
+        keys: Some(keys),
+        no_agents: false,
+    }
+}
+
+fn copy(from: &Path, to: &Path, mode: u32) {
+    std::fs::copy(from, to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+    std::fs::set_permissions(to, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+}
+
+/// `HOST-cert.{pem,key}` in `keys` from the PKI's `cert` (scripts/provision/agent passes
+/// them as `--cert`/`--cert-key`).
+pub fn install_cert(pki: &Path, cert: &str, host: &str, keys: &Path) {
+    copy(
+        &pki.join(format!("{cert}-cert.pem")),
+        &keys.join(format!("{host}-cert.pem")),
+        0o644,
+    );
+    copy(
+        &pki.join(format!("{cert}-cert.key")),
+        &keys.join(format!("{host}-cert.key")),
+        0o600,
+    );
+}
+
+/// Start xfrm-agent on the roamer (not in the inventory) with its corp certificate and a
+/// fresh X25519 key that the file does not list, through scripts/provision/agent (which
+/// records its pid for tear-down); wait until it answers on its control socket.
+pub fn start_roamer_agent(lab: &Lab) -> anyhow::Result<u32> {
+    let key = lab.keys.join("roamer.key");
+    let out = Command::new(lab::agent_binary()).arg("keygen").output()?;
+    ensure!(out.status.success(), "xfrm-agent keygen failed");
+    std::fs::write(&key, &out.stdout)?;
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    install_cert(pki(), "roamer", "roamer", &lab.keys);
+    let (pid, _) = daemon::restart(lab, "roamer")?;
+    Ok(pid)
+}
+
+pub fn addr(lab: &Lab, host: &str, f: Family) -> IpAddr {
+    lab.topo.host(host).unwrap().addr(f)
+}
+
+/// One probe from `host` (src → dst, "tcp" or "udp", port): whether its echo came back.
+pub fn probe_once(
+    lab: &Lab,
+    host: &str,
+    src: IpAddr,
+    dst: IpAddr,
+    proto: &str,
+    port: u16,
+) -> anyhow::Result<bool> {
+    let batch = Batch {
+        concurrent: false,
+        timeout_ms: 2000,
+        settle_ms: 50,
+        probes: vec![Probe {
+            id: 0,
+            src,
+            dst,
+            proto: proto.into(),
+            port,
+        }],
+    };
+    let run = remote::start_probes(&lab.exec, host, &batch)?;
+    let res = remote::finish_probes(run, host)?;
+    Ok(res.first().is_some_and(|r| r.ok))
+}
+
+/// Probe until one echo comes back (the first packets start the exchange and wait for
+/// it), within `limit`; returns how long it took.
+pub fn reach(
+    lab: &Lab,
+    host: &str,
+    src: IpAddr,
+    dst: IpAddr,
+    proto: &str,
+    port: u16,
+    limit: Duration,
+) -> anyhow::Result<Duration> {
+    let t0 = Instant::now();
+    daemon::poll(
+        &format!("{host}: {proto} {src} → {dst}:{port} answered"),
+        limit,
+        Duration::from_millis(200),
+        || Ok(probe_once(lab, host, src, dst, proto, port)?.then_some(())),
+    )?;
+    Ok(t0.elapsed())
+}
+
+/// The daemon's IKE failures by reason (`auth-failed`, `revoked`, …): the first object
+/// named `failures` in its view (status --daemon --json).
+pub fn failures(v: &Value) -> BTreeMap<String, u64> {
+    fn find(v: &Value) -> Option<&serde_json::Map<String, Value>> {
+        match v {
+            Value::Object(m) => m
+                .get("failures")
+                .and_then(Value::as_object)
+                .or_else(|| m.values().find_map(find)),
+            Value::Array(a) => a.iter().find_map(find),
+            _ => None,
+        }
+    }
+    find(v)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, n)| Some((k.clone(), n.as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Owned SAs of `host` between `a` and `b` (either direction), from `ip -s xfrm state`.
+pub fn owned_sas(host: &str, a: IpAddr, b: IpAddr) -> anyhow::Result<Vec<e2e::xfrm::State>> {
+    Ok(daemon::states(host)
+        .with_context(|| format!("{host}: ip xfrm state"))?
+        .into_iter()
+        .filter(|s| s.owned() && ((s.src == a && s.dst == b) || (s.src == b && s.dst == a)))
+        .collect())
+}
