@@ -553,3 +553,33 @@ fn inventory_pair(lab: &Lab) -> anyhow::Result<String> {
     anyhow::ensure!(fails == 0, "{fails} matrix cells failed\n{out}");
     Ok(out)
 }
+
+/// Without the lab: both IKE policy files load without errors, and the variant's oracle
+/// outcomes for the six standard hosts are the seed's (so the matrix above proves that
+/// IKEv2 keying changed no cell).
+#[test]
+fn ikev2_lab_policies_load_and_keep_the_seed_matrix() {
+    let pki = std::path::Path::new("/lab-pki");
+    let load = |name: &str, text: &str| match policy_schema::load(name, text) {
+        Ok(l) => l.policy,
+        Err(d) => panic!("{name} does not load:\n{d}"),
+    };
+    let variant = load("variant", &rig::policy_text(pki));
+    let seed_text =
+        std::fs::read_to_string(e2e::repo_root().join("examples/dual-stack.toml")).unwrap();
+    let seed = load("seed", &seed_text);
+    load(
+        "roamer",
+        &rig::roamer_policy_text(pki, "afHYlNMD37507eZrZqsbd+jZV3lhnbG36Ad3QnFbgQE="),
+    );
+    let topo = e2e::topology::Topology::load(&e2e::topology::Topology::default_path()).unwrap();
+    let hosts: Vec<_> = topo.standard_hosts().collect();
+    let outcomes = |p| {
+        matrix::cells(p, &topo, &hosts)
+            .into_iter()
+            .map(|c| c.expect.outcome)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(outcomes(&variant), outcomes(&seed));
+    assert!(topo.host("roamer").is_some_and(|h| h.extra));
+}

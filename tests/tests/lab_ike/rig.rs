@@ -66,6 +66,7 @@ name = "corp"                 # the lab CA (tests/lab/ike/mkpki.sh, a fresh one 
 ca-certificates = ["{p}/corp-ca.pem"]
 crls = ["{p}/corp.crl"]
 revocation = "strict"
+scope = "any"                 # also vouches for inventory hosts keyed over IKEv2 (site, db)
 
 [[rules]]
 name = "site-db-ikev2"        # two inventory hosts keyed over IKEv2 (forward secrecy)
@@ -125,17 +126,100 @@ pub fn install_cert(pki: &Path, cert: &str, host: &str, keys: &Path) {
     );
 }
 
-/// Start xfrm-agent on the roamer (not in the inventory) with its corp certificate and a
-/// fresh X25519 key that the file does not list, through scripts/provision/agent (which
-/// records its pid for tear-down); wait until it answers on its control socket.
+/// The roamer's own policy file: the fleet's file lists it nowhere, so to its own agent
+/// the roamer is the one inventory host, with `encapsulation = "udp"` (its path to the
+/// intranet drops protocol 50), and every intranet host is a peer admitted by a corp
+/// certificate (`scope = "any"` on the `zone:intranet` side).
+pub fn roamer_policy_text(pki: &Path, public_key: &str) -> String {
+    let p = pki.display();
+    format!(
+        r#"# The roamer's own file (tests/tests/lab_ike/rig.rs): a laptop outside the fleet.
+version = 1
+
+[defaults]
+cipher = "aes-gcm-128"
+
+[zones]
+intranet = ["10.10.0.0/24", "fd00:10::/64"]
+
+[[hosts]]
+name = "roamer"
+addresses = ["10.20.0.40", "fd00:20::40"]
+public-key = "{public_key}"
+encapsulation = "udp"
+
+[[authorities]]
+name = "corp"
+ca-certificates = ["{p}/corp-ca.pem"]
+crls = ["{p}/corp.crl"]
+revocation = "strict"
+scope = "any"
+
+[[exemptions]]
+name = "ike-nat-t"
+protocol = "udp"
+ports = [500, 4500]
+
+[[exemptions]]
+name = "icmp"
+protocol = "icmp"
+
+[[exemptions]]
+name = "icmpv6"
+protocol = "icmpv6"
+
+[[rules]]
+name = "to-the-intranet"
+from = ["host:roamer"]
+to = ["zone:intranet"]
+action = "require"
+"#
+    )
+}
+
+/// Start xfrm-agent on the roamer with its own file ([`roamer_policy_text`]), a fresh
+/// X25519 key and its corp certificate, through scripts/provision/agent (which records
+/// its pid for tear-down); wait until its daemon answers and has reconciled.
 pub fn start_roamer_agent(lab: &Lab) -> anyhow::Result<u32> {
+    let agent = lab::agent_binary();
     let key = lab.keys.join("roamer.key");
-    let out = Command::new(lab::agent_binary()).arg("keygen").output()?;
+    let out = Command::new(&agent).arg("keygen").output()?;
     ensure!(out.status.success(), "xfrm-agent keygen failed");
     std::fs::write(&key, &out.stdout)?;
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    let out = Command::new(&agent)
+        .arg("pubkey")
+        .stdin(std::fs::File::open(&key)?)
+        .output()?;
+    ensure!(out.status.success(), "xfrm-agent pubkey failed");
+    let public = String::from_utf8(out.stdout)?.trim().to_string();
     install_cert(pki(), "roamer", "roamer", &lab.keys);
-    let (pid, _) = daemon::restart(lab, "roamer")?;
+    let policy = lab.state.join("roamer-policy.toml");
+    std::fs::write(&policy, roamer_policy_text(pki(), &public))?;
+    let out = Command::new("ip")
+        .args(["netns", "exec", "roamer"])
+        .arg(e2e::repo_root().join("scripts/provision/agent"))
+        .arg("roamer")
+        .env("LAB_STATE", &lab.state)
+        .env("LAB_POLICY", &policy)
+        .env("LAB_KEYS", &lab.keys)
+        .env("XFRM_AGENT", &agent)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "roamer: provision/agent failed: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let pid = daemon::recorded_pid(lab, "roamer")?;
+    daemon::poll(
+        "the roamer's daemon answers",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || {
+            let v = daemon::view("roamer")?;
+            Ok((daemon::count(&v, "reconciles") > 0).then_some(()))
+        },
+    )?;
     Ok(pid)
 }
 
