@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use crate::kernel::{self, ErrorKind, KernelError, NlSocket};
 use crate::model::{Desired, DesiredSa, Op, OpKind, SaDir, SaKey};
+use crate::plan::diff::diff_touched;
 use crate::plan::diff::{diff_with, in_class, sa_class, Plan, SaClass};
-use crate::plan::touched::diff_touched;
 use crate::plan::Touched;
 
 /// One op the kernel refused.

@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use hkdf::Hkdf;
@@ -15,8 +14,6 @@ use policy_schema::{Policy, PublicKey};
 use sha2::Sha256;
 use x25519_dalek::StaticSecret;
 
-use crate::fasthash::FastMap;
-use crate::plan::spi::SpiTable;
 use crate::secret::Secret;
 
 /// A key file is 45 bytes of base64; anything past this is not a key (and not read).
@@ -143,41 +140,9 @@ pub(crate) fn read_private_file(
 }
 
 /// The extracted secret of one pair of identities, ready to expand SA keys from.
-///
-/// It also remembers the SA keys it expanded: every recompile (reload, rotation step) needs
-/// the same keys again, and expanding them was a fifth of a 10,000-peer compile.
+#[derive(Clone)]
 pub struct PairKey {
     hkdf: Hkdf<Sha256>,
-    memo: Mutex<Vec<Derived>>,
-}
-
-/// What tells one SA key of a pair from another: everything else its HKDF info binds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DerivationId {
-    /// The SA profile (cipher, mode, encapsulation), as numbered for SPIs.
-    pub profile: u32,
-    pub epoch: u64,
-    pub src: std::net::IpAddr,
-    pub dst: std::net::IpAddr,
-}
-
-/// An SA key already expanded from a pair.
-struct Derived {
-    id: DerivationId,
-    keys: (Secret, Secret),
-}
-
-/// A pair needs a handful of SAs at a time (addresses × profiles × at most three epochs);
-/// past this many remembered keys something is off, and the memo starts over.
-const MEMO_CAP: usize = 64;
-
-impl Clone for PairKey {
-    fn clone(&self) -> PairKey {
-        PairKey {
-            hkdf: self.hkdf.clone(),
-            memo: Mutex::new(Vec::new()),
-        }
-    }
 }
 
 impl fmt::Debug for PairKey {
@@ -189,7 +154,7 @@ impl fmt::Debug for PairKey {
 impl PairKey {
     /// Both sides compute the same value: the public keys are ordered before use. Refused
     /// for a peer key whose shared secret is not contributory.
-    fn new(local: &PrivateKey, peer: &PublicKey) -> Result<PairKey, KeyError> {
+    pub fn new(local: &PrivateKey, peer: &PublicKey) -> Result<PairKey, KeyError> {
         let me = local.public();
         let (a, b) = if me <= *peer {
             (me, *peer)
@@ -203,7 +168,6 @@ impl PairKey {
         let shared = local.shared(peer)?;
         Ok(PairKey {
             hkdf: Hkdf::<Sha256>::new(Some(&salt), shared.expose()),
-            memo: Mutex::new(Vec::new()),
         })
     }
     /// `len` bytes of key material for `info` (which must bind direction, epoch, cipher…).
@@ -227,41 +191,15 @@ impl PairKey {
             Secret::new(okm[a..].to_vec()),
         )
     }
-    /// The keys `derive` expands for `id`, expanded once and then remembered. `derive` must
-    /// depend on nothing but `id` and this pair. Keys of epochs before `oldest` (no longer
-    /// in force) are forgotten when a new one is remembered.
-    pub fn remembered(
-        &self,
-        id: DerivationId,
-        oldest: u64,
-        derive: impl FnOnce(&PairKey) -> (Secret, Secret),
-    ) -> (Secret, Secret) {
-        let mut memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(d) = memo.iter().find(|d| d.id == id) {
-            return d.keys.clone();
-        }
-        memo.retain(|d| d.id.epoch >= oldest);
-        if memo.len() >= MEMO_CAP {
-            memo.clear();
-        }
-        let keys = derive(self);
-        memo.push(Derived {
-            id,
-            keys: keys.clone(),
-        });
-        keys
-    }
 }
 
 /// Who this agent is: a host of the policy, its key, and the keys of the clusters (virtual
-/// addresses) it is a member of. Pair secrets are computed once per peer key and cached.
+/// addresses) it is a member of. Nothing here is cached: the compiler keeps the pair
+/// secrets (`plan::Compiler`).
 pub struct Identity {
     pub host: String,
     key: PrivateKey,
     cluster_keys: BTreeMap<String, PrivateKey>,
-    cache: Mutex<FastMap<(PublicKey, PublicKey), Arc<PairKey>>>,
-    /// The last compile's SPI slots: they only change with the inventory's addresses.
-    spis: Mutex<Option<Arc<SpiTable>>>,
 }
 
 impl fmt::Debug for Identity {
@@ -293,8 +231,6 @@ impl Identity {
             host: host.name.clone(),
             key,
             cluster_keys: BTreeMap::new(),
-            cache: Mutex::new(FastMap::default()),
-            spis: Mutex::new(None),
         })
     }
     /// Add the private key of a cluster this host is a member of; it must match the file.
@@ -320,61 +256,18 @@ impl Identity {
     pub fn public(&self) -> PublicKey {
         self.key.public()
     }
+    /// This host's private key.
+    pub fn key(&self) -> &PrivateKey {
+        &self.key
+    }
+    /// The private key of `cluster`, if this agent holds it.
+    pub fn cluster_key(&self, cluster: &str) -> Option<&PrivateKey> {
+        self.cluster_keys.get(cluster)
+    }
     /// Whether this agent holds the private key of `cluster`.
     pub fn has_cluster_key(&self, cluster: &str) -> bool {
         self.cluster_keys.contains_key(cluster)
     }
-    /// The pair secret between our host key and `peer`; `None` (logged) when the peer's
-    /// key gives no contributory secret — that peer gets no SAs, so its protected traffic
-    /// is dropped, never sent under keys anyone could compute.
-    pub fn pair(&self, peer: &PublicKey) -> Option<Arc<PairKey>> {
-        self.pair_with(&self.key, peer)
-    }
-    /// The pair secret between a cluster's key (which we must hold) and `peer`; `None` as
-    /// for [`Identity::pair`].
-    pub fn cluster_pair(&self, cluster: &str, peer: &PublicKey) -> Option<Arc<PairKey>> {
-        let key = self.cluster_keys.get(cluster)?;
-        self.pair_with(key, peer)
-    }
-    /// Take over the pair secrets `old` computed for the keys this identity still holds, so
-    /// a reload with unchanged keys does not redo one X25519 operation per peer (≈0.9 s at
-    /// 10,000 peers). The cache is keyed by our public key, which names our private key.
-    pub fn adopt_cache(&self, old: &Identity) {
-        let mine: Vec<PublicKey> = self.held_keys().collect();
-        let every_old_key_held = old.held_keys().all(|k| mine.contains(&k));
-        {
-            let old = old.cache.lock().unwrap_or_else(|e| e.into_inner());
-            let mut new = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if new.is_empty() && every_old_key_held {
-                // The usual reload (same keys, nothing derived yet): every entry qualifies,
-                // and cloning the table is several times faster than re-inserting 10k.
-                *new = old.clone();
-            } else {
-                new.reserve(old.len());
-                for (k, v) in old.iter().filter(|(k, _)| mine.contains(&k.0)) {
-                    new.entry(*k).or_insert_with(|| v.clone());
-                }
-            }
-        }
-        let old_spis = old.spis.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let mut spis = self.spis.lock().unwrap_or_else(|e| e.into_inner());
-        if spis.is_none() {
-            *spis = old_spis;
-        }
-    }
-
-    /// The SPI table `get` returns given the one kept from the last compile, which it may
-    /// reuse (see [`SpiTable::reuse_or_build`]); kept in turn for the next compile.
-    pub fn spi_table(
-        &self,
-        get: impl FnOnce(Option<&Arc<SpiTable>>) -> Arc<SpiTable>,
-    ) -> Arc<SpiTable> {
-        let mut kept = self.spis.lock().unwrap_or_else(|e| e.into_inner());
-        let table = get(kept.as_ref());
-        *kept = Some(table.clone());
-        table
-    }
-
     /// Who this identity is, as far as a compile can tell: the host, its public key, and
     /// each cluster it holds a key of with that key's public half.
     pub fn fingerprint(&self) -> (String, PublicKey, Vec<(String, PublicKey)>) {
@@ -406,54 +299,15 @@ impl Identity {
         out
     }
 
-    /// The public keys of the private keys this identity holds: the cache's first halves.
-    fn held_keys(&self) -> impl Iterator<Item = PublicKey> + '_ {
+    /// The public keys of the private keys this identity holds.
+    pub fn held_keys(&self) -> impl Iterator<Item = PublicKey> + '_ {
         std::iter::once(self.key.public()).chain(self.cluster_keys.values().map(PrivateKey::public))
-    }
-
-    fn pair_with(&self, local: &PrivateKey, peer: &PublicKey) -> Option<Arc<PairKey>> {
-        let id = (local.public(), *peer);
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(pair) = cache.get(&id) {
-            return Some(pair.clone());
-        }
-        match PairKey::new(local, peer) {
-            Ok(pair) => Some(cache.entry(id).or_insert(Arc::new(pair)).clone()),
-            Err(e) => {
-                tracing::error!(peer = %peer, error = %e, "refusing the pair");
-                None
-            }
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn adopted_cache_serves_only_the_keys_still_held() {
-        let me = PrivateKey::generate();
-        let peer = PrivateKey::generate().public();
-        let mut p = crate::plan::testkit::seed();
-        p.hosts[0].public_key = me.public();
-        let old = Identity::resolve(&p, me.clone(), None).unwrap();
-        let first = old.pair(&peer).unwrap();
-        let same = Identity::resolve(&p, me, None).unwrap();
-        same.adopt_cache(&old);
-        assert!(
-            Arc::ptr_eq(&first, &same.pair(&peer).unwrap()),
-            "reused, not recomputed"
-        );
-        let other = PrivateKey::generate();
-        p.hosts[0].public_key = other.public();
-        let rekeyed = Identity::resolve(&p, other, None).unwrap();
-        rekeyed.adopt_cache(&old);
-        assert!(
-            !Arc::ptr_eq(&first, &rekeyed.pair(&peer).unwrap()),
-            "a new key derives anew"
-        );
-    }
 
     #[test]
     fn pair_keys_agree_on_both_sides() {
@@ -500,10 +354,10 @@ mod tests {
             assert!(
                 matches!(PairKey::new(&me, &peer), Err(KeyError::NonContributory(k)) if k == peer)
             );
-            assert!(id.pair(&peer).is_none(), "host pair with {peer}");
-            assert!(id.cluster_pair("vip", &peer).is_none(), "cluster {peer}");
+            let cluster = id.cluster_key("vip").unwrap();
+            assert!(PairKey::new(cluster, &peer).is_err(), "cluster {peer}");
         }
-        assert!(id.pair(&PrivateKey::generate().public()).is_some());
+        assert!(PairKey::new(id.key(), &PrivateKey::generate().public()).is_ok());
     }
 
     #[test]

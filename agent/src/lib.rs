@@ -9,7 +9,6 @@ pub mod credentials;
 pub mod daemon;
 pub mod engine;
 pub mod explain;
-pub mod fasthash;
 pub mod keepalive;
 pub mod kernel;
 pub mod keying;

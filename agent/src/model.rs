@@ -314,7 +314,7 @@ pub enum Origin {
     /// A temporary block inserted by the diff around an unsafe transition.
     Guard,
     /// The fail-closed `block` under a protective outbound policy of the named rule
-    /// (`plan::backstop`).
+    /// (`plan/compile/backstop.rs`).
     Backstop(Arc<str>),
 }
 

@@ -7,8 +7,8 @@ mod support;
 
 use agent::keys::Identity;
 use agent::model::{Desired, Observed};
-use agent::plan::backstop::{backstop_keys, needs_backstop};
 use agent::plan::diff::diff;
+use agent::plan::{backstop_keys, needs_backstop};
 use agent::plan::{desired, LocalAddrs, Timestamp};
 use policy_schema::{Action, Ownership, Policy};
 use support::apply_one;

@@ -17,7 +17,7 @@ use agent::engine::reconcile;
 use agent::kernel;
 use agent::keys::{Identity, PrivateKey};
 use agent::model::Desired;
-use agent::plan::backstop::is_backstop;
+use agent::plan::is_backstop;
 use agent::plan::{desired, Timestamp};
 use policy_schema::Ownership;
 use support::ns::{privileged, TestNetns};

@@ -2,71 +2,18 @@
 //! a throw-away network namespace — never the root namespace. States need ESP, which this
 //! kernel lacks: the lab checks those (tests/tests/lab_agents.rs, interoperability).
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use agent::keys::{Identity, PrivateKey};
 use agent::plan::{desired, Timestamp};
-
-/// A network namespace removed on drop, also when the test fails.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Option<Netns> {
-        let name = format!("xa-render-{}-{tag}", std::process::id());
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .ok()?
-            .success();
-        ok.then_some(Netns(name))
-    }
-    fn ip(&self, args: &[&str], stdin: Option<&str>) -> (bool, String) {
-        let mut child = Command::new("ip")
-            .arg("-n")
-            .arg(&self.0)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("ip");
-        if let Some(text) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
-        }
-        let out = child.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.success(), text)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
+use support::ns::{privileged, TestNetns};
 
 #[test]
 fn render_policy_lines_are_accepted_by_ip_batch() {
-    if !is_root() {
-        eprintln!("skipped: needs root to create a network namespace");
+    if !privileged("render_policy_lines_are_accepted_by_ip_batch") {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -109,13 +56,13 @@ fn render_policy_lines_are_accepted_by_ip_batch() {
                 "{example}/{host}: {lines} lines for {} policies",
                 d.policies.len()
             );
-            let ns = Netns::new(host).expect("ip netns add");
-            let (ok, out) = ns.ip(&["-batch", "-"], Some(&text));
-            assert!(
-                ok,
-                "{example}/{host}: ip -batch refused the render output:\n{out}\n---\n{text}"
-            );
-            let (_, listed) = ns.ip(&["xfrm", "policy", "list"], None);
+            let ns = TestNetns::new("render");
+            if let Err(out) = ns.ip_batch(&text) {
+                panic!(
+                    "{example}/{host}: ip -batch refused the render output:\n{out}\n---\n{text}"
+                );
+            }
+            let listed = ns.ip(&["xfrm", "policy", "list"]);
             let installed = listed.lines().filter(|l| l.starts_with("src ")).count();
             assert_eq!(installed, lines, "{example}/{host}: installed policies");
         }

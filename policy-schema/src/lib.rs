@@ -23,6 +23,8 @@ mod report;
 mod schema;
 mod suggest;
 mod summary;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 mod text;
 mod values;
 

@@ -1,36 +1,23 @@
 //! The oracle on a seed policy built in code (independent of the parser), and on variants.
 
 use super::*;
+use policy_schema::testkit::{self, net};
 use policy_schema::{
     Cipher, Defaults, Endpoint, Host, Mode, Ownership, PortRange, Protocol, PublicKey,
 };
 
-fn net(s: &str) -> ipnet::IpNet {
-    s.parse().unwrap()
-}
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
 fn host(name: &str, addrs: &[&str], encap: Encapsulation, key: u8) -> Host {
-    Host {
-        name: name.into(),
-        addresses: addrs.iter().map(|a| ip(a)).collect(),
-        public_key: PublicKey([key; 32]),
-        zones: vec![],
-        encapsulation: encap,
-        gateway_for: vec![],
-    }
+    let mut h = testkit::host(name, addrs, PublicKey([key; 32]));
+    h.encapsulation = encap;
+    h
 }
 
 fn exemption(name: &str, protocol: Protocol, ports: &[(u16, u16)]) -> Exemption {
-    Exemption {
-        name: name.into(),
-        protocol,
-        ports: ports.iter().map(|&(lo, hi)| PortRange { lo, hi }).collect(),
-        direction: Direction::Both,
-        peers: vec![],
-    }
+    testkit::exemption(name, protocol, ports, Direction::Both)
 }
 
 /// The seed policy's content, written as the model (what examples/seed-site-dmz.toml says).

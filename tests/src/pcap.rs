@@ -1,6 +1,8 @@
 //! A small pcap reader: just enough to classify the lab's packets (ESP, ESP-in-UDP, clear
 //! TCP/UDP/ICMP) from `tcpdump -i any -y LINUX_SLL2 -w` files, without spawning a process
-//! per question (processes are slow under UML).
+//! per question (processes are slow under UML). Hand-written on purpose: `tcpdump -i any`
+//! writes LINUX_SLL2 frames, which etherparse (0.21) does not decode, and pcap-file would
+//! replace only the record loop below, its current line being a release candidate.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

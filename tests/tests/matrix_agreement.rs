@@ -223,21 +223,9 @@ mod random {
     //! 300 cells (a search for the next disagreement like the one the variants found).
 
     use super::*;
-    use policy_schema::{Action, Direction, Endpoint, Exemption, PortRange, Protocol, Rule};
+    use policy_schema::testkit::endpoint;
+    use policy_schema::{Action, Direction, Exemption, PortRange, Protocol, Rule};
     use proptest::prelude::*;
-
-    fn endpoint() -> impl Strategy<Value = Endpoint> {
-        prop_oneof![
-            Just(Endpoint::Any),
-            Just(Endpoint::Zone("intranet".into())),
-            Just(Endpoint::Zone("dmz".into())),
-            Just(Endpoint::Host("site".into())),
-            Just(Endpoint::Host("db".into())),
-            Just(Endpoint::Host("mp".into())),
-            Just(Endpoint::Prefix("10.30.0.0/24".parse().unwrap())),
-            Just(Endpoint::Prefix("fd00:30::/64".parse().unwrap())),
-        ]
-    }
 
     fn proto_ports() -> impl Strategy<Value = (Option<Protocol>, Vec<PortRange>)> {
         let ports = prop_oneof![

@@ -14,6 +14,7 @@ use super::{Explanation, Flow, Locations, Model, Transport, ICMP, ICMPV6};
 use crate::model::{Desired, Dir, Origin, PortMatch, Selector};
 use crate::plan::testkit::{exemption, identity, net, rule, seed};
 use crate::plan::{desired, Timestamp};
+use policy_schema::testkit::endpoint;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -189,19 +190,6 @@ fn check_every_pair(p: &Policy) {
 fn explain_names_what_the_compiler_installs_at_each_member() {
     check_every_pair(&seed());
     check_every_pair(&varied());
-}
-
-fn endpoint() -> impl Strategy<Value = Endpoint> {
-    prop_oneof![
-        Just(Endpoint::Any),
-        Just(Endpoint::Zone("intranet".into())),
-        Just(Endpoint::Zone("dmz".into())),
-        Just(Endpoint::Host("site".into())),
-        Just(Endpoint::Host("db".into())),
-        Just(Endpoint::Host("mp".into())),
-        Just(Endpoint::Prefix(net("10.30.0.0/24"))),
-        Just(Endpoint::Prefix(net("fd00:30::/64"))),
-    ]
 }
 
 /// A protocol and a ports list that fits it.

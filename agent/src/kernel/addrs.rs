@@ -1,9 +1,12 @@
 //! This namespace's addresses (RTM_GETADDR over a raw NETLINK_ROUTE socket) → LocalAddrs.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
 
+use netlink_packet_core::{NetlinkSerializable, ParseableParametrized};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::constants::NETLINK_ROUTE;
 use netlink_sys::Socket;
 
@@ -11,22 +14,10 @@ use super::error::KernelError;
 use super::socket::{NlSocket, RawMsg};
 use crate::plan::LocalAddrs;
 
-const RTM_NEWADDR: u16 = 20;
-const RTM_DELADDR: u16 = 21;
-const RTM_GETADDR: u16 = 22;
-/// rtnetlink multicast groups (include/uapi/linux/rtnetlink.h).
+/// rtnetlink multicast groups (include/uapi/linux/rtnetlink.h); netlink-packet-route does
+/// not export them.
 const RTNLGRP_IPV4_IFADDR: u32 = 5;
 const RTNLGRP_IPV6_IFADDR: u32 = 9;
-const IFA_ADDRESS: u16 = 1;
-const IFA_LOCAL: u16 = 2;
-/// The full 32-bit flags (ifaddrmsg's `ifa_flags` holds only the low 8).
-const IFA_FLAGS: u16 = 8;
-/// include/uapi/linux/if_addr.h.
-const IFA_F_OPTIMISTIC: u32 = 0x04;
-const IFA_F_DADFAILED: u32 = 0x08;
-const IFA_F_TENTATIVE: u32 = 0x40;
-/// sizeof(struct ifaddrmsg).
-const IFADDRMSG_LEN: usize = 8;
 
 /// Every address configured in this namespace (loopback included) that the kernel uses:
 /// not an IPv6 address still in duplicate address detection (tentative, unless optimistic)
@@ -36,92 +27,106 @@ const IFADDRMSG_LEN: usize = 8;
 /// with another RTM_NEWADDR), and one that failed DAD because another member still has
 /// it never counts.
 pub fn local_addrs() -> Result<LocalAddrs, KernelError> {
-    let mut sock = NlSocket::open(NETLINK_ROUTE)?;
     let mut out = LocalAddrs::new();
-    // ifaddrmsg with family AF_UNSPEC: both families.
-    sock.dump(
-        RTM_GETADDR,
-        &[0u8; IFADDRMSG_LEN],
-        |m| {
-            if let Some((a, flags)) = parse(m) {
-                if usable(flags) {
-                    out.insert(a);
-                }
-            }
-            Ok(())
-        },
-        || {},
-    )?;
+    dump_addrs(|a| {
+        if a.usable {
+            out.insert(a.addr);
+        }
+    })?;
     Ok(out)
 }
 
 /// The index of the interface `addr` is configured on (None: not configured here).
 pub fn interface_of(addr: IpAddr) -> Result<Option<u32>, KernelError> {
-    let mut sock = NlSocket::open(NETLINK_ROUTE)?;
     let mut found = None;
-    sock.dump(
-        RTM_GETADDR,
-        &[0u8; IFADDRMSG_LEN],
-        |m| {
-            if parse(m).is_some_and(|(a, _)| a == addr) {
-                // struct ifaddrmsg { family, prefixlen, flags, scope; u32 index }.
-                let i = &m.payload[4..8];
-                found = found.or(Some(u32::from_ne_bytes([i[0], i[1], i[2], i[3]])));
-            }
-            Ok(())
-        },
-        // A restarted dump sees every address again; the first match is as good.
-        || {},
-    )?;
+    // A restarted dump sees every address again; the first match is as good.
+    dump_addrs(|a| {
+        if a.addr == addr {
+            found = found.or(Some(a.index));
+        }
+    })?;
     Ok(found)
 }
 
+/// One configured address as an address message tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Configured {
+    addr: IpAddr,
+    /// The interface index.
+    index: u32,
+    /// Whether the kernel uses it (see `usable`).
+    usable: bool,
+    /// RTM_NEWADDR (else RTM_DELADDR).
+    added: bool,
+}
+
+/// RTM_GETADDR dump of both families, each address message handed to `each`.
+fn dump_addrs(mut each: impl FnMut(Configured)) -> Result<(), KernelError> {
+    let mut sock = NlSocket::open(NETLINK_ROUTE)?;
+    // The default message is an ifaddrmsg with family AF_UNSPEC: both families.
+    let request = RouteNetlinkMessage::GetAddress(AddressMessage::default());
+    let mut payload = vec![0u8; request.buffer_len()];
+    request.serialize(&mut payload);
+    sock.dump(
+        request.message_type(),
+        &payload,
+        |m| {
+            if let Some(a) = parse(m) {
+                each(a);
+            }
+            Ok(())
+        },
+        || {},
+    )
+}
+
 /// Whether the kernel uses an address with these `IFA_F_*` flags.
-fn usable(flags: u32) -> bool {
-    flags & IFA_F_DADFAILED == 0 && (flags & IFA_F_TENTATIVE == 0 || flags & IFA_F_OPTIMISTIC != 0)
+fn usable(flags: AddressFlags) -> bool {
+    !flags.contains(AddressFlags::Dadfailed)
+        && (!flags.contains(AddressFlags::Tentative) || flags.contains(AddressFlags::Optimistic))
 }
 
-/// The address of an RTM_NEWADDR/RTM_DELADDR message: IFA_LOCAL when present (on
-/// point-to-point links IFA_ADDRESS is the peer), else IFA_ADDRESS.
+/// The address of an RTM_NEWADDR/RTM_DELADDR message (see `parse`).
 pub fn parse_addr(m: &RawMsg<'_>) -> Option<IpAddr> {
-    parse(m).map(|(a, _)| a)
+    parse(m).map(|a| a.addr)
 }
 
-/// The address of an address message and its flags (IFA_FLAGS when present, else
-/// ifaddrmsg's 8-bit `ifa_flags`).
-fn parse(m: &RawMsg<'_>) -> Option<(IpAddr, u32)> {
-    if m.ty != RTM_NEWADDR && m.ty != RTM_DELADDR {
-        return None;
-    }
-    let p = m.payload;
-    if p.len() < IFADDRMSG_LEN {
-        return None;
-    }
-    let family = p[0];
-    let mut flags = u32::from(p[2]);
+/// An RTM_NEWADDR/RTM_DELADDR message decoded. Its address is IFA_LOCAL when present (on
+/// point-to-point links IFA_ADDRESS is the peer), else IFA_ADDRESS; its flags are IFA_FLAGS
+/// when present, else ifaddrmsg's 8-bit `ifa_flags`. Anything else, a malformed message, or
+/// an address of another family than the message's (the crate goes by the attribute's
+/// length), is None.
+fn parse(m: &RawMsg<'_>) -> Option<Configured> {
+    let (msg, added) = match RouteNetlinkMessage::parse_with_param(m.payload, m.ty).ok()? {
+        RouteNetlinkMessage::NewAddress(msg) => (msg, true),
+        RouteNetlinkMessage::DelAddress(msg) => (msg, false),
+        _ => return None,
+    };
+    let family = msg.header.family;
+    let mut flags = AddressFlags::from_bits_retain(u32::from(msg.header.flags.bits()));
     let (mut local, mut address) = (None, None);
-    let mut off = IFADDRMSG_LEN;
-    while off + 4 <= p.len() {
-        let len = u16::from_ne_bytes([p[off], p[off + 1]]) as usize;
-        let ty = u16::from_ne_bytes([p[off + 2], p[off + 3]]);
-        if len < 4 || off + len > p.len() {
-            break;
-        }
-        let v = &p[off + 4..off + len];
-        let ip = match (family as i32, v.len()) {
-            (libc::AF_INET, 4) => Some(IpAddr::V4(Ipv4Addr::new(v[0], v[1], v[2], v[3]))),
-            (libc::AF_INET6, 16) => Some(IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(v).ok()?))),
-            _ => None,
-        };
-        match ty {
-            IFA_LOCAL => local = ip,
-            IFA_ADDRESS => address = ip,
-            IFA_FLAGS if v.len() == 4 => flags = u32::from_ne_bytes([v[0], v[1], v[2], v[3]]),
+    for attr in msg.attributes {
+        match attr {
+            AddressAttribute::Local(a) => local = Some(a),
+            AddressAttribute::Address(a) => address = Some(a),
+            AddressAttribute::Flags(f) => flags = f,
             _ => {}
         }
-        off += (len + 3) & !3;
     }
-    Some((local.or(address)?, flags))
+    let addr = local.or(address)?;
+    let family_matches = match addr {
+        IpAddr::V4(_) => family == AddressFamily::Inet,
+        IpAddr::V6(_) => family == AddressFamily::Inet6,
+    };
+    if !family_matches {
+        return None;
+    }
+    Some(Configured {
+        addr,
+        index: msg.header.index,
+        usable: usable(flags),
+        added,
+    })
 }
 
 /// An address appeared or went away (cluster failover moves addresses).
@@ -161,11 +166,11 @@ impl AddrEvents {
             match super::events::recv(self.sock.as_raw_fd(), &mut self.buf) {
                 Ok(n) => {
                     for m in super::socket::parse_msgs(&self.buf[..n])? {
-                        let Some(a) = parse_addr(&m) else { continue };
-                        out.push(if m.ty == RTM_NEWADDR {
-                            AddrEvent::Added(a)
+                        let Some(a) = parse(&m) else { continue };
+                        out.push(if a.added {
+                            AddrEvent::Added(a.addr)
                         } else {
-                            AddrEvent::Removed(a)
+                            AddrEvent::Removed(a.addr)
                         });
                     }
                 }
@@ -186,7 +191,15 @@ impl AsRawFd for AddrEvents {
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv6Addr;
+
     use super::*;
+
+    /// The raw wire values, so the test checks the crate's decoding against the kernel ABI
+    /// (include/uapi/linux/if_addr.h, rtnetlink.h).
+    const RTM_NEWADDR: u16 = 20;
+    const IFA_ADDRESS: u16 = 1;
+    const IFA_FLAGS: u16 = 8;
 
     /// An RTM_NEWADDR payload for `addr` with `ifa_flags` and, if given, IFA_FLAGS.
     fn newaddr(addr: Ipv6Addr, ifa_flags: u8, full: Option<u32>) -> Vec<u8> {
@@ -215,7 +228,7 @@ mod tests {
     #[test]
     fn tentative_and_dad_failed_addresses_are_not_held() {
         let vip: Ipv6Addr = "fd00:10::100".parse().unwrap();
-        let held = |p: Vec<u8>| parse(&msg(&p)).map(|(a, f)| (a, usable(f)));
+        let held = |p: Vec<u8>| parse(&msg(&p)).map(|a| (a.addr, a.usable));
         // `ip addr add` without nodad: tentative first, then plain once DAD passed.
         assert_eq!(
             held(newaddr(vip, 0x40, Some(0x40))),
@@ -244,8 +257,24 @@ mod tests {
             Some((vip.into(), true))
         );
         assert_eq!(
-            parse_addr(&msg(&newaddr(vip, 0x48, None))),
-            Some(vip.into())
+            parse(&msg(&newaddr(vip, 0x48, None))).map(|a| (a.addr, a.index, a.added)),
+            Some((vip.into(), 2, true))
         );
+    }
+
+    #[test]
+    fn truncated_or_foreign_messages_are_ignored() {
+        let vip: Ipv6Addr = "fd00:10::100".parse().unwrap();
+        let p = newaddr(vip, 0, None);
+        // Cut inside the header, and inside the address attribute.
+        assert_eq!(parse(&msg(&p[..6])), None);
+        assert_eq!(parse(&msg(&p[..20])), None);
+        // A link message (RTM_NEWLINK) is not an address message.
+        let link = RawMsg { ty: 16, ..msg(&p) };
+        assert_eq!(parse(&link), None);
+        // An IPv6 address in a message that says AF_INET.
+        let mut v4 = p.clone();
+        v4[0] = libc::AF_INET as u8;
+        assert_eq!(parse_addr(&msg(&v4)), None);
     }
 }

@@ -14,8 +14,8 @@ use crate::model::{
     Algorithm, DesiredSa, Encap, Lifetime, PortMatch, SaDir, SaKey, SaMeta, SaSpec, Selector,
     NAT_T_PORT,
 };
-use crate::plan::net::host;
-use crate::plan::states::mirror;
+use crate::plan::host_net as host;
+use crate::plan::mirror;
 use crate::secret::Secret;
 
 /// The kernel algorithm for `cipher` with one direction's keys. GCM keys already carry

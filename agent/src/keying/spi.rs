@@ -2,7 +2,7 @@
 //!
 //! Static SAs take their SPIs from the owned range in slots of 256, one slot per inventory
 //! address, the SPIs arriving at a destination all from the senders' slots
-//! (`plan::spi`). Validation keeps that table at most half full, so at least half the
+//! (`plan/compile/spi/`). Validation keeps that table at most half full, so at least half the
 //! slots belong to no address: a negotiated inbound SPI drawn from a free slot is in the
 //! owned range (so the reconcile owns its SA) and no static SA towards any address of
 //! ours can ever use it. A policy reload that gives a free slot to a new address is
@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::plan::spi::{SpiTable, SLOT_SIZE};
+use crate::plan::{SpiTable, SLOT_SIZE};
 
 /// The slots that static SAs use, and the owned range.
 #[derive(Clone, Debug, PartialEq, Eq)]

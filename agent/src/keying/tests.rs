@@ -12,7 +12,7 @@ use ike::sa::Config;
 use super::testnet::{ip, table, Faults, Net, A, B, CLEAN, REQID, ROUGH};
 use super::{Acquire, FailureKind, Keying, Settings, StaticSpis};
 use crate::model::{DesiredSa, SaDir, SaKey, Selector};
-use crate::plan::net::host;
+use crate::plan::host_net as host;
 
 fn settings() -> Settings {
     Settings {
@@ -300,7 +300,7 @@ fn an_unanswered_exchange_is_counted_and_a_new_acquire_retries() {
 fn inbound_spis_avoid_static_slots() {
     let mut policy = crate::plan::testkit::seed();
     policy.ownership.spi = (0x4000_0000, 0x7fff_ffff);
-    let table = crate::plan::spi::SpiTable::build(&policy);
+    let table = crate::plan::SpiTable::build(&policy);
     let addrs: Vec<IpAddr> = (policy.hosts.iter())
         .flat_map(|h| h.addresses.clone())
         .chain([ip(A), ip(B)])

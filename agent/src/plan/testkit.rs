@@ -1,12 +1,12 @@
 //! Policies built in code for unit and property tests of the compiler.
 
-use std::net::IpAddr;
-
-use ipnet::IpNet;
+use policy_schema::testkit::{self as shared, exemption as exempt};
 use policy_schema::{
-    Action, Cipher, Defaults, Direction, Encapsulation, Endpoint, Exemption, Host, Mode, Ownership,
+    Action, Cipher, Defaults, Direction, Encapsulation, Endpoint, Exemption, Host, Ownership,
     Policy, PortRange, Protocol, Rule, Zone,
 };
+
+pub use policy_schema::testkit::{net, rule};
 
 use crate::keys::{Identity, PrivateKey};
 
@@ -17,38 +17,9 @@ pub fn key(seed: u32) -> PrivateKey {
     PrivateKey::from_bytes(b)
 }
 
+/// A host whose key is `key(seed)`.
 pub fn host(name: &str, addrs: &[&str], seed: u32) -> Host {
-    Host {
-        name: name.into(),
-        addresses: addrs
-            .iter()
-            .map(|a| a.parse::<IpAddr>().expect("addr"))
-            .collect(),
-        public_key: key(seed).public(),
-        zones: vec![],
-        encapsulation: Encapsulation::None,
-        gateway_for: vec![],
-    }
-}
-
-pub fn net(s: &str) -> IpNet {
-    s.parse().expect("prefix")
-}
-
-pub fn rule(name: &str, from: Vec<Endpoint>, to: Vec<Endpoint>, action: Action) -> Rule {
-    Rule {
-        name: name.into(),
-        from,
-        to,
-        protocol: None,
-        ports: vec![],
-        action,
-        mode: Mode::Transport,
-        cipher: Cipher::AesGcm128,
-        key_exchange: Default::default(),
-        identities: vec![],
-        admits: Default::default(),
-    }
+    shared::host(name, addrs, key(seed).public())
 }
 
 /// Any → `host` on TCP 5432, with another cipher than the default.
@@ -65,14 +36,9 @@ pub fn port_rule(name: &str, host: &str) -> Rule {
     r
 }
 
+/// An exemption both ways, for every peer.
 pub fn exemption(name: &str, protocol: Protocol, ports: &[(u16, u16)]) -> Exemption {
-    Exemption {
-        name: name.into(),
-        protocol,
-        ports: ports.iter().map(|&(lo, hi)| PortRange { lo, hi }).collect(),
-        direction: Direction::Both,
-        peers: vec![],
-    }
+    exempt(name, protocol, ports, Direction::Both)
 }
 
 /// The seed scenario: site and db in the intranet, mp in the DMZ over UDP, any ↔ intranet

@@ -2,7 +2,8 @@
 //! on drop (also when the test panics). Test bodies run on a thread that entered the
 //! namespace, so the test harness's own threads stay in the root namespace.
 
-use std::process::Command;
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 static N: AtomicU32 = AtomicU32::new(0);
@@ -55,6 +56,26 @@ impl TestNetns {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+
+    /// `ip -n NAME -batch -` fed `commands`; Err carries ip's output when it refuses them.
+    pub fn ip_batch(&self, commands: &str) -> Result<(), String> {
+        let mut child = Command::new("ip")
+            .args(["-n", &self.name, "-batch", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run ip");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(commands.as_bytes()).expect("write to ip");
+        drop(stdin);
+        let out = child.wait_with_output().expect("wait for ip");
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr))
+    }
 }
 
 impl Drop for TestNetns {
@@ -67,8 +88,7 @@ impl Drop for TestNetns {
 
 /// Whether privileged tests can run; prints the one-line reason when not.
 pub fn privileged(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = agent::kernel::netns::is_root();
     if !root {
         eprintln!("skipping {test}: needs root (network namespaces and XFRM)");
     }

@@ -1,11 +1,10 @@
 //! Policies built in code (the file parser is another branch's work): a varied one for
 //! "what the compiler emits installs and reads back identical" tests.
 
-use std::net::IpAddr;
-
 use agent::keys::{Identity, PrivateKey};
 use agent::model::Desired;
 use agent::plan::{desired, LocalAddrs, Timestamp};
+use policy_schema::testkit::{self, exemption};
 use policy_schema::*;
 
 pub fn key(i: u32) -> PrivateKey {
@@ -15,14 +14,9 @@ pub fn key(i: u32) -> PrivateKey {
 }
 
 fn host(i: u32, name: &str, addrs: &[&str], encap: Encapsulation) -> Host {
-    Host {
-        name: name.into(),
-        addresses: addrs.iter().map(|a| a.parse::<IpAddr>().unwrap()).collect(),
-        public_key: key(i).public(),
-        zones: vec![],
-        encapsulation: encap,
-        gateway_for: vec![],
-    }
+    let mut h = testkit::host(name, addrs, key(i).public());
+    h.encapsulation = encap;
+    h
 }
 
 fn rule(
@@ -33,37 +27,16 @@ fn rule(
     action: Action,
     cipher: Cipher,
 ) -> Rule {
-    Rule {
-        name: name.into(),
-        from: vec![Endpoint::Any],
-        to: vec![Endpoint::Zone(to.into())],
-        protocol: proto,
-        ports: ports.iter().map(|p| PortRange::single(*p)).collect(),
+    let mut r = testkit::rule(
+        name,
+        vec![Endpoint::Any],
+        vec![Endpoint::Zone(to.into())],
         action,
-        mode: Mode::Transport,
-        cipher,
-        key_exchange: Default::default(),
-        identities: vec![],
-        admits: Default::default(),
-    }
-}
-
-fn exemption(
-    name: &str,
-    protocol: Protocol,
-    ports: &[(u16, u16)],
-    direction: Direction,
-) -> Exemption {
-    Exemption {
-        name: name.into(),
-        protocol,
-        ports: ports
-            .iter()
-            .map(|(lo, hi)| PortRange { lo: *lo, hi: *hi })
-            .collect(),
-        direction,
-        peers: vec![],
-    }
+    );
+    r.protocol = proto;
+    r.ports = ports.iter().map(|p| PortRange::single(*p)).collect();
+    r.cipher = cipher;
+    r
 }
 
 /// Dual-stack intranet with the usual exemptions, every cipher, ESP-in-UDP, request and

@@ -197,7 +197,6 @@ impl Reconciler {
             tracing::debug!("the policy file changed while it was read; reading it again");
             return Reloaded::Unsettled(self.debounce);
         }
-        ctx.identity.adopt_cache(&self.loaded.ctx.identity);
         load::print_warnings(&ctx.warnings);
         let new = Loaded::new(ctx, &read.text, keys);
         let old = std::mem::replace(&mut self.loaded, new);

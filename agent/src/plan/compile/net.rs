@@ -5,12 +5,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use policy_schema::Family;
 
-use crate::fasthash::FastSet;
-
-/// `inner` lies entirely inside `outer` (same family).
-pub fn net_contains(outer: &IpNet, inner: &IpNet) -> bool {
-    outer.contains(inner)
-}
+use rustc_hash::FxHashSet;
 
 /// `addr` lies inside one of `nets`.
 pub fn any_contains(nets: &[IpNet], addr: &IpAddr) -> bool {
@@ -22,7 +17,7 @@ pub fn any_contains(nets: &[IpNet], addr: &IpAddr) -> bool {
 /// that for every peer: quadratic).
 #[derive(Debug, Default)]
 pub struct PrefixIndex {
-    nets: FastSet<IpNet>,
+    nets: FxHashSet<IpNet>,
     lens: Vec<(bool, u8)>,
 }
 

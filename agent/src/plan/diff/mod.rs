@@ -5,8 +5,8 @@
 //! lifetimes and encapsulation — xfrm_state_update() copies nothing else), otherwise the SA
 //! is deleted and re-added. Order, so that no protected flow ever goes out in clear:
 //! 1. SA adds/updates, inbound before outbound (the peer must be able to receive first);
-//! 2. backstop adds/updates (`plan::backstop`), then policy adds/updates that protect, then
-//!    those that let clear through;
+//! 2. backstop adds/updates (`plan/compile/backstop.rs`), then policy adds/updates that
+//!    protect, then those that let clear through;
 //! 3. policy deletes, permissive first, then protective, then backstops: a protective
 //!    outbound policy never exists without the block under it;
 //! 4. SA deletes, outbound before inbound — policies go before the SAs they use.
@@ -23,12 +23,17 @@ use std::net::IpAddr;
 use policy_schema::Ownership;
 use serde::Serialize;
 
-use super::backstop::is_backstop;
-use super::installed::{join, Pair};
+use super::is_backstop;
 use crate::model::{
     Desired, DesiredSa, Mark, Observed, Op, OpKind, Origin, PolicyAction, PolicyKey, PolicySpec,
     SaDir, SaKey, SaMeta, SaSpec,
 };
+
+mod merge_join;
+mod touched;
+
+use merge_join::{join, Pair};
+pub use touched::diff_touched;
 
 /// A class of SA as far as kernel support goes: the address family (IPv6?) and the
 /// algorithm. A kernel without ESP for a family, or without an algorithm, refuses every SA

@@ -6,7 +6,7 @@ use ipnet::IpNet;
 use policy_schema::{Endpoint, Host, Policy};
 
 use super::super::RuleNets;
-use crate::fasthash::FastMap;
+use rustc_hash::FxHashMap;
 
 /// Where each endpoint's prefixes end in the resolved `from` and `to` of each rule.
 #[derive(Clone, Debug)]
@@ -17,12 +17,12 @@ pub(super) type Touched = Vec<(usize, Vec<IpNet>)>;
 
 /// Host endpoints resolve by name: with every name once, an endpoint's prefixes are its
 /// host's addresses, whichever way [`Policy::resolve_all`] looks the name up.
-fn by_name(hosts: &[Host]) -> Option<FastMap<&str, &Host>> {
-    let map: FastMap<&str, &Host> = hosts.iter().map(|h| (h.name.as_str(), h)).collect();
+fn by_name(hosts: &[Host]) -> Option<FxHashMap<&str, &Host>> {
+    let map: FxHashMap<&str, &Host> = hosts.iter().map(|h| (h.name.as_str(), h)).collect();
     (map.len() == hosts.len()).then_some(map)
 }
 
-fn resolve(policy: &Policy, hosts: &FastMap<&str, &Host>, e: &Endpoint) -> Vec<IpNet> {
+fn resolve(policy: &Policy, hosts: &FxHashMap<&str, &Host>, e: &Endpoint) -> Vec<IpNet> {
     match e {
         Endpoint::Host(n) => hosts
             .get(n.as_str())
@@ -65,7 +65,7 @@ impl Ends {
         changed: &[&str],
     ) -> Option<(RuleNets, Ends, Touched)> {
         let is_changed = |e: &Endpoint| matches!(e, Endpoint::Host(n) if changed.binary_search(&n.as_str()).is_ok());
-        let mut hosts: FastMap<&str, &Host> = FastMap::default();
+        let mut hosts: FxHashMap<&str, &Host> = FxHashMap::default();
         let named = |h: &&Host| changed.binary_search(&h.name.as_str()).is_ok();
         for h in policy.hosts.iter().filter(named) {
             if hosts.insert(h.name.as_str(), h).is_some() {

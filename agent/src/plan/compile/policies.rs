@@ -18,8 +18,7 @@ use policy_schema::{Action, Direction, Family, Host, Mode, Policy, Rule};
 
 use super::backstop::with_backstops;
 use super::net::{any_contains, any_of, host, of_family};
-use super::ports::blocks_of;
-pub use super::prune::contains;
+use super::ports::{blocks_of, Side};
 use super::prune::prune;
 use super::tunnel::{tunnel_links, TunnelLink};
 use super::{Layout, RuleNets};
@@ -76,15 +75,6 @@ impl Builder {
         // Sorted and unique: the map is built in one pass, not by search and insert.
         out.into_iter().collect()
     }
-}
-
-/// Which side of a connection the local address is on, for port placement.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Side {
-    /// Peers connect to our ports: `in` matches dport, `out` matches sport.
-    Server,
-    /// We connect to the peers' ports: `out` matches dport, `in` matches sport.
-    Client,
 }
 
 fn sel(src: IpNet, dst: IpNet, proto: u8, sport: PortMatch, dport: PortMatch) -> Selector {

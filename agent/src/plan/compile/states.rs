@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use policy_schema::{Action, Cipher, Encapsulation, Family, Mode, Policy, PublicKey, Rule};
 
+use super::carry::{Pair, Pairs};
 use super::epoch::{EpochView, Timeline};
 use super::net::{any_of, host, PrefixIndex};
 use super::ports::blocks_of;
@@ -19,7 +20,7 @@ use super::spi::{profile, SpiTable};
 use super::suite::SaContext;
 use super::tunnel::tunnel_links;
 use super::{Layout, RuleNets};
-use crate::keys::PairKey;
+use crate::keys::PrivateKey;
 use crate::model::{
     DesiredSa, Encap, Lifetime, PortMatch, SaDir, SaKey, SaMeta, SaSpec, Selector, NAT_T_PORT,
 };
@@ -236,7 +237,7 @@ pub fn mirror(s: &Selector) -> Selector {
 #[allow(clippy::too_many_arguments)]
 fn emit(
     cx: &SaContextAll,
-    pair: &PairKey,
+    pair: &mut Pair,
     peer: &str,
     a: IpAddr,
     b: IpAddr,
@@ -307,7 +308,7 @@ pub fn transport_sas(
     mine: &[LocalRules],
     me: &Party,
     peer: &Party,
-    pair: &PairKey,
+    pair: &mut Pair,
     out: &mut SaSink,
 ) {
     let encap = if me.encap == Encapsulation::Udp || peer.encap == Encapsulation::Udp {
@@ -324,7 +325,7 @@ pub fn transport_sas(
                 // Selector for local→remote traffic (the inbound SA uses it mirrored).
                 let out_sel = pinned_selector(*a, *b, narrows);
                 emit(
-                    cx, pair, &peer.name, *a, *b, *cipher, *mode, encap, out_sel, out,
+                    cx, &mut *pair, &peer.name, *a, *b, *cipher, *mode, encap, out_sel, out,
                 );
             }
         }
@@ -336,7 +337,7 @@ pub fn tunnel_sas(
     cx: &SaContextAll,
     policy: &Policy,
     me: &policy_schema::Host,
-    pair_of: &dyn Fn(&PublicKey) -> Option<std::sync::Arc<PairKey>>,
+    (pairs, mine): (&mut Pairs, &PrivateKey),
     out: &mut SaSink,
 ) {
     // (peer, local outer, peer outer, cipher) → inner (local, remote) subnet pairs.
@@ -378,12 +379,12 @@ pub fn tunnel_sas(
             }
         };
         // No pair (a key without a contributory secret): no SAs, the traffic is dropped.
-        let Some(pair) = pair_of(&peer.public_key) else {
+        let Some(pair) = pairs.get(mine, &peer.public_key) else {
             continue;
         };
         emit(
             cx,
-            &pair,
+            pair,
             &name,
             a,
             b,

@@ -26,10 +26,6 @@ impl SaSink {
         self.sas.push(Some(sa));
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.sas.is_empty()
-    }
-
     /// The SAs as a map; of several with one key the last one wins, as with map inserts.
     pub fn into_map(self) -> BTreeMap<SaKey, DesiredSa> {
         let SaSink { mut keys, mut sas } = self;

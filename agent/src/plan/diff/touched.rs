@@ -1,4 +1,4 @@
-//! The diff of a patch: only the keys a [`Compiler`](super::Compiler) patch changed, against
+//! The diff of a patch: only the keys a [`Compiler`](crate::plan::Compiler) patch changed, against
 //! what the kernel holds under those keys (read one by one, not dumped).
 //!
 //! When the kernel held the last desired set (the last reconcile's writes were all
@@ -13,9 +13,9 @@ use std::collections::BTreeSet;
 
 use policy_schema::Ownership;
 
-use super::diff::{diff_in, guard_keys, Plan};
-use super::Touched;
+use super::{diff_in, guard_keys, Plan};
 use crate::model::{Desired, DesiredSa, Observed, PolicyKey, SaKey};
+use crate::plan::Touched;
 
 impl Touched {
     /// Every policy key the diff of these keys reads in the kernel: the touched ones and

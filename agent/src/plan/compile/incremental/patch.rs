@@ -12,13 +12,13 @@ use super::super::epoch::Timeline;
 use super::super::{host_party, states, SaSink};
 use super::hosts::{self, Before};
 use super::{held_key, rule_patch, sa_keys, set_initial_seq, Compiled, Inputs, Memo, Touched};
-use crate::fasthash::FastSet;
+use rustc_hash::FxHashSet;
 
 /// The addresses whose SPI slot moved: usually a handful, compared one by one (a hash
 /// lookup per inventory address cost more than the rest of the scan).
 enum Moved {
     Few(Vec<IpAddr>),
-    Many(FastSet<IpAddr>),
+    Many(FxHashSet<IpAddr>),
 }
 
 impl Moved {

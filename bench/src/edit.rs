@@ -1,4 +1,4 @@
-//! The benchmarks' policy edit, shared by the examples that include this file.
+//! The benchmarks' policy edit: the one-peer change bench_reload and profile_reload make.
 
 use std::net::Ipv4Addr;
 

@@ -4,9 +4,10 @@ use std::net::IpAddr;
 
 use policy_schema::{Cipher, Encapsulation, Mode};
 
+use super::carry::{DerivationId, Pair};
 use super::net::addr_tagged;
 use super::spi::profile;
-use crate::keys::{DerivationId, PairKey, KDF_LABEL};
+use crate::keys::KDF_LABEL;
 use crate::model::Algorithm;
 
 /// Key lengths of a suite: (encryption or AEAD key incl. salt, authentication key).
@@ -63,7 +64,7 @@ impl SaContext<'_> {
 
     /// The kernel algorithm with its derived key (expanded once per pair and SA, then
     /// remembered by the pair: the info binds nothing but the id's fields).
-    pub fn algorithm(&self, pair: &PairKey) -> Algorithm {
+    pub fn algorithm(&self, pair: &mut Pair) -> Algorithm {
         let id = DerivationId {
             profile: profile(self.cipher, self.mode, self.encap),
             epoch: self.epoch,

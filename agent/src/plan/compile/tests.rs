@@ -6,10 +6,10 @@ use std::net::IpAddr;
 use policy_schema::{Action, Encapsulation, Endpoint, Policy, PortRange, Protocol};
 use proptest::prelude::*;
 
-use super::testkit::{self, identity, seed};
 use super::{desired, Timestamp};
 use crate::keys::Identity;
 use crate::model::{Desired, DesiredSa, Dir, PolicyAction, SaDir, SaKey, SaSpec};
+use crate::plan::testkit::{self, identity, seed};
 
 /// Mid-epoch for the default one-hour interval.
 const T: u64 = 1_800_001_800;

@@ -25,8 +25,8 @@ use policy_schema::{Cipher, Encapsulation, Mode, Policy};
 use sha2::{Digest, Sha256};
 
 use super::net::addr_tagged;
-use crate::fasthash::{FastMap, FastSet};
 use probe::Probe;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 mod probe;
 
@@ -37,7 +37,7 @@ pub const SLOT_SIZE: u32 = 256;
 #[derive(Clone, Debug)]
 pub struct SpiTable {
     lo: u32,
-    slots: FastMap<IpAddr, Slot>,
+    slots: FxHashMap<IpAddr, Slot>,
     /// The addresses in probing order with their slots; empty when probing wrapped around
     /// the end of the range (then a change rebuilds the table).
     order: Vec<Probe>,
@@ -51,7 +51,7 @@ pub struct SpiTable {
 }
 
 /// A table's slots, its addresses in probing order, and those whose slot changed.
-type Updated = (FastMap<IpAddr, Slot>, Vec<Probe>, Vec<IpAddr>);
+type Updated = (FxHashMap<IpAddr, Slot>, Vec<Probe>, Vec<IpAddr>);
 
 static TABLES: AtomicU64 = AtomicU64::new(0);
 
@@ -77,7 +77,7 @@ impl Slot {
 /// around. False when the table is full (addresses then share slots).
 fn wrap_around(order: &mut [Probe], n: u64) -> bool {
     let mut unique = true;
-    let mut taken = FastSet::with_capacity_and_hasher(order.len(), Default::default());
+    let mut taken = FxHashSet::with_capacity_and_hasher(order.len(), Default::default());
     for p in order.iter_mut() {
         let mut s = u64::from(p.home);
         let mut probes = 0;
@@ -139,14 +139,16 @@ impl SpiTable {
     ///
     /// The policy's validation guarantees the range holds at least twice as many slots as
     /// there are addresses; if it does not, the table is still built but later addresses
-    /// share slots (never silently: `complete()` says so).
+    /// share slots (never silently: `complete()` says so). The definition
+    /// [`SpiTable::reuse_or_build`] is tested against.
+    #[cfg(test)]
     pub fn build(policy: &Policy) -> SpiTable {
         SpiTable::from_inputs(SpiInputs::of(policy), None)
     }
 
     /// The table of `policy`: `prev` itself when the range and the addresses are the same
     /// (a reload that changes rules only); else built anew, hashing only the addresses
-    /// `prev` does not have (the result is the same as [`SpiTable::build`]).
+    /// `prev` does not have (the result is the same as building anew, tested against `SpiTable::build`).
     pub fn reuse_or_build(policy: &Policy, prev: Option<&Arc<SpiTable>>) -> Arc<SpiTable> {
         let inputs = SpiInputs::of(policy);
         match prev {

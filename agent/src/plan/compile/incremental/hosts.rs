@@ -3,7 +3,7 @@
 
 use policy_schema::{Host, Policy};
 
-use crate::fasthash::FastMap;
+use rustc_hash::FxHashMap;
 
 /// Everything but the hosts is the same: versions, defaults, ownership, zones, clusters,
 /// exemptions and rules (rules name hosts, so a rename that a rule follows shows here).
@@ -53,6 +53,6 @@ pub(super) fn changed_hosts(old: &[Host], new: &[Host], limit: usize) -> Option<
     (changed.len() <= limit).then_some(changed)
 }
 
-fn by_name(hosts: &[Host]) -> FastMap<&str, &Host> {
+fn by_name(hosts: &[Host]) -> FxHashMap<&str, &Host> {
     hosts.iter().map(|h| (h.name.as_str(), h)).collect()
 }

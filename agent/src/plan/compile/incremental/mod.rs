@@ -18,6 +18,7 @@
 //! [`Compiler::last`]). `Compiled::Patched { peers: 0, prefixes: 0 }` means the same
 //! objects as the last compile (only outbound initial sequence numbers moved).
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 
 use policy_schema::{Host, Policy, PublicKey};
 
+use super::carry::Carry;
 use super::epoch::{EpochView, Timeline};
 use super::spi::SpiTable;
 use super::{desired_with, find_me, LocalAddrs, PlanError, RuleNets, Timestamp};
@@ -43,10 +45,12 @@ mod tests;
 /// It owns the last result (the daemon's "last desired"): patching it in place is what
 /// makes a one-host change cost a few milliseconds, and keeps only one desired set alive.
 /// It also holds the last policy (shared): a policy the caller has let go of is freed
-/// when the next compile replaces it.
+/// when the next compile replaces it, and the pair secrets, expanded SA keys and SPI
+/// slots, which full compiles reuse too (a reload with unchanged keys redoes no X25519).
 #[derive(Default)]
 pub struct Compiler {
     memo: Option<Memo>,
+    carry: Carry,
     how: Option<Compiled>,
     /// The keys the last patch took out or put in (None after a full compile).
     touched: Option<Touched>,
@@ -99,6 +103,7 @@ pub(super) struct Inputs<'a> {
     pub me: &'a Host,
     pub local: &'a LocalAddrs,
     pub now: Timestamp,
+    pub carry: &'a RefCell<Carry>,
 }
 
 impl Compiler {
@@ -120,6 +125,7 @@ impl Compiler {
     ) -> Result<&Desired, PlanError> {
         let policy = &**shared;
         let me = find_me(policy, id)?;
+        let carry = RefCell::new(std::mem::take(&mut self.carry));
         let inputs = Inputs {
             shared,
             policy,
@@ -127,10 +133,19 @@ impl Compiler {
             me,
             local,
             now,
+            carry: &carry,
         };
+        let compiled = self.compile(&inputs);
+        self.carry = carry.into_inner();
+        compiled?;
+        Ok(&self.memo.as_ref().expect("just compiled").desired)
+    }
+
+    /// Patch the last result to `inputs`, or compile in full.
+    fn compile(&mut self, inputs: &Inputs) -> Result<(), PlanError> {
         self.touched = None;
         let patched = match self.memo.as_mut() {
-            Some(memo) => patch::patch(memo, &inputs),
+            Some(memo) => patch::patch(memo, inputs),
             None => Err("first compile"),
         };
         let how = match patched {
@@ -141,12 +156,20 @@ impl Compiler {
             Err(why) => {
                 // Free the old set first: two full sets at once would double the peak.
                 self.memo = None;
-                self.memo = Some(full(&inputs)?);
+                self.memo = Some(full(inputs)?);
                 Compiled::Full(why)
             }
         };
         self.how = Some(how);
-        Ok(&self.memo.as_ref().expect("just compiled").desired)
+        Ok(())
+    }
+
+    /// Make the next compile a full one, keeping the pair secrets, SA keys and SPI slots:
+    /// a full compile as the daemon makes one (benchmarks time it).
+    pub fn full_next(&mut self) {
+        self.memo = None;
+        self.how = None;
+        self.touched = None;
     }
 
     /// The last result, if any.
@@ -168,7 +191,7 @@ impl Compiler {
 /// A full compile, remembered with what the next patch needs.
 fn full(x: &Inputs) -> Result<Memo, PlanError> {
     let nets = RuleNets::new(x.policy);
-    let desired = desired_with(x.policy, x.id, x.local, x.now, &nets)?;
+    let desired = desired_with(x.policy, x.id, x.local, x.now, &nets, x.carry)?;
     let job = x.job(&nets);
     let (timeline, view) = job.timeline();
     Ok(Memo {
@@ -241,6 +264,14 @@ fn set_initial_seq(memo: &mut Memo, timeline: &Timeline, now: Timestamp) {
 
 impl<'a> Inputs<'a> {
     fn job(&self, nets: &'a RuleNets) -> super::SaJob<'a> {
-        super::SaJob::new(self.policy, self.id, self.me, self.local, self.now, nets)
+        super::SaJob::new(
+            self.policy,
+            self.id,
+            self.me,
+            self.local,
+            self.now,
+            nets,
+            self.carry,
+        )
     }
 }

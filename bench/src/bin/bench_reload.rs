@@ -32,12 +32,10 @@ use std::time::{Duration, Instant};
 use agent::kernel::events::{XfrmEvent, XfrmEvents};
 use agent::keys::{Identity, PrivateKey};
 use agent::model::{Desired, PolicyKey, SaKey};
-use agent::plan::{LocalAddrs, Timestamp};
+use agent::plan::{Compiler, LocalAddrs, Timestamp};
 use anyhow::{bail, Context};
 
-#[path = "support/edit.rs"]
-mod edit;
-use edit::move_host;
+use bench::edit::move_host;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
@@ -102,15 +100,19 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
-/// The plan the daemon would compute from `text` (pair keys cached in `id`).
-fn plan(text: &str, id: &Identity, now: Timestamp) -> anyhow::Result<Desired> {
+/// The plan the daemon would compute from `text` (pair keys kept by `compiler`, as the
+/// daemon's are).
+fn plan(
+    compiler: &mut Compiler,
+    text: &str,
+    id: &Identity,
+    now: Timestamp,
+) -> anyhow::Result<Desired> {
     let loaded = policy_schema::load("bench", text).map_err(|d| anyhow::anyhow!("{d}"))?;
-    Ok(agent::plan::desired(
-        &loaded.policy,
-        id,
-        &LocalAddrs::new(),
-        now,
-    )?)
+    let policy = std::sync::Arc::new(loaded.policy);
+    Ok(compiler
+        .desired(&policy, id, &LocalAddrs::new(), now)?
+        .clone())
 }
 
 /// What the kernel must show for the change old → new.
@@ -326,6 +328,7 @@ fn main() -> anyhow::Result<()> {
         .with_context(|| format!("reading {}", a.config.display()))?;
     let first = policy_schema::load("bench", &text).map_err(|d| anyhow::anyhow!("{d}"))?;
     let id = Identity::resolve(&first.policy, PrivateKey::load(&a.key)?, None)?;
+    let mut compiler = Compiler::new();
     let staged = a
         .stage
         .join(a.config.file_name().context("config has no file name")?);
@@ -343,9 +346,9 @@ fn main() -> anyhow::Result<()> {
         let now = agent::clock::now();
         let old_plan = match prev.take() {
             Some(p) if p.next_change.is_none_or(|t| now < t) => p,
-            _ => plan(&text, &id, now)?,
+            _ => plan(&mut compiler, &text, &id, now)?,
         };
-        let new_plan = plan(&next, &id, now)?;
+        let new_plan = plan(&mut compiler, &next, &id, now)?;
         let mut exp = Expect::new(&old_plan, &new_plan, a.states);
         if matches!(a.mode, Mode::Batch) {
             exp.gone_p.retain(|k| !unnamable(k));

@@ -1,7 +1,7 @@
 //! Retained heap and allocation count of one compiled `Desired`, and warm compile times:
 //! the daemon keeps the last `Desired`, so its size is part of the idle RSS.
 //!
-//!   cargo run --release -p agent --example desired_heap -- POLICY KEY [ROUNDS]
+//!   cargo run --release -p bench --bin desired_heap -- POLICY KEY [ROUNDS]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeSet;

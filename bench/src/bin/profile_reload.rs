@@ -1,13 +1,14 @@
 //! Where a daemon reload's time goes, stage by stage, in one process and without root:
-//! read → sha256 → parse + validate → identity (pair-key cache adopted) → compile → diff
-//! against the previous compile. Used to find what to speed up; `scripts/bench-reload`
+//! read → sha256 → parse + validate → identity → compile (one-shot `desired`, which
+//! computes every pair secret; the daemon's `Compiler` keeps them) → diff against the
+//! previous compile. Used to find what to speed up; `scripts/bench-reload`
 //! measures the real thing (rename → kernel).
 //!
 //! Then the incremental compile ([`agent::plan::Compiler`]) next to the full one, on the
 //! benchmark's edit (change k moves host h{k}) and on a recompile with nothing changed,
 //! each result checked against the full compile of the same inputs.
 //!
-//!   cargo run --release -p agent --example profile_reload -- POLICY KEY [ROUNDS]
+//!   cargo run --release -p bench --bin profile_reload -- POLICY KEY [ROUNDS]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeSet;
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use agent::load::{self, PolicyFiles};
 use agent::model::{Observed, ObservedSa};
 use agent::plan::{desired, diff::diff, Compiled, Compiler, Timestamp};
+use bench::edit;
 use sha2::{Digest, Sha256};
 
 /// Counts live heap bytes, to report what a loaded policy and a compiled set retain.
@@ -36,9 +38,6 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(p, l) }
     }
 }
-
-#[path = "support/edit.rs"]
-mod edit;
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -67,7 +66,7 @@ fn main() -> anyhow::Result<()> {
     let mut prev_d = desired(&prev.policy, &prev.identity, &local, now)?;
     let compiled = LIVE.load(Ordering::Relaxed);
     println!(
-        "retained heap: loaded policy + identity (pair keys cached) {:.1} MB, desired set {:.1} MB ({} policies, {} SAs)",
+        "retained heap: loaded policy + identity {:.1} MB, desired set {:.1} MB ({} policies, {} SAs)",
         mb(loaded - base),
         mb(compiled - loaded),
         prev_d.policies.len(),
@@ -95,7 +94,6 @@ fn main() -> anyhow::Result<()> {
         let _ = Sha256::digest(text.as_bytes());
         mark(1, &mut t);
         let ctx = load::load_text(&args, &text)?;
-        ctx.identity.adopt_cache(&prev.identity);
         mark(2, &mut t);
         let d = desired(&ctx.policy, &ctx.identity, &local, now)?;
         mark(3, &mut t);
@@ -163,6 +161,10 @@ fn incremental(
     let mut compiler = Compiler::new();
     let base = live();
     compiler.desired(&policy, &id, &local, now)?;
+    // "full": a full compile as the daemon makes one (pair secrets kept).
+    let mut full_c = Compiler::new();
+    full_c.desired(&policy, &id, &local, now)?;
+    full_c.full_next();
     println!(
         "retained heap: desired set {plain_mb:.2} MB; compiler (desired set + what a patch needs, the policy shared) {:.2} MB",
         mb(live() - base)
@@ -173,25 +175,23 @@ fn incremental(
     for k in 1..=rounds {
         text = edit::move_host(&text, k as u32)?;
         let ctx = load::load_text(args, &text)?;
-        ctx.identity.adopt_cache(&id);
         // Like the daemon, which holds the replaced policy until the kernel has the new
         // one: freeing it is not the compile's time.
         let retired = std::mem::replace(&mut policy, Arc::new(ctx.policy));
         id = ctx.identity;
         // The daemon's clock moves on between compiles (outbound sequence numbers follow).
         let at = Timestamp(now.nanos() + k as u64 * 100_000_000);
-        // Incremental first: the full compile would leave it the new SPI table.
         let lap = Instant::now();
         compiler.desired(&policy, &id, &local, at)?;
         t[2].push(lap.elapsed());
         let how = compiler.how().cloned();
         assert!(matches!(how, Some(Compiled::Patched { .. })), "{how:?}");
         let lap = Instant::now();
-        let full = desired(&policy, &id, &local, at)?;
+        full_c.desired(&policy, &id, &local, at)?;
         t[0].push(lap.elapsed());
-        assert!(compiler.last() == Some(&full), "differs from full at {k}");
+        assert!(compiler.last() == full_c.last(), "differs from full at {k}");
         let lap = Instant::now();
-        drop(full);
+        full_c.full_next();
         t[1].push(lap.elapsed());
         // Then the same policy again, and an equal copy (a reload of the same file),
         // which the daemon then holds.

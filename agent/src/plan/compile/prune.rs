@@ -13,7 +13,7 @@ use crate::model::{Dir, PortMatch, Selector};
 /// own, i.e. one whose networks equal its own truncated to those lengths — looked up, not
 /// searched (a rule naming 10,000 hosts was quadratic here).
 pub(super) fn prune(mut sels: Vec<(Dir, Selector)>) -> Vec<(Dir, Selector)> {
-    use crate::fasthash::FastMap;
+    use rustc_hash::FxHashMap;
     use std::collections::BTreeSet;
     // Equal selectors are identical, so an unstable sort gives the same list, faster.
     sels.sort_unstable();
@@ -29,7 +29,7 @@ pub(super) fn prune(mut sels: Vec<(Dir, Selector)>) -> Vec<(Dir, Selector)> {
         return prune_runs(sels);
     }
     let trunc = |n: &IpNet, len: u8| IpNet::new(n.addr(), len).map(|n| n.trunc()).ok();
-    let mut by_nets: FastMap<(Dir, IpNet, IpNet), Vec<usize>> = FastMap::default();
+    let mut by_nets: FxHashMap<(Dir, IpNet, IpNet), Vec<usize>> = FxHashMap::default();
     for (i, (d, s)) in sels.iter().enumerate() {
         by_nets
             .entry((*d, s.src.trunc(), s.dst.trunc()))

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use policy_schema::{Action, Cluster, Encapsulation, Endpoint, Host, Policy, Protocol};
 use proptest::prelude::*;
 
-use super::super::testkit::{self, identity, seed};
 use super::super::{desired, LocalAddrs, Timestamp};
 use super::{Compiled, Compiler};
 use crate::keys::Identity;
 use crate::model::{Desired, DesiredSa, Observed, ObservedSa, SaMeta};
 use crate::plan::diff::diff;
-use crate::plan::touched::diff_touched;
+use crate::plan::diff::diff_touched;
+use crate::plan::testkit::{self, identity, seed};
 
 /// Mid-epoch for the default one-hour interval.
 const T: u64 = 1_800_001_800;
@@ -171,7 +171,6 @@ impl World {
                     id.add_cluster_key(&self.p, "vip", testkit::key(99), path)
                         .unwrap();
                 }
-                id.adopt_cache(&self.id);
                 self.id = id;
             }
             Edit::Nothing => {}
@@ -393,4 +392,37 @@ fn an_unknown_host_keeps_the_last_result() {
     let now = Timestamp::from_secs(w.t);
     assert!(c.desired(&p, &w.id, &w.local, now).is_err());
     assert!(c.last().is_some());
+}
+
+/// A reload gives the compiler a new `Identity` value with the same keys: the pair secrets
+/// and expanded SA keys carry over (none recomputed), even through a full compile; a new
+/// host key drops the old key's pairs.
+#[test]
+fn pair_secrets_outlive_the_identity_value() {
+    let p = Arc::new(seed());
+    let local = LocalAddrs::new();
+    let now = Timestamp::from_secs(T);
+    let mut c = Compiler::new();
+    c.desired(&p, &identity(&p, 1), &local, now).unwrap();
+    let kept = c.carry.pairs.counts();
+    assert!(kept.0 > 0 && kept.1 > 0, "{kept:?}");
+    let later = Timestamp::from_secs(T + 3600);
+    c.desired(&p, &identity(&p, 1), &local, later).unwrap();
+    assert!(matches!(c.how(), Some(Compiled::Full(_))));
+    let (pairs, _) = c.carry.pairs.counts();
+    assert_eq!(pairs, kept.0, "no pair recomputed or dropped");
+    let mut q = (*p).clone();
+    q.hosts[0].public_key = testkit::key(77).public();
+    let q = Arc::new(q);
+    let rekeyed = Identity::resolve(&q, testkit::key(77), None).unwrap();
+    c.desired(&q, &rekeyed, &local, later).unwrap();
+    assert_eq!(
+        c.carry.pairs.counts().0,
+        kept.0,
+        "the old key's pairs replaced"
+    );
+    assert_eq!(
+        c.carry.spis.as_ref().map(|s| s.is_collision_free()),
+        Some(true)
+    );
 }

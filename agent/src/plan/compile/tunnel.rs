@@ -6,6 +6,7 @@ use ipnet::IpNet;
 use policy_schema::{Family, Host, Policy, Rule};
 
 use super::net::intersect;
+use super::ports::Side;
 
 /// One (local subnet, remote subnet) pair carried between two gateways.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,11 +22,11 @@ pub struct TunnelLink<'a> {
 }
 
 impl TunnelLink<'_> {
-    pub(super) fn side(&self) -> super::policies::Side {
+    pub(super) fn side(&self) -> Side {
         if self.local_is_to {
-            super::policies::Side::Server
+            Side::Server
         } else {
-            super::policies::Side::Client
+            Side::Client
         }
     }
 }

@@ -4,6 +4,15 @@ use policy_schema::PortRange;
 
 use crate::model::PortMatch;
 
+/// Which side of a connection the local address is on, for port placement.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Side {
+    /// Peers connect to our ports: `in` matches dport, `out` matches sport.
+    Server,
+    /// We connect to the peers' ports: `out` matches dport, `in` matches sport.
+    Client,
+}
+
 /// The fewest prefix-aligned (port, mask) blocks that exactly cover `r`.
 /// 16992-16995 is one block (16992/0xfffc); 80 is one exact match; 0-65535 is "any".
 pub fn blocks(r: PortRange) -> Vec<PortMatch> {
