@@ -296,6 +296,43 @@ pub fn failures(v: &Value) -> BTreeMap<String, u64> {
         .unwrap_or_default()
 }
 
+/// The 256-SPI slots (their first SPI) that static keying uses for site's pairs: every
+/// SPI of `xfrm-agent render` for site with the seed (static keys for every pair, the
+/// same inventory and SPI range as the IKE variant), rounded down to its slot. Site's
+/// static pairs reach every inventory address, so these are all the static slots.
+pub fn static_slots() -> anyhow::Result<std::collections::BTreeSet<u32>> {
+    let root = e2e::repo_root();
+    // The agent refuses a key others can read; git keeps no modes.
+    let key = work_dir().join("render-site.key");
+    std::fs::create_dir_all(work_dir())?;
+    copy(&root.join("examples/keys/site.key"), &key, 0o600);
+    let out = Command::new(lab::agent_binary())
+        .arg("render")
+        .arg("-c")
+        .arg(root.join("examples/dual-stack.toml"))
+        .arg("--key")
+        .arg(&key)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "xfrm-agent render: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let text = String::from_utf8(out.stdout)?;
+    let slots: std::collections::BTreeSet<u32> = text
+        .lines()
+        .filter(|l| l.contains("state add"))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace().skip_while(|w| *w != "spi");
+            let spi = words.nth(1)?.trim_start_matches("0x");
+            u32::from_str_radix(spi, 16).ok()
+        })
+        .map(|spi| spi & !0xff)
+        .collect();
+    ensure!(!slots.is_empty(), "no SA in render's output:\n{text}");
+    Ok(slots)
+}
+
 /// Owned SAs of `host` between `a` and `b` (either direction), from `ip -s xfrm state`.
 pub fn owned_sas(host: &str, a: IpAddr, b: IpAddr) -> anyhow::Result<Vec<e2e::xfrm::State>> {
     Ok(daemon::states(host)
