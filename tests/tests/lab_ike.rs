@@ -111,6 +111,22 @@ fn clear_sent(packets: &[Packet], from: IpAddr, to: IpAddr) -> usize {
         .count()
 }
 
+/// The /proc/net/xfrm_stat counters that changed between two readings.
+fn stat_delta(a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>) -> String {
+    let changed: Vec<String> = b
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = v.saturating_sub(a.get(k).copied().unwrap_or(0));
+            (d > 0).then(|| format!("{k} +{d}"))
+        })
+        .collect();
+    if changed.is_empty() {
+        "none".into()
+    } else {
+        changed.join(", ")
+    }
+}
+
 fn describe(name: &str, r: &Report) -> String {
     format!(
         "{name}: {} sent, {} lost, {} send errors, sender stalls {} ({} not sent)",
@@ -288,6 +304,10 @@ fn charon_roamer(lab: &Lab) -> anyhow::Result<String> {
         rate: RATE,
         linger_ms: 1000,
     };
+    let stat0 = [
+        daemon::xfrm_stat(lab, "site")?,
+        daemon::xfrm_stat(lab, "roamer")?,
+    ];
     let t0 = now_ns();
     let run4 = StreamRun::start(&lab.exec, "roamer", &spec(&v4))?;
     let run6 = StreamRun::start(&lab.exec, "site", &spec(&v6))?;
@@ -296,7 +316,15 @@ fn charon_roamer(lab: &Lab) -> anyhow::Result<String> {
     let rep4 = run4.stop()?;
     let rep6 = run6.stop()?;
     let t1 = now_ns();
+    let stat1 = [
+        daemon::xfrm_stat(lab, "site")?,
+        daemon::xfrm_stat(lab, "roamer")?,
+    ];
+    for (host, (a, b)) in ["site", "roamer"].iter().zip(stat0.iter().zip(&stat1)) {
+        out += &format!("{host}: xfrm_stat changes {}\n", stat_delta(a, b));
+    }
     let (_, sas) = charon.swanctl(&["--list-sas"])?;
+    let peers = rig::ike_peers(&daemon::view("site")?);
     let packets = stop_captures(caps, &mut servers)?;
     for (_, s) in servers {
         s.stop()?;
@@ -305,6 +333,7 @@ fn charon_roamer(lab: &Lab) -> anyhow::Result<String> {
     // A rekey every 20 s (charon's soft expiry comes up to 10 % early): at least one fewer
     // than the span holds, so the run's edges cannot make it fail.
     let want_switches = (span.as_secs() / 20).saturating_sub(1) as usize;
+    let mut problems = Vec::new();
     for (name, rep, f, ch, sh) in [
         (
             "roamer → site v4 (charon initiated)",
@@ -340,22 +369,53 @@ fn charon_roamer(lab: &Lab) -> anyhow::Result<String> {
             s.clear,
             other.len()
         );
-        anyhow::ensure!(c.clear == 0 && s.clear == 0, "{name}: clear packets\n{out}");
-        anyhow::ensure!(
-            rep.lost() == 0,
-            "{name}: {} lost: {:?}\n{out}",
-            rep.lost(),
-            rep.outages()
-        );
-        anyhow::ensure!(
-            other.is_empty(),
-            "{name}: not IKE nor ESP-in-UDP on fw: {other:?}\n{out}"
-        );
-        anyhow::ensure!(
-            switches >= want_switches,
-            "{name}: {switches} SA switches, want ≥ {want_switches}\n{out}"
-        );
+        if c.clear + s.clear > 0 {
+            problems.push(format!("{name}: {} clear packets", c.clear + s.clear));
+        }
+        if rep.lost() > 0 {
+            // When, against the SA switches of both ends (on their own captures).
+            let switches_at: Vec<f64> = [(ch, f.client, f.server), (sh, f.server, f.client)]
+                .iter()
+                .flat_map(|(h, a, b)| wire::spi_runs(&packets[*h], *a, *b).into_iter().skip(1))
+                .map(|(ts, _)| (ts - t0) as f64 / 1e9)
+                .collect();
+            let outages: Vec<String> = rep
+                .outages()
+                .iter()
+                .map(|o| {
+                    let at = rep.sent_ns[o.first_seq].saturating_sub(t0) as f64 / 1e9;
+                    format!("{} lost from {at:.2} s", o.lost)
+                })
+                .collect();
+            problems.push(format!(
+                "{name}: {} lost ({}); SA switches on the wire at {switches_at:.2?} s",
+                rep.lost(),
+                outages.join(", ")
+            ));
+        }
+        if !other.is_empty() {
+            problems.push(format!("{name}: not IKE nor ESP-in-UDP on fw: {other:?}"));
+        }
+        if switches < want_switches {
+            problems.push(format!(
+                "{name}: {switches} SA switches, want ≥ {want_switches}"
+            ));
+        }
     }
+    // site's status: the roamer in both families, authenticated by the corp authority.
+    for a in [r4, r6] {
+        let peer = peers
+            .iter()
+            .find(|p| p["address"].as_str() == Some(a.to_string().as_str()));
+        out += &format!(
+            "site's status for {a}: {}\n",
+            peer.map_or("none".into(), |p| p.to_string())
+        );
+        if peer.is_none_or(|p| p["authority"] != "corp") {
+            problems.push(format!("site's status lists no peer {a} admitted by corp"));
+        }
+    }
+    anyhow::ensure!(problems.is_empty(), "{}\n{out}", problems.join("\n"));
     anyhow::ensure!(
         sas.contains("ESTABLISHED"),
         "charon lists no established IKE SA:\n{sas}"
@@ -395,40 +455,43 @@ fn untrusted_roamer(lab: &Lab) -> anyhow::Result<String> {
         conn("psk", None),
     ];
     let charon = Charon::start(&rig::work_dir().join("untrusted/run"), rig::pki(), &conns)?;
-    let before = rig::failures(&daemon::view("site")?);
     let mut out = String::new();
-    for c in &conns {
-        let (ok, text) = charon.swanctl(&["--initiate", "--child", c.name])?;
-        out += &format!(
-            "charon --initiate {}: {}\n",
-            c.name,
-            if ok { "established" } else { "failed" }
-        );
+    let mut problems = Vec::new();
+    // One at a time, each failure waited for in site's view: which reason it counted.
+    for (c, want) in conns
+        .iter()
+        .zip([Some("auth-failed"), Some("revoked"), None])
+    {
+        let before = rig::failures(&daemon::view("site")?);
+        let (ok, text) = charon.swanctl(&["--initiate", "--timeout", "30", "--child", c.name])?;
         anyhow::ensure!(!ok, "charon established `{}` with site:\n{text}", c.name);
+        let counted = daemon::poll(
+            &format!("site's daemon counts the failure of `{}`", c.name),
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+            || {
+                let after = rig::failures(&daemon::view("site")?);
+                let grew: Vec<String> = after
+                    .iter()
+                    .filter(|(k, n)| **n > before.get(*k).copied().unwrap_or(0))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                Ok((!grew.is_empty()).then_some(grew))
+            },
+        );
+        out += &format!(
+            "charon --initiate {}: failed; site counted {counted:?}\n",
+            c.name
+        );
+        match (counted, want) {
+            (Err(e), _) => problems.push(format!("{}: {e}", c.name)),
+            (Ok(grew), Some(w)) if !grew.iter().any(|g| g == w) => {
+                problems.push(format!("{}: counted as {grew:?}, want {w}", c.name))
+            }
+            _ => {}
+        }
     }
-    let grew = |k: &str, a: &BTreeMap<String, u64>| {
-        a.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0)
-    };
-    let after = daemon::poll(
-        "site's daemon counts the three failures",
-        Duration::from_secs(10),
-        Duration::from_millis(100),
-        || {
-            let a = rig::failures(&daemon::view("site")?);
-            let total: u64 = a.values().sum::<u64>() - before.values().sum::<u64>();
-            Ok((total >= 3).then_some(a))
-        },
-    );
-    out += &format!("site's failures before {before:?}, after {after:?}\n");
-    let after = after.map_err(|e| anyhow::anyhow!("{e}\n{out}"))?;
-    anyhow::ensure!(
-        grew("revoked", &after) >= 1,
-        "no `revoked` failure counted\n{out}"
-    );
-    anyhow::ensure!(
-        grew("auth-failed", &after) >= 2,
-        "fewer than 2 `auth-failed` (other CA, PSK)\n{out}"
-    );
+    anyhow::ensure!(problems.is_empty(), "{}\n{out}", problems.join("\n"));
     anyhow::ensure!(
         rig::owned_sas("site", r4, s4)?.is_empty(),
         "site keyed an SA with the roamer\n{out}"

@@ -274,6 +274,22 @@ pub fn reach(
     Ok(t0.elapsed())
 }
 
+/// The IKEv2 peers of the daemon's view (`peers`: identity, authority, address, suite,
+/// rekeys, …), found as the first array named `peers`.
+pub fn ike_peers(v: &Value) -> Vec<Value> {
+    fn find(v: &Value) -> Option<&Vec<Value>> {
+        match v {
+            Value::Object(m) => m
+                .get("peers")
+                .and_then(Value::as_array)
+                .or_else(|| m.values().find_map(find)),
+            Value::Array(a) => a.iter().find_map(find),
+            _ => None,
+        }
+    }
+    find(v).cloned().unwrap_or_default()
+}
+
 /// The daemon's IKE failures by reason (`auth-failed`, `revoked`, …): the first object
 /// named `failures` in its view (status --daemon --json).
 pub fn failures(v: &Value) -> BTreeMap<String, u64> {
