@@ -140,4 +140,4 @@ fn read_key(path: &Path) -> Result<SigningKey, CredentialError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

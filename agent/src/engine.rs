@@ -1,5 +1,5 @@
 //! The one-shot reconcile: observe → diff → apply (batched) → observe again → verify.
-//! Used by `apply` and `flush` now, by the daemon's loop later.
+//! Used by `apply`, `flush` and the daemon's `Reconciler`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -81,7 +81,7 @@ impl Outcome {
     /// The kernel holds the desired set, except SAs of the classes it refused for a
     /// missing feature (which later reconciles leave out alike): nothing else failed, is
     /// left to do or is held by a foreign object.
-    pub fn settled(&self) -> bool {
+    pub fn holds_desired(&self) -> bool {
         let blocked = self.blocked();
         let refused = |op: &Op| match &op.kind {
             OpKind::AddSa(k, spec, _) | OpKind::UpdateSa(k, spec) => {

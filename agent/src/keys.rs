@@ -309,6 +309,26 @@ impl Identity {
 mod tests {
     use super::*;
 
+    /// Two hosts with fresh keys and nothing else: what `Identity` reads of a policy.
+    /// Built here rather than with the compiler's testkit so that keys.rs, which sits
+    /// below `plan`, does not reach up to it even in tests.
+    fn two_hosts() -> Policy {
+        let host = |name: &str, addr: &str| {
+            policy_schema::testkit::host(name, &[addr], PrivateKey::generate().public())
+        };
+        Policy {
+            version: 1,
+            defaults: Default::default(),
+            ownership: Default::default(),
+            zones: vec![],
+            hosts: vec![host("site", "10.10.0.10"), host("db", "10.10.0.11")],
+            clusters: vec![],
+            authorities: vec![],
+            exemptions: vec![],
+            rules: vec![],
+        }
+    }
+
     #[test]
     fn pair_keys_agree_on_both_sides() {
         let a = PrivateKey::generate();
@@ -338,7 +358,7 @@ mod tests {
         let weak = [[0u8; 32], one, p_minus_1, order8, high];
         let me = PrivateKey::generate();
         let cluster = PrivateKey::generate();
-        let mut p = crate::plan::testkit::seed();
+        let mut p = two_hosts();
         p.hosts[0].public_key = me.public();
         p.clusters.push(policy_schema::Cluster {
             name: "vip".into(),
@@ -363,7 +383,7 @@ mod tests {
     #[test]
     fn a_private_key_published_as_a_public_key_is_found() {
         let me = PrivateKey::generate();
-        let mut p = crate::plan::testkit::seed();
+        let mut p = two_hosts();
         p.hosts[0].public_key = me.public();
         let id = Identity::resolve(&p, me.clone(), None).unwrap();
         assert!(id.published_private_keys(&p).is_empty());

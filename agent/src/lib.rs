@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod daemon;
 pub mod engine;
 pub mod explain;
+pub mod ike_setup;
 pub mod keepalive;
 pub mod kernel;
 pub mod keying;

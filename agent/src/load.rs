@@ -10,7 +10,7 @@ use policy_schema::{Diagnostic, Policy};
 use crate::keys::{Identity, PrivateKey};
 
 /// Where the policy and this host's identity come from.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct PolicyFiles {
     /// The policy file.
     pub config: PathBuf,
@@ -22,6 +22,13 @@ pub struct PolicyFiles {
     pub cluster_keys: Vec<ClusterKeyFile>,
     /// Refuse a policy file larger than this many bytes.
     pub max_policy_size: u64,
+    /// This host's IKEv2 certificate (PEM, chain allowed), when the policy keys pairs over
+    /// IKEv2.
+    pub cert: Option<PathBuf>,
+    /// The private key of `cert` (must not be readable by group or others).
+    pub cert_key: Option<PathBuf>,
+    /// Our IKE identity instead of the certificate's subject DN (`crate::ike_setup::parse_id`).
+    pub cert_id: Option<String>,
 }
 
 /// A cluster's private key file, named explicitly (`--cluster-key NAME=FILE`).

@@ -16,6 +16,8 @@ static LAB_LOCK: Mutex<()> = Mutex::new(());
 /// Whether this process can run the lab: root, on a kernel with ESP (scripts/lab probed it
 /// and says so with LAB_ESP_KERNEL=1; inside UML that is always the case).
 pub fn available() -> Result<(), String> {
+    // Not agent::kernel::netns::is_root: this library depends on the agent only as a
+    // dev-dependency, so that nothing the oracle and the verdicts use comes from the agent.
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Err("the lab needs root".into());

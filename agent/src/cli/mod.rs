@@ -106,6 +106,17 @@ pub struct PolicyArgs {
     /// Refuse a policy file larger than this (suffixes K, M, G: powers of 1024).
     #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size)]
     pub max_policy_size: u64,
+    /// This host's IKEv2 certificate, PEM (chain allowed); needed when the policy keys
+    /// some of its pairs over IKEv2.
+    #[arg(long, value_name = "FILE", requires = "cert_key")]
+    pub cert: Option<PathBuf>,
+    /// The private key of --cert, PEM (must not be readable by group or others).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub cert_key: Option<PathBuf>,
+    /// Our IKE identity: an address, host name or user@domain the certificate names
+    /// (default: its subject DN).
+    #[arg(long, value_name = "ID", requires = "cert")]
+    pub cert_id: Option<String>,
 }
 
 impl PolicyArgs {
@@ -117,6 +128,9 @@ impl PolicyArgs {
             host: self.host.clone(),
             cluster_keys: self.cluster_key.clone(),
             max_policy_size: self.max_policy_size,
+            cert: self.cert.clone(),
+            cert_key: self.cert_key.clone(),
+            cert_id: self.cert_id.clone(),
         }
     }
 
@@ -387,6 +401,40 @@ mod tests {
             panic!("not status")
         };
         assert!(s.daemon && s.policy.is_none());
+    }
+
+    #[test]
+    fn host_certificate_flags_come_as_a_pair() {
+        let parse = |a: &[&str]| {
+            let base = ["xfrm-agent", "plan", "-c", "p", "--key", "k"];
+            Cli::try_parse_from([&base[..], a].concat())
+        };
+        for bad in [
+            &["--cert", "c.pem"][..],
+            &["--cert-key", "c.key"],
+            &["--cert-id", "a.example"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        let both = [
+            "--cert",
+            "c.pem",
+            "--cert-key",
+            "c.key",
+            "--cert-id",
+            "a.example",
+        ];
+        let Command::Plan(a) = parse(&both).unwrap().command else {
+            panic!("not plan")
+        };
+        let files = a.policy.files();
+        assert_eq!(files.cert, Some(PathBuf::from("c.pem")));
+        assert_eq!(files.cert_key, Some(PathBuf::from("c.key")));
+        assert_eq!(files.cert_id.as_deref(), Some("a.example"));
+        let Command::Plan(a) = parse(&[]).unwrap().command else {
+            panic!("not plan")
+        };
+        assert_eq!(a.policy.files().cert, None);
     }
 
     #[test]

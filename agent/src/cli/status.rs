@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::clock;
 use crate::daemon::control;
+use crate::daemon::ike::view::IkeView;
 use crate::daemon::view::DaemonView;
 use crate::kernel;
 use crate::plan::Timestamp;
@@ -89,7 +90,53 @@ fn render_daemon(v: &DaemonView, now: Timestamp) -> String {
             v.missing_features.join(", ")
         );
     }
+    if let Some(ike) = &v.ike {
+        render_ike(&mut out, ike, now);
+    }
     out
+}
+
+/// The IKEv2 part of the daemon's view.
+fn render_ike(out: &mut String, ike: &IkeView, now: Timestamp) {
+    let unix = |s: u64| clock::human(Timestamp::from_secs(s), now);
+    let opt = |s: Option<u64>| s.map_or("-".to_string(), unix);
+    let cert = (ike.certificate_not_after)
+        .map_or("-".to_string(), |s| unix(u64::try_from(s).unwrap_or(0)));
+    let failures: Vec<String> = (ike.failures.iter())
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  IKEv2: {} IKE SAs, {} peers; our certificate expires {cert}\n    failures: {}",
+        ike.ike_sas,
+        ike.peers.len(),
+        if failures.is_empty() {
+            "none".into()
+        } else {
+            failures.join(", ")
+        },
+    );
+    for p in &ike.peers {
+        let addr = p.address.map_or("-".to_string(), |a| a.to_string());
+        let _ = writeln!(
+            out,
+            "    {addr} {} (authority {}) {} established {} rekeyed {} ({} rekeys)",
+            if p.identity.is_empty() {
+                "-"
+            } else {
+                &p.identity
+            },
+            if p.authority.is_empty() {
+                "-"
+            } else {
+                &p.authority
+            },
+            if p.suite.is_empty() { "-" } else { &p.suite },
+            opt(p.established_unix),
+            opt(p.rekeyed_unix),
+            p.rekeys,
+        );
+    }
 }
 
 pub fn run(args: &super::StatusArgs) -> anyhow::Result<ExitCode> {
@@ -195,5 +242,38 @@ mod tests {
         assert!(text.contains("last reload 2026-12-07 17:36:54 UTC, 5 s ago ok"));
         assert!(text.contains("last rejected 2026-12-07 17:27:00 UTC, 10 min ago: policy.toml:3:1"));
         assert!(text.contains("kernel lacks: esp"));
+        assert!(!text.contains("IKEv2"), "no IKE section without IKE");
+    }
+
+    #[test]
+    fn ike_peers_and_failures_are_shown_and_read_back() {
+        use crate::daemon::ike::view::IkePeerView;
+        let mut v = view();
+        v.ike = Some(IkeView {
+            ike_sas: 1,
+            failures: [("auth-failed".to_string(), 2)].into(),
+            certificate_not_after: Some(1_796_666_400),
+            peers: vec![IkePeerView {
+                identity: "lap7.corp.example".into(),
+                authority: "corp".into(),
+                address: Some("198.51.100.7".parse().unwrap()),
+                suite: "aes-gcm-16-256".into(),
+                established_unix: Some(1_796_665_014),
+                rekeys: 3,
+                ..IkePeerView::default()
+            }],
+            ..IkeView::default()
+        });
+        let text = render_daemon(&v, NOW);
+        assert!(
+            text.contains(
+                "IKEv2: 1 IKE SAs, 1 peers; our certificate expires 2026-12-07 18:00:00 UTC"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("failures: auth-failed 2"), "{text}");
+        assert!(text.contains("198.51.100.7 lap7.corp.example (authority corp) aes-gcm-16-256 established 2026-12-07 17:36:54 UTC"), "{text}");
+        let json = serde_json::to_string(&v).unwrap();
+        assert_eq!(parse_view(&json).unwrap(), v);
     }
 }

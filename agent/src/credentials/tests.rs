@@ -53,19 +53,24 @@ impl rcgen::SigningKey for TestKey {
     }
 }
 
-/// A scratch folder, removed on drop.
-struct Dir(PathBuf);
+/// A scratch folder, removed on drop (also for `ike_setup`'s tests).
+pub(crate) struct Dir(pub(crate) PathBuf);
 
 impl Dir {
-    fn new(tag: &str) -> Dir {
+    pub(crate) fn new(tag: &str) -> Dir {
         let d = std::env::temp_dir().join(format!("xa-cred-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         Dir(d)
     }
-    fn file(&self, name: &str, text: &str, mode: u32) -> PathBuf {
+    pub(crate) fn file(
+        &self,
+        name: &str,
+        bytes: &(impl AsRef<[u8]> + ?Sized),
+        mode: u32,
+    ) -> PathBuf {
         let p = self.0.join(name);
-        std::fs::write(&p, text).unwrap();
+        std::fs::write(&p, bytes).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
         p
     }

@@ -103,6 +103,9 @@ pub fn render(
         "Owned SAs that reached their soft lifetime (a missed rotation)",
         v.soft_expires,
     );
+    if let Some(ike) = &v.ike {
+        register_ike(&mut reg, ike);
+    }
     if let Some(s) = kernel {
         let bytes = Family::<Labels, Counter>::default();
         let packets = Family::<Labels, Counter>::default();
@@ -143,6 +146,53 @@ pub fn render(
     out
 }
 
+/// IKEv2: IKE SAs and peers, failures by reason, our certificate's expiry, and each
+/// peer's establishment time.
+fn register_ike(reg: &mut Registry, ike: &super::ike::view::IkeView) {
+    gauge(reg, "ike_sas", "IKE SAs held (any state)", ike.ike_sas);
+    gauge(reg, "ike_peers", "Peers keyed over IKEv2", ike.peers.len());
+    let failures = Family::<Labels, Counter>::default();
+    for (reason, n) in &ike.failures {
+        failures
+            .get_or_create(&vec![("reason".into(), reason.clone())])
+            .inc_by(*n);
+    }
+    reg.register("ike_failures", "Failed IKE SAs by reason", failures);
+    counter(
+        reg,
+        "ike_acquires_merged",
+        "Acquires merged into an exchange already running",
+        ike.acquires_merged,
+    );
+    if let Some(t) = ike.certificate_not_after {
+        let g: Gauge = Gauge::default();
+        g.set(t);
+        reg.register(
+            "ike_certificate_expiry_timestamp_seconds",
+            "When our own certificate expires (Unix seconds)",
+            g,
+        );
+    }
+    let established = Family::<Labels, Gauge>::default();
+    for p in &ike.peers {
+        let l = vec![
+            (
+                "peer".into(),
+                p.address.map(|a| a.to_string()).unwrap_or_default(),
+            ),
+            ("identity".into(), p.identity.clone()),
+            ("authority".into(), p.authority.clone()),
+        ];
+        (established.get_or_create(&l))
+            .set(i64::try_from(p.established_unix.unwrap_or(0)).unwrap_or(0));
+    }
+    reg.register(
+        "ike_peer_established_timestamp_seconds",
+        "When each peer's IKE SA was established (Unix seconds)",
+        established,
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +217,38 @@ mod tests {
             "xfrm_agent_drift_repairs_total 2",
             "xfrm_agent_reconcile_duration_seconds_count 1",
             "xfrm_agent_kernel_xfrm_stat_total{counter=\"XfrmInStateSeqError\"} 5",
+        ] {
+            assert!(t.contains(want), "missing {want:?} in:\n{t}");
+        }
+        assert!(!t.contains("ike_"), "no IKE series without IKE");
+    }
+
+    #[test]
+    fn ike_series_by_reason_and_peer() {
+        use crate::daemon::ike::view::{IkePeerView, IkeView};
+        let v = DaemonView {
+            ike: Some(IkeView {
+                ike_sas: 2,
+                failures: BTreeMap::from([("auth-failed".to_string(), 3)]),
+                certificate_not_after: Some(1_900_000_000),
+                peers: vec![IkePeerView {
+                    identity: "host9.corp".into(),
+                    authority: "corp".into(),
+                    address: Some("10.1.2.3".parse().unwrap()),
+                    established_unix: Some(1_700_000_000),
+                    ..IkePeerView::default()
+                }],
+                ..IkeView::default()
+            }),
+            ..DaemonView::default()
+        };
+        let t = render(&Metrics::default(), &v, None, &BTreeMap::new());
+        for want in [
+            "xfrm_agent_ike_sas 2",
+            "xfrm_agent_ike_peers 1",
+            "xfrm_agent_ike_failures_total{reason=\"auth-failed\"} 3",
+            "xfrm_agent_ike_certificate_expiry_timestamp_seconds 1900000000",
+            "xfrm_agent_ike_peer_established_timestamp_seconds{peer=\"10.1.2.3\",identity=\"host9.corp\",authority=\"corp\"} 1700000000",
         ] {
             assert!(t.contains(want), "missing {want:?} in:\n{t}");
         }

@@ -8,6 +8,7 @@
 
 pub mod control;
 pub mod debounce;
+pub mod ike;
 pub mod metrics;
 pub mod rate_limit;
 pub mod reaction;
@@ -29,11 +30,11 @@ use tokio::time::{sleep_until, Instant};
 
 use reconciler::{Cause, Reconciler, Reloaded, Turn};
 use sources::{
-    Addresses, ControlSocket, Cx, MetricsEndpoint, PolicyFile, Signals, Source, Sources, Xfrm,
+    Addresses, ControlSocket, Cx, Ike, MetricsEndpoint, PolicyFile, Signals, Source, Sources, Xfrm,
 };
 use timers::{due, instant_of, Pending, Timers};
 
-use crate::kernel;
+use crate::kernel::{self, ike_sockets};
 
 /// After a failed reconcile (kernel I/O error), try again after this long.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -93,6 +94,7 @@ async fn serve(policy: &crate::load::PolicyFiles, o: &Options) -> anyhow::Result
         metrics: MetricsEndpoint::bind(o.metrics).await?,
         control,
         signals,
+        ike: open_ike(&mut rec)?,
     };
 
     // Subscribed before the first reconcile: nothing that happens after it is missed.
@@ -110,6 +112,9 @@ async fn serve(policy: &crate::load::PolicyFiles, o: &Options) -> anyhow::Result
     {}
 
     systemd::notify(&[NotifyState::Stopping]);
+    if let Some(ike) = sources.ike.as_mut() {
+        ike.shutdown();
+    }
     if o.flush_on_exit {
         let n = rec.flush()?;
         tracing::info!(removed = n, "flushed every owned object (--flush-on-exit)");
@@ -117,6 +122,16 @@ async fn serve(policy: &crate::load::PolicyFiles, o: &Options) -> anyhow::Result
         tracing::info!("exiting; kernel state left in place (protection persists, fail-closed)");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The IKE source when the policy uses IKEv2 (None: no socket is opened). IPv6 sockets
+/// too when the host can have them.
+fn open_ike(rec: &mut Reconciler) -> anyhow::Result<Option<Ike>> {
+    let Some(setup) = rec.ike_setup()? else {
+        return Ok(None);
+    };
+    let v6 = std::net::UdpSocket::bind("[::1]:0").is_ok();
+    Ike::open(setup, v6, rec).map(Some)
 }
 
 /// One turn of the loop: wait for the first source event or timer, handle it, then what
@@ -142,10 +157,18 @@ async fn turn(
         ev = s.addresses.next() => s.addresses.on_event(ev?, &mut cx),
         ev = s.control.next() => s.control.on_event(ev?, &mut cx),
         ev = s.metrics.next() => s.metrics.on_event(ev?, &mut cx),
+        ev = next_ike(&mut s.ike), if s.ike.is_some() => match s.ike.as_mut() {
+            Some(ike) => ike.on_event(ev?, &mut cx),
+            None => ControlFlow::Continue(()),
+        },
         _ = sleep_until(wake) => ControlFlow::Continue(()),
     };
     if flow.is_break() {
         return Ok(flow);
+    }
+    let acquires = std::mem::take(&mut cx.turn.acquires);
+    if let Some(ike) = s.ike.as_mut() {
+        ike.on_acquires(&acquires, &mut cx);
     }
     let now = Instant::now();
     let fired = due(cx.timers, now);
@@ -155,7 +178,22 @@ async fn turn(
     if let Some(c) = turn.cause {
         reconcile(rec, timers, c, turn.sweep);
     }
+    match s.ike.as_mut() {
+        Some(ike) => ike.after_reconcile(rec),
+        None if rec.take_policy_change() && matches!(rec.ike_setup(), Ok(Some(_))) => {
+            tracing::warn!("the new policy uses IKEv2, which starts with the daemon: restart it to open the IKE sockets");
+        }
+        None => {}
+    }
     Ok(ControlFlow::Continue(()))
+}
+
+/// The IKE source's next datagram (never ready without one).
+async fn next_ike(ike: &mut Option<Ike>) -> anyhow::Result<std::io::Result<ike_sockets::Datagram>> {
+    match ike {
+        Some(ike) => ike.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Act on the loop's own timers that fired at `now`: causes for the turn's reconcile,

@@ -16,6 +16,7 @@ use crate::model::Desired;
 use crate::plan::diff::SaClass;
 use crate::plan::{Compiled, Compiler};
 use encap::EncapSockets;
+use negotiated::IkeState;
 use reload::{read_and_load, Loaded};
 use sync::KernelSync;
 
@@ -23,6 +24,7 @@ mod announce;
 mod cause;
 mod encap;
 mod guard;
+mod negotiated;
 mod reload;
 mod sync;
 
@@ -62,6 +64,8 @@ pub struct Reconciler {
     blocked: BTreeMap<SaClass, String>,
     /// What the last load kept to make the next one cheaper (unchanged entries reused).
     reloader: policy_schema::Reloader,
+    /// IKEv2: the negotiated SAs, the admission of acquires.
+    ike: IkeState,
     pub view: DaemonView,
     pub metrics: Metrics,
 }
@@ -122,6 +126,7 @@ impl Reconciler {
             encap: EncapSockets::default(),
             blocked: BTreeMap::new(),
             reloader,
+            ike: IkeState::default(),
             view,
             metrics: Metrics::default(),
         })
@@ -139,9 +144,10 @@ impl Reconciler {
             || p.clusters.iter().any(|c| c.addresses.contains(&ip))
     }
 
-    /// The desired set of the last reconcile (empty before the first).
+    /// The desired set of the last reconcile, negotiated SAs included (None before the
+    /// first).
     pub fn last_desired(&self) -> Option<&Desired> {
-        self.compiler.last()
+        self.ike.merged.as_ref().or(self.compiler.last())
     }
 
     /// One reconcile. Kernel errors are returned (the loop retries); everything else is
@@ -182,7 +188,11 @@ impl Reconciler {
         }
         self.accept_fresh();
         tracing::debug!(addrs = ?t_addrs, compile = ?(t0.elapsed() - t_addrs), how = ?compiler.how(), "compiled");
-        let full = compiler.last().expect("just compiled");
+        let compiled = compiler.last().expect("just compiled");
+        // Negotiated SAs join the compiled ones: one diff owns both.
+        let merged = (!self.ike.negotiated.is_empty())
+            .then(|| negotiated::merge(compiled, &self.ike.negotiated));
+        let full = merged.as_ref().unwrap_or(compiled);
         // Same objects as the last compile (only sequence numbers re-stamped): writes now
         // repair someone else's change.
         let same = matches!(
@@ -209,8 +219,10 @@ impl Reconciler {
         // when the kernel held the last set, those are all there is to read and diff
         // (a foreign change elsewhere is notified and repaired by its own reconcile).
         let before = std::mem::take(&mut self.sync);
-        let only = match (cause, before.held(), compiler.touched()) {
-            (Cause::Reload | Cause::Addresses, Some(counts), Some(t)) if !sweep => {
+        // So does a keying change: the negotiated SAs it added, removed or changed.
+        let touched = compiler.touched().map(|t| self.ike.touched_with(t));
+        let only = match (cause, before.held(), touched.as_deref()) {
+            (Cause::Reload | Cause::Addresses | Cause::Keying, Some(counts), Some(t)) if !sweep => {
                 Some((t, counts))
             }
             _ => None,
@@ -223,7 +235,7 @@ impl Reconciler {
         };
         let own = &self.loaded.ctx.policy.ownership;
         let out = engine::reconcile_with(&mut self.sock, full, own, &opts)?;
-        if out.settled() {
+        if out.holds_desired() {
             self.sync = KernelSync::Held(out.installed.0, out.installed.1);
         }
         let secs = t0.elapsed().as_secs_f64();
@@ -231,6 +243,8 @@ impl Reconciler {
         let repair = same && before != KernelSync::Failed;
         self.account(cause, &out, full, repair, secs);
         self.announce_new_holdings(&local);
+        self.ike.merged = merged;
+        self.ike.touched.clear();
         Ok(())
     }
 
@@ -295,7 +309,10 @@ impl Reconciler {
         if applied > 0 {
             // Writes while wanting the same objects as last time repaired someone else's
             // change. (Reloads, address changes and rotations want new objects.)
-            let wanted_change = matches!(cause, Cause::Reload | Cause::Addresses | Cause::Rotation);
+            let wanted_change = matches!(
+                cause,
+                Cause::Reload | Cause::Addresses | Cause::Rotation | Cause::Keying
+            );
             let drift = !wanted_change && repair;
             if drift {
                 self.view.drift_repairs += 1;
@@ -349,7 +366,7 @@ impl Reconciler {
     pub fn peer_status(&mut self) -> anyhow::Result<crate::report::peers::Status> {
         let observed = kernel::observe(&mut self.sock, &self.loaded.ctx.policy.ownership)?;
         let empty = Desired::default();
-        let d = self.compiler.last().unwrap_or(&empty);
+        let d = self.last_desired().unwrap_or(&empty);
         Ok(crate::report::peers::build(
             d,
             &observed,

@@ -62,6 +62,9 @@ pub struct DaemonView {
     /// Kernel features missing (e.g. ESP): SAs are not installed, policies hold traffic.
     pub missing_features: Vec<String>,
     pub encap_sockets: usize,
+    /// IKEv2 keying, when the policy uses it.
+    #[serde(default)]
+    pub ike: Option<super::ike::view::IkeView>,
 }
 
 impl DaemonView {

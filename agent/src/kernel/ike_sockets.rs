@@ -179,6 +179,25 @@ impl IkeSocket {
         self.send_parts(&[&NAT_KEEPALIVE], from, to).await
     }
 
+    /// Send without waiting (the daemon's handlers are synchronous): a full send buffer
+    /// is `WouldBlock`, and the datagram is dropped (IKE retransmits; a keepalive waits
+    /// for its next interval).
+    pub fn try_send(&self, from: IpAddr, to: SocketAddr, ike: &[u8]) -> io::Result<()> {
+        let marker: &[u8] = if self.natt { &NON_ESP_MARKER } else { &[] };
+        self.try_send_parts(&[marker, ike], from, to)
+    }
+
+    /// [`IkeSocket::send_keepalive`] without waiting.
+    pub fn try_send_keepalive(&self, from: IpAddr, to: SocketAddr) -> io::Result<()> {
+        self.try_send_parts(&[&NAT_KEEPALIVE], from, to)
+    }
+
+    fn try_send_parts(&self, parts: &[&[u8]], from: IpAddr, to: SocketAddr) -> io::Result<()> {
+        // Straight to the non-blocking socket: tokio's write readiness may not be known
+        // yet (nothing has waited on it), and a full buffer is answered by dropping.
+        pktinfo::send(self.io.as_raw_fd(), parts, to, from).map(|_| ())
+    }
+
     async fn send_parts(&self, parts: &[&[u8]], from: IpAddr, to: SocketAddr) -> io::Result<()> {
         let fd = self.io.as_raw_fd();
         (self.io)
@@ -232,6 +251,19 @@ impl IkeSockets {
         let sock = self.socket_for(from).filter(|s| s.natt);
         let sock = sock.ok_or_else(|| no_socket(from))?;
         sock.send_keepalive(from.ip(), to).await
+    }
+
+    /// [`IkeSockets::send`] without waiting (`WouldBlock` when the buffer is full).
+    pub fn try_send(&self, t: &Transmit) -> io::Result<()> {
+        let sock = self.socket_for(t.from).ok_or_else(|| no_socket(t.from))?;
+        sock.try_send(t.from.ip(), t.to, &t.payload)
+    }
+
+    /// [`IkeSockets::send_keepalive`] without waiting.
+    pub fn try_send_keepalive(&self, from: SocketAddr, to: SocketAddr) -> io::Result<()> {
+        let sock = self.socket_for(from).filter(|s| s.natt);
+        let sock = sock.ok_or_else(|| no_socket(from))?;
+        sock.try_send_keepalive(from.ip(), to)
     }
 
     /// The next IKE message on any of the sockets (cancel-safe: usable in `select!`).

@@ -326,6 +326,16 @@ impl Keying {
         }
     }
 
+    /// New credentials, authorities (CA certificates, CRLs) and suites (policy reload):
+    /// exchanges from now on use them; established IKE SAs stay (a revoked peer is refused
+    /// at its next exchange). The admission and SPI hooks in force are kept.
+    pub fn set_config(&mut self, mut config: Config) {
+        let current = self.endpoint.config_mut();
+        config.admit = current.admit.take();
+        config.esp_spi = current.esp_spi.take();
+        *current = config;
+    }
+
     /// The static SAs' SPI slots (policy reload): new inbound SPIs avoid them, and Child
     /// SAs whose inbound SPI a static slot now covers are rekeyed at once.
     pub fn set_spis(&mut self, now: Instant, spis: Arc<StaticSpis>) {

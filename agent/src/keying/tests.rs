@@ -172,18 +172,20 @@ fn refused(edit: impl FnOnce(&Pki, &mut Config, &mut Config), reason: FailureKin
     assert_eq!(n.a.counters().failures_of(FailureKind::AuthFailed), 1);
 }
 
+/// `pki` as authority corp, with a CRL revoking A's certificate (serial 21).
+fn revoking_a(pki: &Pki) -> CertVerifier {
+    let mut verifier = CertVerifier::new();
+    let crl = pki.crl(&[21], 2030);
+    verifier
+        .add_authority("corp", &[&pki.ca_der], &[&crl], RevocationMode::Strict)
+        .unwrap();
+    verifier
+}
+
 #[test]
 fn a_revoked_peer_gets_nothing() {
     refused(
-        |pki, _, b| {
-            let mut verifier = CertVerifier::new();
-            // A's certificate has serial 21.
-            let crl = pki.crl(&[21], 2030);
-            verifier
-                .add_authority("corp", &[&pki.ca_der], &[&crl], RevocationMode::Strict)
-                .unwrap();
-            b.verifier = verifier;
-        },
+        |pki, _, b| b.verifier = revoking_a(pki),
         FailureKind::Revoked,
     );
 }
@@ -203,6 +205,27 @@ fn an_admission_withdrawn_on_reload_deletes_the_peer() {
     assert!(n.a.desired_states().is_empty());
     n.run_for(Duration::from_secs(5), |_| ());
     assert!(n.b.desired_states().is_empty(), "B got the Delete");
+}
+
+#[test]
+fn a_crl_given_on_reload_refuses_the_peer_at_its_next_exchange() {
+    let mut n = established(CLEAN, 7);
+    n.a.delete_peer(n.now, (ip(A), ip(B)));
+    let gone = |n: &Net| n.b.desired_states().is_empty();
+    assert!(n.run_until(Duration::from_secs(30), gone, |_| ()));
+    // The same CA (same key and name), now revoking A's certificate (serial 21).
+    let pki = Pki::new("Corp CA", 1);
+    let mut b = testpki::config(&pki, &pki, B, 22);
+    b.verifier = revoking_a(&pki);
+    n.b.set_config(b);
+    assert!(n.a.acquire(n.now, &acquire(A, B, 2)));
+    let revoked = |n: &Net| n.b.counters().failures_of(FailureKind::Revoked) == 1;
+    assert!(
+        n.run_until(Duration::from_secs(60), revoked, |_| ()),
+        "{:?}",
+        n.b.counters()
+    );
+    assert!(n.b.desired_states().is_empty());
 }
 
 fn rekeys_make_before_break(faults: Faults, seed: u64) {

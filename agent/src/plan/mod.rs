@@ -18,6 +18,8 @@ pub use compile::{desired, Compiled, Compiler, PlanError, Touched};
 pub(crate) use compile::net::host as host_net;
 pub(crate) use compile::spi::{SpiTable, SLOT_SIZE};
 pub(crate) use compile::states::mirror;
+// IKEv2 admission gives negotiated SAs the reqid of the rule's template.
+pub(crate) use compile::Layout;
 
 #[cfg(test)]
 pub(crate) mod testkit;

@@ -57,6 +57,21 @@ impl TestNetns {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Two new namespaces joined by veth (`va` in the first, `vb` in the second), each
+    /// with one address (a /24) and loopback up.
+    pub fn veth_pair(tags: (&str, &str), addrs: (&str, &str)) -> (TestNetns, TestNetns) {
+        let (n1, n2) = (TestNetns::new(tags.0), TestNetns::new(tags.1));
+        n1.ip(&[
+            "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", &n2.name,
+        ]);
+        for (n, dev, a) in [(&n1, "va", addrs.0), (&n2, "vb", addrs.1)] {
+            n.ip(&["addr", "add", &format!("{a}/24"), "dev", dev]);
+            n.ip(&["link", "set", dev, "up"]);
+            n.ip(&["link", "set", "lo", "up"]);
+        }
+        (n1, n2)
+    }
+
     /// `ip -n NAME -batch -` fed `commands`; Err carries ip's output when it refuses them.
     pub fn ip_batch(&self, commands: &str) -> Result<(), String> {
         let mut child = Command::new("ip")

@@ -21,7 +21,8 @@
 //! events alone, no dumps and no polling. The clock stops when the last one arrives.
 //! Per change: `change k=… ms=… events=… expected=…`; at the end `summary mode=… n=…
 //! p50_ms=… p99_ms=… max_ms=… mean_ms=… failed=…` (p99 nearest-rank: with 50 changes it
-//! is the maximum).
+//! is the maximum); in `apply` and `batch` mode also `cmd_cpu_p50_ms`, the command's own
+//! CPU time (user + system), which the machine's load hardly moves.
 
 use std::collections::BTreeSet;
 use std::os::fd::AsRawFd;
@@ -317,6 +318,19 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// Nearest-rank percentile of sorted samples.
+/// CPU time (user + system, ms) of every child process reaped so far: the difference
+/// around one `wait` is that command's own CPU, which the machine's load hardly moves,
+/// unlike its wall time (compare builds by it on a shared machine; docs/benchmarks.md).
+fn children_cpu_ms() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) } != 0 {
+        return f64::NAN;
+    }
+    let ms = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
+    ms(ru.ru_utime) + ms(ru.ru_stime)
+}
+
 fn pct(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
     sorted[rank.min(sorted.len()) - 1]
@@ -338,6 +352,7 @@ fn main() -> anyhow::Result<()> {
     let mut cmd_failed = 0;
     let mut prev: Option<Desired> = None;
     let mut load_ms = Vec::new();
+    let mut cmd_cpu_ms = Vec::new();
     for k in 0..a.count {
         let host = a.first + k;
         let next = move_host(&text, host)?;
@@ -387,10 +402,12 @@ fn main() -> anyhow::Result<()> {
         }
         let res = wait(&mut ev, &mut exp, t0 + a.timeout);
         if let Some(mut c) = child {
+            let cpu0 = children_cpu_ms();
             // `apply` exits 1 on a kernel without ESP (SA writes fail): counted, not fatal.
             if !c.wait()?.success() {
                 cmd_failed += 1;
             }
+            cmd_cpu_ms.push(children_cpu_ms() - cpu0);
         }
         text = next;
         prev = Some(new_plan);
@@ -422,6 +439,12 @@ fn main() -> anyhow::Result<()> {
         bail!("every change failed");
     }
     let mean = lat.iter().sum::<f64>() / lat.len() as f64;
+    let cpu = if cmd_cpu_ms.is_empty() {
+        String::new()
+    } else {
+        cmd_cpu_ms.sort_by(f64::total_cmp);
+        format!(" cmd_cpu_p50_ms={:.1}", pct(&cmd_cpu_ms, 50.0))
+    };
     let dm = if daemon_ms.is_empty() {
         String::new()
     } else {
@@ -434,7 +457,7 @@ fn main() -> anyhow::Result<()> {
         )
     };
     println!(
-        "summary n={} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} mean_ms={:.2} failed={failed} cmd_failed={cmd_failed} events_per_change={:.1}{dm}",
+        "summary n={} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} mean_ms={:.2} failed={failed} cmd_failed={cmd_failed} events_per_change={:.1}{cpu}{dm}",
         lat.len(),
         pct(&lat, 50.0),
         pct(&lat, 99.0),

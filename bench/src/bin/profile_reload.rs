@@ -56,6 +56,9 @@ fn main() -> anyhow::Result<()> {
         host: None,
         cluster_keys: vec![],
         max_policy_size: policy_schema::DEFAULT_MAX_POLICY_SIZE,
+        cert: None,
+        cert_key: None,
+        cert_id: None,
     };
     let now = Timestamp::from_secs(1_800_000_000);
     let local = BTreeSet::new();

@@ -112,6 +112,7 @@ fn authenticate(
             authority: &peer.authority,
             subject: &peer.subject,
             peer_id: id,
+            certificate: ee,
             local: sa.local,
             remote: sa.remote,
         })

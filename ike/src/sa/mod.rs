@@ -132,6 +132,8 @@ pub struct Admission<'a> {
     pub subject: &'a str,
     /// The identity it claimed (and its certificate carries).
     pub peer_id: &'a Id,
+    /// Its end-entity certificate (DER), for identity patterns on subject and SANs.
+    pub certificate: &'a [u8],
     /// Our address.
     pub local: SocketAddr,
     /// Its address.

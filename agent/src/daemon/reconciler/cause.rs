@@ -10,6 +10,8 @@ pub enum Cause {
     Drift,
     SoftExpire,
     Acquire,
+    /// The SAs negotiated over IKEv2 changed.
+    Keying,
     Resync,
     Retry,
 }
@@ -24,6 +26,7 @@ impl Cause {
             Cause::Drift => "drift",
             Cause::SoftExpire => "soft-expire",
             Cause::Acquire => "acquire",
+            Cause::Keying => "keying",
             Cause::Resync => "resync",
             Cause::Retry => "retry",
         }
@@ -32,20 +35,22 @@ impl Cause {
 
 /// What one turn of the loop asks of the reconcile: the cause it runs under (logged, and
 /// deciding what counts as a rotation), and whether any trigger of the turn needs the
-/// whole kernel read. Only a reload or an address change may read just the keys the
-/// compiler changed; a turn that also saw drift, a resync or a retry reads everything,
+/// whole kernel read. Only a reload, an address change or a keying change may read just
+/// the keys the compiler or keying changed; a turn that also saw drift, a resync or a retry reads everything,
 /// whichever cause names it.
 #[derive(Debug, Default)]
 pub struct Turn {
     pub cause: Option<Cause>,
     pub sweep: bool,
+    /// Acquires for pairs keyed over IKEv2, for the IKE source to start exchanges.
+    pub acquires: Vec<crate::keying::Acquire>,
 }
 
 impl Turn {
     /// Another trigger; the first one names the reconcile.
     pub fn add(&mut self, c: Cause) {
         self.cause = self.cause.or(Some(c));
-        self.sweep |= !matches!(c, Cause::Reload | Cause::Addresses);
+        self.sweep |= !matches!(c, Cause::Reload | Cause::Addresses | Cause::Keying);
     }
     /// A trigger that names the reconcile whatever came before.
     pub fn name(&mut self, c: Cause) {
@@ -81,5 +86,9 @@ mod tests {
         p.add(Cause::Resync);
         assert_eq!((p.cause, p.sweep), (Some(Cause::Reload), true));
         assert_eq!(turn(&[]).cause, None);
+        let p = turn(&[Cause::Keying]);
+        assert_eq!((p.cause, p.sweep), (Some(Cause::Keying), false));
+        let p = turn(&[Cause::Keying, Cause::Acquire]);
+        assert_eq!((p.cause, p.sweep), (Some(Cause::Keying), true));
     }
 }

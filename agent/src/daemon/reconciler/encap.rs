@@ -19,8 +19,11 @@ impl Reconciler {
     /// packet. (Non-ESP datagrams queue on the socket unread; NAT keepalives are dropped by
     /// the kernel's encap handler itself.)
     pub(super) fn sync_encap(&mut self, d: &Desired) {
+        // Only one socket can bind 4500: when IKE runs, its NAT-T sockets decapsulate.
+        let ike = self.ike.holds_natt;
         let need = |v6: bool| {
-            d.states
+            !ike && d
+                .states
                 .iter()
                 .any(|(k, s)| s.spec.encap.is_some() && k.dst.is_ipv6() == v6)
         };

@@ -220,6 +220,7 @@ impl Reconciler {
         self.view.last_error = None;
         self.view.reloads_ok += 1;
         self.rejected = None;
+        self.ike.policy_changed = true;
     }
 
     /// The fresh policy did not compile (`e`): back to the last one that did, reported

@@ -7,6 +7,7 @@
 
 mod addresses;
 mod control_socket;
+mod ike;
 mod metrics_http;
 mod policy_file;
 mod signals;
@@ -23,6 +24,7 @@ use super::timers::Timers;
 
 pub(super) use addresses::Addresses;
 pub(super) use control_socket::ControlSocket;
+pub(super) use ike::Ike;
 pub(super) use metrics_http::MetricsEndpoint;
 pub(super) use policy_file::PolicyFile;
 pub(super) use signals::Signals;
@@ -65,38 +67,80 @@ pub(super) struct Sources {
     pub(super) xfrm: Xfrm,
     pub(super) control: ControlSocket,
     pub(super) metrics: MetricsEndpoint,
+    /// IKEv2 (None: the policy uses none; no socket is opened).
+    pub(super) ike: Option<Ike>,
 }
 
 impl Sources {
     /// The earliest timer of any source.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        [
-            self.signals.next_deadline(),
-            self.policy_file.next_deadline(),
-            self.addresses.next_deadline(),
-            self.xfrm.next_deadline(),
-            self.control.next_deadline(),
-            self.metrics.next_deadline(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        earliest(&[
+            &self.signals,
+            &self.policy_file,
+            &self.addresses,
+            &self.xfrm,
+            &self.control,
+            &self.metrics,
+            &self.ike,
+        ])
     }
 
     /// Run the deadline handler of every source whose timer has fired at `now`.
     pub(super) fn on_deadlines(&mut self, now: Instant, cx: &mut Cx<'_>) {
-        fire(&mut self.signals, now, cx);
-        fire(&mut self.policy_file, now, cx);
-        fire(&mut self.addresses, now, cx);
-        fire(&mut self.xfrm, now, cx);
-        fire(&mut self.control, now, cx);
-        fire(&mut self.metrics, now, cx);
+        fire_due(
+            &mut [
+                &mut self.signals,
+                &mut self.policy_file,
+                &mut self.addresses,
+                &mut self.xfrm,
+                &mut self.control,
+                &mut self.metrics,
+                &mut self.ike,
+            ],
+            now,
+            cx,
+        );
     }
 }
 
-fn fire<S: Source>(s: &mut S, now: Instant, cx: &mut Cx<'_>) {
-    if s.next_deadline().is_some_and(|d| d <= now) {
-        s.on_deadline(now, cx);
+/// The timer half of a source, object-safe (a [`Source`], or an optional one), so that
+/// [`Sources`] lists its sources once for both questions.
+pub(super) trait Timed {
+    fn deadline(&self) -> Option<Instant>;
+    fn fire(&mut self, now: Instant, cx: &mut Cx<'_>);
+}
+
+impl<S: Source> Timed for S {
+    fn deadline(&self) -> Option<Instant> {
+        self.next_deadline()
+    }
+    fn fire(&mut self, now: Instant, cx: &mut Cx<'_>) {
+        self.on_deadline(now, cx);
+    }
+}
+
+impl<S: Source> Timed for Option<S> {
+    fn deadline(&self) -> Option<Instant> {
+        self.as_ref().and_then(Source::next_deadline)
+    }
+    fn fire(&mut self, now: Instant, cx: &mut Cx<'_>) {
+        if let Some(s) = self {
+            s.on_deadline(now, cx);
+        }
+    }
+}
+
+/// The earliest deadline of `sources`.
+fn earliest(sources: &[&dyn Timed]) -> Option<Instant> {
+    sources.iter().filter_map(|s| s.deadline()).min()
+}
+
+/// Fire every source of `sources` whose deadline is at or before `now`.
+fn fire_due(sources: &mut [&mut dyn Timed], now: Instant, cx: &mut Cx<'_>) {
+    for s in sources.iter_mut() {
+        if s.deadline().is_some_and(|d| d <= now) {
+            s.fire(now, cx);
+        }
     }
 }
 
@@ -111,3 +155,6 @@ async fn read_when_ready<T: AsRawFd, R>(
     g.clear_ready();
     Ok(r)
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,6 +14,9 @@ use crate::daemon::reaction::{self, Reaction};
 use crate::daemon::reconciler::Cause;
 use crate::kernel::events::{XfrmEvent, XfrmEvents};
 use crate::kernel::KernelError;
+use crate::keying::Acquire;
+use crate::model::Selector;
+use crate::plan::host_net as host;
 
 /// Unknown-peer acquires are logged once per address per this interval.
 const UNKNOWN_LOG_EVERY: Duration = Duration::from_secs(60);
@@ -74,6 +77,23 @@ impl Xfrm {
     }
 }
 
+/// An acquire as keying takes it. The kernel replaces its larval state with the first SA
+/// whose (daddr, saddr, reqid, mode, proto) match it (net/xfrm/xfrm_state.c,
+/// `xfrm_state_add` → `__find_acq_core`), which negotiated SAs do, so no sequence number is
+/// needed to install over it.
+fn ike_acquire(ev: &XfrmEvent) -> Option<Acquire> {
+    let XfrmEvent::Acquire { src, dst, sel } = ev else {
+        return None;
+    };
+    let sel = sel.unwrap_or_else(|| Selector::between(host(*src), host(*dst)));
+    Some(Acquire {
+        local: *src,
+        remote: *dst,
+        sel,
+        seq: 0,
+    })
+}
+
 impl Source for Xfrm {
     type Event = Result<Vec<XfrmEvent>, KernelError>;
 
@@ -90,6 +110,12 @@ impl Source for Xfrm {
                 return ControlFlow::Continue(());
             }
         };
+        let (evs, ike): (Vec<_>, Vec<_>) = evs.into_iter().partition(|ev| match ev {
+            XfrmEvent::Acquire { src, dst, .. } => !cx.rec.ike_keys(*src, *dst),
+            _ => true,
+        });
+        // Pairs keyed over IKEv2: keying starts (or merges into) an exchange.
+        cx.turn.acquires.extend(ike.iter().filter_map(ike_acquire));
         let empty = crate::model::Desired::default();
         let d = cx.rec.last_desired().unwrap_or(&empty);
         let reactions: Vec<Reaction> = evs

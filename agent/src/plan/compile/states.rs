@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use policy_schema::{Action, Cipher, Encapsulation, Family, Mode, Policy, PublicKey, Rule};
+use policy_schema::{
+    Action, Cipher, Encapsulation, Family, KeyExchange, Mode, Policy, PublicKey, Rule,
+};
 
 use super::carry::{Pair, Pairs};
 use super::epoch::{EpochView, Timeline};
@@ -187,8 +189,13 @@ impl LocalRules<'_> {
     /// The SA profiles the pair (local `a`, remote `b`) needs, first match wins: a matching
     /// rule without protocol ends the search (it takes all remaining traffic of the pair).
     /// Written to `out` in profile order; the buffer is reused across pairs.
+    ///
+    /// Empty when an ESP rule of the chain says `key-exchange = "ikev2"`: IKEv2 keys the
+    /// pair (`ike_setup::PolicyAdmission` decides the same way), while the rules' policies
+    /// stay, so its traffic raises the acquires that start the exchange.
     fn needs(&self, b: &IpAddr, out: &mut Vec<Need>) {
         out.clear();
+        let mut ikev2 = false;
         for lr in &self.rules {
             let r = lr.sides;
             let a_to = lr.in_to && r.from.contains(b);
@@ -197,6 +204,7 @@ impl LocalRules<'_> {
                 continue;
             }
             if r.rule.action.uses_esp() {
+                ikev2 |= r.rule.key_exchange == KeyExchange::Ikev2;
                 let profile = (r.rule.cipher, r.rule.mode);
                 let narrow = rule_narrow(r, a_to, a_from);
                 match out.iter_mut().find(|(p, _)| *p == profile) {
@@ -207,6 +215,9 @@ impl LocalRules<'_> {
             if r.rule.protocol.is_none() {
                 break;
             }
+        }
+        if ikev2 {
+            out.clear();
         }
         out.sort_by_key(|(p, _)| *p);
     }

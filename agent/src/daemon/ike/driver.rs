@@ -1,0 +1,249 @@
+//! [`IkeDriver`]: one host's IKEv2 keying on real sockets. It reads datagrams, feeds
+//! [`Keying`], sends what keying wants sent (and NAT keepalives), and reports the
+//! negotiated SAs whenever they change, for the reconciler to merge into the desired set.
+//! Time comes in as arguments (std `Instant`, as the ike crate takes); nothing here
+//! writes to the kernel.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use super::view::{self, IkeView};
+use crate::ike_setup::IkeSetup;
+use crate::keepalive::{KeepaliveSchedule, NatPath};
+use crate::kernel::ike_sockets::{Datagram, IkePorts, IkeSockets};
+use crate::keying::{Acquire, Admission, Keying, StaticSpis};
+use crate::model::{DesiredSa, SaDir, SaKey};
+
+/// The negotiated SAs keying wants in the kernel.
+pub type Negotiated = BTreeMap<SaKey, DesiredSa>;
+
+/// IKEv2 keying with its sockets and keepalive schedule.
+pub struct IkeDriver {
+    sockets: IkeSockets,
+    keying: Keying,
+    keepalives: KeepaliveSchedule,
+    /// What was last reported as negotiated (a change is reported once).
+    reported: Negotiated,
+    /// A change not reported yet (a reload changed admission outside a handler).
+    pending: bool,
+    own_not_after: Option<i64>,
+    /// Datagrams keying wanted sent that the socket refused (buffer full, no route).
+    pub send_errors: u64,
+}
+
+impl IkeDriver {
+    /// Open the IKE sockets (`v6`: IPv6 ones too) and start keying with `setup`.
+    pub fn open(
+        setup: IkeSetup,
+        rng: Box<dyn ike::Rng + Send>,
+        ports: IkePorts,
+        v6: bool,
+        now: Instant,
+    ) -> io::Result<IkeDriver> {
+        let sockets = IkeSockets::open(ports, v6)?;
+        let own_not_after = setup
+            .config
+            .certificates
+            .first()
+            .and_then(|c| view::not_after(c));
+        let keying = Keying::new(
+            setup.config,
+            rng,
+            (now, SystemTime::now()),
+            setup.settings,
+            setup.admission,
+        );
+        Ok(IkeDriver {
+            sockets,
+            keying,
+            keepalives: KeepaliveSchedule::default(),
+            reported: Negotiated::new(),
+            pending: false,
+            own_not_after,
+            send_errors: 0,
+        })
+    }
+
+    /// The next IKE message (cancel-safe).
+    pub async fn recv(&self) -> io::Result<Datagram> {
+        self.sockets.recv().await
+    }
+
+    /// The sockets (their bound ports, drop counters).
+    pub fn sockets(&self) -> &IkeSockets {
+        &self.sockets
+    }
+
+    /// Keying itself (status, counters).
+    pub fn keying(&self) -> &Keying {
+        &self.keying
+    }
+
+    /// A datagram received: handled, answers sent; the negotiated SAs if they changed.
+    pub fn on_datagram(&mut self, now: Instant, d: &Datagram) -> Option<Negotiated> {
+        self.keying.handle(now, d.from, d.to, &d.payload);
+        self.settle(now)
+    }
+
+    /// Kernel acquires the policy keys over IKEv2: exchanges started (one per peer).
+    pub fn on_acquires(&mut self, now: Instant, acquires: &[Acquire]) -> Option<Negotiated> {
+        for a in acquires {
+            self.keying.acquire(now, a);
+        }
+        self.settle(now)
+    }
+
+    /// Timers due at `now`: retransmissions, rekeys, liveness checks, keepalives.
+    pub fn on_timeout(&mut self, now: Instant) -> Option<Negotiated> {
+        if self.keying.poll_timeout().is_some_and(|t| t <= now) {
+            self.keying.handle_timeout(now);
+        }
+        for p in self.keepalives.due(now) {
+            if let Err(e) = self.sockets.try_send_keepalive(p.local, p.remote) {
+                self.send_errors += 1;
+                tracing::debug!(peer = %p.remote, error = %e, "NAT keepalive not sent");
+            }
+        }
+        self.settle(now)
+    }
+
+    /// The earliest timer: keying's or a keepalive's; `now`-ish when a change waits to
+    /// be reported.
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        let pending = self.pending.then_some(now);
+        [
+            pending,
+            self.keying.poll_timeout(),
+            self.keepalives.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// A policy reload: the new admission (peers no longer admitted are deleted), the
+    /// static SPI slots, and the new credentials and authorities (`config`: used from
+    /// the next exchange on); the change is reported at the next [`IkeDriver::on_timeout`].
+    pub fn reconfigure(
+        &mut self,
+        now: Instant,
+        admission: Arc<dyn Admission>,
+        spis: Option<Arc<StaticSpis>>,
+        config: Option<ike::sa::Config>,
+    ) {
+        if let Some(config) = config {
+            self.own_not_after = config.certificates.first().and_then(|c| view::not_after(c));
+            self.keying.set_config(config);
+        }
+        self.keying.set_admission(now, admission);
+        if let Some(spis) = spis {
+            self.keying.set_spis(now, spis);
+        }
+        self.send_all(now);
+        self.pending = true;
+    }
+
+    /// Deletes every IKE SA (daemon exit): Delete sent to each peer.
+    pub fn shutdown(&mut self, now: Instant) {
+        let pairs: Vec<_> = self.keying.peers().map(|(p, _)| *p).collect();
+        for pair in pairs {
+            self.keying.delete_peer(now, pair);
+        }
+        self.send_all(now);
+    }
+
+    /// What status shows, at `now` (which is `wall` Unix seconds).
+    pub fn view(&self, now: Instant, wall: u64) -> IkeView {
+        view::build(&self.keying, now, wall, self.own_not_after)
+    }
+
+    /// Send what keying queued; report the negotiated SAs if they changed, and keep the
+    /// NAT paths of encapsulated SAs alive.
+    fn settle(&mut self, now: Instant) -> Option<Negotiated> {
+        self.send_all(now);
+        let states = self.keying.desired_states();
+        self.pending = false;
+        if states == self.reported {
+            return None;
+        }
+        let (old, new) = (keepalive_paths(&self.reported), keepalive_paths(&states));
+        for p in old.difference(&new) {
+            self.keepalives.forget(p);
+        }
+        for p in new.difference(&old) {
+            self.keepalives.keep(*p, now);
+        }
+        self.reported = states.clone();
+        Some(states)
+    }
+
+    fn send_all(&mut self, now: Instant) {
+        while let Some(t) = self.keying.poll_transmit(now) {
+            match self.sockets.try_send(&t) {
+                Ok(()) => self.keepalives.sent(
+                    &NatPath {
+                        local: t.from,
+                        remote: t.to,
+                    },
+                    now,
+                ),
+                Err(e) => {
+                    // Dropped like a lost datagram: the engine retransmits.
+                    self.send_errors += 1;
+                    tracing::debug!(to = %t.to, error = %e, "IKE datagram not sent");
+                }
+            }
+        }
+    }
+}
+
+/// The NAT-T paths of the encapsulated outbound SAs: our port to the peer's (RFC 3948
+/// §2.3 keepalives keep exactly those mappings open).
+pub fn keepalive_paths(states: &Negotiated) -> BTreeSet<NatPath> {
+    (states.iter())
+        .filter(|(_, s)| s.meta.dir == SaDir::Out)
+        .filter_map(|(k, s)| {
+            let e = s.spec.encap?;
+            Some(NatPath {
+                local: SocketAddr::new(s.spec.src, e.sport),
+                remote: SocketAddr::new(k.dst, e.dport),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DesiredSa, Encap, SaKey};
+
+    #[test]
+    fn keepalives_follow_encapsulated_outbound_sas_only() {
+        let d = crate::daemon::ike::seed_desired();
+        let pick = |dir| {
+            let (k, s) = d.states.iter().find(|(_, s)| s.meta.dir == dir).unwrap();
+            (*k, s.clone())
+        };
+        let (ko, mut out) = pick(SaDir::Out);
+        let (ki, mut inb) = pick(SaDir::In);
+        let plain: Negotiated = [(ko, out.clone()), (ki, inb.clone())].into();
+        assert!(keepalive_paths(&plain).is_empty(), "no NAT-T, no keepalive");
+        out.spec.encap = Some(Encap {
+            sport: 4500,
+            dport: 34567,
+        });
+        inb.spec.encap = Some(Encap {
+            sport: 34567,
+            dport: 4500,
+        });
+        let natt: BTreeMap<SaKey, DesiredSa> = [(ko, out.clone()), (ki, inb)].into();
+        let want = NatPath {
+            local: SocketAddr::new(out.spec.src, 4500),
+            remote: SocketAddr::new(ko.dst, 34567),
+        };
+        assert_eq!(keepalive_paths(&natt), BTreeSet::from([want]));
+    }
+}

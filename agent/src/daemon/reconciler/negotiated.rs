@@ -1,0 +1,152 @@
+//! The SAs negotiated over IKEv2, as the reconciler holds them: merged into the compiled
+//! desired set before every diff, so apply, verify, drift repair, flush and status cover
+//! them like static SAs (they are owned: the rule's reqid, an SPI in the owned range).
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::Reconciler;
+use crate::daemon::ike::Negotiated;
+use crate::ike_setup::{ike_setup, IkeSetup};
+use crate::keying::{Admission, StaticSpis};
+use crate::model::{Desired, SaKey};
+use crate::plan::SpiTable;
+use crate::plan::Touched;
+
+/// What the reconciler keeps of IKEv2 keying.
+#[derive(Default)]
+pub(super) struct IkeState {
+    /// The negotiated SAs keying last reported.
+    pub(super) negotiated: Negotiated,
+    /// The last desired set with them merged (None: there were none).
+    pub(super) merged: Option<Desired>,
+    /// Which pairs the policy in force keys over IKEv2 (None: IKE is not running).
+    pub(super) admission: Option<Arc<dyn Admission>>,
+    /// The IKE sockets hold UDP 4500 (with ESP-in-UDP decapsulation): the reconciler
+    /// opens none of its own.
+    pub(super) holds_natt: bool,
+    /// A new policy came into force since keying last took its admission.
+    pub(super) policy_changed: bool,
+    /// Keys of negotiated SAs added, removed or changed since the last reconcile: a
+    /// keying reconcile reads and diffs only these when the kernel held the last set.
+    pub(super) touched: BTreeSet<SaKey>,
+}
+
+impl IkeState {
+    /// `compiler`'s touched keys with the negotiated ones changed since the last reconcile.
+    pub(super) fn touched_with<'a>(&self, compiler: &'a Touched) -> Cow<'a, Touched> {
+        if self.touched.is_empty() {
+            return Cow::Borrowed(compiler);
+        }
+        let mut t = compiler.clone();
+        t.states.extend(self.touched.iter().copied());
+        Cow::Owned(t)
+    }
+}
+
+/// The keys whose SA differs between `old` and `new` (added, removed or changed).
+pub fn changed_keys(old: &Negotiated, new: &Negotiated) -> BTreeSet<SaKey> {
+    let gone = old.keys().filter(|k| !new.contains_key(*k));
+    let differ = new
+        .iter()
+        .filter(|(k, s)| old.get(*k) != Some(*s))
+        .map(|(k, _)| k);
+    gone.chain(differ).copied().collect()
+}
+
+/// `compiled` with `negotiated` added (a compiled SA keeps its key: the SPI slots make a
+/// collision impossible, and the static one would be the one to keep).
+pub fn merge(compiled: &Desired, negotiated: &Negotiated) -> Desired {
+    let mut d = compiled.clone();
+    for (k, s) in negotiated {
+        d.states.entry(*k).or_insert_with(|| s.clone());
+    }
+    d
+}
+
+impl Reconciler {
+    /// IKEv2 runs: acquires for pairs `admission` keys go to keying, and UDP 4500 is the
+    /// IKE sockets'.
+    pub fn start_ike(&mut self, admission: Arc<dyn Admission>) {
+        self.ike.admission = Some(admission);
+        self.ike.holds_natt = true;
+        self.ike.policy_changed = false;
+    }
+
+    /// Keying's negotiated SAs changed: the next reconcile installs exactly these.
+    pub fn set_negotiated(&mut self, states: Negotiated) {
+        let changed = changed_keys(&self.ike.negotiated, &states);
+        self.ike.touched.extend(changed);
+        self.ike.negotiated = states;
+    }
+
+    /// Whether traffic from `local` to `remote` is keyed over IKEv2 (its acquires start
+    /// an exchange instead of being counted as an unknown peer's).
+    pub fn ike_keys(&self, local: IpAddr, remote: IpAddr) -> bool {
+        (self.ike.admission.as_ref()).is_some_and(|a| a.terms(local, remote).is_some())
+    }
+
+    /// The IKE setup of the policy in force.
+    pub fn ike_setup(&self) -> anyhow::Result<Option<IkeSetup>> {
+        let ctx = &self.loaded.ctx;
+        ike_setup(&ctx.policy, &ctx.identity.host, &self.args)
+    }
+
+    /// The static SAs' SPI slots under the policy in force.
+    pub fn static_spis(&self) -> Arc<StaticSpis> {
+        let p = &self.loaded.ctx.policy;
+        let addrs = (p.hosts.iter()).flat_map(|h| h.addresses.iter());
+        let addrs = addrs.chain(p.clusters.iter().flat_map(|c| c.addresses.iter()));
+        let table = SpiTable::reuse_or_build(p, None);
+        Arc::new(StaticSpis::new(&table, p.ownership.spi, addrs))
+    }
+
+    /// Whether a new policy came into force since the last call (keying then takes its
+    /// admission and SPI slots).
+    pub fn take_policy_change(&mut self) -> bool {
+        std::mem::take(&mut self.ike.policy_changed)
+    }
+
+    /// The admission keying runs with now (after a reload).
+    pub fn set_ike_admission(&mut self, admission: Arc<dyn Admission>) {
+        self.ike.admission = Some(admission);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiated_states_join_and_never_replace_compiled_ones() {
+        let d = crate::daemon::ike::seed_desired();
+        let (k, s) = d.states.iter().next().expect("site has SAs");
+        let mut theirs = s.clone();
+        theirs.meta.peer = "ike:other".into();
+        let new_key = crate::model::SaKey {
+            spi: 0x7a00_1234,
+            ..*k
+        };
+        let neg = Negotiated::from([(*k, theirs.clone()), (new_key, theirs.clone())]);
+        let m = merge(&d, &neg);
+        assert_eq!(m.states.len(), d.states.len() + 1);
+        assert_eq!(m.states[k], *s, "the compiled SA stays");
+        assert_eq!(m.states[&new_key], theirs);
+        assert_eq!(m.policies, d.policies);
+    }
+
+    #[test]
+    fn changed_keys_are_the_added_removed_and_rekeyed() {
+        let d = crate::daemon::ike::seed_desired();
+        let mut it = d.states.iter().map(|(k, s)| (*k, s.clone()));
+        let (a, b, c) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
+        let old = Negotiated::from([a.clone(), b.clone()]);
+        let mut b2 = b.clone();
+        b2.1.spec.replay_window += 1;
+        let new = Negotiated::from([b2, c.clone()]);
+        assert_eq!(changed_keys(&old, &new), BTreeSet::from([a.0, b.0, c.0]));
+        assert!(changed_keys(&new, &new).is_empty());
+    }
+}
