@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use e2e::lab::Lab;
-use e2e::remote::{Capture, Server};
+use e2e::remote::{stop_captures, Capture, Server};
 use e2e::topology::Family;
 
-use super::evidence::{clear_sent, on_the_path, stop_captures};
+use super::evidence::{clear_sent, on_the_path};
 use super::rig::{self, addr};
 use super::{ESTABLISH, TCP};
 
@@ -19,11 +19,11 @@ pub fn agent_roamer(lab: &Lab) -> anyhow::Result<String> {
     rig::start_roamer_agent(lab)?;
     let mut servers = BTreeMap::new();
     servers.insert(
-        "site",
+        "site".to_string(),
         Server::start(&lab.exec, "site", &[s4, s6], &[TCP], &[])?,
     );
     servers.insert(
-        "roamer",
+        "roamer".to_string(),
         Server::start(&lab.exec, "roamer", &[r4, r6], &[TCP], &[])?,
     );
     let caps = ["fw", "site", "roamer"]

@@ -5,29 +5,9 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use e2e::pcap::{Kind, Packet};
-use e2e::remote::{Capture, Server};
+
 use e2e::stream::Report;
 use e2e::wire;
-
-/// Captures on `hosts`; those with an echo server are stopped after its end marker.
-pub fn stop_captures(
-    caps: Vec<Capture<'_>>,
-    servers: &mut BTreeMap<&str, Server>,
-) -> anyhow::Result<BTreeMap<String, Vec<Packet>>> {
-    let mut out = BTreeMap::new();
-    for c in caps {
-        let host = c.host.clone();
-        let marked = match servers.get_mut(host.as_str()) {
-            Some(s) => {
-                s.mark()?;
-                true
-            }
-            None => false,
-        };
-        out.insert(host, c.stop(marked)?);
-    }
-    Ok(out)
-}
 
 /// What crossed `fw` between `a` and `b` (either way) that is neither IKE (UDP 500/4500)
 /// nor ESP-in-UDP; and how many ESP-in-UDP packets did.

@@ -7,14 +7,14 @@ use e2e::daemon;
 use e2e::lab::Lab;
 use e2e::pcap::Packet;
 use e2e::probe::now_ns;
-use e2e::remote::{Capture, Server, StreamRun};
+use e2e::remote::{stop_captures, Capture, Server, StreamRun};
 use e2e::stream::{Report, Spec};
 use e2e::topology::Family;
 use e2e::wire::{self, Flow};
 use serde_json::Value;
 
 use super::charon::{Charon, Conn};
-use super::evidence::{describe, losses_at_switches, on_the_path, stat_delta, stop_captures};
+use super::evidence::{describe, losses_at_switches, on_the_path, stat_delta};
 use super::rig::{self, addr};
 use super::{rekey_for, ESTABLISH, RATE, UDP};
 
@@ -28,11 +28,11 @@ pub fn charon_roamer(lab: &Lab) -> anyhow::Result<String> {
     let charon = Charon::start(&rig::work_dir().join("charon/run"), rig::pki(), &conns)?;
     let mut servers = BTreeMap::new();
     servers.insert(
-        "site",
+        "site".to_string(),
         Server::start(&lab.exec, "site", &[s4], &[], &[UDP])?,
     );
     servers.insert(
-        "roamer",
+        "roamer".to_string(),
         Server::start(&lab.exec, "roamer", &[r6], &[], &[UDP])?,
     );
     let caps = ["fw", "site", "roamer"]

@@ -274,36 +274,31 @@ pub fn reach(
     Ok(t0.elapsed())
 }
 
-/// The IKEv2 peers of the daemon's view (`peers`: identity, authority, address, suite,
-/// rekeys, …), found as the first array named `peers`.
-pub fn ike_peers(v: &Value) -> Vec<Value> {
-    fn find(v: &Value) -> Option<&Vec<Value>> {
-        match v {
-            Value::Object(m) => m
-                .get("peers")
-                .and_then(Value::as_array)
-                .or_else(|| m.values().find_map(find)),
-            Value::Array(a) => a.iter().find_map(find),
-            _ => None,
-        }
+/// The first value named `key` anywhere in the daemon's view (its IKE section's place in
+/// `status --daemon --json` is the daemon's business).
+fn find_key<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    match v {
+        Value::Object(m) => m
+            .get(key)
+            .or_else(|| m.values().find_map(|x| find_key(x, key))),
+        Value::Array(a) => a.iter().find_map(|x| find_key(x, key)),
+        _ => None,
     }
-    find(v).cloned().unwrap_or_default()
 }
 
-/// The daemon's IKE failures by reason (`auth-failed`, `revoked`, …): the first object
-/// named `failures` in its view (status --daemon --json).
+/// The IKEv2 peers of the daemon's view (`peers`: identity, authority, address, suite,
+/// rekeys, …).
+pub fn ike_peers(v: &Value) -> Vec<Value> {
+    find_key(v, "peers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The daemon's IKE failures by reason (`auth-failed`, `revoked`, …).
 pub fn failures(v: &Value) -> BTreeMap<String, u64> {
-    fn find(v: &Value) -> Option<&serde_json::Map<String, Value>> {
-        match v {
-            Value::Object(m) => m
-                .get("failures")
-                .and_then(Value::as_object)
-                .or_else(|| m.values().find_map(find)),
-            Value::Array(a) => a.iter().find_map(find),
-            _ => None,
-        }
-    }
-    find(v)
+    find_key(v, "failures")
+        .and_then(Value::as_object)
         .map(|m| {
             m.iter()
                 .filter_map(|(k, n)| Some((k.clone(), n.as_u64()?)))

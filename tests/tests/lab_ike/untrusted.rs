@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use e2e::daemon;
 use e2e::lab::Lab;
-use e2e::remote::{Capture, Server};
+use e2e::remote::{stop_captures, Capture, Server};
 use e2e::topology::Family;
 
 use super::charon::{Charon, Conn};
-use super::evidence::{clear_sent, stop_captures};
+use super::evidence::clear_sent;
 use super::rig::{self, addr};
 use super::{TCP, UDP};
 
@@ -75,7 +75,7 @@ fn clear_traffic_dropped(lab: &Lab) -> anyhow::Result<String> {
     let mut out = String::new();
     let mut servers = BTreeMap::new();
     servers.insert(
-        "site",
+        "site".to_string(),
         Server::start(&lab.exec, "site", &[s4], &[TCP], &[UDP])?,
     );
     let caps = vec![Capture::start(&lab.exec, "site")?];
