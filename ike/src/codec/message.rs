@@ -53,7 +53,7 @@ impl Header {
 pub struct Message {
     /// The header.
     pub header: Header,
-    /// Payloads in order (an SK payload, if any, is last and still encrypted).
+    /// Payloads in order (an SK or SKF payload, if any, is last and still encrypted).
     pub payloads: Vec<Payload>,
 }
 
@@ -104,8 +104,8 @@ fn decode_chain(first: u8, r: &mut Reader<'_>) -> Result<Vec<Payload>, DecodeErr
         if let Some(p) = Payload::decode_body(ptype, next, critical, &mut body)? {
             payloads.push(p);
         }
-        if ptype == pt::SK {
-            break; // SK is last; its next-payload field names the first inner payload
+        if ptype == pt::SK || ptype == pt::SKF {
+            break; // SK/SKF is last; its next-payload field names the first inner payload
         }
         ptype = next;
     }
@@ -120,7 +120,7 @@ pub fn encode_payloads(payloads: &[Payload]) -> (u8, Vec<u8>) {
     let mut out = Vec::new();
     for (i, p) in payloads.iter().enumerate() {
         let next = match p {
-            Payload::Sk { first_inner, .. } => *first_inner,
+            Payload::Sk { first_inner, .. } | Payload::Skf { first_inner, .. } => *first_inner,
             _ => payloads.get(i + 1).map_or(pt::NONE, Payload::type_number),
         };
         let critical = if matches!(p, Payload::Unknown { .. }) {

@@ -3,8 +3,9 @@
 //! Decoding never panics: every length is checked against the bytes present. Unknown
 //! non-critical payloads and Vendor IDs are skipped; an unknown payload with the critical
 //! bit is kept as [`Payload::Unknown`] so the state machine can answer
-//! UNSUPPORTED_CRITICAL_PAYLOAD. The SK payload is kept encrypted ([`Payload::Sk`]); after
-//! decryption its inner chain is parsed with [`decode_payloads`].
+//! UNSUPPORTED_CRITICAL_PAYLOAD. The SK payload is kept encrypted ([`Payload::Sk`]), and so is
+//! an SKF fragment ([`Payload::Skf`], RFC 7383); after decryption (and reassembly) the inner
+//! chain is parsed with [`decode_payloads`].
 
 mod message;
 mod payloads;
@@ -63,6 +64,8 @@ pub mod payload_type {
     pub const TSI: u8 = 44;
     pub const TSR: u8 = 45;
     pub const SK: u8 = 46;
+    /// Encrypted and Authenticated Fragment (RFC 7383 §2.5).
+    pub const SKF: u8 = 53;
 }
 
 /// Exchange types (RFC 7296 §3.1).

@@ -42,6 +42,17 @@ pub enum Payload {
         /// IV, encrypted payloads and padding, integrity checksum.
         body: Vec<u8>,
     },
+    /// Encrypted and authenticated fragment (RFC 7383 §2.5): one piece of an SK message.
+    Skf {
+        /// Payload type of the first inner payload (fragment 1), 0 in the others.
+        first_inner: u8,
+        /// Fragment Number, from 1.
+        number: u16,
+        /// Total Fragments of the message.
+        total: u16,
+        /// IV, encrypted piece and padding, integrity checksum.
+        body: Vec<u8>,
+    },
     /// A payload type we do not know that had the critical bit set.
     Unknown {
         /// Its payload type number.
@@ -188,6 +199,7 @@ impl Payload {
             Payload::TsI(_) => pt::TSI,
             Payload::TsR(_) => pt::TSR,
             Payload::Sk { .. } => pt::SK,
+            Payload::Skf { .. } => pt::SKF,
             Payload::Unknown { payload_type, .. } => *payload_type,
         }
     }
@@ -234,6 +246,12 @@ impl Payload {
             pt::TSR => Payload::TsR(decode_selectors(r)?),
             pt::SK => Payload::Sk {
                 first_inner: next,
+                body: r.rest().to_vec(),
+            },
+            pt::SKF => Payload::Skf {
+                first_inner: next,
+                number: r.u16("fragment number")?,
+                total: r.u16("total fragments")?,
                 body: r.rest().to_vec(),
             },
             pt::VENDOR_ID => return Ok(None),
@@ -284,6 +302,16 @@ impl Payload {
                 d.spis.iter().for_each(|s| out.extend_from_slice(s));
             }
             Payload::TsI(ts) | Payload::TsR(ts) => encode_selectors(ts, out),
+            Payload::Skf {
+                number,
+                total,
+                body,
+                ..
+            } => {
+                out.extend_from_slice(&number.to_be_bytes());
+                out.extend_from_slice(&total.to_be_bytes());
+                out.extend_from_slice(body);
+            }
             Payload::Sk { body, .. } | Payload::Unknown { body, .. } => out.extend_from_slice(body),
         }
     }

@@ -128,10 +128,18 @@ fn message() -> impl Strategy<Value = Message> {
         header(),
         vec(payload(), 0..6),
         proptest::option::of((any::<u8>(), bytes(64))),
+        proptest::option::of((any::<u8>(), any::<u16>(), any::<u16>(), bytes(64))),
     )
-        .prop_map(|(header, mut payloads, sk)| {
+        .prop_map(|(header, mut payloads, sk, skf)| {
             if let Some((first_inner, body)) = sk {
                 payloads.push(Payload::Sk { first_inner, body });
+            } else if let Some((first_inner, number, total, body)) = skf {
+                payloads.push(Payload::Skf {
+                    first_inner,
+                    number,
+                    total,
+                    body,
+                });
             }
             Message { header, payloads }
         })
@@ -245,4 +253,28 @@ fn key_length_attribute_is_found() {
     let t = Transform::with_key_length(1, 20, 256);
     assert_eq!(t.key_length(), Some(256));
     assert_eq!(Transform::new(1, 20).key_length(), None);
+}
+
+#[test]
+fn skf_fields_sit_where_rfc_7383_puts_them() {
+    let m = Message {
+        header: sample().header,
+        payloads: vec![Payload::Skf {
+            first_inner: payload_type::IDI,
+            number: 2,
+            total: 3,
+            body: vec![0xaa; 5],
+        }],
+    };
+    let bytes = m.encode();
+    // Generic header (next = first inner payload, length 13), Fragment Number, Total.
+    assert_eq!(bytes[16], payload_type::SKF);
+    assert_eq!(&bytes[28..36], &[payload_type::IDI, 0, 0, 13, 0, 2, 0, 3]);
+    assert_eq!(decode_message(&bytes), Ok(m));
+    // An SKF too short for its two counters is a located error.
+    let mut short = bytes[..31].to_vec();
+    short[31 - 3..].copy_from_slice(&[0, 0, 3]);
+    let len = u32::try_from(short.len()).unwrap();
+    short[24..28].copy_from_slice(&len.to_be_bytes());
+    assert!(decode_message(&short).is_err());
 }

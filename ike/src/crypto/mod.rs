@@ -16,7 +16,9 @@ pub use keys::{
 };
 pub use prf::{prf, prf_plus, PRF_LEN};
 pub use secret::Secret;
-pub use sk::{open_sk, seal_sk, SkError};
+pub use sk::{
+    open_sk, open_skf, seal_sk, seal_skf, skf_capacity, FragmentIndex, OpenedFragment, SkError,
+};
 
 /// Transform type and ID numbers (IANA "IKEv2 Parameters").
 pub mod transform {

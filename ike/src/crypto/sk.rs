@@ -1,4 +1,6 @@
-//! The Encrypted and Authenticated payload (RFC 7296 §3.14; AES-GCM per RFC 5282).
+//! The Encrypted and Authenticated payload (RFC 7296 §3.14; AES-GCM per RFC 5282) and its
+//! fragment, SKF (RFC 7383 §2.5): the same protection over one piece of the inner chain,
+//! with Fragment Number and Total Fragments inside the authenticated header.
 
 use aes::{Aes128, Aes256};
 use aes_gcm::aead::{AeadInOut, KeyInit};
@@ -41,6 +43,9 @@ pub enum SkError {
     Inner(DecodeError),
 }
 
+/// Length of SKF's Fragment Number and Total Fragments fields.
+const SKF_FIELDS: usize = 4;
+
 /// Builds a whole message whose only payload is SK around `inner` (chain starting `first_inner`).
 pub fn seal_sk(
     cipher: Cipher,
@@ -48,6 +53,64 @@ pub fn seal_sk(
     integ_key: &[u8],
     header: &Header,
     first_inner: u8,
+    inner: &[u8],
+    rng: &mut dyn Rng,
+) -> Vec<u8> {
+    let keys = (enc_key, integ_key);
+    seal(
+        cipher,
+        keys,
+        header,
+        (payload_type::SK, first_inner),
+        &[],
+        inner,
+        rng,
+    )
+}
+
+/// Which fragment an SKF payload is: (Fragment Number, Total Fragments), both from 1.
+pub type FragmentIndex = (u16, u16);
+
+/// Builds a whole message whose only payload is SKF: fragment `index` of an inner chain,
+/// `piece` its bytes (`first_inner` is the chain's first payload type in fragment 1, else 0).
+#[allow(clippy::too_many_arguments)] // the same inputs as seal_sk, plus the fragment index
+pub fn seal_skf(
+    cipher: Cipher,
+    enc_key: &[u8],
+    integ_key: &[u8],
+    header: &Header,
+    first_inner: u8,
+    index: FragmentIndex,
+    piece: &[u8],
+    rng: &mut dyn Rng,
+) -> Vec<u8> {
+    let mut fields = [0u8; SKF_FIELDS];
+    fields[..2].copy_from_slice(&index.0.to_be_bytes());
+    fields[2..].copy_from_slice(&index.1.to_be_bytes());
+    let keys = (enc_key, integ_key);
+    let kind = (payload_type::SKF, first_inner);
+    seal(cipher, keys, header, kind, &fields, piece, rng)
+}
+
+/// The most inner-chain bytes one SKF message of at most `limit` bytes can carry (0 if none).
+pub fn skf_capacity(cipher: Cipher, limit: usize) -> usize {
+    let iv_len = if cipher.is_aead() { GCM_IV } else { BLOCK };
+    let room = limit.saturating_sub(HEADER_LEN + SK_HEADER + SKF_FIELDS + iv_len + ICV);
+    // One byte is the Pad Length; CBC also pads the plaintext to whole blocks.
+    if cipher.is_aead() {
+        room.saturating_sub(1)
+    } else {
+        (room / BLOCK * BLOCK).saturating_sub(1)
+    }
+}
+
+/// Seals `inner` as payload `kind` = (type, next payload) after the extra header `fields`.
+fn seal(
+    cipher: Cipher,
+    (enc_key, integ_key): (&[u8], &[u8]),
+    header: &Header,
+    (ptype, first_inner): (u8, u8),
+    fields: &[u8],
     inner: &[u8],
     rng: &mut dyn Rng,
 ) -> Vec<u8> {
@@ -61,14 +124,14 @@ pub fn seal_sk(
     plain.extend_from_slice(inner);
     plain.resize(inner.len() + pad, 0);
     plain.push(u8::try_from(pad).unwrap_or(0));
-    let sk_len = SK_HEADER + iv_len + plain.len() + ICV;
+    let sk_len = SK_HEADER + fields.len() + iv_len + plain.len() + ICV;
     let total = HEADER_LEN + sk_len;
     let mut out = Vec::with_capacity(total);
-    out.extend_from_slice(
-        &header.to_bytes(payload_type::SK, u32::try_from(total).unwrap_or(u32::MAX)),
-    );
+    out.extend_from_slice(&header.to_bytes(ptype, u32::try_from(total).unwrap_or(u32::MAX)));
     out.extend_from_slice(&[first_inner, 0]);
     out.extend_from_slice(&u16::try_from(sk_len).unwrap_or(u16::MAX).to_be_bytes());
+    // RFC 7383 §2.5: Fragment Number and Total Fragments are authenticated (GCM: in the AAD).
+    out.extend_from_slice(fields);
     let mut iv = vec![0u8; iv_len];
     rng.fill(&mut iv);
     let aad_len = out.len();
@@ -101,6 +164,53 @@ pub fn open_sk(
     let Some(Payload::Sk { first_inner, body }) = msg.payloads.last() else {
         return Err(SkError::Missing);
     };
+    let plain = open_body(cipher, (enc_key, integ_key), datagram, body)?;
+    decode_payloads(*first_inner, &plain).map_err(SkError::Inner)
+}
+
+/// A verified, decrypted SKF fragment.
+pub struct OpenedFragment {
+    /// The inner chain's first payload type (meaningful in fragment 1).
+    pub first_inner: u8,
+    /// (Fragment Number, Total Fragments).
+    pub index: FragmentIndex,
+    /// Its piece of the inner chain, padding removed.
+    pub piece: Zeroizing<Vec<u8>>,
+}
+
+/// Verifies and decrypts the SKF payload of `msg` (decoded from `datagram`).
+pub fn open_skf(
+    cipher: Cipher,
+    enc_key: &[u8],
+    integ_key: &[u8],
+    datagram: &[u8],
+    msg: &Message,
+) -> Result<OpenedFragment, SkError> {
+    let Some(Payload::Skf {
+        first_inner,
+        number,
+        total,
+        body,
+    }) = msg.payloads.last()
+    else {
+        return Err(SkError::Missing);
+    };
+    let piece = open_body(cipher, (enc_key, integ_key), datagram, body)?;
+    Ok(OpenedFragment {
+        first_inner: *first_inner,
+        index: (*number, *total),
+        piece,
+    })
+}
+
+/// Checks and decrypts `body` (IV, ciphertext, ICV: the tail of `datagram`); returns the
+/// plaintext without padding. Everything in `datagram` before `body` is authenticated.
+fn open_body(
+    cipher: Cipher,
+    (enc_key, integ_key): (&[u8], &[u8]),
+    datagram: &[u8],
+    body: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, SkError> {
     let aad_len = datagram
         .len()
         .checked_sub(body.len())
@@ -142,7 +252,7 @@ pub fn open_sk(
     let pad = usize::from(*plain.last().ok_or(SkError::Padding)?);
     let inner_len = plain.len().checked_sub(pad + 1).ok_or(SkError::Padding)?;
     plain.truncate(inner_len);
-    decode_payloads(*first_inner, &plain).map_err(SkError::Inner)
+    Ok(plain)
 }
 
 fn hmac_sha256(key: &[u8], data: &[u8]) -> Zeroizing<[u8; 32]> {

@@ -102,6 +102,8 @@ fn successor(
     sa.peer_hashes = old.peer_hashes.clone();
     sa.peer_id = old.peer_id.clone();
     (sa.nat_local, sa.nat_remote) = (old.nat_local, old.nat_remote);
+    // Extensions agreed in IKE_SA_INIT (fragmentation) carry over to the new IKE SA.
+    sa.fragmentation = old.fragmentation;
     sa.children = std::mem::take(&mut old.children);
     Some(sa)
 }

@@ -6,9 +6,10 @@ use std::time::Instant;
 use tracing::{debug, info};
 
 use super::endpoint::Ctx;
+use super::fragment::{self, Reassembly};
 use super::{ike_auth, info, init, rekey, Event, FailReason, SaId, Transmit};
 use crate::codec::{exchange, flags, notify, payload_type, Header, Id, Message, Notify, Payload};
-use crate::crypto::{open_sk, seal_sk, Cipher, DhGroup, IkeKeys, KeyShare, SkError};
+use crate::crypto::{open_sk, Cipher, DhGroup, IkeKeys, KeyShare, SkError};
 
 /// Which end of the IKE SA we are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +38,8 @@ pub(super) enum State {
 /// A request waiting for its response.
 pub(super) struct Outstanding {
     pub(super) id: u32,
-    pub(super) bytes: Vec<u8>,
+    /// Its datagrams: one, or its fragments, all sent again on each retransmission.
+    pub(super) bytes: Vec<Vec<u8>>,
     pub(super) tries: u32,
     pub(super) next_at: Instant,
 }
@@ -63,7 +65,7 @@ pub(super) struct IkeSa {
     pub(super) retries: u8,
     pub(super) next_request_id: u32,
     pub(super) expected_request_id: u32,
-    pub(super) last_response: Option<(u32, Vec<u8>)>,
+    pub(super) last_response: Option<(u32, Vec<Vec<u8>>)>,
     pub(super) outstanding: Option<Outstanding>,
     pub(super) deadline: Option<Instant>,
     pub(super) remote_id: Option<Id>,
@@ -85,6 +87,12 @@ pub(super) struct IkeSa {
     /// (our address, peer's address) of the request being answered: responses go back
     /// the way the request came (RFC 7296 §2.11), e.g. on port 4500 after a float.
     pub(super) reply_path: Option<(SocketAddr, SocketAddr)>,
+    /// Both ends announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3).
+    pub(super) fragmentation: bool,
+    /// The peer's fragmented request ([0]) and response ([1]) being reassembled.
+    pub(super) fragments: [Option<Reassembly>; 2],
+    /// The inner payloads of the message just reassembled, for [`IkeSa::open`].
+    pub(super) reassembled: Option<Vec<Payload>>,
 }
 
 impl IkeSa {
@@ -111,7 +119,8 @@ impl IkeSa {
         }
     }
 
-    /// An encrypted message of ours carrying `payloads`.
+    /// An encrypted message of ours carrying `payloads`: its datagrams (SKF fragments if
+    /// fragmentation was negotiated and it would exceed the configured size).
     pub(super) fn seal(
         &self,
         ctx: &mut Ctx<'_>,
@@ -119,44 +128,55 @@ impl IkeSa {
         response: bool,
         id: u32,
         payloads: &[Payload],
-    ) -> Vec<u8> {
+    ) -> Vec<Vec<u8>> {
         let (first, inner) = crate::codec::encode_payloads(payloads);
-        let Some(k) = &self.keys else {
+        let Some((e, a)) = self.keys_of(self.role) else {
             return Vec::new();
         };
-        let (e, a) = match self.role {
+        let header = self.header(exchange, response, id);
+        let (from, to) = match (response, self.reply_path) {
+            (true, Some(path)) => path,
+            _ => (self.local, self.remote),
+        };
+        let size = ctx.config.fragmentation.size;
+        let limit = self
+            .fragmentation
+            .then(|| fragment::message_limit(size, from, to));
+        let keys = (self.cipher, e, a);
+        fragment::seal_message(keys, &header, (first, &inner), limit, ctx.rng)
+    }
+
+    /// SK_e and SK_a of the messages that `sender` sends.
+    pub(super) fn keys_of(&self, sender: Role) -> Option<(&[u8], &[u8])> {
+        let k = self.keys.as_ref()?;
+        let (e, a) = match sender {
             Role::Initiator => (&k.sk_ei, &k.sk_ai),
             Role::Responder => (&k.sk_er, &k.sk_ar),
         };
-        let header = self.header(exchange, response, id);
-        seal_sk(
-            self.cipher,
-            e.expose(),
-            a.expose(),
-            &header,
-            first,
-            &inner,
-            ctx.rng,
-        )
+        Some((e.expose(), a.expose()))
     }
 
-    /// The inner payloads of a peer's encrypted message.
+    /// The inner payloads of a peer's encrypted message (or of the fragmented one just
+    /// reassembled).
     pub(super) fn open(&self, datagram: &[u8], msg: &Message) -> Result<Vec<Payload>, SkError> {
-        let k = self.keys.as_ref().ok_or(SkError::Missing)?;
-        let (e, a) = match self.role {
-            Role::Initiator => (&k.sk_er, &k.sk_ar),
-            Role::Responder => (&k.sk_ei, &k.sk_ai),
+        if let Some(payloads) = &self.reassembled {
+            return Ok(payloads.clone());
+        }
+        let peer = match self.role {
+            Role::Initiator => Role::Responder,
+            Role::Responder => Role::Initiator,
         };
+        let (e, a) = self.keys_of(peer).ok_or(SkError::Missing)?;
         if msg.payloads.len() != 1
             || msg.payloads.first().map(Payload::type_number) != Some(payload_type::SK)
         {
             return Err(SkError::Missing);
         }
-        open_sk(self.cipher, e.expose(), a.expose(), datagram, msg)
+        open_sk(self.cipher, e, a, datagram, msg)
     }
 
-    /// Sends request `id` and arms its retransmission.
-    pub(super) fn send_request(&mut self, ctx: &mut Ctx<'_>, id: u32, bytes: Vec<u8>) {
+    /// Sends request `id` (its datagrams) and arms its retransmission.
+    pub(super) fn send_request(&mut self, ctx: &mut Ctx<'_>, id: u32, bytes: Vec<Vec<u8>>) {
         self.transmit(ctx, bytes.clone());
         let next_at = ctx.now + ctx.config.retransmit.initial;
         self.outstanding = Some(Outstanding {
@@ -168,23 +188,27 @@ impl IkeSa {
     }
 
     /// Sends the response to request `id` and keeps it for retransmitted requests.
-    pub(super) fn send_response(&mut self, ctx: &mut Ctx<'_>, id: u32, bytes: Vec<u8>) {
+    pub(super) fn send_response(&mut self, ctx: &mut Ctx<'_>, id: u32, bytes: Vec<Vec<u8>>) {
         self.transmit_response(ctx, bytes.clone());
         self.last_response = Some((id, bytes));
         self.expected_request_id = id.wrapping_add(1);
     }
 
-    fn transmit(&self, ctx: &mut Ctx<'_>, payload: Vec<u8>) {
-        ctx.out.push_back(Transmit {
-            from: self.local,
-            to: self.remote,
-            payload,
-        });
+    fn transmit(&self, ctx: &mut Ctx<'_>, datagrams: Vec<Vec<u8>>) {
+        for payload in datagrams {
+            ctx.out.push_back(Transmit {
+                from: self.local,
+                to: self.remote,
+                payload,
+            });
+        }
     }
 
-    fn transmit_response(&self, ctx: &mut Ctx<'_>, payload: Vec<u8>) {
+    fn transmit_response(&self, ctx: &mut Ctx<'_>, datagrams: Vec<Vec<u8>>) {
         let (from, to) = self.reply_path.unwrap_or((self.local, self.remote));
-        ctx.out.push_back(Transmit { from, to, payload });
+        for payload in datagrams {
+            ctx.out.push_back(Transmit { from, to, payload });
+        }
     }
 
     /// Ends the SA: reports `reason` (if any) and keeps it a while for retransmissions.
@@ -222,6 +246,9 @@ impl IkeSa {
                     "dropped unexpected response"
                 );
             }
+            if !fragment::reassemble(self, ctx, datagram, msg) {
+                return;
+            }
             match (self.state, h.exchange) {
                 (State::InitSent, exchange::IKE_SA_INIT) => {
                     init::on_response(self, ctx, datagram, msg)
@@ -237,13 +264,22 @@ impl IkeSa {
                 }
                 _ => debug!(sa = self.id().0, "dropped response in wrong state"),
             }
+            self.reassembled = None;
             return;
         }
         self.reply_path = Some(path);
         if let Some((id, bytes)) = &self.last_response {
+            // RFC 7383 §2.6.1: a retransmitted fragmented request is answered once, on its
+            // first fragment, not once per fragment.
+            let first =
+                !matches!(msg.payloads.last(), Some(Payload::Skf { number, .. }) if *number != 1);
             if *id == h.message_id {
                 let again = bytes.clone();
-                return self.transmit_response(ctx, again);
+                return if first {
+                    self.transmit_response(ctx, again)
+                } else {
+                    debug!(sa = self.id().0, "ignored a retransmitted later fragment")
+                };
             }
         }
         if h.message_id != self.expected_request_id {
@@ -252,6 +288,9 @@ impl IkeSa {
                 id = h.message_id,
                 "dropped request with unexpected message ID"
             );
+        }
+        if !fragment::reassemble(self, ctx, datagram, msg) {
+            return;
         }
         match (self.state, h.exchange) {
             (State::InitDone, exchange::IKE_AUTH) => ike_auth::on_request(self, ctx, datagram, msg),
@@ -267,6 +306,7 @@ impl IkeSa {
                 "dropped request in wrong state"
             ),
         }
+        self.reassembled = None;
     }
 
     /// Retransmits or gives up when due; expires half-open SAs.

@@ -58,6 +58,9 @@ pub(super) fn blank(
         nat_local: false,
         nat_remote: false,
         reply_path: None,
+        fragmentation: false,
+        fragments: [None, None],
+        reassembled: None,
     }
 }
 
@@ -104,6 +107,9 @@ fn send_init(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
     payloads.push(Payload::Nonce(sa.ni.clone()));
     payloads.extend(natd::payloads(sa, ctx, sa.local, sa.remote));
     payloads.push(Payload::Notify(signature_hash_algorithms()));
+    if ctx.config.fragmentation.enabled {
+        payloads.push(fragmentation_supported());
+    }
     let bytes = Message {
         header: sa.header(exchange::IKE_SA_INIT, false, 0),
         payloads,
@@ -111,7 +117,7 @@ fn send_init(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
     .encode();
     sa.init_request = bytes.clone();
     sa.state = State::InitSent;
-    sa.send_request(ctx, 0, bytes);
+    sa.send_request(ctx, 0, vec![bytes]);
 }
 
 /// Initiator: the IKE_SA_INIT response (or a COOKIE / INVALID_KE_PAYLOAD / error notify).
@@ -192,6 +198,7 @@ fn accept_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, msg: &Message) -> Result<(
     sa.spi_r = msg.header.spi_r;
     sa.cipher = chosen.cipher;
     sa.nr = nonce.to_vec();
+    sa.fragmentation = fragments_agreed(ctx, &msg.payloads);
     derive_keys(sa, &msg.payloads, &shared, ctx.config.key_log.as_ref());
     Ok(())
 }
@@ -334,6 +341,10 @@ pub(super) fn respond(
         }));
     }
     payloads.push(Payload::Notify(signature_hash_algorithms()));
+    sa.fragmentation = fragments_agreed(ctx, &msg.payloads);
+    if sa.fragmentation {
+        payloads.push(fragmentation_supported());
+    }
     let bytes = Message {
         header: sa.header(exchange::IKE_SA_INIT, true, 0),
         payloads,
@@ -342,8 +353,22 @@ pub(super) fn respond(
     sa.init_response = bytes.clone();
     sa.state = State::InitDone;
     sa.deadline = Some(ctx.now + ctx.config.half_open_timeout);
-    sa.send_response(ctx, 0, bytes);
+    sa.send_response(ctx, 0, vec![bytes]);
     Some(sa)
+}
+
+/// IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3: protocol 0, no SPI, no data).
+fn fragmentation_supported() -> Payload {
+    Payload::Notify(Notify::new(
+        notify::IKEV2_FRAGMENTATION_SUPPORTED,
+        Vec::new(),
+    ))
+}
+
+/// Whether we fragment on this IKE SA: we allow it and the peer's IKE_SA_INIT announced it.
+fn fragments_agreed(ctx: &Ctx<'_>, peer: &[Payload]) -> bool {
+    ctx.config.fragmentation.enabled
+        && find_notify(peer, notify::IKEV2_FRAGMENTATION_SUPPORTED).is_some()
 }
 
 /// Takes the peer's SIGNATURE_HASH_ALGORITHMS and derives the IKE SA keys (§2.14).

@@ -11,6 +11,9 @@ mod admission_tests;
 #[cfg(test)]
 mod dos_tests;
 mod endpoint;
+mod fragment;
+#[cfg(test)]
+mod fragment_tests;
 mod ike_auth;
 mod ike_rekey;
 mod ike_sa;
@@ -35,6 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use endpoint::Endpoint;
+pub use fragment::Fragmentation;
 
 use crate::auth::{AuthError, SigningKey};
 use crate::cert::{CertError, CertVerifier};
@@ -86,6 +90,8 @@ pub struct Config {
     /// Which inbound ESP SPIs we may choose (e.g. outside the SPI slots of statically keyed
     /// SAs on the same host); `None` allows every SPI above 255.
     pub esp_spi: Option<SpiFilter>,
+    /// IKE fragmentation (RFC 7383): offered, fragment size, reassembly bounds.
+    pub fragmentation: Fragmentation,
 }
 
 /// An inbound ESP SPI filter: `true` lets us choose the SPI. It must accept a good share
@@ -173,6 +179,7 @@ impl Config {
             admit: None,
             key_log: None,
             esp_spi: None,
+            fragmentation: Fragmentation::default(),
         }
     }
 }

@@ -20,6 +20,8 @@ pub(super) struct Sim {
     pub(super) delivered: Vec<(Instant, bool, Vec<u8>)>,
     /// Every datagram sent, in order: (time, sender is a).
     pub(super) sent: Vec<(Instant, bool)>,
+    /// The path drops IPv4 datagrams longer than this (IKE message + 28 bytes of IP and UDP).
+    pub(super) mtu: Option<usize>,
     channel: Channel,
 }
 
@@ -43,6 +45,7 @@ impl Sim {
             events_b: Vec::new(),
             delivered: Vec::new(),
             sent: Vec::new(),
+            mtu: None,
             channel: Channel::new(faults, seed),
         }
     }
@@ -62,6 +65,9 @@ impl Sim {
         }
         for (from_a, t) in out {
             self.sent.push((self.now, from_a));
+            if self.mtu.is_some_and(|mtu| t.payload.len() + 28 > mtu) {
+                continue;
+            }
             self.channel.send(self.now, t);
         }
     }
