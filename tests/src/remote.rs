@@ -394,3 +394,24 @@ impl Drop for StreamRun {
         });
     }
 }
+
+/// Stop captures and read them back; a capture on a host with an echo server in `servers`
+/// is stopped once that server's end marker is in it (see [`Capture::stop`]).
+pub fn stop_captures(
+    caps: Vec<Capture<'_>>,
+    servers: &mut std::collections::BTreeMap<String, Server>,
+) -> anyhow::Result<std::collections::BTreeMap<String, Vec<Packet>>> {
+    let mut out = std::collections::BTreeMap::new();
+    for c in caps {
+        let host = c.host.clone();
+        let marked = match servers.get_mut(&host) {
+            Some(s) => {
+                s.mark()?;
+                true
+            }
+            None => false,
+        };
+        out.insert(host, c.stop(marked)?);
+    }
+    Ok(out)
+}

@@ -40,6 +40,9 @@ pub enum Role {
     Outsider,
     /// Configured by `xfrm-agent render` output only (interop test).
     Interop,
+    /// Not in the policy inventory: an IKEv2 peer with a certificate, whose agent or
+    /// strongSwan the test starts (tests/tests/lab_ike.rs).
+    Roamer,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -173,7 +176,10 @@ mod tests {
     fn seed_topology_loads_in_file_order() {
         let t = Topology::load(&Topology::default_path()).unwrap();
         let names: Vec<_> = t.hosts.iter().map(|h| h.name.as_str()).collect();
-        assert_eq!(names, ["site", "db", "fw", "mp", "edge", "client", "peer"]);
+        assert_eq!(
+            names,
+            ["site", "db", "fw", "mp", "edge", "client", "peer", "roamer"]
+        );
         assert_eq!(
             t.host("mp").unwrap().addr(Family::V6).to_string(),
             "fd00:20::20"

@@ -14,8 +14,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use e2e::lab::{self, Lab, UpOptions};
-use e2e::pcap::Packet;
-use e2e::remote::{Capture, Server};
+use e2e::remote::{stop_captures, Capture, Server};
 use e2e::require_lab;
 use e2e::stream::Report;
 use e2e::topology::Family;
@@ -100,26 +99,6 @@ fn keys_dir(dir: &Path, extra: &[PathBuf]) -> PathBuf {
 
 fn addr(lab: &Lab, host: &str, f: Family) -> IpAddr {
     lab.topo.host(host).unwrap().addr(f)
-}
-
-/// Captures on `hosts`, stopped after each host's echo server marked its end.
-fn stop_captures(
-    caps: Vec<Capture<'_>>,
-    servers: &mut BTreeMap<String, Server>,
-) -> anyhow::Result<BTreeMap<String, Vec<Packet>>> {
-    let mut out = BTreeMap::new();
-    for c in caps {
-        let host = c.host.clone();
-        let marked = match servers.get_mut(&host) {
-            Some(s) => {
-                s.mark()?;
-                true
-            }
-            None => false,
-        };
-        out.insert(host, c.stop(marked)?);
-    }
-    Ok(out)
 }
 
 /// Echo servers on the three members for streams to site (on `site`'s addresses) and to
