@@ -10,7 +10,7 @@ use policy_schema::{Diagnostic, Policy};
 use crate::keys::{Identity, PrivateKey};
 
 /// Where the policy and this host's identity come from.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct PolicyFiles {
     /// The policy file.
     pub config: PathBuf,
@@ -29,6 +29,22 @@ pub struct PolicyFiles {
     pub cert_key: Option<PathBuf>,
     /// Our IKE identity instead of the certificate's subject DN (`crate::ike_setup::parse_id`).
     pub cert_id: Option<String>,
+}
+
+/// No files yet, and the CLI's default size cap (a derived `Default` would cap at 0 bytes).
+impl Default for PolicyFiles {
+    fn default() -> PolicyFiles {
+        PolicyFiles {
+            config: PathBuf::new(),
+            key: PathBuf::new(),
+            host: None,
+            cluster_keys: vec![],
+            max_policy_size: policy_schema::DEFAULT_MAX_POLICY_SIZE,
+            cert: None,
+            cert_key: None,
+            cert_id: None,
+        }
+    }
 }
 
 /// A cluster's private key file, named explicitly (`--cluster-key NAME=FILE`).

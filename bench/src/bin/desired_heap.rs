@@ -47,12 +47,7 @@ fn main() -> anyhow::Result<()> {
     let args = PolicyFiles {
         config: config.clone(),
         key: PathBuf::from(&argv[2]),
-        host: None,
-        cluster_keys: vec![],
-        max_policy_size: policy_schema::DEFAULT_MAX_POLICY_SIZE,
-        cert: None,
-        cert_key: None,
-        cert_id: None,
+        ..PolicyFiles::default()
     };
     let now = Timestamp::from_secs(1_800_000_000);
     let local = BTreeSet::new();
