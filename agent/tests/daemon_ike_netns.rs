@@ -106,6 +106,7 @@ fn drive(
                     seq: 0,
                 };
                 negotiated = d.on_acquires(now(), &[a]).unwrap_or_default();
+                d.release(now());
             }
             let end = Instant::now() + if paused { PAUSED_LIMIT } else { LIMIT };
             while Instant::now() < end && !done(&negotiated, &d.view(now(), 0)) {
@@ -114,9 +115,12 @@ fn drive(
                     r = d.recv() => d.on_datagram(now(), &r.expect("recv")),
                     _ = sleep_until(wake.min(end)) => d.on_timeout(now()),
                 };
+                // As the daemon does: the SAs are "installed" (kept here), then what
+                // keying held for them is sent.
                 if let Some(n) = changed {
                     negotiated = n;
                 }
+                d.release(now());
             }
             End {
                 view: d.view(now(), 0),

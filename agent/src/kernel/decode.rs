@@ -254,7 +254,8 @@ fn owned_sa(m: &state::ModifyMessage) -> Option<ObservedSa> {
     let mut last_used = 0;
     for a in &m.nlas {
         match a {
-            XfrmAttrs::ReplayStateEsn(r) if esn => replay_window = r.replay_window,
+            // Also without ESN: a window over 32 packets is written there (encode.rs).
+            XfrmAttrs::ReplayStateEsn(r) => replay_window = r.replay_window,
             XfrmAttrs::EncapsulationTemplate(e) if e.encap_type == x::UDP_ENCAP_ESPINUDP => {
                 encap = Some(Encap {
                     sport: e.encap_sport,

@@ -213,10 +213,19 @@ fn alg_attrs(a: &Algorithm) -> Vec<XfrmAttrs> {
     }
 }
 
+/// Whether the SA's replay window goes in XFRMA_REPLAY_ESN_VAL (a bitmap of any size):
+/// with ESN, and without it for a window over 32 packets, the most the legacy
+/// `xfrm_usersa_info.replay_window` gives (the kernel caps it at its 32-bit bitmap in
+/// copy_from_user_state, so a larger one would be dumped as 32 and never match).
+fn replay_in_bitmap(s: &SaSpec) -> bool {
+    s.esn || s.replay_window > 32
+}
+
 /// XFRM_MSG_NEWSA / UPDSA body. `initial_seq` is the outbound ESN sequence to start from.
 pub fn sa_message(k: &SaKey, s: &SaSpec, initial_seq: u64) -> state::ModifyMessage {
     let mut nlas = alg_attrs(&s.alg);
-    if s.esn {
+    let bmp = replay_in_bitmap(s);
+    if bmp {
         // The bitmap must hold the window: bmp_len words of 32 bits (xfrm_init_replay).
         let bmp_len = s.replay_window.div_ceil(32);
         nlas.push(XfrmAttrs::ReplayStateEsn(x::ReplayEsn {
@@ -260,11 +269,7 @@ pub fn sa_message(k: &SaKey, s: &SaSpec, initial_seq: u64) -> state::ModifyMessa
             mode: mode_num(s.mode),
             // With ESN the window lives in XFRMA_REPLAY_ESN_VAL and this must be 0
             // (verify_replay() in xfrm_user.c).
-            replay_window: if s.esn {
-                0
-            } else {
-                s.replay_window.min(255) as u8
-            },
+            replay_window: if bmp { 0 } else { s.replay_window as u8 },
             flags: if s.esn { x::XFRM_STATE_ESN } else { 0 },
         },
         nlas,

@@ -237,3 +237,36 @@ fn sa_ownership() {
     let (_, d) = mk(0, R);
     assert_eq!(d, Decoded::Skip, "larval SA (SPI 0)");
 }
+
+#[test]
+fn a_wide_window_without_esn_goes_in_the_bitmap_attribute() {
+    let k = SaKey {
+        dst: "10.0.0.2".parse().unwrap(),
+        spi: 0x4000_0002,
+    };
+    let mut s = spec("10.0.0.1", "10.0.0.2", gcm(), None);
+    s.esn = false;
+    let XfrmMessage::AddSa(m) = reparse(&OpKind::AddSa(k, s.clone(), 0)) else {
+        panic!()
+    };
+    // The legacy field would be capped at 32 by the kernel; with the attribute it is 0.
+    assert_eq!((m.user_sa_info.replay_window, m.user_sa_info.flags), (0, 0));
+    assert_eq!(
+        decode::sa(&m, &Ownership::default()),
+        Decoded::Owned(
+            k,
+            ObservedSa {
+                spec: s.clone(),
+                stats: SaStats::default()
+            }
+        )
+    );
+    s.replay_window = 32;
+    let XfrmMessage::AddSa(m) = reparse(&OpKind::AddSa(k, s, 0)) else {
+        panic!()
+    };
+    assert_eq!(
+        m.user_sa_info.replay_window, 32,
+        "a narrow window stays in the legacy field"
+    );
+}

@@ -17,6 +17,8 @@
 
 mod child;
 mod events;
+#[cfg(test)]
+mod kernel_tests;
 mod spi;
 mod status;
 #[cfg(test)]

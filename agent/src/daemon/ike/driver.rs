@@ -29,6 +29,9 @@ pub struct IkeDriver {
     reported: Negotiated,
     /// A change not reported yet (a reload changed admission outside a handler).
     pending: bool,
+    /// Datagrams are held in keying until [`IkeDriver::release`]: the negotiated SAs
+    /// they depend on were reported and are not in the kernel yet.
+    held: bool,
     own_not_after: Option<i64>,
     /// Datagrams keying wanted sent that the socket refused (buffer full, no route).
     pub send_errors: u64,
@@ -62,6 +65,7 @@ impl IkeDriver {
             keepalives: KeepaliveSchedule::default(),
             reported: Negotiated::new(),
             pending: false,
+            held: false,
             own_not_after,
             send_errors: 0,
         })
@@ -162,13 +166,21 @@ impl IkeDriver {
 
     /// Send what keying queued; report the negotiated SAs if they changed, and keep the
     /// NAT paths of encapsulated SAs alive.
+    ///
+    /// When they changed, what keying queued stays queued until [`IkeDriver::release`]:
+    /// a response or Delete lets the peer switch its outbound SA at once, so our new
+    /// inbound SA must be in the kernel before it leaves (make-before-break; charon
+    /// switches on the CREATE_CHILD_SA response and may send right after IKE_AUTH).
     fn settle(&mut self, now: Instant) -> Option<Negotiated> {
-        self.send_all(now);
         let states = self.keying.desired_states();
         self.pending = false;
         if states == self.reported {
+            if !self.held {
+                self.send_all(now);
+            }
             return None;
         }
+        self.held = true;
         let (old, new) = (keepalive_paths(&self.reported), keepalive_paths(&states));
         for p in old.difference(&new) {
             self.keepalives.forget(p);
@@ -178,6 +190,14 @@ impl IkeDriver {
         }
         self.reported = states.clone();
         Some(states)
+    }
+
+    /// Send what was held for the reconcile that installs the reported SAs: called once
+    /// that reconcile has run (applied or failed: a failed one is retried, and holding
+    /// longer would only make the peer retransmit).
+    pub fn release(&mut self, now: Instant) {
+        self.held = false;
+        self.send_all(now);
     }
 
     fn send_all(&mut self, now: Instant) {

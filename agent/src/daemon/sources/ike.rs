@@ -75,10 +75,11 @@ impl Ike {
         self.report(changed, cx);
     }
 
-    /// After a reconcile: a policy newly in force (a reload, or SIGHUP after a CRL or
-    /// certificate was replaced) gives keying its admission, SPI slots, credentials and
-    /// authorities.
+    /// After the turn's reconcile: the datagrams held for the SAs it installed leave
+    /// now; a policy newly in force (a reload, or SIGHUP after a CRL or certificate was
+    /// replaced) gives keying its admission, SPI slots, credentials and authorities.
     pub(in crate::daemon) fn after_reconcile(&mut self, rec: &mut Reconciler) {
+        self.driver.release(std_now());
         if !rec.take_policy_change() {
             return;
         }
