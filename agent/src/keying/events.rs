@@ -124,6 +124,7 @@ impl Keying {
             generation: peer.generations,
             rekey_at: Some(rekey_at),
             out_ready: !replaces_live,
+            expired: false,
         });
     }
 

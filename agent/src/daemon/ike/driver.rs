@@ -100,6 +100,18 @@ impl IkeDriver {
         self.settle(now)
     }
 
+    /// Kernel lifetimes of negotiated SAs: their Child SAs are rekeyed now (a hard-expired
+    /// SA also leaves the desired set).
+    pub fn on_expires(&mut self, now: Instant, expires: &[(SaKey, bool)]) -> Option<Negotiated> {
+        for (key, hard) in expires {
+            self.keying.expire(now, *key, *hard);
+        }
+        if self.keying.poll_timeout().is_some_and(|t| t <= now) {
+            self.keying.handle_timeout(now);
+        }
+        self.settle(now)
+    }
+
     /// Timers due at `now`: retransmissions, rekeys, liveness checks, keepalives.
     pub fn on_timeout(&mut self, now: Instant) -> Option<Negotiated> {
         if self.keying.poll_timeout().is_some_and(|t| t <= now) {

@@ -88,6 +88,11 @@ impl Reconciler {
         (self.ike.admission.as_ref()).is_some_and(|a| a.terms(local, remote).is_some())
     }
 
+    /// Whether the kernel SA `key` is one keying negotiated (its lifetimes are keying's).
+    pub fn negotiated_sa(&self, key: &SaKey) -> bool {
+        self.ike.negotiated.contains_key(key)
+    }
+
     /// The IKE setup of the policy in force.
     pub fn ike_setup(&self) -> anyhow::Result<Option<IkeSetup>> {
         let ctx = &self.loaded.ctx;

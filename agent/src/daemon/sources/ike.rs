@@ -14,6 +14,7 @@ use crate::daemon::reconciler::{Cause, Reconciler};
 use crate::ike_setup::IkeSetup;
 use crate::kernel::ike_sockets::{Datagram, IkePorts};
 use crate::keying::{Acquire, Admission, Terms};
+use crate::model::SaKey;
 
 /// The status view of keying is rebuilt at most this often (per datagram it would cost
 /// a walk over every peer); a change of the negotiated SAs rebuilds it at once.
@@ -72,6 +73,15 @@ impl Ike {
             return;
         }
         let changed = self.driver.on_acquires(std_now(), acquires);
+        self.report(changed, cx);
+    }
+
+    /// Kernel lifetimes of negotiated SAs the XFRM source routed here.
+    pub(in crate::daemon) fn on_expires(&mut self, expires: &[(SaKey, bool)], cx: &mut Cx<'_>) {
+        if expires.is_empty() {
+            return;
+        }
+        let changed = self.driver.on_expires(std_now(), expires);
         self.report(changed, cx);
     }
 
