@@ -125,6 +125,7 @@ impl Keying {
             rekey_at: Some(rekey_at),
             out_ready: !replaces_live,
             expired: false,
+            packets_in: 0,
         });
     }
 

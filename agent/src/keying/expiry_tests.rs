@@ -1,11 +1,12 @@
-//! Kernel lifetimes of negotiated SAs reach keying: soft and hard expires rekey the Child
-//! SA at once, with the peers' SAs matching at every step.
+//! What the kernel says of negotiated SAs reaches keying: soft and hard expires rekey the
+//! Child SA at once, with the peers' SAs matching at every step; inbound packet counters
+//! that grow spare the peer liveness checks.
 
 use std::time::Duration;
 
 use super::testnet::{ip, Faults, Net, A, CLEAN, ROUGH};
-use super::tests::{established, outbound, outbound_has_peer_inbound};
-use super::{Expiry, Keying};
+use super::tests::{acquire, both_up, established, outbound, outbound_has_peer_inbound, settings};
+use super::{Expiry, Keying, Settings};
 use crate::model::{SaDir, SaKey};
 
 /// The (inbound, outbound) kernel SA keys `k` wants for its live Child SA.
@@ -89,4 +90,51 @@ fn an_expire_of_an_sa_keying_does_not_hold_changes_nothing() {
     assert_eq!(n.a.expire(now, stranger, true), Expiry::Unknown);
     assert_eq!(n.a.desired_states(), before);
     assert_eq!(n.a.counters().kernel_expires, 0);
+}
+
+#[test]
+fn growing_inbound_counters_spare_a_busy_peer_liveness_checks() {
+    let quiet = Settings {
+        rekey_after: Duration::from_secs(3600),
+        ike_rekey_after: Duration::from_secs(7200),
+        dpd_idle: Duration::from_secs(30),
+        ..settings()
+    };
+    for esp_flows in [true, false] {
+        let mut n = Net::new(quiet, CLEAN, 41);
+        assert!(n.a.acquire(n.now, &acquire(A, "10.0.0.2", 7)));
+        assert!(n.run_until(Duration::from_secs(60), both_up, |_| ()));
+        let (inbound, _) = keys(&n.a);
+        let mut probes = 0;
+        for step in 1..=12u64 {
+            n.now += Duration::from_secs(10);
+            if esp_flows {
+                n.a.note_packets(n.now, inbound, step * 1000);
+            }
+            if n.a.poll_timeout().is_some_and(|t| t <= n.now) {
+                n.a.handle_timeout(n.now);
+            }
+            while n.a.poll_transmit(n.now).is_some() {
+                probes += 1;
+            }
+        }
+        if esp_flows {
+            assert_eq!(probes, 0, "ESP arrived every 10 s: no liveness check");
+        } else {
+            assert!(probes > 0, "an idle peer is probed after 30 s");
+        }
+    }
+}
+
+#[test]
+fn a_counter_that_does_not_grow_proves_nothing() {
+    let mut n = established(CLEAN, 42);
+    let (inbound, _) = keys(&n.a);
+    n.a.note_packets(n.now, inbound, 5);
+    let before = n.a.poll_timeout();
+    n.now += Duration::from_secs(10);
+    n.a.note_packets(n.now, inbound, 5);
+    assert_eq!(n.a.poll_timeout(), before, "the same count: the DPD timer stays");
+    n.a.note_packets(n.now, inbound, 6);
+    assert!(n.a.poll_timeout() > before, "a grown count moves it");
 }

@@ -22,6 +22,7 @@ mod expiry;
 mod expiry_tests;
 #[cfg(test)]
 mod kernel_tests;
+mod liveness;
 mod spi;
 mod status;
 #[cfg(test)]
@@ -139,6 +140,8 @@ struct Child {
     out_ready: bool,
     /// The kernel hard-expired one of its SAs: none of them is installed again.
     expired: bool,
+    /// Its inbound SA's packet counter when last read.
+    packets_in: u64,
 }
 
 /// What keying holds for one peer address.

@@ -90,6 +90,8 @@ impl Ike {
     /// replaced) gives keying its admission, SPI slots, credentials and authorities.
     pub(in crate::daemon) fn after_reconcile(&mut self, rec: &mut Reconciler) {
         self.driver.release(std_now());
+        // ESP that arrived since the last reconcile proves its peer alive (no DPD needed).
+        self.driver.note_packets(std_now(), &rec.take_negotiated_packets());
         if !rec.take_policy_change() {
             return;
         }
