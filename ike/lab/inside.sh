@@ -69,29 +69,23 @@ windows_role() {
 }
 
 # 4. A 1280-byte path that drops IP fragments, with counters of what crossed (per netns,
-#    at ingress, before any reassembly): IP fragments (dropped), IKE datagrams over 1280
-#    bytes, IKE fragments (SKF, payload type 53, first after the IKE header; on 4500 after
-#    the non-ESP marker).
-narrow_path() { # netns dev
-  ip -n "$1" link set "$2" mtu 1280
-  ip netns exec "$1" nft -f - <<'NFT'
-table inet ikepath {
-  counter ipfrag {}
-  counter skf {}
-  counter big {}
-  chain pre {
-    type filter hook prerouting priority -500; policy accept;
-    ip frag-off & 0x3fff != 0 counter name ipfrag drop
-    udp dport 500 @th,192,8 53 counter name skf
-    udp dport 4500 @th,224,8 53 counter name skf
-    udp dport { 500, 4500 } ip length > 1280 counter name big
-  }
+#    in raw PREROUTING: before any reassembly): IP fragments (dropped), IKE datagrams over
+#    1280 bytes, IKE fragments (SKF, payload type 53, first after the IKE header; on 4500
+#    after the non-ESP marker). iptables, not nft: the UML kernel has no nft ip/inet family.
+path_rules() { # netns
+  local ipt=(ip netns exec "$1" iptables-legacy -t raw -A PREROUTING)
+  "${ipt[@]}" -m u32 --u32 "4&0x3FFF=0x1:0x3FFF" -m comment --comment ipfrag -j DROP &&
+    "${ipt[@]}" -p udp --dport 500 -m u32 --u32 "0>>22&0x3C@24>>24=53" -m comment --comment skf &&
+    "${ipt[@]}" -p udp --dport 4500 -m u32 --u32 "0>>22&0x3C@28>>24=53" -m comment --comment skf &&
+    "${ipt[@]}" -p udp --dport 500 -m length --length 1281:65535 -m comment --comment big &&
+    "${ipt[@]}" -p udp --dport 4500 -m length --length 1281:65535 -m comment --comment big
 }
-NFT
+narrow_path() { # netns dev
+  ip -n "$1" link set "$2" mtu 1280 && path_rules "$1"
 }
 counters() { # file: both ends' counters, then zeroed
   for n in a b; do
-    echo "netns $n"; ip netns exec "$n" nft reset counters table inet ikepath
+    echo "netns $n"; ip netns exec "$n" iptables-legacy -t raw -L PREROUTING -v -x -n -Z
   done >"$1" 2>&1
 }
 frag_role() { # initiate|respond
@@ -107,14 +101,15 @@ frag_role() { # initiate|respond
     wait "$peer_pid"
   fi
   ip -n b xfrm state >"$out/xfrm-frag-$1.txt" 2>&1
-  counters "$out/nft-frag-$1.txt"
+  counters "$out/counters-frag-$1.txt"
 }
 frag_roles() {
+  modprobe -a -q iptable_raw xt_u32 xt_length xt_comment 2>/dev/null
   narrow_path a va && narrow_path b vb || { echo "inside: no 1280-byte path" >&2; return 1; }
   # The path itself: a 1400-byte ping leaves a as IP fragments, which b drops.
   ip netns exec a ping -c 1 -W 2 -s 1400 10.77.0.2 >"$out/ping-frag.txt" 2>&1
   echo "ping rc $?" >>"$out/ping-frag.txt"
-  counters "$out/nft-frag-ping.txt"
+  counters "$out/counters-frag-ping.txt"
   cred=("$pki/a-rsa-chain.pem" "$pki/a-rsa.key" "$pki/rsa-root.pem" "$pki/rsa-crls.pem")
   local role
   for role in initiate respond; do

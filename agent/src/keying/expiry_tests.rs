@@ -138,3 +138,34 @@ fn a_counter_that_does_not_grow_proves_nothing() {
     n.a.note_packets(n.now, inbound, 6);
     assert!(n.a.poll_timeout() > before, "a grown count moves it");
 }
+
+#[test]
+fn both_sides_expiring_at_once_rekey_in_a_collision_with_every_outbound_paired() {
+    for seed in 50..58 {
+        let faults = if seed % 2 == 0 { CLEAN } else { ROUGH };
+        let mut n = established(faults, seed);
+        let (old_a, old_b) = (keys(&n.a).1, keys(&n.b).1);
+        let now = n.now;
+        // Both kernels reach the soft lifetime together: both ends rekey the Child SA.
+        n.a.expire(now, old_a, false);
+        n.b.expire(now, old_b, false);
+        n.a.handle_timeout(now);
+        n.b.handle_timeout(now);
+        assert!(
+            n.run_until(
+                Duration::from_secs(30),
+                |n| moved_on(n, old_a, old_b),
+                outbound_has_peer_inbound
+            ),
+            "seed {seed}"
+        );
+        n.run_for(Duration::from_secs(20), outbound_has_peer_inbound);
+        for k in [&n.a, &n.b] {
+            let inbound = (k.desired_states().into_values())
+                .filter(|s| s.meta.dir == SaDir::In)
+                .count();
+            assert_eq!(inbound, 1, "seed {seed}: one Child SA left, the old one retired");
+            assert_eq!(k.counters().children_refused, 0, "seed {seed}");
+        }
+    }
+}

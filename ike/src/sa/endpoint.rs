@@ -25,6 +25,8 @@ pub(super) struct Ctx<'a> {
     pub(super) spawned: Vec<IkeSa>,
     /// A peer announced INITIAL_CONTACT on this SA: its other SAs with us are stale.
     pub(super) initial_contact: Option<(SaId, Id)>,
+    /// IKE SAs made redundant by a rekey collision, for the endpoint to delete.
+    pub(super) redundant: Vec<SaId>,
 }
 
 /// All IKE SAs of one host, driven by the caller's datagrams and clock.
@@ -57,8 +59,21 @@ impl Core {
             events,
             spawned: Vec::new(),
             initial_contact: None,
+            redundant: Vec::new(),
         };
         (ctx, &self.cookie_secret)
+    }
+}
+
+/// Deletes the IKE SAs a rekey collision made redundant (RFC 7296 §2.8.2). Their
+/// initiator deletes them too; deleting from both ends also ends one whose initiator
+/// never learnt it lost (its response was lost after the old IKE SA was deleted).
+fn delete_redundant(sas: &mut HashMap<u64, IkeSa>, ctx: &mut Ctx<'_>) {
+    for id in std::mem::take(&mut ctx.redundant) {
+        if let Some(sa) = sas.get_mut(&id.0) {
+            sa.children.clear();
+            super::info::delete_ike(sa, ctx);
+        }
     }
 }
 
@@ -163,6 +178,7 @@ impl Endpoint {
             debug!(%from, spi_i = h.spi_i, spi_r = h.spi_r, "IKE message for no known SA");
         }
         let spawned = std::mem::take(&mut ctx.spawned);
+        delete_redundant(&mut self.sas, &mut ctx);
         if let Some((keep, id)) = ctx.initial_contact.take() {
             // RFC 7296 §2.4: the peer restarted; its older IKE SAs with us are gone.
             for sa in self.sas.values_mut() {
@@ -244,6 +260,7 @@ impl Endpoint {
         let sa = self.sas.get_mut(&id.0)?;
         let started = f(sa, &mut ctx);
         let spawned = std::mem::take(&mut ctx.spawned);
+        delete_redundant(&mut self.sas, &mut ctx);
         self.adopt(spawned);
         started.then_some(events)
     }
@@ -269,6 +286,19 @@ impl Endpoint {
     /// Number of IKE SAs held (any state).
     pub fn ike_sa_count(&self) -> usize {
         self.sas.len()
+    }
+
+    /// Each IKE SA held: its id and state (tests).
+    #[cfg(test)]
+    pub(super) fn states(&self) -> Vec<(SaId, super::ike_sa::State, usize, Option<u32>)> {
+        let mut v: Vec<_> = (self.sas.values())
+            .map(|sa| {
+                let tries = sa.outstanding.as_ref().map(|o| o.tries);
+                (sa.id(), sa.state, sa.children.len(), tries)
+            })
+            .collect();
+        v.sort_by_key(|x| x.0);
+        v
     }
 
     fn fresh_spi(&mut self) -> u64 {

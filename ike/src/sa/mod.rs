@@ -9,6 +9,8 @@
 #[cfg(test)]
 mod admission_tests;
 #[cfg(test)]
+mod collision_tests;
+#[cfg(test)]
 mod dos_tests;
 mod endpoint;
 mod fragment;
