@@ -116,7 +116,9 @@ impl Keying {
         peer.generations += 1;
         let rekey_at = now + rekey_delay(&settings, initiator, settings.rekey_after, c.spi_in);
         tracing::info!(local = %pair.0, peer = %pair.1, spi_in = c.spi_in, spi_out = c.spi_out, rekey = c.rekeyed.is_some(), "Child SA ready");
-        if !replaces_live {
+        // A first Child SA carries traffic out unless another one already does (a second
+        // IKE SA with the peer: both ends initiated at once); that one stays in use.
+        if !replaces_live && peer.out.is_none() {
             peer.out = Some(c.spi_in);
         }
         peer.children.push(Child {
@@ -127,6 +129,7 @@ impl Keying {
             expired: false,
             packets_in: 0,
         });
+        self.drop_duplicate_ikes(now, pair);
     }
 
     fn on_child_deleted(&mut self, now: Instant, sa: SaId, spi_in: u32) {
@@ -214,6 +217,7 @@ impl Keying {
     pub(super) fn run_timers(&mut self, now: Instant) {
         let pairs: Vec<Pair> = self.peers.keys().copied().collect();
         for pair in pairs {
+            self.drop_duplicate_ikes(now, pair);
             self.rekey_children(now, pair);
             self.ike_timers(now, pair);
             if let Some(peer) = self.peers.get_mut(&pair) {

@@ -16,6 +16,7 @@
 //! installation order.
 
 mod child;
+mod duplicates;
 mod events;
 mod expiry;
 #[cfg(test)]
@@ -23,6 +24,8 @@ mod expiry_tests;
 #[cfg(test)]
 mod kernel_tests;
 mod liveness;
+#[cfg(test)]
+mod race_tests;
 mod spi;
 mod status;
 #[cfg(test)]

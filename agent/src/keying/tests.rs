@@ -47,7 +47,7 @@ pub(super) fn both_up(n: &Net) -> bool {
 
 /// Every outbound SA either side wants has the other side's inbound SA with the same key,
 /// algorithm (keys), selector and encapsulation; at most one outbound SA per side.
-fn consistent(n: &Net) -> Result<(), String> {
+pub(super) fn consistent(n: &Net) -> Result<(), String> {
     let (da, db) = (n.a.desired_states(), n.b.desired_states());
     for (mine, theirs, who) in [(&da, &db, "A"), (&db, &da, "B")] {
         let outs: Vec<_> = mine

@@ -27,6 +27,9 @@ pub(super) struct Ctx<'a> {
     pub(super) initial_contact: Option<(SaId, Id)>,
     /// IKE SAs made redundant by a rekey collision, for the endpoint to delete.
     pub(super) redundant: Vec<SaId>,
+    /// Another IKE SA with the same peer address is established or being negotiated:
+    /// INITIAL_CONTACT would make the peer drop it (RFC 7296 §2.4).
+    pub(super) peer_has_other_sa: bool,
 }
 
 /// All IKE SAs of one host, driven by the caller's datagrams and clock.
@@ -60,6 +63,7 @@ impl Core {
             spawned: Vec::new(),
             initial_contact: None,
             redundant: Vec::new(),
+            peer_has_other_sa: false,
         };
         (ctx, &self.cookie_secret)
     }
@@ -123,7 +127,7 @@ impl Endpoint {
         let mut events = Vec::new();
         let (mut ctx, _) = self.core.ctx(now, &mut events);
         let mut sa = init::start(&mut ctx, spi, local, remote, remote_id);
-        sa.initial_contact = !self.sas.values().any(|other| other.is_up_with(remote.ip()));
+        sa.initial_contact = !self.sas.values().any(|other| other.is_live_with(remote.ip()));
         self.sas.insert(spi, sa);
         SaId(spi)
     }
@@ -172,7 +176,12 @@ impl Endpoint {
                 self.by_initiator.insert((from, h.spi_i), spi);
                 self.sas.insert(spi, sa);
             }
-        } else if let Some(sa) = ours.and_then(|spi| self.sas.get_mut(&spi)) {
+        } else if let Some(spi) = ours.filter(|spi| self.sas.contains_key(spi)) {
+            // Decided when IKE_AUTH is sent, not when the exchange started: the peer may
+            // have started one towards us meanwhile (both got traffic at once).
+            ctx.peer_has_other_sa = (self.sas.iter())
+                .any(|(other, sa)| *other != spi && sa.is_live_with(from.ip()));
+            let sa = self.sas.get_mut(&spi).expect("checked");
             sa.handle(&mut ctx, (to, from), datagram, &msg);
         } else {
             debug!(%from, spi_i = h.spi_i, spi_r = h.spi_r, "IKE message for no known SA");

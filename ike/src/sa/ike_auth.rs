@@ -162,8 +162,9 @@ pub(super) fn send_request(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
         payloads.insert(at, Payload::IdR(id.clone()));
     }
     sa.child_spi_in = fresh_esp_spi(ctx);
-    if sa.initial_contact {
-        // We hold no other IKE SA with this peer: it may drop any it still has with us.
+    if sa.initial_contact && !ctx.peer_has_other_sa {
+        // We hold no other IKE SA with this peer, nor negotiate one: it may drop any it
+        // still has with us.
         payloads.push(Payload::Notify(Notify::new(
             notify::INITIAL_CONTACT,
             Vec::new(),

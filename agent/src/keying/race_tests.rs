@@ -1,0 +1,39 @@
+//! Both hosts get traffic for each other at the same instant: both initiate. Neither
+//! INITIAL_CONTACT nor the duplicate IKE SAs may cost a packet, and one IKE SA remains.
+
+use std::time::Duration;
+
+use super::testnet::{Net, A, B, CLEAN, ROUGH};
+use super::tests::{acquire, both_up, consistent, outbound_has_peer_inbound, settings};
+use super::Settings;
+
+#[test]
+fn both_ends_acquiring_at_once_keep_one_ike_sa_and_every_outbound_paired() {
+    let no_ike_rekey = Settings {
+        ike_rekey_after: Duration::from_secs(3600),
+        ..settings()
+    };
+    for seed in 60..72 {
+        let faults = if seed % 2 == 0 { CLEAN } else { ROUGH };
+        let mut n = Net::new(no_ike_rekey, faults, seed);
+        let now = n.now;
+        assert!(n.a.acquire(now, &acquire(A, B, 1)));
+        assert!(n.b.acquire(now, &acquire(B, A, 2)));
+        // Checked from when both ends have one: a responder's first Child SA carries
+        // traffic as soon as it answers, before the initiator has the response (and here
+        // both ends are responders).
+        let settled = |n: &Net| both_up(n) && consistent(n).is_ok();
+        assert!(
+            n.run_until(Duration::from_secs(60), settled, |_| ()),
+            "seed {seed}"
+        );
+        // Deletes retransmit for up to 128 s in the tests' config; dead SAs go 30 s later.
+        n.run_for(Duration::from_secs(200), outbound_has_peer_inbound);
+        assert_eq!((n.a.ike_sa_count(), n.b.ike_sa_count()), (1, 1), "seed {seed}");
+        for k in [&n.a, &n.b] {
+            assert!(k.counters().failures.is_empty(), "seed {seed}: {:?}", k.counters());
+            assert_eq!(k.peers().count(), 1, "seed {seed}");
+        }
+    }
+}
+
