@@ -149,6 +149,7 @@ else
   echo "inside: charon b (windows) did not start (swanctl-load.txt)" >&2
 fi
 IKE_PROFILE=windows "$cns" stop b
+cp "$out/charon-b.log" "$out/charon-b-windows.log"
 mark windows-done
 frag_roles
 mark frag-done

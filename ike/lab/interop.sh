@@ -50,7 +50,7 @@ for role in initiate respond windows frag-initiate frag-respond; do
   touch "$out/ours-$role.txt" "$out/xfrm-$role.txt" "$out/sas-$role.txt"
 done
 touch "$out/charon-b.log" "$out/charon-b-initiate.log" "$out/charon-b-respond.log" "$out/times.txt"
-touch "$out/charon-b-frag-initiate.log" "$out/charon-b-frag-respond.log" "$out/ping-frag.txt"
+touch "$out/charon-b-windows.log" "$out/charon-b-frag-initiate.log" "$out/charon-b-frag-respond.log" "$out/ping-frag.txt"
 touch "$out/counters-frag-ping.txt" "$out/counters-frag-initiate.txt" "$out/counters-frag-respond.txt"
 pass=0 fail=0
 check() {
@@ -105,7 +105,7 @@ for role in initiate respond; do
   done
 done
 # 3. charon configured like Windows initiated; we responded.
-ours=$out/ours-windows.txt xfrm=$out/xfrm-windows.txt log=$out/charon-b.log
+ours=$out/ours-windows.txt xfrm=$out/xfrm-windows.txt log=$out/charon-b-windows.log
 read -r spi_in spi_out < <(sed -n 's/^child spi_in=\([0-9a-f]*\) spi_out=\([0-9a-f]*\).*/\1 \2/p' "$ours" 2>/dev/null | tail -1) || true
 check "windows: peer authenticated by the lab CA" "$(grep -c '^peer authority=lab' "$ours")" 1
 check "windows: Child SA is AES-CBC-256 + HMAC-SHA2-256" "$(grep -c '^child .* cipher=AesCbcHmacSha256 { bits: 256 }' "$ours")" 1

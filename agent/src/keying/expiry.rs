@@ -59,9 +59,8 @@ impl Keying {
 
     fn retiring_expired(&mut self, key: SaKey, hard: bool) -> Expiry {
         for (pair, peer) in self.peers.iter_mut() {
-            let matches = |r: &(ike::sa::ChildSa, u64, Instant)| {
-                key.dst == pair.0 && key.spi == r.0.spi_in
-            };
+            let matches =
+                |r: &(ike::sa::ChildSa, u64, Instant)| key.dst == pair.0 && key.spi == r.0.spi_in;
             if !peer.retiring.iter().any(matches) {
                 continue;
             }

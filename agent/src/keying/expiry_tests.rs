@@ -74,7 +74,10 @@ fn a_hard_expired_sa_is_not_installed_again_and_its_child_sa_is_replaced() {
         ));
         n.run_for(Duration::from_secs(10), outbound_has_peer_inbound);
         assert!(!n.b.desired_states().contains_key(&inbound_b));
-        assert!(!n.a.desired_states().contains_key(&old_a), "A dropped it too");
+        assert!(
+            !n.a.desired_states().contains_key(&old_a),
+            "A dropped it too"
+        );
     }
 }
 
@@ -134,15 +137,19 @@ fn a_counter_that_does_not_grow_proves_nothing() {
     let before = n.a.poll_timeout();
     n.now += Duration::from_secs(10);
     n.a.note_packets(n.now, inbound, 5);
-    assert_eq!(n.a.poll_timeout(), before, "the same count: the DPD timer stays");
+    assert_eq!(
+        n.a.poll_timeout(),
+        before,
+        "the same count: the DPD timer stays"
+    );
     n.a.note_packets(n.now, inbound, 6);
     assert!(n.a.poll_timeout() > before, "a grown count moves it");
 }
 
 #[test]
 fn both_sides_expiring_at_once_rekey_in_a_collision_with_every_outbound_paired() {
-    for seed in 50..58 {
-        let faults = if seed % 2 == 0 { CLEAN } else { ROUGH };
+    for seed in 50..58u64 {
+        let faults = if seed.is_multiple_of(2) { CLEAN } else { ROUGH };
         let mut n = established(faults, seed);
         let (old_a, old_b) = (keys(&n.a).1, keys(&n.b).1);
         let now = n.now;
@@ -164,7 +171,10 @@ fn both_sides_expiring_at_once_rekey_in_a_collision_with_every_outbound_paired()
             let inbound = (k.desired_states().into_values())
                 .filter(|s| s.meta.dir == SaDir::In)
                 .count();
-            assert_eq!(inbound, 1, "seed {seed}: one Child SA left, the old one retired");
+            assert_eq!(
+                inbound, 1,
+                "seed {seed}: one Child SA left, the old one retired"
+            );
             assert_eq!(k.counters().children_refused, 0, "seed {seed}");
         }
     }

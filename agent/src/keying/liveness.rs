@@ -13,8 +13,8 @@ impl Keying {
     /// live Child SA's inbound SA and the count grew, the peer is alive.
     pub fn note_packets(&mut self, now: Instant, key: SaKey, packets: u64) {
         let grew = self.peers.iter_mut().find_map(|(pair, peer)| {
-            let child = (peer.children.iter_mut())
-                .find(|c| key.dst == pair.0 && key.spi == c.sa.spi_in)?;
+            let child =
+                (peer.children.iter_mut()).find(|c| key.dst == pair.0 && key.spi == c.sa.spi_in)?;
             let grew = packets > child.packets_in;
             child.packets_in = packets;
             Some((*pair, grew))

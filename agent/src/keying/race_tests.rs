@@ -13,8 +13,8 @@ fn both_ends_acquiring_at_once_keep_one_ike_sa_and_every_outbound_paired() {
         ike_rekey_after: Duration::from_secs(3600),
         ..settings()
     };
-    for seed in 60..72 {
-        let faults = if seed % 2 == 0 { CLEAN } else { ROUGH };
+    for seed in 60..72u64 {
+        let faults = if seed.is_multiple_of(2) { CLEAN } else { ROUGH };
         let mut n = Net::new(no_ike_rekey, faults, seed);
         let now = n.now;
         assert!(n.a.acquire(now, &acquire(A, B, 1)));
@@ -29,11 +29,18 @@ fn both_ends_acquiring_at_once_keep_one_ike_sa_and_every_outbound_paired() {
         );
         // Deletes retransmit for up to 128 s in the tests' config; dead SAs go 30 s later.
         n.run_for(Duration::from_secs(200), outbound_has_peer_inbound);
-        assert_eq!((n.a.ike_sa_count(), n.b.ike_sa_count()), (1, 1), "seed {seed}");
+        assert_eq!(
+            (n.a.ike_sa_count(), n.b.ike_sa_count()),
+            (1, 1),
+            "seed {seed}"
+        );
         for k in [&n.a, &n.b] {
-            assert!(k.counters().failures.is_empty(), "seed {seed}: {:?}", k.counters());
+            assert!(
+                k.counters().failures.is_empty(),
+                "seed {seed}: {:?}",
+                k.counters()
+            );
             assert_eq!(k.peers().count(), 1, "seed {seed}");
         }
     }
 }
-

@@ -116,7 +116,11 @@ mod tests {
         let psk = FailReason::Auth(AuthError::UnsupportedMethod(2));
         let no_cert = FailReason::Certificate(CertError::Malformed("no certificate".into()));
         for reason in [psk, no_cert, FailReason::PeerError(24)] {
-            assert_eq!(FailureKind::of(&reason), FailureKind::AuthFailed, "{reason}");
+            assert_eq!(
+                FailureKind::of(&reason),
+                FailureKind::AuthFailed,
+                "{reason}"
+            );
         }
         assert_eq!(
             FailureKind::of(&FailReason::Protocol("no AUTH payload")),

@@ -15,7 +15,7 @@ const ROUGH: Faults = Faults {
 };
 
 fn faults(seed: u64) -> Faults {
-    if seed % 2 == 0 {
+    if seed.is_multiple_of(2) {
         Faults::NONE
     } else {
         ROUGH
@@ -45,7 +45,10 @@ fn mirrored(s: &Sim) -> Result<(), String> {
         for c in mine.iter() {
             let peer: Option<&ChildSa> = theirs.iter().find(|t| t.spi_in == c.spi_out);
             if !peer.is_some_and(|p| p.spi_out == c.spi_in && p.keys_in == c.keys_out) {
-                return Err(format!("{who}'s Child SA {:08x} has no peer half", c.spi_in));
+                return Err(format!(
+                    "{who}'s Child SA {:08x} has no peer half",
+                    c.spi_in
+                ));
             }
         }
     }
@@ -79,7 +82,10 @@ fn simultaneous_ike_sa_rekeys_leave_one_ike_sa_holding_the_child_sas() {
         // The survivor is the same IKE SA at both ends: a Child SA rekey through it works.
         let child = children(&s.events_a)[0].spi_in;
         s.a.rekey_child(s.now, na[0], child).unwrap();
-        assert!(s.run_until(Duration::from_secs(60), two_deletes), "seed {seed}");
+        assert!(
+            s.run_until(Duration::from_secs(60), two_deletes),
+            "seed {seed}"
+        );
         let (new_a, new_b) = assert_rekeyed(&s);
         assert_eq!((new_a.sa, new_b.sa), (na[0], nb[0]), "seed {seed}");
     }
@@ -101,7 +107,9 @@ fn simultaneous_child_sa_rekeys_keep_every_outbound_sa_paired_and_leave_one() {
             // the Delete of the other end's half is in flight, never for a new one.
             let (la, lb) = (live(&s.events_a), live(&s.events_b));
             if la.is_empty() || lb.is_empty() {
-                broken.borrow_mut().get_or_insert(format!("no Child SA at {:?}", s.now));
+                broken
+                    .borrow_mut()
+                    .get_or_insert(format!("no Child SA at {:?}", s.now));
             }
             false
         });
@@ -109,8 +117,15 @@ fn simultaneous_child_sa_rekeys_keep_every_outbound_sa_paired_and_leave_one() {
         let (la, lb) = (live(&s.events_a), live(&s.events_b));
         assert_eq!((la.len(), lb.len()), (1, 1), "seed {seed}");
         assert_eq!(mirrored(&s), Ok(()), "seed {seed}");
-        assert_ne!(la[0].spi_in, a0.spi_in, "seed {seed}: the old Child SA is gone");
-        assert!(no_failure(&s), "seed {seed}: {:?} / {:?}", s.events_a, s.events_b);
+        assert_ne!(
+            la[0].spi_in, a0.spi_in,
+            "seed {seed}: the old Child SA is gone"
+        );
+        assert!(
+            no_failure(&s),
+            "seed {seed}: {:?} / {:?}",
+            s.events_a,
+            s.events_b
+        );
     }
 }
-

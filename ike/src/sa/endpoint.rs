@@ -127,7 +127,10 @@ impl Endpoint {
         let mut events = Vec::new();
         let (mut ctx, _) = self.core.ctx(now, &mut events);
         let mut sa = init::start(&mut ctx, spi, local, remote, remote_id);
-        sa.initial_contact = !self.sas.values().any(|other| other.is_live_with(remote.ip()));
+        sa.initial_contact = !self
+            .sas
+            .values()
+            .any(|other| other.is_live_with(remote.ip()));
         self.sas.insert(spi, sa);
         SaId(spi)
     }
@@ -179,8 +182,8 @@ impl Endpoint {
         } else if let Some(spi) = ours.filter(|spi| self.sas.contains_key(spi)) {
             // Decided when IKE_AUTH is sent, not when the exchange started: the peer may
             // have started one towards us meanwhile (both got traffic at once).
-            ctx.peer_has_other_sa = (self.sas.iter())
-                .any(|(other, sa)| *other != spi && sa.is_live_with(from.ip()));
+            ctx.peer_has_other_sa =
+                (self.sas.iter()).any(|(other, sa)| *other != spi && sa.is_live_with(from.ip()));
             let sa = self.sas.get_mut(&spi).expect("checked");
             sa.handle(&mut ctx, (to, from), datagram, &msg);
         } else {

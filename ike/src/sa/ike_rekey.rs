@@ -212,7 +212,8 @@ pub(super) fn on_response(
                 });
                 ctx.spawned.push(new);
                 info::delete_ike(sa, ctx);
-                ctx.redundant.extend(collision.map(|(_, redundant)| redundant));
+                ctx.redundant
+                    .extend(collision.map(|(_, redundant)| redundant));
             }
         },
         None => {

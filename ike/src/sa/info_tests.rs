@@ -121,6 +121,10 @@ fn both_ends_initiating_at_once_send_no_initial_contact_and_keep_both_ike_sas() 
                 .any(|e| matches!(e, Event::Deleted { .. } | Event::Failed { .. })),
             "seed {seed}"
         );
-        assert_eq!((s.a.ike_sa_count(), s.b.ike_sa_count()), (2, 2), "seed {seed}");
+        assert_eq!(
+            (s.a.ike_sa_count(), s.b.ike_sa_count()),
+            (2, 2),
+            "seed {seed}"
+        );
     }
 }

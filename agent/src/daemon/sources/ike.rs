@@ -91,7 +91,8 @@ impl Ike {
     pub(in crate::daemon) fn after_reconcile(&mut self, rec: &mut Reconciler) {
         self.driver.release(std_now());
         // ESP that arrived since the last reconcile proves its peer alive (no DPD needed).
-        self.driver.note_packets(std_now(), &rec.take_negotiated_packets());
+        self.driver
+            .note_packets(std_now(), &rec.take_negotiated_packets());
         if !rec.take_policy_change() {
             return;
         }

@@ -195,17 +195,17 @@ mod tests {
             acquire("10.0.0.3"),
             XfrmEvent::SaFlushed,
         ];
-        let r = route(
-            evs,
-            |_, dst| dst == ip("10.0.0.2"),
-            |k| *k == negotiated,
-        );
+        let r = route(evs, |_, dst| dst == ip("10.0.0.2"), |k| *k == negotiated);
         assert_eq!(r.expires, vec![(negotiated, false), (negotiated, true)]);
         assert_eq!(r.acquires.len(), 1);
         assert_eq!(r.acquires[0].remote, ip("10.0.0.2"));
         assert_eq!(
             r.static_path,
-            vec![expire(compiled, false), acquire("10.0.0.3"), XfrmEvent::SaFlushed]
+            vec![
+                expire(compiled, false),
+                acquire("10.0.0.3"),
+                XfrmEvent::SaFlushed
+            ]
         );
     }
 }
