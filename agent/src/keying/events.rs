@@ -109,9 +109,14 @@ impl Keying {
         let replaces_live = c
             .rekeyed
             .is_some_and(|old| peer.children.iter().any(|o| o.sa.spi_in == old));
-        if c.rekeyed.is_some() {
+        if let Some(old) = c.rekeyed {
             peer.status.rekeyed = Some(now);
             peer.status.rekeys += 1;
+            // Replaced (by either end's rekey): rekeying it too would only be refused
+            // (CHILD_SA_NOT_FOUND) once the old one's Delete is through.
+            for o in peer.children.iter_mut().filter(|o| o.sa.spi_in == old) {
+                o.rekey_at = None;
+            }
         }
         peer.generations += 1;
         let rekey_at = now + rekey_delay(&settings, initiator, settings.rekey_after, c.spi_in);

@@ -44,3 +44,47 @@ fn both_ends_acquiring_at_once_keep_one_ike_sa_and_every_outbound_paired() {
         }
     }
 }
+
+#[test]
+fn both_ends_rekeying_the_ike_sa_at_once_keep_one_and_every_outbound_paired() {
+    let no_ike_rekey = Settings {
+        ike_rekey_after: Duration::from_secs(3600),
+        ..settings()
+    };
+    for seed in 80..88u64 {
+        let faults = if seed.is_multiple_of(2) { CLEAN } else { ROUGH };
+        let mut n = Net::new(no_ike_rekey, faults, seed);
+        let now = n.now;
+        assert!(n.a.acquire(now, &acquire(A, B, 1)));
+        let settled = |n: &Net| both_up(n) && consistent(n).is_ok();
+        assert!(n.run_until(Duration::from_secs(60), settled, |_| ()));
+        // Both ends' IKE SA rekey timers fire at the same instant.
+        let now = n.now;
+        for k in [&mut n.a, &mut n.b] {
+            for ike in k.peers.values_mut().flat_map(|p| p.ikes.iter_mut()) {
+                ike.rekey_at = Some(now);
+            }
+            k.handle_timeout(now);
+        }
+        // Long enough for Child SA rekeys through the survivor (36-40 s) and for the
+        // redundant IKE SA to be deleted and forgotten.
+        n.run_for(Duration::from_secs(200), outbound_has_peer_inbound);
+        assert_eq!(
+            (n.a.ike_sa_count(), n.b.ike_sa_count()),
+            (1, 1),
+            "seed {seed}"
+        );
+        for k in [&n.a, &n.b] {
+            let c = k.counters();
+            assert!(
+                c.failures.is_empty() && c.children_refused == 0,
+                "seed {seed}: {c:?}"
+            );
+            let (_, status) = k.peers().next().expect("the peer stays");
+            assert!(
+                status.rekeys >= 1,
+                "seed {seed}: Child SAs rekeyed through the survivor"
+            );
+        }
+    }
+}
