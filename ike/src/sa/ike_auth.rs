@@ -368,36 +368,3 @@ pub(super) fn fresh_esp_spi(ctx: &mut Ctx<'_>) -> u32 {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::auth::method;
-
-    #[test]
-    fn a_pre_shared_key_peer_fails_authentication_not_the_protocol() {
-        let psk = Auth {
-            method: 2,
-            data: vec![0; 32],
-        };
-        let cert: &[u8] = b"certificate";
-        for certs in [&[][..], &[cert][..]] {
-            assert_eq!(
-                signature_and_certificate(&psk, certs).unwrap_err(),
-                FailReason::Auth(AuthError::UnsupportedMethod(2))
-            );
-        }
-        let signed = Auth {
-            method: method::DIGITAL_SIGNATURE,
-            data: vec![0; 32],
-        };
-        assert!(matches!(
-            signature_and_certificate(&signed, &[]),
-            Err(FailReason::Certificate(CertError::Malformed(_)))
-        ));
-        assert_eq!(
-            signature_and_certificate(&signed, &[cert]).unwrap(),
-            (cert, &[][..])
-        );
-    }
-}
