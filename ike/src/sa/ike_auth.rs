@@ -1,12 +1,13 @@
-//! IKE_AUTH (RFC 7296 §1.2, §2.15): identities, certificates, AUTH, and the first Child SA
-//! in transport mode with traffic selectors narrowed to the two hosts.
+//! IKE_AUTH (RFC 7296 §1.2, §2.15): identities, certificates, AUTH, and the first Child SA:
+//! in transport mode with traffic selectors narrowed to the two hosts, or in tunnel mode
+//! between the networks [`super::Config::tunnel`] names for the pair.
 
 use tracing::info;
 
 use super::endpoint::Ctx;
 use super::ike_sa::{error_notify, IkeSa, State};
-use super::proposal::{choose, covers_host, esp_proposals, within_host};
-use super::{ChildSa, Event, FailReason, Mode};
+use super::proposal::{choose, covers_all, covers_host, esp_proposals, within_all, within_host};
+use super::{ChildSa, Event, FailReason, Mode, Tunnel};
 use crate::auth::auth_octets;
 use crate::cert::VerifiedPeer;
 use crate::codec::{
@@ -135,7 +136,59 @@ fn authenticated(sa: &mut IkeSa, ctx: &mut Ctx<'_>, peer: VerifiedPeer, peer_id:
     });
 }
 
-/// Initiator: sends IKE_AUTH with our identity and a transport-mode Child SA request.
+/// The USE_TRANSPORT_MODE notify our Child SA messages carry in transport mode only
+/// (tunnel mode is the default, RFC 7296 §1.3.1).
+pub(super) fn mode_notify(sa: &IkeSa) -> Option<Payload> {
+    (sa.tunnel.is_none())
+        .then(|| Payload::Notify(Notify::new(notify::USE_TRANSPORT_MODE, Vec::new())))
+}
+
+/// TSi and TSr of our Child SAs, from the point of view of the exchange's initiator.
+pub(super) fn selectors(sa: &IkeSa, we_initiate: bool) -> [Payload; 2] {
+    let (us, them) = match &sa.tunnel {
+        None => (
+            vec![TrafficSelector::host(sa.local.ip())],
+            vec![TrafficSelector::host(sa.remote.ip())],
+        ),
+        Some(t) => (t.local.clone(), t.remote.clone()),
+    };
+    let (i, r) = if we_initiate { (us, them) } else { (them, us) };
+    [Payload::TsI(i), Payload::TsR(r)]
+}
+
+/// Responder: whether the peer's mode and selectors (TSi, TSr) cover what our Child SAs
+/// need; we answer with exactly ours.
+pub(super) fn request_fits(
+    sa: &IkeSa,
+    transport: bool,
+    ts_i: &[TrafficSelector],
+    ts_r: &[TrafficSelector],
+) -> Result<(), u16> {
+    if transport != sa.tunnel.is_none() {
+        return Err(notify::NO_PROPOSAL_CHOSEN);
+    }
+    let ok = match &sa.tunnel {
+        None => covers_host(ts_i, sa.remote.ip()) && covers_host(ts_r, sa.local.ip()),
+        Some(t) => covers_all(ts_i, &t.remote) && covers_all(ts_r, &t.local),
+    };
+    ok.then_some(()).ok_or(notify::TS_UNACCEPTABLE)
+}
+
+/// Initiator: whether the responder's mode and selectors lie within what we asked.
+pub(super) fn answer_fits(
+    sa: &IkeSa,
+    transport: bool,
+    ts_i: &[TrafficSelector],
+    ts_r: &[TrafficSelector],
+) -> bool {
+    transport == sa.tunnel.is_none()
+        && match &sa.tunnel {
+            None => within_host(ts_i, sa.local.ip()) && within_host(ts_r, sa.remote.ip()),
+            Some(t) => within_all(ts_i, &t.local) && within_all(ts_r, &t.remote),
+        }
+}
+
+/// Initiator: sends IKE_AUTH with our identity and the Child SA request.
 pub(super) fn send_request(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
     let mut payloads = match identity_payloads(sa, ctx, true) {
         Ok(p) => p,
@@ -154,12 +207,13 @@ pub(super) fn send_request(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
             Vec::new(),
         )));
     }
-    payloads.extend([
-        Payload::Notify(Notify::new(notify::USE_TRANSPORT_MODE, Vec::new())),
-        Payload::Sa(esp_proposals(&ctx.config.esp_ciphers, sa.child_spi_in, &[])),
-        Payload::TsI(vec![TrafficSelector::host(sa.local.ip())]),
-        Payload::TsR(vec![TrafficSelector::host(sa.remote.ip())]),
-    ]);
+    payloads.extend(mode_notify(sa));
+    payloads.push(Payload::Sa(esp_proposals(
+        &ctx.config.esp_ciphers,
+        sa.child_spi_in,
+        &[],
+    )));
+    payloads.extend(selectors(sa, true));
     let bytes = sa.seal(ctx, exchange::IKE_AUTH, false, 1, &payloads);
     sa.state = State::AuthSent;
     sa.next_request_id = 2;
@@ -223,25 +277,22 @@ fn answer_child(
         &ctx.config.esp_ciphers,
         &[],
     );
-    let ts_ok = covers_host(p.ts_i.unwrap_or_default(), sa.remote.ip())
-        && covers_host(p.ts_r.unwrap_or_default(), sa.local.ip());
-    let Some(chosen) = chosen.filter(|c| p.transport && c.proposal.spi.len() == 4) else {
+    sa.tunnel = (ctx.config.tunnel.as_ref()).and_then(|f| f(sa.local.ip(), sa.remote.ip()));
+    let Some(chosen) = chosen.filter(|c| c.proposal.spi.len() == 4) else {
         return refuse(notify::NO_PROPOSAL_CHOSEN);
     };
-    if !ts_ok {
-        return refuse(notify::TS_UNACCEPTABLE);
+    let (ts_i, ts_r) = (p.ts_i.unwrap_or_default(), p.ts_r.unwrap_or_default());
+    if let Err(n) = request_fits(sa, p.transport, ts_i, ts_r) {
+        return refuse(n);
     }
     let spi_out = u32::from_be_bytes(chosen.proposal.spi[..4].try_into().unwrap_or_default());
     let spi_in = fresh_esp_spi(ctx);
     let mut proposal = chosen.proposal;
     proposal.spi = spi_in.to_be_bytes().to_vec();
     sa.children.push((spi_in, spi_out));
-    let payloads = vec![
-        Payload::Notify(Notify::new(notify::USE_TRANSPORT_MODE, Vec::new())),
-        Payload::Sa(vec![proposal]),
-        Payload::TsI(vec![TrafficSelector::host(sa.remote.ip())]),
-        Payload::TsR(vec![TrafficSelector::host(sa.local.ip())]),
-    ];
+    let mut payloads: Vec<Payload> = mode_notify(sa).into_iter().collect();
+    payloads.push(Payload::Sa(vec![proposal]));
+    payloads.extend(selectors(sa, false));
     (
         payloads,
         Some(child_sa(sa, chosen.cipher, (spi_in, spi_out), None)),
@@ -279,10 +330,16 @@ pub(super) fn on_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], ms
         .proposals
         .filter(|ps| ps.len() == 1)
         .and_then(|ps| choose(ps, protocol::ESP, &ctx.config.esp_ciphers, &[]));
-    let narrowed = within_host(p.ts_i.unwrap_or_default(), sa.local.ip())
-        && within_host(p.ts_r.unwrap_or_default(), sa.remote.ip());
+    let (ts_i, ts_r) = (p.ts_i.unwrap_or_default(), p.ts_r.unwrap_or_default());
     match chosen {
-        Some(c) if p.transport && narrowed && c.proposal.spi.len() == 4 => {
+        Some(c) if answer_fits(sa, p.transport, ts_i, ts_r) && c.proposal.spi.len() == 4 => {
+            if sa.tunnel.is_some() {
+                // What the responder narrowed to is what the Child SA carries.
+                sa.tunnel = Some(Tunnel {
+                    local: ts_i.to_vec(),
+                    remote: ts_r.to_vec(),
+                });
+            }
             let spi_out = u32::from_be_bytes(c.proposal.spi[..4].try_into().unwrap_or_default());
             let child = child_sa(sa, c.cipher, (sa.child_spi_in, spi_out), None);
             sa.children.push((sa.child_spi_in, spi_out));
@@ -322,6 +379,14 @@ pub(super) fn derive_child(
         true => (keys.responder_to_initiator, keys.initiator_to_responder),
         false => (keys.initiator_to_responder, keys.responder_to_initiator),
     };
+    let (local_ts, remote_ts, mode) = match &sa.tunnel {
+        None => (
+            vec![TrafficSelector::host(sa.local.ip())],
+            vec![TrafficSelector::host(sa.remote.ip())],
+            Mode::Transport,
+        ),
+        Some(t) => (t.local.clone(), t.remote.clone(), Mode::Tunnel),
+    };
     ChildSa {
         sa: sa.id(),
         spi_in,
@@ -329,9 +394,9 @@ pub(super) fn derive_child(
         cipher,
         keys_in,
         keys_out,
-        local_ts: vec![TrafficSelector::host(sa.local.ip())],
-        remote_ts: vec![TrafficSelector::host(sa.remote.ip())],
-        mode: Mode::Transport,
+        local_ts,
+        remote_ts,
+        mode,
         encap: sa.nat_local || sa.nat_remote,
         local: sa.local,
         remote: sa.remote,
