@@ -25,15 +25,17 @@ mod status;
 mod testnet;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tunnel_tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use ike::sa::{ChildSa, Config, Endpoint, SaId, Transmit};
+use ike::sa::{ChildSa, Config, Endpoint, SaId, Transmit, Tunnel};
 
-pub use child::{algorithm, lifetime, suite_name};
+pub use child::{algorithm, lifetime, net_selector, suite_name};
 pub use spi::StaticSpis;
 pub use status::{Counters, FailureKind, PeerStatus};
 
@@ -82,6 +84,9 @@ pub struct Terms {
     pub replay_window: u32,
     /// Kernel lifetimes: a safety net past the planned rekey ([`lifetime`]).
     pub lifetime: Lifetime,
+    /// A tunnel-mode rule keys the pair (two gateways): the networks behind each. `None`:
+    /// transport mode between the two hosts.
+    pub tunnel: Option<Tunnel>,
 }
 
 /// Which peers keying admits: filled in by the daemon from the policy (rules with
@@ -196,6 +201,7 @@ impl Keying {
         admission: Arc<dyn Admission>,
     ) -> Keying {
         config.admit = Some(admit_hook(&admission));
+        config.tunnel = Some(tunnel_hook(&admission));
         Keying {
             endpoint: Endpoint::new(config, rng, now, wall),
             settings,
@@ -318,6 +324,7 @@ impl Keying {
     /// SAs; the others take the new terms.
     pub fn set_admission(&mut self, now: Instant, admission: Arc<dyn Admission>) {
         self.endpoint.config_mut().admit = Some(admit_hook(&admission));
+        self.endpoint.config_mut().tunnel = Some(tunnel_hook(&admission));
         self.admission = admission;
         let pairs: Vec<Pair> = self.peers.keys().copied().collect();
         for pair in pairs {
@@ -334,6 +341,7 @@ impl Keying {
     pub fn set_config(&mut self, mut config: Config) {
         let current = self.endpoint.config_mut();
         config.admit = current.admit.take();
+        config.tunnel = current.tunnel.take();
         config.esp_spi = current.esp_spi.take();
         *current = config;
     }
@@ -392,4 +400,11 @@ impl Ike {
 fn admit_hook(admission: &Arc<dyn Admission>) -> ike::sa::Admit {
     let admission = admission.clone();
     Arc::new(move |peer| admission.admit(peer))
+}
+
+/// The ike crate's tunnel hook over our admission: a pair whose terms name a tunnel takes
+/// a tunnel-mode Child SA between those networks, in both roles.
+fn tunnel_hook(admission: &Arc<dyn Admission>) -> ike::sa::TunnelPolicy {
+    let admission = admission.clone();
+    Arc::new(move |local, remote| admission.terms(local, remote).and_then(|t| t.tunnel))
 }

@@ -14,7 +14,7 @@ use super::{Acquire, FailureKind, Keying, Settings, StaticSpis};
 use crate::model::{DesiredSa, SaDir, SaKey, Selector};
 use crate::plan::host_net as host;
 
-fn settings() -> Settings {
+pub(super) fn settings() -> Settings {
     Settings {
         rekey_after: Duration::from_secs(40),
         rekey_jitter: Duration::from_secs(4),
@@ -25,7 +25,7 @@ fn settings() -> Settings {
     }
 }
 
-fn acquire(local: &str, remote: &str, seq: u32) -> Acquire {
+pub(super) fn acquire(local: &str, remote: &str, seq: u32) -> Acquire {
     Acquire {
         local: ip(local),
         remote: ip(remote),
@@ -34,14 +34,14 @@ fn acquire(local: &str, remote: &str, seq: u32) -> Acquire {
     }
 }
 
-fn outbound(k: &Keying) -> Vec<(SaKey, DesiredSa)> {
+pub(super) fn outbound(k: &Keying) -> Vec<(SaKey, DesiredSa)> {
     (k.desired_states().into_iter())
         .filter(|(_, s)| s.meta.dir == SaDir::Out)
         .collect()
 }
 
 /// Both sides carry traffic: each has one outbound SA.
-fn both_up(n: &Net) -> bool {
+pub(super) fn both_up(n: &Net) -> bool {
     outbound(&n.a).len() == 1 && outbound(&n.b).len() == 1
 }
 
@@ -75,7 +75,7 @@ fn consistent(n: &Net) -> Result<(), String> {
 }
 
 /// [`consistent`], at every step.
-fn outbound_has_peer_inbound(n: &Net) {
+pub(super) fn outbound_has_peer_inbound(n: &Net) {
     if let Err(e) = consistent(n) {
         panic!("at {:?}: {e}", n.now);
     }
