@@ -346,6 +346,12 @@ impl Keying {
         *current = config;
     }
 
+    /// New keying timers (policy reload): Child and IKE SAs made from now on are rekeyed on
+    /// them; those in place keep the rekey time they were given.
+    pub fn set_settings(&mut self, settings: Settings) {
+        self.settings = settings;
+    }
+
     /// The static SAs' SPI slots (policy reload): new inbound SPIs avoid them, and Child
     /// SAs whose inbound SPI a static slot now covers are rekeyed at once.
     pub fn set_spis(&mut self, now: Instant, spis: Arc<StaticSpis>) {
