@@ -186,28 +186,28 @@ async fn turn(
 /// on opens the IKE source, one that turns it off closes it and reconciles the negotiated
 /// SAs away (the static SAs the reload brought are in the kernel by then: no gap).
 fn after_reconcile(s: &mut Sources, rec: &mut Reconciler, timers: &mut Timers) {
-    match s.ike.as_mut() {
-        Some(ike) => {
-            if ike.after_reconcile(rec).is_break() {
-                if let Some(ike) = s.ike.take() {
-                    ike.close(rec);
-                }
-                reconcile(rec, timers, Cause::Keying, false);
-            }
+    if let Some(ike) = s.ike.as_mut() {
+        let stop = ike.after_reconcile(rec).is_break();
+        if let Some(ike) = s.ike.take_if(|_| stop) {
+            ike.close(rec);
+            reconcile(rec, timers, Cause::Keying, false);
         }
-        None if rec.take_policy_change() => match open_ike(rec) {
-            Ok(Some(ike)) => {
-                s.ike = Some(ike);
-                // The reconciler's ESP-in-UDP sockets made way: reconcile with IKE's.
-                reconcile(rec, timers, Cause::Keying, false);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "the new policy uses IKEv2, but keying could not start; pairs it keys get no SA until the next reload");
-                reconcile(rec, timers, Cause::Keying, false);
-            }
-        },
-        None => {}
+        return;
+    }
+    if !rec.take_policy_change() {
+        return;
+    }
+    match open_ike(rec) {
+        Ok(Some(ike)) => {
+            s.ike = Some(ike);
+            // The reconciler's ESP-in-UDP sockets made way: reconcile with IKE's.
+            reconcile(rec, timers, Cause::Keying, false);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "the new policy uses IKEv2, but keying could not start; pairs it keys get no SA until the next reload");
+            reconcile(rec, timers, Cause::Keying, false);
+        }
     }
 }
 

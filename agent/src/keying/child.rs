@@ -69,14 +69,12 @@ fn outbound_selector(local: IpAddr, remote: IpAddr, child: &ChildSa) -> Selector
 /// A tunnel's selector: one network each side pins it; several leave it open within the
 /// outer family, the tunnel endpoints binding the SA (as the compiler's static tunnel SAs).
 fn tunnel_selector(local: IpAddr, child: &ChildSa) -> Selector {
-    match (child.local_ts.as_slice(), child.remote_ts.as_slice()) {
-        ([l], [r]) => match (prefix(l), prefix(r)) {
-            (Some(l), Some(r)) if l.addr().is_ipv4() == local.is_ipv4() => {
-                return Selector::between(l, r)
+    if let ([l], [r]) = (child.local_ts.as_slice(), child.remote_ts.as_slice()) {
+        if let (Some(l), Some(r)) = (prefix(l), prefix(r)) {
+            if l.addr().is_ipv4() == local.is_ipv4() {
+                return Selector::between(l, r);
             }
-            _ => {}
-        },
-        _ => {}
+        }
     }
     let any = crate::plan::any_net(Family::of(&local));
     Selector::between(any, any)
