@@ -1,11 +1,11 @@
 //! `explain` and `matrix` name how ESP is keyed: static keys, or IKEv2 with the rule and
 //! the authorities whose certificates vouch for the ends.
 
-use policy_schema::{Authority, Endpoint, KeyExchange, Mode, Revocation, Scope};
+use policy_schema::{Endpoint, KeyExchange, Mode};
 
 use super::matrix::{policy_endpoints, Matrix, Service};
 use super::*;
-use crate::plan::testkit::{host, net, rule, seed};
+use crate::plan::testkit::{authority, host, net, rule, seed};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -21,17 +21,6 @@ fn out(p: &Policy, src: &str, dst: &str) -> Explanation {
     explain(p, &Locations::none(), &f)
 }
 
-fn corp() -> Authority {
-    Authority {
-        name: "corp".into(),
-        ca_certificates: vec!["/ca.pem".into()],
-        crls: vec![],
-        revocation: Revocation::Relaxed,
-        scope: Scope::Any,
-        identities: vec![],
-    }
-}
-
 /// The seed with site ↔ db keyed over IKEv2 (a rule before the intranet's).
 fn site_db_ikev2() -> Policy {
     let mut p = seed();
@@ -43,7 +32,7 @@ fn site_db_ikev2() -> Policy {
     );
     r.key_exchange = KeyExchange::Ikev2;
     p.rules.insert(0, r);
-    p.authorities.push(corp());
+    p.authorities.push(authority("corp"));
     p
 }
 
@@ -95,7 +84,7 @@ fn an_ikev2_tunnel_is_named_at_its_gateways() {
     );
     r.mode = Mode::Tunnel;
     p.rules.insert(0, r);
-    p.authorities.push(corp());
+    p.authorities.push(authority("corp"));
     assert_eq!(
         out(&p, "10.1.0.5", "10.2.0.7").forward.keying,
         Some(Keying::Static)

@@ -8,16 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ike::cert::testpki;
-use policy_schema::{
-    Action, Authority, Cipher, Endpoint, KeyExchange, Mode, Policy, Revocation, Scope,
-};
+use policy_schema::{Action, Cipher, Endpoint, KeyExchange, Mode, Policy};
 
 use super::testnet::{ip, Net, A, B, CLEAN};
 use super::tests::{acquire, both_up, outbound, outbound_has_peer_inbound, settings};
 use super::{Admission, FailureKind};
 use crate::ike_setup::PolicyAdmission;
 use crate::model::{PolicyAction, SaDir, Selector};
-use crate::plan::testkit::{host, identity, net, rule, seed};
+use crate::plan::testkit::{authority, host, identity, net, rule, seed};
 use crate::plan::{desired, Layout, Timestamp};
 
 /// gw-a (A) guards 192.168.1.0/24, gw-b (B) 192.168.2.0/24 (and 192.168.3.0/24 when
@@ -44,14 +42,7 @@ fn gateways(two_nets: bool) -> Policy {
     r.cipher = Cipher::AesGcm256;
     r.key_exchange = KeyExchange::Ikev2;
     p.rules.insert(0, r);
-    p.authorities.push(Authority {
-        name: "corp".into(),
-        ca_certificates: vec!["/ca.pem".into()],
-        crls: vec![],
-        revocation: Revocation::Relaxed,
-        scope: Scope::Any,
-        identities: vec![],
-    });
+    p.authorities.push(authority("corp"));
     p
 }
 
