@@ -4,9 +4,10 @@
 
 use tracing::info;
 
+use super::child_ts::{answer_fits, mode_notify, request_fits, selectors};
 use super::endpoint::Ctx;
 use super::ike_sa::{error_notify, IkeSa, State};
-use super::proposal::{choose, covers_all, covers_host, esp_proposals, within_all, within_host};
+use super::proposal::{choose, esp_proposals};
 use super::{ChildSa, Event, FailReason, Mode, Tunnel};
 use crate::auth::auth_octets;
 use crate::cert::VerifiedPeer;
@@ -134,58 +135,6 @@ fn authenticated(sa: &mut IkeSa, ctx: &mut Ctx<'_>, peer: VerifiedPeer, peer_id:
         subject: peer.subject,
         not_after: peer.not_after,
     });
-}
-
-/// The USE_TRANSPORT_MODE notify our Child SA messages carry in transport mode only
-/// (tunnel mode is the default, RFC 7296 §1.3.1).
-pub(super) fn mode_notify(sa: &IkeSa) -> Option<Payload> {
-    (sa.tunnel.is_none())
-        .then(|| Payload::Notify(Notify::new(notify::USE_TRANSPORT_MODE, Vec::new())))
-}
-
-/// TSi and TSr of our Child SAs, from the point of view of the exchange's initiator.
-pub(super) fn selectors(sa: &IkeSa, we_initiate: bool) -> [Payload; 2] {
-    let (us, them) = match &sa.tunnel {
-        None => (
-            vec![TrafficSelector::host(sa.local.ip())],
-            vec![TrafficSelector::host(sa.remote.ip())],
-        ),
-        Some(t) => (t.local.clone(), t.remote.clone()),
-    };
-    let (i, r) = if we_initiate { (us, them) } else { (them, us) };
-    [Payload::TsI(i), Payload::TsR(r)]
-}
-
-/// Responder: whether the peer's mode and selectors (TSi, TSr) cover what our Child SAs
-/// need; we answer with exactly ours.
-pub(super) fn request_fits(
-    sa: &IkeSa,
-    transport: bool,
-    ts_i: &[TrafficSelector],
-    ts_r: &[TrafficSelector],
-) -> Result<(), u16> {
-    if transport != sa.tunnel.is_none() {
-        return Err(notify::NO_PROPOSAL_CHOSEN);
-    }
-    let ok = match &sa.tunnel {
-        None => covers_host(ts_i, sa.remote.ip()) && covers_host(ts_r, sa.local.ip()),
-        Some(t) => covers_all(ts_i, &t.remote) && covers_all(ts_r, &t.local),
-    };
-    ok.then_some(()).ok_or(notify::TS_UNACCEPTABLE)
-}
-
-/// Initiator: whether the responder's mode and selectors lie within what we asked.
-pub(super) fn answer_fits(
-    sa: &IkeSa,
-    transport: bool,
-    ts_i: &[TrafficSelector],
-    ts_r: &[TrafficSelector],
-) -> bool {
-    transport == sa.tunnel.is_none()
-        && match &sa.tunnel {
-            None => within_host(ts_i, sa.local.ip()) && within_host(ts_r, sa.remote.ip()),
-            Some(t) => within_all(ts_i, &t.local) && within_all(ts_r, &t.remote),
-        }
 }
 
 /// Initiator: sends IKE_AUTH with our identity and the Child SA request.

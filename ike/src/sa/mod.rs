@@ -8,6 +8,7 @@
 
 #[cfg(test)]
 mod admission_tests;
+mod child_ts;
 #[cfg(test)]
 mod dos_tests;
 mod endpoint;

@@ -2,10 +2,9 @@
 //! forward secrecy (IKE SA rekeys: `ike_rekey`), including both ends rekeying one Child SA
 //! at once (§2.8.1). Not yet: new Child SAs.
 
+use super::child_ts::{answer_fits, mode_notify, request_fits, selectors};
 use super::endpoint::Ctx;
-use super::ike_auth::{
-    answer_fits, derive_child, fresh_esp_spi, mode_notify, request_fits, selectors,
-};
+use super::ike_auth::{derive_child, fresh_esp_spi};
 use super::ike_sa::{error_notify, find_notify, IkeSa, State};
 use super::proposal::{choose, esp_proposals, Chosen};
 use super::{info, ChildSa, Event};
