@@ -1,11 +1,11 @@
 //! `explain` and `matrix` name how ESP is keyed: static keys, or IKEv2 with the rule and
 //! the authorities whose certificates vouch for the ends.
 
-use policy_schema::{Endpoint, KeyExchange, Mode};
+use policy_schema::{Endpoint, KeyExchange};
 
 use super::matrix::{policy_endpoints, Matrix, Service};
 use super::*;
-use crate::plan::testkit::{authority, host, net, rule, seed};
+use crate::plan::testkit::{authority, rule, seed};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -70,20 +70,7 @@ fn an_ikev2_pair_names_its_rule_and_authority_and_others_stay_static() {
 
 #[test]
 fn an_ikev2_tunnel_is_named_at_its_gateways() {
-    let mut p = seed();
-    let mut east = host("gw-east", &["198.51.100.1"], 8);
-    east.gateway_for = vec![net("10.1.0.0/16")];
-    let mut west = host("gw-west", &["203.0.113.1"], 9);
-    west.gateway_for = vec![net("10.2.0.0/16")];
-    p.hosts.extend([east, west]);
-    let mut r = rule(
-        "east-west",
-        vec![Endpoint::Prefix(net("10.1.0.0/16"))],
-        vec![Endpoint::Prefix(net("10.2.0.0/16"))],
-        Action::Require,
-    );
-    r.mode = Mode::Tunnel;
-    p.rules.insert(0, r);
+    let mut p = super::tests::east_west();
     p.authorities.push(authority("corp"));
     assert_eq!(
         out(&p, "10.1.0.5", "10.2.0.7").forward.keying,
