@@ -3,6 +3,7 @@
 //! acquire, site's daemon starts the exchange, and both daemons report the peer
 //! authenticated and try to install the negotiated SAs (the host kernel has no ESP, so the
 //! writes are refused: the view says `esp` is missing). Real ESP runs in the UML lab.
+//! A reload turns IKEv2 on and off without a restart: the IKE sockets open and close.
 //! Skips without root.
 //!   cargo test -p agent --test daemon_ike_pair_netns
 
@@ -90,7 +91,8 @@ struct HostFiles {
 
 impl HostFiles {
     fn new(pki: &Pki, host: &str, addr: &str, seed: u8) -> HostFiles {
-        let dir = std::env::temp_dir().join(format!("xa-ikepair-{host}-{}", std::process::id()));
+        let pid = std::process::id();
+        let dir = std::env::temp_dir().join(format!("xa-ikepair-{host}-{seed}-{pid}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let ca = write(&dir, "ca.pem", &pem("CERTIFICATE", &pki.ca_der), 0o644);
@@ -110,10 +112,15 @@ impl HostFiles {
 
     /// Replace the policy atomically with the pair keyed statically (no IKEv2 left).
     fn drop_ikev2(&self) {
+        self.edit(|text| text.replace("key-exchange = \"ikev2\"\n", ""));
+    }
+
+    /// Replace the policy atomically with `f` of its text.
+    fn edit(&self, f: impl FnOnce(&str) -> String) {
         let p = self.dir.join("policy.toml");
         let text = std::fs::read_to_string(&p).unwrap();
         let tmp = self.dir.join(".policy.toml.new");
-        std::fs::write(&tmp, text.replace("key-exchange = \"ikev2\"\n", "")).unwrap();
+        std::fs::write(&tmp, f(&text)).unwrap();
         std::fs::rename(&tmp, &p).unwrap();
     }
 
@@ -196,13 +203,72 @@ fn two_daemons_key_an_inventory_pair_over_ikev2() {
     // A reload that keys the pair statically: site deletes the IKE SA (db hears the
     // Delete), and neither keeps the peer.
     // (The dead IKE SA lingers in the engine a while to answer retransmissions.)
+    // Site no longer uses IKEv2 at all: its IKE source closes.
     fs.drop_ikev2();
     for ns in [&n1, &n2] {
         wait_for("the IKE peer to be gone after the reload", || {
             view(ns).is_some_and(|v| ike_peer(&v).is_none())
         });
-        let v = view(ns).unwrap();
-        assert_eq!(v["ike"]["failures"], serde_json::json!({}), "a Delete: {v}");
     }
+    assert!(view(&n1).unwrap()["ike"].is_null());
+    let v = view(&n2).unwrap();
+    assert_eq!(v["ike"]["failures"], serde_json::json!({}), "a Delete: {v}");
     assert_eq!(view(&n1).unwrap()["reloads_ok"], 1);
+}
+
+/// Whether UDP `port` is free in `ns` (nothing of the daemon's bound to it).
+fn udp_free(ns: &TestNetns, port: u16) -> bool {
+    ns.run(move || std::net::UdpSocket::bind(("0.0.0.0", port)).is_ok())
+}
+
+#[test]
+fn a_reload_turns_ikev2_on_and_off_without_a_restart() {
+    if !privileged("a_reload_turns_ikev2_on_and_off_without_a_restart") {
+        return;
+    }
+    let (n1, _n2) = TestNetns::veth_pair(("ikr1", "ikr2"), (SITE, DB));
+    let pki = Pki::new("Corp CA", 1);
+    let fs = HostFiles::new(&pki, "site", SITE, 43);
+    fs.drop_ikev2();
+    let _site = fs.start(&n1);
+    let v = view(&n1).expect("site answers");
+    assert!(v["ike"].is_null(), "no IKE without an IKEv2 pair: {v}");
+    assert!(udp_free(&n1, 500) && udp_free(&n1, 4500));
+    // On: the sockets open, the view shows keying, the pair's acquires go to it.
+    fs.edit(|t| {
+        t.replace(
+            "action = \"require\"\n",
+            "action = \"require\"\nkey-exchange = \"ikev2\"\n",
+        )
+    });
+    wait_for("IKE to start on the reload", || {
+        view(&n1).is_some_and(|v| v["ike"].is_object())
+    });
+    assert!(
+        !udp_free(&n1, 500) && !udp_free(&n1, 4500),
+        "the IKE sockets hold 500 and 4500"
+    );
+    n1.run(|| {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        let _ = s.send_to(b"hello", (DB, 9));
+    });
+    wait_for("an exchange with db to start", || {
+        view(&n1).is_some_and(|v| v["ike"]["ike_sas"].as_u64() >= Some(1))
+    });
+    assert_eq!(view(&n1).unwrap()["unknown_peer_acquires"], 0);
+    // Off again: the sockets close and keying's view goes.
+    fs.drop_ikev2();
+    wait_for("IKE to stop on the reload", || {
+        view(&n1).is_some_and(|v| v["ike"].is_null())
+    });
+    assert!(
+        udp_free(&n1, 500) && udp_free(&n1, 4500),
+        "the IKE sockets are closed"
+    );
+    let v = view(&n1).unwrap();
+    assert_eq!(
+        (v["reloads_ok"].as_u64(), v["last_error"].is_null()),
+        (Some(2), true),
+        "{v}"
+    );
 }

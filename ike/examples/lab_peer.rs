@@ -12,6 +12,9 @@
 //! has done both (and deleted the old SAs).
 //!
 //! Listens on ports 500 and 4500 (IKE there carries the 4-byte non-ESP marker, RFC 3948).
+//!
+//! `LAB_PEER_TUNNEL=FIRST-LAST:FIRST-LAST` (our network's address range, then the peer's)
+//! asks for, and accepts, a tunnel-mode Child SA between those networks.
 
 use std::fs;
 use std::io::Read;
@@ -20,8 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ike::cert::{CertVerifier, RevocationMode};
-use ike::codec::Id;
-use ike::sa::{Config, Endpoint, Event, KeyLogEntry};
+use ike::codec::{Id, TrafficSelector};
+use ike::sa::{Config, Endpoint, Event, KeyLogEntry, Tunnel};
 
 /// The OS's randomness.
 struct UrandomRng(fs::File);
@@ -114,6 +117,10 @@ fn main() {
     let key = ike::auth::SigningKey::from_pem(&fs::read(&key).unwrap()).expect("key");
     let mut config = Config::new(key, pem_ders(&cert), Id::from_ip(local_ip), verifier);
     config.key_log = Some(Arc::new(print_keymat));
+    if let Ok(spec) = std::env::var("LAB_PEER_TUNNEL") {
+        let tunnel = tunnel(&spec);
+        config.tunnel = Some(Arc::new(move |_, _| Some(tunnel.clone())));
+    }
     let rng = UrandomRng(fs::File::open("/dev/urandom").unwrap());
     let start = Instant::now();
     let mut ep = Endpoint::new(config, Box::new(rng), start, SystemTime::now());
@@ -188,6 +195,25 @@ fn main() {
     }
 }
 
+/// `FIRST-LAST:FIRST-LAST`: our network, the peer's.
+fn tunnel(spec: &str) -> Tunnel {
+    let range = |r: &str| {
+        let (a, b) = r.split_once('-').expect("FIRST-LAST");
+        TrafficSelector {
+            protocol: 0,
+            start_port: 0,
+            end_port: u16::MAX,
+            start: a.parse().expect("an address"),
+            end: b.parse().expect("an address"),
+        }
+    };
+    let (ours, theirs) = spec.split_once(':').expect("LAB_PEER_TUNNEL=OURS:THEIRS");
+    Tunnel {
+        local: vec![range(ours)],
+        remote: vec![range(theirs)],
+    }
+}
+
 /// One line per IKE SA, named as charon's `ike = 4` log names them (no SK_ai/ar with an AEAD).
 fn print_keymat(e: &KeyLogEntry<'_>) {
     let k = e.keys;
@@ -224,6 +250,16 @@ fn report(event: Event) {
             println!(
                 "child spi_in={:08x} spi_out={:08x} cipher={:?} remote={} rekeyed={rekeyed}",
                 c.spi_in, c.spi_out, c.cipher, c.remote
+            );
+            let ts = |l: &[TrafficSelector]| {
+                let r: Vec<String> = l.iter().map(|t| format!("{}-{}", t.start, t.end)).collect();
+                r.join(",")
+            };
+            println!(
+                "child_mode={:?} local_ts={} remote_ts={}",
+                c.mode,
+                ts(&c.local_ts),
+                ts(&c.remote_ts)
             );
             println!("key_in={}", hex(c.keys_in.enc.expose()));
             println!("key_out={}", hex(c.keys_out.enc.expose()));

@@ -2,6 +2,7 @@
 # inside.sh - the interop scenario; runs as root inside UML (started by interop.sh).
 #   a (10.77.0.1, examples/lab_peer) <-- veth --> b (10.77.0.2, charon)
 # 1. we initiate, rekey the IKE SA, then the Child SA (PFS) through the new IKE SA;
+#    then a tunnel-mode Child SA between two networks (charon's child `net`);
 # 2. charon initiates (swanctl --initiate), rekeys the IKE SA, then the Child SA;
 # 3. charon configured like Windows (IKE_PROFILE=windows) initiates; we respond.
 # 4. the path gets an MTU of 1280 and drops IP fragments; with RSA-4096 chains of three
@@ -35,6 +36,13 @@ initiate_role() {
   peer initiate rekey >"$out/ours-initiate.txt" 2>&1
   sw --list-sas >"$out/sas-initiate.txt" 2>&1
   ip -n b xfrm state >"$out/xfrm-initiate.txt" 2>&1
+}
+
+# 1b. we initiate a tunnel-mode Child SA between 10.1.0.0/24 (ours) and 10.2.0.0/24
+tunnel_role() {
+  LAB_PEER_TUNNEL=10.1.0.0-10.1.0.255:10.2.0.0-10.2.0.255 peer initiate >"$out/ours-tunnel.txt" 2>&1
+  sw --list-sas >"$out/sas-tunnel.txt" 2>&1
+  ip -n b xfrm state >"$out/xfrm-tunnel.txt" 2>&1
 }
 
 # 2. charon initiates and rekeys both SAs
@@ -129,11 +137,14 @@ mark boot
 if "$cns" start b >"$out/swanctl-load.txt" 2>&1; then
   mark charon-up
   initiate_role
+  # The initiate role's checks read charon's log up to here (its key derivations).
+  cp "$out/charon-b.log" "$out/charon-b-initiate.log"
+  tunnel_role
 else
   echo "inside: charon b did not start (swanctl-load.txt)" >&2
 fi
 "$cns" stop b
-cp "$out/charon-b.log" "$out/charon-b-initiate.log"
+cp "$out/charon-b.log" "$out/charon-b-tunnel.log"
 mark initiate-done
 if "$cns" start b >>"$out/swanctl-load.txt" 2>&1; then
   respond_role

@@ -4,6 +4,7 @@
 # SA rekey and then a Child SA rekey (PFS) through the new IKE SA (inside.sh). Checks that
 # our Child SA keys equal the kernel SAs charon installed, and that our SKEYSEED and SK_*
 # equal the ones charon logs (`ike = 4`), for the initial exchange and the IKE SA rekey.
+# Then we ask for a tunnel-mode Child SA between two networks (charon's child `net`).
 # Then charon configured like Windows (conf/b-windows.swanctl.conf, no RFC 7427) initiates
 # to us: AES-CBC-256 + HMAC-SHA2-256, DH 14, AUTH method 9, no IDr.
 # Last, both ends hold RSA-4096 chains of three (root -> intermediate -> host) and the path
@@ -46,7 +47,7 @@ flock /tmp/uml.lock bash -c 't0=$EPOCHREALTIME
 # Judge whatever the run left: a missing file (UML timed out, a step failed) is empty, so
 # its checks FAIL rather than the script stopping.
 set +e
-for role in initiate respond windows frag-initiate frag-respond; do
+for role in initiate respond windows tunnel frag-initiate frag-respond; do
   touch "$out/ours-$role.txt" "$out/xfrm-$role.txt" "$out/sas-$role.txt"
 done
 touch "$out/charon-b.log" "$out/charon-b-initiate.log" "$out/charon-b-respond.log" "$out/times.txt"
@@ -118,6 +119,15 @@ check "windows: charon's IKE_AUTH request has no IDr" "$(grep 'generating IKE_AU
 check "windows: charon chose DH group 14" "$(grep -c 'selected proposal: IKE:AES_CBC_256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048' "$log")" 1
 # Without RFC 7427 at charon's end we sign with method 9 (charon names it ECDSA-256).
 check "windows: charon verified our AUTH method 9" "$(grep -cE "authentication of '10\.77\.0\.1' with ECDSA-256 (signature )?successful" "$log")" 1
+# 1b. we asked charon for a tunnel-mode Child SA between 10.1.0.0/24 and 10.2.0.0/24.
+ours=$out/ours-tunnel.txt xfrm=$out/xfrm-tunnel.txt
+read -r spi_in spi_out < <(sed -n 's/^child spi_in=\([0-9a-f]*\) spi_out=\([0-9a-f]*\).*/\1 \2/p' "$ours" 2>/dev/null | tail -1) || true
+check "tunnel: our Child SA is tunnel mode between the networks" "$(grep -c '^child_mode=Tunnel local_ts=10.1.0.0-10.1.0.255 remote_ts=10.2.0.0-10.2.0.255$' "$ours")" 1
+check "tunnel: charon installed its child net in TUNNEL mode" "$(grep -cE '^ +net: #[0-9]+, reqid [0-9]+, INSTALLED, TUNNEL' "$out/sas-tunnel.txt")" 1
+check "tunnel: charon's selectors are the networks" "$(grep -cE '^ +(local +10\.2\.0\.0/24|remote +10\.1\.0\.0/24)$' "$out/sas-tunnel.txt")" 2
+check "tunnel: charon's kernel SAs are mode tunnel" "$(grep -c 'mode tunnel' "$xfrm")" 2
+check "tunnel: our outbound key = charon's inbound SA ${spi_out:-}" "$(sed -n 's/^key_out=//p' "$ours" | tail -1)" "$(kernel_key "$xfrm" "${spi_out:-x}")"
+check "tunnel: our inbound key = charon's outbound SA ${spi_in:-}" "$(sed -n 's/^key_in=//p' "$ours" | tail -1)" "$(kernel_key "$xfrm" "${spi_in:-x}")"
 check "respond: charon deleted the old Child SA, we removed it" "$(grep -c '^event ChildDeleted' "$out/ours-respond.txt")" 1
 # 4. RSA-4096 chains across a 1280-byte path that drops IP fragments.
 # counter NETNS NAME FILE: packets of the rules commented NAME in NETNS's part of FILE

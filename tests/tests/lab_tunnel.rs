@@ -2,7 +2,8 @@
 //! policy like examples/two-site-tunnel.toml on the lab's addresses (dual-stack gateways),
 //! in a topology of its own (lab_tunnel/net.rs). Verdicts come from probes, captures and
 //! /proc/net/xfrm_stat, and from `xfrm-agent status --json`; never from log lines. Run with
-//! `scripts/lab test tunnel` (inside UML when the kernel has no ESP).
+//! `scripts/lab test tunnel` (inside UML when the kernel has no ESP). The same sites keyed
+//! over IKEv2 (lab_tunnel/ike.rs): `scripts/lab test tunnel_ikev2`.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -17,6 +18,8 @@ use e2e::remote::{finish_probes, start_probes, Capture, Server};
 use e2e::require_lab;
 use e2e::xfrm::parse_stat;
 
+#[path = "lab_tunnel/ike.rs"]
+mod ike;
 #[path = "lab_tunnel/net.rs"]
 mod net;
 use net::{TunnelLab, EAST, GW_EAST, GW_WEST, TRANSIT, WEST};
@@ -189,6 +192,20 @@ fn tunnel_carries_both_sites_in_esp_and_drops_clear_spoofs() {
     let result = exercise(&mut lab);
     let down = lab.down();
     result.expect("tunnel lab");
+    down.expect("tunnel lab tear-down");
+}
+
+/// The tunnel rule with `key-exchange = "ikev2"`: the gateways negotiate tunnel-mode SAs
+/// (certificates of the lab CA) on the first site traffic, which then crosses as ESP
+/// with SPIs from IKE.
+#[test]
+#[ignore = "needs root and an ESP kernel: scripts/lab test"]
+fn tunnel_ikev2_negotiates_tunnel_sas_between_the_gateways() {
+    require_lab!();
+    let mut lab = TunnelLab::up().expect("tunnel lab up");
+    let result = ike::exercise(&mut lab);
+    let down = lab.down();
+    println!("{}", result.expect("tunnel lab over IKEv2"));
     down.expect("tunnel lab tear-down");
 }
 

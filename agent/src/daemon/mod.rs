@@ -180,14 +180,37 @@ async fn turn(
     if let Some(c) = turn.cause {
         reconcile(rec, timers, c, turn.sweep);
     }
-    match s.ike.as_mut() {
-        Some(ike) => ike.after_reconcile(rec),
-        None if rec.take_policy_change() && matches!(rec.ike_setup(), Ok(Some(_))) => {
-            tracing::warn!("the new policy uses IKEv2, which starts with the daemon: restart it to open the IKE sockets");
-        }
-        None => {}
-    }
+    after_reconcile(s, rec, timers);
     Ok(ControlFlow::Continue(()))
+}
+
+/// IKEv2 after the turn's reconcile: keying takes a new policy; a reload that turns IKEv2
+/// on opens the IKE source, one that turns it off closes it and reconciles the negotiated
+/// SAs away (the static SAs the reload brought are in the kernel by then: no gap).
+fn after_reconcile(s: &mut Sources, rec: &mut Reconciler, timers: &mut Timers) {
+    if let Some(ike) = s.ike.as_mut() {
+        let stop = ike.after_reconcile(rec).is_break();
+        if let Some(ike) = s.ike.take_if(|_| stop) {
+            ike.close(rec);
+            reconcile(rec, timers, Cause::Keying, false);
+        }
+        return;
+    }
+    if !rec.take_policy_change() {
+        return;
+    }
+    match open_ike(rec) {
+        Ok(Some(ike)) => {
+            s.ike = Some(ike);
+            // The reconciler's ESP-in-UDP sockets made way: reconcile with IKE's.
+            reconcile(rec, timers, Cause::Keying, false);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "the new policy uses IKEv2, but keying could not start; pairs it keys get no SA until the next reload");
+            reconcile(rec, timers, Cause::Keying, false);
+        }
+    }
 }
 
 /// The IKE source's next datagram (never ready without one).

@@ -7,6 +7,7 @@ use policy_schema::Action;
 use serde::Serialize;
 
 use super::ends::{Decider, End};
+use super::keying::Keying;
 use super::{action_verb, Transport};
 
 /// The packets of one direction.
@@ -17,6 +18,9 @@ pub struct Leg {
     pub transport: Transport,
     /// Why, in one line: "db requires ESP (rule …); 10.30.0.30 has no key".
     pub reason: String,
+    /// How its SAs are keyed (ESP legs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keying: Option<Keying>,
 }
 
 /// What the sender does with a packet.
@@ -29,18 +33,28 @@ enum Send {
     Drop(String),
 }
 
-/// `s`'s packets to `r`.
-pub(super) fn leg(s: &End, r: &End) -> Leg {
+/// `s`'s packets to `r`; `keying` tells how the pair's SAs are keyed.
+pub(super) fn leg(s: &End, r: &End, keying: impl Fn() -> Keying) -> Leg {
+    let (mut keyed, mut keying_of) = (None, None);
     let (transport, reason) = match send(s, r) {
         Send::Drop(why) => (Transport::Dropped, why),
-        Send::Esp(rule) => receive_esp(s, r, &rule),
+        Send::Esp(rule) => {
+            let k = keying();
+            let out = receive_esp(s, r, &rule, &k);
+            keying_of = Some(k);
+            out
+        }
         Send::Clear(why) => receive_clear(s, r, why),
     };
+    if matches!(transport, Transport::Esp | Transport::EspInUdp) {
+        keyed = keying_of;
+    }
     Leg {
         from: s.addr,
         to: r.addr,
         transport,
         reason,
+        keying: keyed,
     }
 }
 
@@ -72,7 +86,7 @@ fn send(s: &End, r: &End) -> Send {
 
 /// ESP under `rule` arrives: the receiver has the inbound SA (the pair is computed the same
 /// way at both ends); only a `block` there refuses it.
-fn receive_esp(s: &End, r: &End, rule: &str) -> (Transport, String) {
+fn receive_esp(s: &End, r: &End, rule: &str, keying: &Keying) -> (Transport, String) {
     if let d @ Decider::Rule {
         action: Action::Block,
         ..
@@ -86,7 +100,15 @@ fn receive_esp(s: &End, r: &End, rule: &str) -> (Transport, String) {
         .filter(|e| e.encapsulation)
         .map(|e| e.label())
         .collect();
-    let keys = format!("{} and {} have keys", s.label(), r.label());
+    let keys = match keying {
+        Keying::Static => format!("{} and {} have keys", s.label(), r.label()),
+        k => format!(
+            "{} and {} key it over {}",
+            s.label(),
+            r.label(),
+            k.describe()
+        ),
+    };
     if udp.is_empty() {
         (Transport::Esp, format!("rule {rule}: {keys}"))
     } else {

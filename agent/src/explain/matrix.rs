@@ -9,7 +9,7 @@ use policy_schema::Policy;
 use serde::Serialize;
 
 pub use super::service::{default_services, service_note, Service};
-use super::{Explanation, Model, Transport};
+use super::{Explanation, Keying, Model, Transport};
 
 /// A row and column of the table: a name and its addresses (the first of each family is
 /// used).
@@ -47,6 +47,9 @@ pub struct Sample {
     pub decided_by: [String; 2],
     /// Why, in one line (the dropping direction's reason, else the forward one's).
     pub reason: String,
+    /// How the ESP is keyed (forward direction), when it is ESP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keying: Option<Keying>,
 }
 
 impl Sample {
@@ -66,6 +69,7 @@ impl Sample {
             outcome: e.outcome,
             decided_by: [e.src.decider.describe(), e.dst.decider.describe()],
             reason,
+            keying: e.forward.keying.clone(),
         }
     }
 }
@@ -90,6 +94,11 @@ impl Cell {
         } else {
             words.join("/")
         }
+    }
+
+    /// Whether some sample's ESP is negotiated over IKEv2 (not static keys).
+    pub fn ikev2(&self) -> bool {
+        (self.samples.iter()).any(|s| s.keying.as_ref().is_some_and(Keying::is_ikev2))
     }
 }
 

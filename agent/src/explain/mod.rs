@@ -9,7 +9,9 @@
 //! - an ESP rule has an SA for the pair exactly when it decides the flow at the sender
 //!   (the compiler makes SAs for every pair an ESP rule pairs, up to the first rule without
 //!   a protocol), so `require` towards an address without a key drops;
-//! - ESP is ESP-in-UDP when either party says `encapsulation = "udp"`.
+//! - ESP is ESP-in-UDP when either party says `encapsulation = "udp"`;
+//! - an ESP leg names its keying ([`Keying`]): static keys, or IKEv2 and the authorities
+//!   whose certificates the ends present.
 //!
 //! The initiator's source port is taken as an ephemeral one that no `ports` list names.
 //! Tunnel-mode rules are decided at the gateways: see [`tunnel`].
@@ -23,6 +25,7 @@ use serde::Serialize;
 
 mod ends;
 pub mod html;
+mod keying;
 mod legs;
 pub mod locate;
 pub mod matrix;
@@ -31,6 +34,7 @@ pub mod table;
 mod tunnel;
 
 pub use ends::{Decider, End};
+pub use keying::Keying;
 pub use legs::Leg;
 pub use locate::Locations;
 
@@ -170,8 +174,8 @@ impl<'a> Model<'a> {
         }
         let src = End::of(self, flow, true);
         let dst = End::of(self, flow, false);
-        let forward = legs::leg(&src, &dst);
-        let reply = legs::leg(&dst, &src);
+        let forward = legs::leg(&src, &dst, || keying::transport(self, flow.src, flow.dst));
+        let reply = legs::leg(&dst, &src, || keying::transport(self, flow.dst, flow.src));
         Explanation {
             flow: *flow,
             outcome: combine(forward.transport, reply.transport),
@@ -232,6 +236,7 @@ fn loopback(flow: &Flow, reason: String) -> Explanation {
         to,
         transport: Transport::Clear,
         reason: reason.clone(),
+        keying: None,
     };
     Explanation {
         flow: *flow,
@@ -255,5 +260,7 @@ pub(crate) fn action_verb(a: Action) -> &'static str {
 
 #[cfg(test)]
 mod against_plan;
+#[cfg(test)]
+mod keying_tests;
 #[cfg(test)]
 mod tests;

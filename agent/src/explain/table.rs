@@ -17,6 +17,8 @@ fn colour(t: Transport) -> &'static str {
 }
 
 const RESET: &str = "\x1b[0m";
+/// After a cell keyed over IKEv2.
+const IKE_MARK: &str = "+ike";
 /// Mixed cells (the samples differ): magenta.
 const MIXED: &str = "\x1b[35m";
 
@@ -47,6 +49,12 @@ pub fn render(m: &Matrix, ansi: bool) -> String {
     ]
     .map(|t| paint(t.as_str(), Some(t), ansi));
     let _ = writeln!(out, "{}", legend.join("  "));
+    if m.hosts.cells.iter().chain(&m.zones.cells).any(Cell::ikev2) {
+        let _ = writeln!(
+            out,
+            "{IKE_MARK}: keyed over IKEv2 (certificates), else static keys"
+        );
+    }
     // Padding of a row's last column is noise in a file or a diff.
     out.lines()
         .map(|l| l.trim_end().to_string() + "\n")
@@ -74,7 +82,7 @@ fn grid(out: &mut String, g: &Grid, k: usize, service: &str, ansi: bool) {
     let col_w: Vec<usize> = (0..n)
         .map(|j| {
             (0..n)
-                .map(|i| g.cell(i, j, k).summary().len())
+                .map(|i| label(g.cell(i, j, k)).len())
                 .chain([g.names[j].len()])
                 .max()
                 .unwrap_or(1)
@@ -89,12 +97,21 @@ fn grid(out: &mut String, g: &Grid, k: usize, service: &str, ansi: bool) {
         let _ = write!(out, "{:<label_w$}", g.names[i]);
         for (j, w) in col_w.iter().enumerate() {
             let c = g.cell(i, j, k);
-            let text = format!("{:<w$}", c.summary());
+            let text = format!("{:<w$}", label(c));
             let _ = write!(out, "  {}", paint(&text, single(c), ansi));
         }
         out.push('\n');
     }
     out.push('\n');
+}
+
+/// A cell's text: its outcomes, marked when IKEv2 keys it.
+fn label(c: &Cell) -> String {
+    if c.ikev2() {
+        format!("{}{IKE_MARK}", c.summary())
+    } else {
+        c.summary()
+    }
 }
 
 /// The one outcome of a cell, or None when the samples differ (or there are none).

@@ -128,14 +128,14 @@ fn request_falls_back_to_clear_towards_an_address_without_a_key() {
     );
 }
 
-#[test]
-fn tunnel_rules_are_decided_by_the_gateways() {
+/// The seed with gateways gw-east (10.1.0.0/16) and gw-west (10.2.0.0/16) and a
+/// tunnel-mode rule `east-west` between their networks, first.
+pub(super) fn east_west() -> Policy {
     let mut p = seed();
     let mut east = host("gw-east", &["198.51.100.1"], 8);
     east.gateway_for = vec![net("10.1.0.0/16")];
     let mut west = host("gw-west", &["203.0.113.1"], 9);
     west.gateway_for = vec![net("10.2.0.0/16")];
-    west.encapsulation = Encapsulation::Udp;
     p.hosts.extend([east, west]);
     let mut r = rule(
         "east-west",
@@ -145,6 +145,13 @@ fn tunnel_rules_are_decided_by_the_gateways() {
     );
     r.mode = Mode::Tunnel;
     p.rules.insert(0, r);
+    p
+}
+
+#[test]
+fn tunnel_rules_are_decided_by_the_gateways() {
+    let mut p = east_west();
+    p.hosts.last_mut().unwrap().encapsulation = Encapsulation::Udp;
     let e = out(&p, tcp("10.1.0.5", "10.2.0.7", 22));
     assert_eq!(e.outcome, Transport::EspInUdp, "{e:#?}");
     assert!(e.forward.reason.contains("gw-east and gw-west"));

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use policy_schema::{Action, Encapsulation, Host, Mode};
 
 use super::ends::party_of;
-use super::{Decider, End, Explanation, Flow, Leg, Model, Transport};
+use super::{Decider, End, Explanation, Flow, Keying, Leg, Model, Transport};
 
 /// The explanation, if a tunnel-mode rule decides `flow`.
 pub(super) fn explain(m: &Model, flow: &Flow) -> Option<Explanation> {
@@ -39,8 +39,22 @@ pub(super) fn explain(m: &Model, flow: &Flow) -> Option<Explanation> {
         },
     };
     let (src, dst) = (end(flow.src, gs), end(flow.dst, gd));
+    let mut keying = None;
     let (transport, reason) = match (gs, gd) {
-        (Some(a), Some(b)) if a.name != b.name => between(a, b, &src.decider, rule.action),
+        (Some(a), Some(b)) if a.name != b.name => {
+            let (t, why) = between(a, b, &src.decider, rule.action);
+            if matches!(t, Transport::Esp | Transport::EspInUdp) {
+                let k = super::keying::tunnel(p, a, b, rule);
+                let why = match &k {
+                    Keying::Static => why,
+                    k => format!("{why}, keyed over {}", k.describe()),
+                };
+                keying = Some(k);
+                (t, why)
+            } else {
+                (t, why)
+            }
+        }
         _ => (
             Transport::Clear,
             format!(
@@ -54,6 +68,7 @@ pub(super) fn explain(m: &Model, flow: &Flow) -> Option<Explanation> {
         to,
         transport,
         reason: reason.clone(),
+        keying: keying.clone(),
     };
     Some(Explanation {
         flow: *flow,

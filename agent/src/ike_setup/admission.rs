@@ -20,8 +20,15 @@
 //! The terms' reqid is the one of the chain's first IKEv2-keyed rule's template (reqid =
 //! range start + cipher × 2 + mode, `plan::Layout`), so the kernel's catch-all policy finds
 //! the negotiated SA.
+//!
+//! A pair of gateways (our outer address, the peer's) that no transport rule keys over
+//! IKEv2 is keyed in tunnel mode when a tunnel rule between them says `key-exchange =
+//! "ikev2"` (`plan::ike_tunnels`): the terms name the networks behind each gateway and
+//! the reqid of that rule's tunnel template. The peer is an inventory gateway: admitted
+//! like an inventory peer, by an authority of scope `any` whose certificate carries its
+//! address (tunnel rules name no `ca:`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -29,8 +36,8 @@ use policy_schema::{CertIdentity, Family, IdentityPattern, KeyExchange, Mode, Po
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::keying::{self, lifetime, Settings, Terms};
-use crate::plan::Layout;
+use crate::keying::{self, lifetime, net_selector, Settings, Terms};
+use crate::plan::{ike_tunnels, Layout};
 
 /// One transport-mode rule, resolved.
 struct Rule {
@@ -61,9 +68,18 @@ struct Authority {
     identities: Vec<IdentityPattern>,
 }
 
+/// A gateway pair keyed in tunnel mode.
+struct TunnelKeying {
+    rule: String,
+    reqid: u32,
+    tunnel: ike::sa::Tunnel,
+}
+
 /// The policy's IKEv2 admission for one host.
 pub struct PolicyAdmission {
     rules: Vec<Rule>,
+    /// Gateway pairs (our outer address, the peer's) keyed in tunnel mode.
+    tunnels: BTreeMap<(IpAddr, IpAddr), TunnelKeying>,
     /// Our addresses: the host's and those of the clusters it is a member of.
     local: BTreeSet<IpAddr>,
     /// Every inventory address (hosts and clusters).
@@ -115,8 +131,27 @@ impl PolicyAdmission {
                 (a.name.clone(), v)
             })
             .collect();
+        let me = policy.host(host);
+        let tunnels = (me
+            .map(|me| ike_tunnels(policy, me))
+            .unwrap_or_default()
+            .into_iter())
+        .map(|(pair, t)| {
+            let selectors = |nets: &[IpNet]| nets.iter().map(net_selector).collect();
+            let keying = TunnelKeying {
+                reqid: layout.reqid(t.cipher, Mode::Tunnel),
+                tunnel: ike::sa::Tunnel {
+                    local: selectors(&t.local_nets),
+                    remote: selectors(&t.remote_nets),
+                },
+                rule: t.rule,
+            };
+            (pair, keying)
+        })
+        .collect();
         PolicyAdmission {
             rules,
+            tunnels,
             local,
             inventory,
             authorities,
@@ -128,12 +163,13 @@ impl PolicyAdmission {
     /// Whether any pair of ours is keyed over IKEv2 at all (else no IKE is needed here).
     pub fn keys_any(&self) -> bool {
         let ours = |nets: &[IpNet]| self.local.iter().any(|a| contains(nets, a));
-        self.rules.iter().any(|r| {
-            r.esp
-                && ((r.ikev2 && (ours(&r.from) || ours(&r.to)))
-                    || (!r.admits_from.is_empty() && ours(&r.to))
-                    || (!r.admits_to.is_empty() && ours(&r.from)))
-        })
+        !self.tunnels.is_empty()
+            || self.rules.iter().any(|r| {
+                r.esp
+                    && ((r.ikev2 && (ours(&r.from) || ours(&r.to)))
+                        || (!r.admits_from.is_empty() && ours(&r.to))
+                        || (!r.admits_to.is_empty() && ours(&r.from)))
+            })
     }
 
     /// The rules covering the pair, first match: up to the first without a protocol.
@@ -213,28 +249,60 @@ impl PolicyAdmission {
 impl keying::Admission for PolicyAdmission {
     fn terms(&self, local: IpAddr, remote: IpAddr) -> Option<Terms> {
         let chain = self.chain(local, remote);
-        let rule = self.keying_rule(&chain, remote)?;
+        let (reqid, tunnel) = match self.keying_rule(&chain, remote) {
+            Some(rule) => (rule.reqid, None),
+            None => {
+                let t = self.tunnels.get(&(local, remote))?;
+                (t.reqid, Some(t.tunnel.clone()))
+            }
+        };
         Some(Terms {
-            reqid: rule.reqid,
+            reqid,
             replay_window: self.replay_window,
             lifetime: self.lifetime,
+            tunnel,
         })
     }
 
     fn admit(&self, peer: &ike::sa::Admission<'_>) -> bool {
         let (local, remote) = (peer.local.ip(), peer.remote.ip());
         let chain = self.chain(local, remote);
-        let Some(rule) = self.keying_rule(&chain, remote) else {
-            tracing::info!(peer = %remote, "IKEv2 peer refused: no rule keys this pair over IKEv2");
-            return false;
-        };
         let Some(cert) = cert_identity(peer.certificate) else {
             return false;
+        };
+        let Some(rule) = self.keying_rule(&chain, remote) else {
+            return self.admit_gateway((local, remote), peer, &cert);
         };
         let ok = self.admitted(&chain, remote, peer.authority, &cert);
         if !ok {
             tracing::info!(peer = %remote, rule = %rule.name, authority = %peer.authority,
                 subject = %peer.subject, "IKEv2 peer refused: not admitted by every rule covering the pair");
+        }
+        ok
+    }
+}
+
+impl PolicyAdmission {
+    /// A peer gateway of a tunnel keyed over IKEv2: an inventory host, so an authority of
+    /// scope `any` whose certificate (matching its `identities`) carries its address.
+    fn admit_gateway(
+        &self,
+        (local, remote): (IpAddr, IpAddr),
+        peer: &ike::sa::Admission<'_>,
+        cert: &CertIdentity,
+    ) -> bool {
+        let Some(t) = self.tunnels.get(&(local, remote)) else {
+            tracing::info!(peer = %remote, "IKEv2 peer refused: no rule keys this pair over IKEv2");
+            return false;
+        };
+        let ok = self.authorities.get(peer.authority).is_some_and(|a| {
+            a.scope == Scope::Any
+                && (a.identities.is_empty() || a.identities.iter().any(|p| p.matches(cert)))
+                && cert.ips.contains(&remote)
+        });
+        if !ok {
+            tracing::info!(peer = %remote, rule = %t.rule, authority = %peer.authority,
+                subject = %peer.subject, "IKEv2 gateway refused: needs a certificate of a scope = \"any\" authority carrying its address");
         }
         ok
     }

@@ -1,13 +1,15 @@
 //! A negotiated Child SA as the agent's desired XFRM states: one inbound and one outbound
-//! ESP SA, owned like the static ones (reqid of the rule's template), selectors pinned to
-//! the pair's two addresses.
+//! ESP SA, owned like the static ones (reqid of the rule's template). Transport mode:
+//! selectors pinned to the pair's two addresses. Tunnel mode: the outer addresses are the
+//! two gateways and the selector is the networks behind them, as static tunnel SAs have.
 
 use std::net::IpAddr;
 
 use ike::codec::TrafficSelector;
 use ike::crypto::{Cipher, DirectionKeys};
-use ike::sa::ChildSa;
-use policy_schema::Mode;
+use ike::sa::{ChildSa, Mode as IkeMode};
+use ipnet::{IpNet, Ipv4Subnets, Ipv6Subnets};
+use policy_schema::{Family, Mode};
 
 use super::Terms;
 use crate::model::{
@@ -50,6 +52,9 @@ pub fn suite_name(cipher: Cipher) -> String {
 /// The selector for local→remote traffic: the two hosts, and the protocol when both sides
 /// narrowed to one (the ike crate narrows to the hosts, every protocol).
 fn outbound_selector(local: IpAddr, remote: IpAddr, child: &ChildSa) -> Selector {
+    if child.mode == IkeMode::Tunnel {
+        return tunnel_selector(local, child);
+    }
     let mut sel = Selector::between(host(local), host(remote));
     if let ([l], [r]) = (child.local_ts.as_slice(), child.remote_ts.as_slice()) {
         if l.protocol != 0 && l.protocol == r.protocol {
@@ -59,6 +64,41 @@ fn outbound_selector(local: IpAddr, remote: IpAddr, child: &ChildSa) -> Selector
         }
     }
     sel
+}
+
+/// A tunnel's selector: one network each side pins it; several leave it open within the
+/// outer family, the tunnel endpoints binding the SA (as the compiler's static tunnel SAs).
+fn tunnel_selector(local: IpAddr, child: &ChildSa) -> Selector {
+    if let ([l], [r]) = (child.local_ts.as_slice(), child.remote_ts.as_slice()) {
+        if let (Some(l), Some(r)) = (prefix(l), prefix(r)) {
+            if l.addr().is_ipv4() == local.is_ipv4() {
+                return Selector::between(l, r);
+            }
+        }
+    }
+    let any = crate::plan::any_net(Family::of(&local));
+    Selector::between(any, any)
+}
+
+/// The network a selector's address range is exactly, if it is one.
+fn prefix(ts: &TrafficSelector) -> Option<IpNet> {
+    let mut nets: Vec<IpNet> = match (ts.start, ts.end) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => Ipv4Subnets::new(a, b, 0).map(IpNet::V4).collect(),
+        (IpAddr::V6(a), IpAddr::V6(b)) => Ipv6Subnets::new(a, b, 0).map(IpNet::V6).collect(),
+        _ => return None,
+    };
+    (nets.len() == 1).then(|| nets.remove(0))
+}
+
+/// The selector of one network: every protocol and port (RFC 7296 §3.13.1).
+pub fn net_selector(net: &IpNet) -> TrafficSelector {
+    TrafficSelector {
+        protocol: 0,
+        start_port: 0,
+        end_port: u16::MAX,
+        start: net.network(),
+        end: net.broadcast(),
+    }
 }
 
 fn single_port(ts: &TrafficSelector) -> PortMatch {
@@ -109,7 +149,10 @@ pub fn state(
     let spec = SaSpec {
         src,
         reqid: terms.reqid,
-        mode: Mode::Transport,
+        mode: match child.mode {
+            IkeMode::Transport => Mode::Transport,
+            IkeMode::Tunnel => Mode::Tunnel,
+        },
         sel,
         alg: algorithm(child.cipher, keys),
         replay_window: terms.replay_window,

@@ -32,15 +32,17 @@ mod status;
 mod testnet;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tunnel_tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use ike::sa::{ChildSa, Config, Endpoint, SaId, Transmit};
+use ike::sa::{ChildSa, Config, Endpoint, SaId, Transmit, Tunnel};
 
-pub use child::{algorithm, lifetime, suite_name};
+pub use child::{algorithm, lifetime, net_selector, suite_name};
 pub use expiry::Expiry;
 pub use spi::StaticSpis;
 pub use status::{Counters, FailureKind, PeerStatus};
@@ -90,6 +92,9 @@ pub struct Terms {
     pub replay_window: u32,
     /// Kernel lifetimes: a safety net past the planned rekey ([`lifetime`]).
     pub lifetime: Lifetime,
+    /// A tunnel-mode rule keys the pair (two gateways): the networks behind each. `None`:
+    /// transport mode between the two hosts.
+    pub tunnel: Option<Tunnel>,
 }
 
 /// Which peers keying admits: filled in by the daemon from the policy (rules with
@@ -208,6 +213,7 @@ impl Keying {
         admission: Arc<dyn Admission>,
     ) -> Keying {
         config.admit = Some(admit_hook(&admission));
+        config.tunnel = Some(tunnel_hook(&admission));
         Keying {
             endpoint: Endpoint::new(config, rng, now, wall),
             settings,
@@ -330,6 +336,7 @@ impl Keying {
     /// SAs; the others take the new terms.
     pub fn set_admission(&mut self, now: Instant, admission: Arc<dyn Admission>) {
         self.endpoint.config_mut().admit = Some(admit_hook(&admission));
+        self.endpoint.config_mut().tunnel = Some(tunnel_hook(&admission));
         self.admission = admission;
         let pairs: Vec<Pair> = self.peers.keys().copied().collect();
         for pair in pairs {
@@ -346,8 +353,15 @@ impl Keying {
     pub fn set_config(&mut self, mut config: Config) {
         let current = self.endpoint.config_mut();
         config.admit = current.admit.take();
+        config.tunnel = current.tunnel.take();
         config.esp_spi = current.esp_spi.take();
         *current = config;
+    }
+
+    /// New keying timers (policy reload): Child and IKE SAs made from now on are rekeyed on
+    /// them; those in place keep the rekey time they were given.
+    pub fn set_settings(&mut self, settings: Settings) {
+        self.settings = settings;
     }
 
     /// The static SAs' SPI slots (policy reload): new inbound SPIs avoid them, and Child
@@ -404,4 +418,11 @@ impl Ike {
 fn admit_hook(admission: &Arc<dyn Admission>) -> ike::sa::Admit {
     let admission = admission.clone();
     Arc::new(move |peer| admission.admit(peer))
+}
+
+/// The ike crate's tunnel hook over our admission: a pair whose terms name a tunnel takes
+/// a tunnel-mode Child SA between those networks, in both roles.
+fn tunnel_hook(admission: &Arc<dyn Admission>) -> ike::sa::TunnelPolicy {
+    let admission = admission.clone();
+    Arc::new(move |local, remote| admission.terms(local, remote).and_then(|t| t.tunnel))
 }

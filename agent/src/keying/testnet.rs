@@ -33,6 +33,7 @@ impl Admission for Table {
             reqid: REQID,
             replay_window: 1024,
             lifetime: lifetime(Duration::from_secs(60)),
+            tunnel: None,
         })
     }
     fn admit(&self, _: &ike::sa::Admission<'_>) -> bool {
@@ -87,22 +88,34 @@ impl Net {
         seed: u64,
         edit: impl FnOnce(&Pki, &mut Config, &mut Config),
     ) -> Net {
+        let admissions: [Arc<dyn Admission>; 2] = [table(A, B, true), table(B, A, true)];
+        Net::admitted(settings, faults, seed, edit, admissions)
+    }
+
+    /// [`Net::new_with`] with A's and B's admission.
+    pub(super) fn admitted(
+        settings: Settings,
+        faults: Faults,
+        seed: u64,
+        edit: impl FnOnce(&Pki, &mut Config, &mut Config),
+        [admit_a, admit_b]: [Arc<dyn Admission>; 2],
+    ) -> Net {
         let pki = Pki::new("Corp CA", 1);
         let (mut ca, mut cb) = (config(&pki, A, 21), config(&pki, B, 22));
         edit(&pki, &mut ca, &mut cb);
         let start = Instant::now();
-        let keying = |config, addr: &str, other: &str, rng: u64| {
+        let keying = |config, admission, rng: u64| {
             Keying::new(
                 config,
                 Box::new(SeededRng::new(rng)),
                 (start, wall_now()),
                 settings,
-                table(addr, other, true),
+                admission,
             )
         };
         Net {
-            a: keying(ca, A, B, seed * 2),
-            b: keying(cb, B, A, seed * 2 + 1),
+            a: keying(ca, admit_a, seed * 2),
+            b: keying(cb, admit_b, seed * 2 + 1),
             now: start,
             b_gone: false,
             channel: Channel::new(faults, seed),

@@ -15,10 +15,12 @@ pub mod diff;
 pub use compile::backstop::{backstop_keys, is_backstop, needs_backstop};
 pub use compile::{desired, Compiled, Compiler, PlanError, Touched};
 // The keying layer (IKE Child SAs) uses the compile's SPI slots and selector helpers.
+pub(crate) use compile::net::any_of as any_net;
 pub(crate) use compile::net::host as host_net;
 pub(crate) use compile::spi::{SpiTable, SLOT_SIZE};
 pub(crate) use compile::states::mirror;
 // IKEv2 admission gives negotiated SAs the reqid of the rule's template.
+pub(crate) use compile::ike_tunnels;
 pub(crate) use compile::Layout;
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 
 use policy_schema::testkit::{self as shared, exemption as exempt};
 use policy_schema::{
-    Action, Cipher, Defaults, Direction, Encapsulation, Endpoint, Exemption, Host, Ownership,
-    Policy, PortRange, Protocol, Rule, Zone,
+    Action, Authority, Cipher, Defaults, Direction, Encapsulation, Endpoint, Exemption, Host,
+    Ownership, Policy, PortRange, Protocol, Revocation, Rule, Scope, Zone,
 };
 
 pub use policy_schema::testkit::{net, rule};
@@ -34,6 +34,19 @@ pub fn port_rule(name: &str, host: &str) -> Rule {
     r.ports = vec![PortRange::single(5432)];
     r.cipher = Cipher::Chacha20Poly1305;
     r
+}
+
+/// An authority of scope `any` (every inventory host with its certificate), relaxed
+/// revocation; its files are never read by the pure code.
+pub fn authority(name: &str) -> Authority {
+    Authority {
+        name: name.into(),
+        ca_certificates: vec!["/ca.pem".into()],
+        crls: vec![],
+        revocation: Revocation::Relaxed,
+        scope: Scope::Any,
+        identities: vec![],
+    }
 }
 
 /// An exemption both ways, for every peer.

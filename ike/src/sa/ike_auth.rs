@@ -1,12 +1,14 @@
-//! IKE_AUTH (RFC 7296 §1.2, §2.15): identities, certificates, AUTH, and the first Child SA
-//! in transport mode with traffic selectors narrowed to the two hosts.
+//! IKE_AUTH (RFC 7296 §1.2, §2.15): identities, certificates, AUTH, and the first Child SA:
+//! in transport mode with traffic selectors narrowed to the two hosts, or in tunnel mode
+//! between the networks [`super::Config::tunnel`] names for the pair.
 
 use tracing::info;
 
+use super::child_ts::{answer_fits, mode_notify, request_fits, selectors};
 use super::endpoint::Ctx;
 use super::ike_sa::{error_notify, IkeSa, State};
-use super::proposal::{choose, covers_host, esp_proposals, within_host};
-use super::{ChildSa, Event, FailReason, Mode};
+use super::proposal::{choose, esp_proposals};
+use super::{ChildSa, Event, FailReason, Mode, Tunnel};
 use crate::auth::auth_octets;
 use crate::auth::AuthError;
 use crate::cert::{CertError, VerifiedPeer};
@@ -150,7 +152,7 @@ fn authenticated(sa: &mut IkeSa, ctx: &mut Ctx<'_>, peer: VerifiedPeer, peer_id:
     });
 }
 
-/// Initiator: sends IKE_AUTH with our identity and a transport-mode Child SA request.
+/// Initiator: sends IKE_AUTH with our identity and the Child SA request.
 pub(super) fn send_request(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
     let mut payloads = match identity_payloads(sa, ctx, true) {
         Ok(p) => p,
@@ -170,12 +172,13 @@ pub(super) fn send_request(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
             Vec::new(),
         )));
     }
-    payloads.extend([
-        Payload::Notify(Notify::new(notify::USE_TRANSPORT_MODE, Vec::new())),
-        Payload::Sa(esp_proposals(&ctx.config.esp_ciphers, sa.child_spi_in, &[])),
-        Payload::TsI(vec![TrafficSelector::host(sa.local.ip())]),
-        Payload::TsR(vec![TrafficSelector::host(sa.remote.ip())]),
-    ]);
+    payloads.extend(mode_notify(sa));
+    payloads.push(Payload::Sa(esp_proposals(
+        &ctx.config.esp_ciphers,
+        sa.child_spi_in,
+        &[],
+    )));
+    payloads.extend(selectors(sa, true));
     let bytes = sa.seal(ctx, exchange::IKE_AUTH, false, 1, &payloads);
     sa.state = State::AuthSent;
     sa.next_request_id = 2;
@@ -239,25 +242,22 @@ fn answer_child(
         &ctx.config.esp_ciphers,
         &[],
     );
-    let ts_ok = covers_host(p.ts_i.unwrap_or_default(), sa.remote.ip())
-        && covers_host(p.ts_r.unwrap_or_default(), sa.local.ip());
-    let Some(chosen) = chosen.filter(|c| p.transport && c.proposal.spi.len() == 4) else {
+    sa.tunnel = (ctx.config.tunnel.as_ref()).and_then(|f| f(sa.local.ip(), sa.remote.ip()));
+    let Some(chosen) = chosen.filter(|c| c.proposal.spi.len() == 4) else {
         return refuse(notify::NO_PROPOSAL_CHOSEN);
     };
-    if !ts_ok {
-        return refuse(notify::TS_UNACCEPTABLE);
+    let (ts_i, ts_r) = (p.ts_i.unwrap_or_default(), p.ts_r.unwrap_or_default());
+    if let Err(n) = request_fits(sa, p.transport, ts_i, ts_r) {
+        return refuse(n);
     }
     let spi_out = u32::from_be_bytes(chosen.proposal.spi[..4].try_into().unwrap_or_default());
     let spi_in = fresh_esp_spi(ctx);
     let mut proposal = chosen.proposal;
     proposal.spi = spi_in.to_be_bytes().to_vec();
     sa.children.push((spi_in, spi_out));
-    let payloads = vec![
-        Payload::Notify(Notify::new(notify::USE_TRANSPORT_MODE, Vec::new())),
-        Payload::Sa(vec![proposal]),
-        Payload::TsI(vec![TrafficSelector::host(sa.remote.ip())]),
-        Payload::TsR(vec![TrafficSelector::host(sa.local.ip())]),
-    ];
+    let mut payloads: Vec<Payload> = mode_notify(sa).into_iter().collect();
+    payloads.push(Payload::Sa(vec![proposal]));
+    payloads.extend(selectors(sa, false));
     (
         payloads,
         Some(child_sa(sa, chosen.cipher, (spi_in, spi_out), None)),
@@ -295,10 +295,16 @@ pub(super) fn on_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], ms
         .proposals
         .filter(|ps| ps.len() == 1)
         .and_then(|ps| choose(ps, protocol::ESP, &ctx.config.esp_ciphers, &[]));
-    let narrowed = within_host(p.ts_i.unwrap_or_default(), sa.local.ip())
-        && within_host(p.ts_r.unwrap_or_default(), sa.remote.ip());
+    let (ts_i, ts_r) = (p.ts_i.unwrap_or_default(), p.ts_r.unwrap_or_default());
     match chosen {
-        Some(c) if p.transport && narrowed && c.proposal.spi.len() == 4 => {
+        Some(c) if answer_fits(sa, p.transport, ts_i, ts_r) && c.proposal.spi.len() == 4 => {
+            if sa.tunnel.is_some() {
+                // What the responder narrowed to is what the Child SA carries.
+                sa.tunnel = Some(Tunnel {
+                    local: ts_i.to_vec(),
+                    remote: ts_r.to_vec(),
+                });
+            }
             let spi_out = u32::from_be_bytes(c.proposal.spi[..4].try_into().unwrap_or_default());
             let child = child_sa(sa, c.cipher, (sa.child_spi_in, spi_out), None);
             sa.children.push((sa.child_spi_in, spi_out));
@@ -338,6 +344,14 @@ pub(super) fn derive_child(
         true => (keys.responder_to_initiator, keys.initiator_to_responder),
         false => (keys.initiator_to_responder, keys.responder_to_initiator),
     };
+    let (local_ts, remote_ts, mode) = match &sa.tunnel {
+        None => (
+            vec![TrafficSelector::host(sa.local.ip())],
+            vec![TrafficSelector::host(sa.remote.ip())],
+            Mode::Transport,
+        ),
+        Some(t) => (t.local.clone(), t.remote.clone(), Mode::Tunnel),
+    };
     ChildSa {
         sa: sa.id(),
         spi_in,
@@ -345,9 +359,9 @@ pub(super) fn derive_child(
         cipher,
         keys_in,
         keys_out,
-        local_ts: vec![TrafficSelector::host(sa.local.ip())],
-        remote_ts: vec![TrafficSelector::host(sa.remote.ip())],
-        mode: Mode::Transport,
+        local_ts,
+        remote_ts,
+        mode,
         encap: sa.nat_local || sa.nat_remote,
         local: sa.local,
         remote: sa.remote,

@@ -119,6 +119,7 @@ fn successor(
     // Extensions agreed in IKE_SA_INIT (fragmentation) carry over to the new IKE SA.
     sa.fragmentation = old.fragmentation;
     sa.children = std::mem::take(&mut old.children);
+    sa.tunnel = old.tunnel.clone();
     Some(sa)
 }
 

@@ -76,6 +76,9 @@ pub(super) struct IkeSa {
     pub(super) nat_remote: bool,
     /// (inbound, outbound) SPIs of our Child SAs (two while one is being rekeyed).
     pub(super) children: Vec<(u32, u32)>,
+    /// The Child SAs' tunnel selectors; `None`: transport mode between the two hosts.
+    /// Requested by the initiator, then what was agreed; rekeys keep it.
+    pub(super) tunnel: Option<super::Tunnel>,
     /// Our CREATE_CHILD_SA rekey request in flight.
     pub(super) rekey: Option<super::rekey::Pending>,
     /// The peer's authenticated identity.

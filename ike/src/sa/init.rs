@@ -51,6 +51,7 @@ pub(super) fn blank(
         remote_id: None,
         child_spi_in: 0,
         children: Vec::new(),
+        tunnel: None,
         rekey: None,
         ike_rekey: None,
         peer_id: None,
@@ -82,6 +83,7 @@ pub(super) fn start(
     sa.key_share = Some(KeyShare::generate(group, ctx.rng));
     sa.ni = random_vec(ctx.rng, NONCE_LEN);
     sa.remote_id = remote_id;
+    sa.tunnel = (ctx.config.tunnel.as_ref()).and_then(|f| f(local.ip(), remote.ip()));
     send_init(&mut sa, ctx);
     sa
 }

@@ -1,5 +1,5 @@
 //! The IKE SA state machine, sans I/O: IKE_SA_INIT and IKE_AUTH in both roles with one
-//! transport-mode Child SA, message IDs, window size 1, retransmission with backoff,
+//! transport- or tunnel-mode Child SA ([`Config::tunnel`]), message IDs, window size 1, retransmission with backoff,
 //! cached responses, INVALID_KE_PAYLOAD and COOKIE retries, Deletes and liveness checks.
 //!
 //! The caller owns sockets and clocks: it feeds datagrams to [`Endpoint::handle`], calls
@@ -8,6 +8,7 @@
 
 #[cfg(test)]
 mod admission_tests;
+mod child_ts;
 #[cfg(test)]
 mod collision_tests;
 #[cfg(test)]
@@ -35,9 +36,11 @@ mod sim;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tunnel_tests;
+#[cfg(test)]
 mod windows_tests;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,6 +103,24 @@ pub struct Config {
     pub esp_spi: Option<SpiFilter>,
     /// IKE fragmentation (RFC 7383): offered, fragment size, reassembly bounds.
     pub fragmentation: Fragmentation,
+    /// Which pairs (our address, the peer's) take a tunnel-mode Child SA, and between which
+    /// selectors; `None`, or the hook answering `None`, means transport mode between the
+    /// two hosts. Both roles ask it: the initiator for what to request, the responder for
+    /// what to accept.
+    pub tunnel: Option<TunnelPolicy>,
+}
+
+/// The tunnel-mode Child SA a pair (our address, the peer's) takes, if any.
+pub type TunnelPolicy = Arc<dyn Fn(IpAddr, IpAddr) -> Option<Tunnel> + Send + Sync>;
+
+/// The traffic selectors of a tunnel-mode Child SA (RFC 7296 §2.9): the networks behind
+/// us and behind the peer, carried between the two IKE endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tunnel {
+    /// Ours (TSi when we initiate).
+    pub local: Vec<TrafficSelector>,
+    /// The peer's.
+    pub remote: Vec<TrafficSelector>,
 }
 
 /// An inbound ESP SPI filter: `true` lets us choose the SPI. It must accept a good share
@@ -189,6 +210,7 @@ impl Config {
             key_log: None,
             esp_spi: None,
             fragmentation: Fragmentation::default(),
+            tunnel: None,
         }
     }
 }
@@ -239,6 +261,9 @@ pub struct Transmit {
 pub enum Mode {
     /// Transport mode (USE_TRANSPORT_MODE negotiated).
     Transport,
+    /// Tunnel mode (no USE_TRANSPORT_MODE): the selectors are networks behind the two IKE
+    /// endpoints, which are the SA's outer addresses.
+    Tunnel,
 }
 
 /// A negotiated Child SA, ready for the kernel.

@@ -149,3 +149,24 @@ pub(super) fn covers_host(list: &[TrafficSelector], addr: IpAddr) -> bool {
 pub(super) fn within_host(list: &[TrafficSelector], addr: IpAddr) -> bool {
     !list.is_empty() && list.iter().all(|ts| ts.start == addr && ts.end == addr)
 }
+
+/// Whether selector `a` lies within `b`: its protocol, ports and addresses.
+fn inside(a: &TrafficSelector, b: &TrafficSelector) -> bool {
+    a.start.is_ipv4() == b.start.is_ipv4()
+        && (b.protocol == 0 || a.protocol == b.protocol)
+        && b.start_port <= a.start_port
+        && a.end_port <= b.end_port
+        && b.start <= a.start
+        && a.end <= b.end
+}
+
+/// Whether `list` (the peer's proposal) covers every selector we want: the responder of a
+/// tunnel-mode Child SA answers with exactly its own, a narrowing (RFC 7296 §2.9).
+pub(super) fn covers_all(list: &[TrafficSelector], wanted: &[TrafficSelector]) -> bool {
+    !wanted.is_empty() && wanted.iter().all(|w| list.iter().any(|ts| inside(w, ts)))
+}
+
+/// Whether every selector of `list` (the peer's answer) lies within one of `ours`.
+pub(super) fn within_all(list: &[TrafficSelector], ours: &[TrafficSelector]) -> bool {
+    !list.is_empty() && list.iter().all(|ts| ours.iter().any(|o| inside(ts, o)))
+}

@@ -2,10 +2,11 @@
 //! forward secrecy (IKE SA rekeys: `ike_rekey`), including both ends rekeying one Child SA
 //! at once (§2.8.1, §2.25.1). Not yet: new Child SAs.
 
+use super::child_ts::{answer_fits, mode_notify, request_fits, selectors};
 use super::endpoint::Ctx;
 use super::ike_auth::{derive_child, fresh_esp_spi};
 use super::ike_sa::{error_notify, find_notify, IkeSa, State};
-use super::proposal::{choose, covers_host, esp_proposals, within_host, Chosen};
+use super::proposal::{choose, esp_proposals, Chosen};
 use super::{info, ChildSa, Event};
 use crate::codec::{exchange, notify, protocol, Ke, Message, Notify, Payload, TrafficSelector};
 use crate::crypto::{DhGroup, KeyShare, Secret};
@@ -58,19 +59,19 @@ fn start_with(sa: &mut IkeSa, ctx: &mut Ctx<'_>, old_in: u32, group: Option<DhGr
     };
     let spi_in = fresh_esp_spi(ctx);
     let ni = random_vec(ctx.rng, 32);
-    let mut payloads = vec![
-        notify_with_spi(notify::REKEY_SA, old_in),
-        Payload::Notify(Notify::new(notify::USE_TRANSPORT_MODE, Vec::new())),
+    let mut payloads = vec![notify_with_spi(notify::REKEY_SA, old_in)];
+    payloads.extend(mode_notify(sa));
+    payloads.extend([
         Payload::Sa(esp_proposals(&ctx.config.esp_ciphers, spi_in, &offered)),
         Payload::Nonce(ni.clone()),
-    ];
+    ]);
     payloads.extend(share.as_ref().map(|s| {
         Payload::Ke(Ke {
             group: s.group().number(),
             data: s.public().to_vec(),
         })
     }));
-    payloads.extend(host_selectors(sa, true));
+    payloads.extend(selectors(sa, true));
     let id = sa.next_request_id;
     let bytes = sa.seal(ctx, exchange::CREATE_CHILD_SA, false, id, &payloads);
     sa.next_request_id = id.wrapping_add(1);
@@ -83,16 +84,6 @@ fn start_with(sa: &mut IkeSa, ctx: &mut Ctx<'_>, old_in: u32, group: Option<DhGr
         collision: None,
     });
     true
-}
-
-/// TSi and TSr of the two hosts, from the point of view of the exchange's initiator.
-fn host_selectors(sa: &IkeSa, we_initiate: bool) -> [Payload; 2] {
-    let (us, them) = (
-        TrafficSelector::host(sa.local.ip()),
-        TrafficSelector::host(sa.remote.ip()),
-    );
-    let (i, r) = if we_initiate { (us, them) } else { (them, us) };
-    [Payload::TsI(vec![i]), Payload::TsR(vec![r])]
 }
 
 /// The SA, nonce, KE and selectors of a CREATE_CHILD_SA message.
@@ -210,12 +201,11 @@ fn answer(
         &ctx.config.groups,
     )
     .ok_or(no_proposal.clone())?;
-    if !p.transport || chosen.proposal.spi.len() != 4 {
+    if chosen.proposal.spi.len() != 4 {
         return Err(no_proposal);
     }
-    if !covers_host(p.ts_i, sa.remote.ip()) || !covers_host(p.ts_r, sa.local.ip()) {
-        return Err((notify::TS_UNACCEPTABLE, Vec::new()));
-    }
+    // The rekeyed Child SA keeps its mode and selectors (RFC 7296 §2.9.2).
+    request_fits(sa, p.transport, p.ts_i, p.ts_r).map_err(|n| (n, Vec::new()))?;
     let share = chosen
         .group
         .map(|g: DhGroup| KeyShare::generate(g, ctx.rng));
@@ -245,18 +235,15 @@ fn answer(
     let child = derive_child(sa, chosen.cipher, (spi_in, spi_out), exchange, Some(old_in));
     let mut proposal = chosen.proposal;
     proposal.spi = spi_in.to_be_bytes().to_vec();
-    let mut payloads = vec![
-        Payload::Notify(Notify::new(notify::USE_TRANSPORT_MODE, Vec::new())),
-        Payload::Sa(vec![proposal]),
-        Payload::Nonce(nr.clone()),
-    ];
+    let mut payloads: Vec<Payload> = mode_notify(sa).into_iter().collect();
+    payloads.extend([Payload::Sa(vec![proposal]), Payload::Nonce(nr.clone())]);
     payloads.extend(share.as_ref().map(|s| {
         Payload::Ke(Ke {
             group: s.group().number(),
             data: s.public().to_vec(),
         })
     }));
-    payloads.extend(host_selectors(sa, false));
+    payloads.extend(selectors(sa, false));
     let lowest = std::cmp::min(p.nonce.to_vec(), nr);
     Ok((payloads, child, lowest))
 }
@@ -331,9 +318,9 @@ fn accept(
     let chosen = Some(p.proposals)
         .filter(|ps| ps.len() == 1)
         .and_then(|ps| choose(ps, protocol::ESP, &ctx.config.esp_ciphers, &groups))
-        .filter(|c| c.proposal.spi.len() == 4 && c.group == groups.first().copied() && p.transport)
+        .filter(|c| c.proposal.spi.len() == 4 && c.group == groups.first().copied())
         .ok_or(notify::NO_PROPOSAL_CHOSEN)?;
-    if !within_host(p.ts_i, sa.local.ip()) || !within_host(p.ts_r, sa.remote.ip()) {
+    if !answer_fits(sa, p.transport, p.ts_i, p.ts_r) {
         return Err(notify::TS_UNACCEPTABLE);
     }
     let shared = pfs_secret(&chosen, p.ke, pending.share.as_ref())?;

@@ -4,7 +4,8 @@
 #   DIR/corp-ca.{pem,key}      the lab CA ("corp" in the policy), ECDSA P-256
 #   DIR/corp.crl               its CRL, revoking roamer-revoked
 #   DIR/HOST-cert.{pem,key}    from the corp CA, SAN = the host's IPv4 and IPv6 addresses:
-#                              site, db, mp (inventory) and roamer (not in the inventory)
+#                              site, db, mp (inventory) and roamer (not in the inventory);
+#                              gw-east, gw-west: the tunnel lab's gateways (transit addresses)
 #   DIR/roamer-revoked-cert.*  the roamer's addresses, corp CA, revoked by corp.crl
 #   DIR/other-ca.{pem,key}     another CA, trusted by nobody in the policy
 #   DIR/roamer-other-cert.*    the roamer's addresses, issued by the other CA
@@ -33,6 +34,8 @@ issue site corp-ca 10.10.0.10 fd00:10::10
 issue db corp-ca 10.10.0.11 fd00:10::11
 issue mp corp-ca 10.20.0.20 fd00:20::20
 issue roamer corp-ca 10.20.0.40 fd00:20::40
+issue gw-east corp-ca 10.93.0.1 fd00:93::1
+issue gw-west corp-ca 10.93.0.2 fd00:93::2
 issue roamer-revoked corp-ca 10.20.0.40 fd00:20::40
 issue roamer-other other-ca 10.20.0.40 fd00:20::40
 # `revocation = "strict"` wants a current CRL: 30 days (pki's default is 15).

@@ -156,6 +156,17 @@ impl TunnelLab {
     /// Start `xfrm-agent run` in a gateway's namespace with its key; returns once the
     /// daemon is running (readiness is the test's to poll, on kernel state).
     pub fn start_agent(&mut self, ns: &str, policy: &Path, key: &Path) -> anyhow::Result<()> {
+        self.start_agent_with(ns, policy, key, &[])
+    }
+
+    /// [`TunnelLab::start_agent`] with more arguments (`--cert FILE --cert-key FILE`).
+    pub fn start_agent_with(
+        &mut self,
+        ns: &str,
+        policy: &Path,
+        key: &Path,
+        extra: &[&std::ffi::OsStr],
+    ) -> anyhow::Result<()> {
         let log = std::fs::File::create(self.scratch.join(format!("agent-{ns}.log")))?;
         let child = Command::new("ip")
             .args(["netns", "exec", ns])
@@ -165,6 +176,7 @@ impl TunnelLab {
             .arg(policy)
             .arg("--key")
             .arg(key)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

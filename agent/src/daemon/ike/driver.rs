@@ -14,7 +14,7 @@ use super::view::{self, IkeView};
 use crate::ike_setup::IkeSetup;
 use crate::keepalive::{KeepaliveSchedule, NatPath};
 use crate::kernel::ike_sockets::{Datagram, IkePorts, IkeSockets};
-use crate::keying::{Acquire, Admission, Keying, StaticSpis};
+use crate::keying::{Acquire, Admission, Keying, Settings, StaticSpis};
 use crate::model::{DesiredSa, SaDir, SaKey};
 
 /// The negotiated SAs keying wants in the kernel.
@@ -149,18 +149,20 @@ impl IkeDriver {
     }
 
     /// A policy reload: the new admission (peers no longer admitted are deleted), the
-    /// static SPI slots, and the new credentials and authorities (`config`: used from
-    /// the next exchange on); the change is reported at the next [`IkeDriver::on_timeout`].
+    /// static SPI slots, and the new credentials, authorities and timers (`config`: used
+    /// from the next exchange on); the change is reported at the next
+    /// [`IkeDriver::on_timeout`].
     pub fn reconfigure(
         &mut self,
         now: Instant,
         admission: Arc<dyn Admission>,
         spis: Option<Arc<StaticSpis>>,
-        config: Option<ike::sa::Config>,
+        config: Option<(ike::sa::Config, Settings)>,
     ) {
-        if let Some(config) = config {
+        if let Some((config, settings)) = config {
             self.own_not_after = config.certificates.first().and_then(|c| view::not_after(c));
             self.keying.set_config(config);
+            self.keying.set_settings(settings);
         }
         self.keying.set_admission(now, admission);
         if let Some(spis) = spis {

@@ -86,6 +86,23 @@ impl Reconciler {
         self.ike.policy_changed = false;
     }
 
+    /// The IKE sockets are about to take UDP 4500: the reconciler's own ESP-in-UDP sockets
+    /// close now (the next reconcile opens none while IKE holds the port).
+    pub fn release_natt(&mut self) {
+        self.ike.holds_natt = true;
+        self.sync_encap(&Desired::default());
+    }
+
+    /// IKEv2 stopped (a reload turned it off, or its sockets could not open): no pair is
+    /// keyed over IKEv2, the negotiated SAs leave the desired set, UDP 4500 is the
+    /// reconciler's again; the next reconcile applies it.
+    pub fn stop_ike(&mut self) {
+        self.set_negotiated(Negotiated::new());
+        self.ike.admission = None;
+        self.ike.holds_natt = false;
+        self.view.ike = None;
+    }
+
     /// Keying's negotiated SAs changed: the next reconcile installs exactly these.
     pub fn set_negotiated(&mut self, states: Negotiated) {
         let changed = changed_keys(&self.ike.negotiated, &states);

@@ -1,5 +1,7 @@
 //! IKEv2 as a source of the loop: datagrams on UDP 500/4500, keying's own timers and NAT
-//! keepalives, and the acquires the XFRM source routes here. Whenever the negotiated SAs
+//! keepalives, and the acquires the XFRM source routes here. It exists while the policy
+//! uses IKEv2: opened at start or by the reload that turns IKEv2 on, closed by the one that
+//! turns it off (`daemon::after_reconcile`). Whenever the negotiated SAs
 //! change, they go to the reconciler and the turn reconciles ([`Cause::Keying`]).
 
 use std::ops::ControlFlow;
@@ -53,9 +55,17 @@ impl Ike {
         rec: &mut Reconciler,
     ) -> anyhow::Result<Ike> {
         let admission = setup.admission.clone();
-        let mut driver =
-            IkeDriver::open(setup, Box::new(OsRng), IkePorts::default(), v6, std_now())
-                .map_err(|e| anyhow::anyhow!("opening the IKE sockets (UDP 500/4500): {e}"))?;
+        // Only one socket binds UDP 4500: the reconciler's ESP-in-UDP ones (static SAs)
+        // make way for the IKE ones, which decapsulate as well.
+        rec.release_natt();
+        let driver = IkeDriver::open(setup, Box::new(OsRng), IkePorts::default(), v6, std_now());
+        let mut driver = match driver {
+            Ok(d) => d,
+            Err(e) => {
+                rec.stop_ike();
+                anyhow::bail!("opening the IKE sockets (UDP 500/4500): {e}");
+            }
+        };
         driver.reconfigure(std_now(), admission.clone(), Some(rec.static_spis()), None);
         rec.start_ike(admission);
         rec.view.ike = Some(driver.view(std_now(), crate::clock::now().secs()));
@@ -87,29 +97,41 @@ impl Ike {
 
     /// After the turn's reconcile: the datagrams held for the SAs it installed leave
     /// now; a policy newly in force (a reload, or SIGHUP after a CRL or certificate was
-    /// replaced) gives keying its admission, SPI slots, credentials and authorities.
-    pub(in crate::daemon) fn after_reconcile(&mut self, rec: &mut Reconciler) {
+    /// replaced) gives keying its admission, SPI slots, credentials, authorities and
+    /// timers. `Break`: the policy no longer uses IKEv2; every IKE SA was deleted (the
+    /// Deletes sent) and the source is to be closed ([`Ike::close`]).
+    pub(in crate::daemon) fn after_reconcile(&mut self, rec: &mut Reconciler) -> ControlFlow<()> {
         self.driver.release(std_now());
         // ESP that arrived since the last reconcile proves its peer alive (no DPD needed).
         self.driver
             .note_packets(std_now(), &rec.take_negotiated_packets());
         if !rec.take_policy_change() {
-            return;
+            return ControlFlow::Continue(());
         }
         let (admission, config): (Arc<dyn Admission>, _) = match rec.ike_setup() {
-            Ok(Some(s)) => (s.admission, Some(s.config)),
+            Ok(Some(s)) => (s.admission, Some((s.config, s.settings))),
             Ok(None) => {
-                tracing::info!("the policy no longer uses IKEv2: deleting every IKE SA");
-                (Arc::new(NoIke), None)
+                tracing::info!("the policy no longer uses IKEv2: deleting every IKE SA and closing the IKE sockets");
+                self.driver
+                    .reconfigure(std_now(), Arc::new(NoIke), None, None);
+                return ControlFlow::Break(());
             }
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "IKE setup of the new policy failed; keying keeps its admission and credentials");
-                return;
+                return ControlFlow::Continue(());
             }
         };
         rec.set_ike_admission(admission.clone());
         let spis = Some(rec.static_spis());
         self.driver.reconfigure(std_now(), admission, spis, config);
+        ControlFlow::Continue(())
+    }
+
+    /// Close the sockets (the source is dropped): the negotiated SAs leave the desired
+    /// set, and the reconciler holds UDP 4500 again when static SAs need it.
+    pub(in crate::daemon) fn close(self, rec: &mut Reconciler) {
+        rec.stop_ike();
+        tracing::info!("IKEv2 stopped: UDP 500 and 4500 closed");
     }
 
     /// Hand changed SAs to the reconciler and ask for a reconcile; refresh the view when

@@ -33,6 +33,7 @@ mod suite;
 mod tunnel;
 
 pub use incremental::{Compiled, Compiler, Touched};
+pub(crate) use tunnel::ike_tunnels;
 
 #[cfg(test)]
 mod tests;

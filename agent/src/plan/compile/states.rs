@@ -20,7 +20,7 @@ use super::ports::blocks_of;
 use super::sa_map::SaSink;
 use super::spi::{profile, SpiTable};
 use super::suite::SaContext;
-use super::tunnel::tunnel_links;
+use super::tunnel::{ike_tunnels, tunnel_links};
 use super::{Layout, RuleNets};
 use crate::keys::PrivateKey;
 use crate::model::{
@@ -343,7 +343,8 @@ pub fn transport_sas(
     }
 }
 
-/// Tunnel-mode SAs of this gateway: one profile per (peer gateway, outer pair, cipher).
+/// Tunnel-mode SAs of this gateway: one profile per (peer gateway, outer pair, cipher),
+/// except for gateway pairs keyed over IKEv2 ([`ike_tunnels`]).
 pub fn tunnel_sas(
     cx: &SaContextAll,
     policy: &Policy,
@@ -355,12 +356,21 @@ pub fn tunnel_sas(
     type Group<'a> =
         BTreeMap<(String, IpAddr, IpAddr, Cipher), (&'a policy_schema::Host, Vec<(IpNet, IpNet)>)>;
     let mut groups: Group = BTreeMap::new();
+    // Gateway pairs keyed over IKEv2 get their tunnel SAs from keying.
+    let ike = ike_tunnels(policy, me);
     for rule in policy
         .rules
         .iter()
         .filter(|r| r.mode == Mode::Tunnel && r.action.uses_esp())
     {
         for link in tunnel_links(policy, rule, me) {
+            // (A second IKEv2 rule with another cipher gets no SAs: not static ones.)
+            let keyed = ike.get(&(link.local_addr, link.peer_addr));
+            if keyed
+                .is_some_and(|t| t.cipher == rule.cipher || rule.key_exchange == KeyExchange::Ikev2)
+            {
+                continue;
+            }
             let k = (
                 link.peer.name.clone(),
                 link.local_addr,

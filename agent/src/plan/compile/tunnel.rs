@@ -1,9 +1,10 @@
 //! Tunnel-mode rules: which subnets this gateway protects towards which remote gateway.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use policy_schema::{Family, Host, Policy, Rule};
+use policy_schema::{Cipher, Family, Host, KeyExchange, Mode, Policy, Rule};
 
 use super::net::intersect;
 use super::ports::Side;
@@ -93,4 +94,54 @@ pub fn tunnel_links<'a>(policy: &'a Policy, rule: &Rule, me: &Host) -> Vec<Tunne
         }
     }
     links
+}
+
+/// A gateway pair keyed over IKEv2: one tunnel-mode Child SA between the two outer
+/// addresses, carrying every network pair of the tunnel rules with the cipher of the first
+/// rule that says `key-exchange = "ikev2"` (the compiler makes no static SAs for them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IkeTunnel {
+    /// The first IKEv2 tunnel rule between the two gateways.
+    pub rule: String,
+    pub cipher: Cipher,
+    /// Networks behind us and behind the peer gateway.
+    pub local_nets: Vec<IpNet>,
+    pub remote_nets: Vec<IpNet>,
+}
+
+/// ESP tunnel-mode rules, in file order.
+fn esp_tunnel_rules(policy: &Policy) -> impl Iterator<Item = &Rule> {
+    (policy.rules.iter()).filter(|r| r.mode == Mode::Tunnel && r.action.uses_esp())
+}
+
+/// The gateway pairs (our outer address, the peer's) of `me` that IKEv2 keys.
+pub fn ike_tunnels(policy: &Policy, me: &Host) -> BTreeMap<(IpAddr, IpAddr), IkeTunnel> {
+    let mut out: BTreeMap<(IpAddr, IpAddr), IkeTunnel> = BTreeMap::new();
+    for rule in esp_tunnel_rules(policy).filter(|r| r.key_exchange == KeyExchange::Ikev2) {
+        for link in tunnel_links(policy, rule, me) {
+            (out.entry((link.local_addr, link.peer_addr))).or_insert_with(|| IkeTunnel {
+                rule: rule.name.clone(),
+                cipher: rule.cipher,
+                local_nets: Vec::new(),
+                remote_nets: Vec::new(),
+            });
+        }
+    }
+    for rule in esp_tunnel_rules(policy) {
+        for link in tunnel_links(policy, rule, me) {
+            let key = (link.local_addr, link.peer_addr);
+            let Some(t) = out.get_mut(&key).filter(|t| t.cipher == rule.cipher) else {
+                continue;
+            };
+            for (nets, n) in [
+                (&mut t.local_nets, link.local_net),
+                (&mut t.remote_nets, link.remote_net),
+            ] {
+                if !nets.contains(&n) {
+                    nets.push(n);
+                }
+            }
+        }
+    }
+    out
 }
