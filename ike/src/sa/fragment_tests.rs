@@ -249,8 +249,10 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
 
     /// IKE_AUTH in fragments, both ways, over a lossy, duplicating, reordering network.
+    /// IKE_SA_INIT is never fragmented (RFC 7383 §2.5.1): at 324 bytes + 28 of headers it
+    /// needs a path of 352 bytes, so the path starts at 360.
     #[test]
-    fn ike_auth_in_fragments_survives_a_rough_network(seed in 0u64..1000, size in 350usize..700) {
+    fn ike_auth_in_fragments_survives_a_rough_network(seed in 0u64..1000, size in 360usize..700) {
         let faults = Faults { loss: 20, duplicate: 20, jitter: Duration::from_millis(300) };
         let mut s = pair(faults, seed, |a, b| {
             a.fragmentation.size = size;
@@ -394,3 +396,4 @@ fn retransmissions_carry_every_fragment_and_are_answered_on_fragment_1() {
         "fragment 1 brings the whole response"
     );
 }
+
