@@ -24,6 +24,7 @@ for w in agent charon; do
   eval "bp90_$w=\$(get $w burst p90_ms)"; eval "bfail_$w=\$(get $w burst failed)"
   eval "rss_$w=\$(get $w rss-per-sa bytes)"
   eval "udp_$w=\$(get $w udp first_delivery_ms | median)"
+  eval "sa_$w=\$(get $w sa-ready ms | median)"
   eval "tcp_$w=\$(get $w tcp connect_ms | median)"
   eval "drops_$w=\$(awk -v w=$w '\$1 == w && \$2 == \"udp-rcvbuf-drops\" { print \$3 }' "$r")"
   eval "sas_$w=\$(awk -v w=$w '\$1 == w && \$2 == \"kernel-sas\" { print \$3 }' "$r")"
@@ -38,11 +39,13 @@ done
   row "burst: handshake p50 ms" "$bp50_agent" "$bp50_charon"
   row "burst: handshake p90 ms" "$bp90_agent" "$bp90_charon"
   row "first UDP packet -> delivered, median ms" "$udp_agent" "$udp_charon"
+  row "acquire -> outbound SA in b's kernel, median ms" "$sa_agent" "$sa_charon"
   row "TCP connect to a new peer, median ms" "$tcp_agent" "$tcp_charon"
   row "RSS per IKE SA, bytes" "$rss_agent" "$rss_charon"
   row "kernel SAs in b after the burst" "$sas_agent" "$sas_charon"
 }
 echo "first UDP delivery, each trial (ms): agent $(get agent udp first_delivery_ms | list); charon $(get charon udp first_delivery_ms | list)"
+echo "acquire -> outbound SA, each flow (ms): agent $(get agent sa-ready ms | list); charon $(get charon sa-ready ms | list)"
 echo "TCP connect, each trial (ms): agent $(get agent tcp connect_ms | list); charon $(get charon tcp connect_ms | list)"
 echo "targets: rate >= charon's (ratio >= 1); first packet <= 2 RTT + 10 ms of own time; <= 4096 B per IKE SA"
 grep -E '^(agent|charon) [a-z-]*first-failure|run failed' "$r" || true

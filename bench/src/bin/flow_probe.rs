@@ -112,7 +112,10 @@ fn main() -> anyhow::Result<()> {
     match a.as_slice() {
         ["serve", port, addrs @ ..] => serve(
             port.parse()?,
-            &addrs.iter().map(|a| a.parse()).collect::<Result<Vec<_>, _>>()?,
+            &addrs
+                .iter()
+                .map(|a| a.parse())
+                .collect::<Result<Vec<_>, _>>()?,
         ),
         ["udp", dst, port] => udp(dst.parse()?, port.parse()?, Duration::from_millis(2)),
         ["udp", dst, port, gap] => udp(

@@ -219,14 +219,19 @@ fn run_phase(
     while phase.done_ms.len() + phase.failed.len() < total {
         let now = Instant::now();
         while next < range.end && started.len() < window {
-            let sa = ep.initiate(now, socks.addr(next), SocketAddr::new(remote, IKE_PORT), None);
+            let sa = ep.initiate(
+                now,
+                socks.addr(next),
+                SocketAddr::new(remote, IKE_PORT),
+                None,
+            );
             started.insert(sa, now);
             next += 1;
         }
         flush(ep, socks)?;
-        let wait = ep
-            .poll_timeout()
-            .map_or(Duration::from_millis(100), |t| t.saturating_duration_since(now));
+        let wait = ep.poll_timeout().map_or(Duration::from_millis(100), |t| {
+            t.saturating_duration_since(now)
+        });
         let mut events = Vec::new();
         for (from, to, bytes) in socks.recv(wait) {
             events.extend(ep.handle(Instant::now(), from, to, &bytes));
@@ -305,9 +310,16 @@ fn main() -> anyhow::Result<()> {
     let a = parse_args()?;
     let socks = Sockets::bind(a.first, a.seq + a.burst)?;
     let rng = Urandom(std::fs::File::open("/dev/urandom")?);
-    let mut ep = Endpoint::new(config(&a)?, Box::new(rng), Instant::now(), SystemTime::now());
+    let mut ep = Endpoint::new(
+        config(&a)?,
+        Box::new(rng),
+        Instant::now(),
+        SystemTime::now(),
+    );
     let rss = |when: &str| -> anyhow::Result<Option<u64>> {
-        let Some(pid) = a.rss_pid else { return Ok(None) };
+        let Some(pid) = a.rss_pid else {
+            return Ok(None);
+        };
         let kb = vm_rss_kb(pid)?;
         println!("rss-{when} kb={kb}");
         Ok(Some(kb))
