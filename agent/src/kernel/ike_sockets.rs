@@ -28,6 +28,12 @@ pub const NON_ESP_MARKER: [u8; 4] = [0; 4];
 pub const NAT_KEEPALIVE: [u8; 1] = [0xff];
 /// The largest UDP payload.
 const MAX_DATAGRAM: usize = 65_535;
+/// Receive buffer of each IKE socket. The daemon handles one request at a time (a DH
+/// and a signature each), so a burst of new peers queues here: the kernel's default
+/// (net.core.rmem_default, 208 KiB ≈ 100 queued datagrams) overflowed at 1,000 peers at
+/// once, and every dropped IKE_SA_INIT cost its peer a retransmission timeout
+/// (scripts/bench-ike, docs/benchmarks.md). 4 MiB holds a few thousand requests.
+const RECEIVE_BUFFER: libc::c_int = 4 << 20;
 
 /// The two ports (tests may move them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +102,7 @@ impl IkeSocket {
     /// ESP-in-UDP socket with marker framing. Must run inside a tokio runtime.
     pub fn open(v6: bool, port: u16, natt: bool) -> io::Result<IkeSocket> {
         let sock = encap::bypassing_udp_socket(v6, natt)?;
+        enlarge_receive_buffer(sock.as_raw_fd());
         pktinfo::enable(sock.as_raw_fd(), v6)?;
         encap::bind(&sock, encap::wildcard(v6, port))?;
         sock.set_nonblocking(true)?;
@@ -285,6 +292,15 @@ impl IkeSockets {
     }
 }
 
+/// Sets [`RECEIVE_BUFFER`]: beyond net.core.rmem_max with CAP_NET_ADMIN (SO_RCVBUFFORCE),
+/// else as far as rmem_max allows. Never fatal: a smaller buffer only drops more under load.
+fn enlarge_receive_buffer(fd: std::os::fd::RawFd) {
+    let forced = encap::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, RECEIVE_BUFFER);
+    if forced.is_err() {
+        let _ = encap::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, RECEIVE_BUFFER);
+    }
+}
+
 fn no_socket(from: SocketAddr) -> io::Error {
     io::Error::new(
         io::ErrorKind::AddrNotAvailable,
@@ -312,5 +328,33 @@ mod tests {
         let ike = [0x22u8; 28];
         assert_eq!(classify(false, &ike), Inbound::Ike(&ike));
         assert_eq!(classify(false, &[0xff]), Inbound::Keepalive);
+    }
+
+    /// A burst of new peers must queue, not be dropped: the buffer is far above the
+    /// kernel's default (which `SO_RCVBUF` reports doubled, net/core/sock.c).
+    #[test]
+    fn ike_sockets_get_a_receive_buffer_for_bursts() {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let fd = sock.as_raw_fd();
+        enlarge_receive_buffer(fd);
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt into a local int of the given length.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0);
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: not root, SO_RCVBUF is capped at net.core.rmem_max");
+            return;
+        }
+        assert!(v >= 2 * RECEIVE_BUFFER, "SO_RCVBUF {v}");
     }
 }
