@@ -90,6 +90,11 @@ pub struct Counters {
     pub acquires_merged: u64,
     /// Child SAs refused by the peer.
     pub children_refused: u64,
+    /// Established peers deleted because their certificate was revoked, expired or no
+    /// longer chains to an anchor.
+    pub peers_cut: u64,
+    /// Exchanges refused (acquires and datagrams) because our certificate expired.
+    pub refused_own_expired: u64,
 }
 
 impl Counters {

@@ -14,7 +14,7 @@ use super::{Acquire, FailureKind, Keying, Settings, StaticSpis};
 use crate::model::{DesiredSa, SaDir, SaKey, Selector};
 use crate::plan::host_net as host;
 
-fn settings() -> Settings {
+pub(super) fn settings() -> Settings {
     Settings {
         rekey_after: Duration::from_secs(40),
         rekey_jitter: Duration::from_secs(4),
@@ -25,7 +25,7 @@ fn settings() -> Settings {
     }
 }
 
-fn acquire(local: &str, remote: &str, seq: u32) -> Acquire {
+pub(super) fn acquire(local: &str, remote: &str, seq: u32) -> Acquire {
     Acquire {
         local: ip(local),
         remote: ip(remote),
@@ -41,7 +41,7 @@ fn outbound(k: &Keying) -> Vec<(SaKey, DesiredSa)> {
 }
 
 /// Both sides carry traffic: each has one outbound SA.
-fn both_up(n: &Net) -> bool {
+pub(super) fn both_up(n: &Net) -> bool {
     outbound(&n.a).len() == 1 && outbound(&n.b).len() == 1
 }
 
@@ -81,7 +81,7 @@ fn outbound_has_peer_inbound(n: &Net) {
     }
 }
 
-fn established(faults: Faults, seed: u64) -> Net {
+pub(super) fn established(faults: Faults, seed: u64) -> Net {
     let mut n = Net::new(settings(), faults, seed);
     assert!(n.a.acquire(n.now, &acquire(A, B, 7)));
     assert!(n.run_until(Duration::from_secs(60), both_up, |_| ()));
@@ -173,7 +173,7 @@ fn refused(edit: impl FnOnce(&Pki, &mut Config, &mut Config), reason: FailureKin
 }
 
 /// `pki` as authority corp, with a CRL revoking A's certificate (serial 21).
-fn revoking_a(pki: &Pki) -> CertVerifier {
+pub(super) fn revoking_a(pki: &Pki) -> CertVerifier {
     let mut verifier = CertVerifier::new();
     let crl = pki.crl(&[21], 2030);
     verifier
@@ -217,7 +217,7 @@ fn a_crl_given_on_reload_refuses_the_peer_at_its_next_exchange() {
     let pki = Pki::new("Corp CA", 1);
     let mut b = testpki::config(&pki, &pki, B, 22);
     b.verifier = revoking_a(&pki);
-    n.b.set_config(b);
+    n.b.set_config(n.now, b);
     assert!(n.a.acquire(n.now, &acquire(A, B, 2)));
     let revoked = |n: &Net| n.b.counters().failures_of(FailureKind::Revoked) == 1;
     assert!(

@@ -140,7 +140,7 @@ impl IkeDriver {
     ) {
         if let Some(config) = config {
             self.own_not_after = config.certificates.first().and_then(|c| view::not_after(c));
-            self.keying.set_config(config);
+            self.keying.set_config(now, config);
         }
         self.keying.set_admission(now, admission);
         if let Some(spis) = spis {
