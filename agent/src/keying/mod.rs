@@ -367,6 +367,17 @@ impl Keying {
         self.expire(now);
     }
 
+    /// The authorities in force (anchors and CRLs).
+    pub fn verifier(&self) -> &ike::cert::CertVerifier {
+        &self.endpoint.config().verifier
+    }
+
+    /// The authorities in force, taken out (to keep them in a new config); keying holds
+    /// an empty verifier until [`Keying::set_config`] or [`Keying::set_verifier`].
+    pub fn take_verifier(&mut self) -> ike::cert::CertVerifier {
+        std::mem::take(&mut self.endpoint.config_mut().verifier)
+    }
+
     /// New authorities only (a CA or CRL file replaced): as [`Keying::set_config`].
     pub fn set_verifier(&mut self, now: Instant, verifier: ike::cert::CertVerifier) {
         self.endpoint.config_mut().verifier = verifier;
