@@ -8,42 +8,16 @@
 
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use base64::Engine as _;
-use ike::cert::testpki::rcgen::SanType;
-use ike::cert::testpki::{Pki, TestKey};
-use p256::pkcs8::{EncodePrivateKey, LineEnding};
+use ike::cert::testpki::Pki;
 use serde_json::Value;
-use support::daemon::{view, wait_for, Daemon, AGENT};
+use support::daemon::{view, wait_for};
+use support::ike_hosts::HostFiles;
 use support::ns::{privileged, TestNetns};
 
 const SITE: &str = "10.10.0.10";
 const DB: &str = "10.10.0.11";
-
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(p)
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = (b64.as_bytes().chunks(64))
-        .map(|l| std::str::from_utf8(l).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        lines.join("\n")
-    )
-}
-
-fn write(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
-    p
-}
 
 /// The policy: site and db (the example keys), one CA of scope "any", and their pair
 /// keyed over IKEv2 under `require`.
@@ -83,60 +57,6 @@ key-exchange = "ikev2"
     )
 }
 
-/// One host's files: policy, static key, certificate (IP SAN) and its key.
-struct HostFiles {
-    dir: PathBuf,
-}
-
-impl HostFiles {
-    fn new(pki: &Pki, host: &str, addr: &str, seed: u8) -> HostFiles {
-        let dir = std::env::temp_dir().join(format!("xa-ikepair-{host}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let ca = write(&dir, "ca.pem", &pem("CERTIFICATE", &pki.ca_der), 0o644);
-        write(&dir, "policy.toml", &policy(&ca), 0o644);
-        let key = std::fs::read_to_string(repo(&format!("examples/keys/{host}.key"))).unwrap();
-        write(&dir, "host.key", &key, 0o600);
-        let k = TestKey::new(seed);
-        let cert = pki.leaf(&k, u64::from(seed), |p| {
-            p.subject_alt_names = vec![SanType::IpAddress(addr.parse().unwrap())];
-        });
-        write(&dir, "cert.pem", &pem("CERTIFICATE", &cert), 0o644);
-        let sk = p256::SecretKey::from(&k.sk);
-        let key_pem = sk.to_pkcs8_pem(LineEnding::LF).unwrap();
-        write(&dir, "cert.key", &key_pem, 0o600);
-        HostFiles { dir }
-    }
-
-    /// Replace the policy atomically with the pair keyed statically (no IKEv2 left).
-    fn drop_ikev2(&self) {
-        let p = self.dir.join("policy.toml");
-        let text = std::fs::read_to_string(&p).unwrap();
-        let tmp = self.dir.join(".policy.toml.new");
-        std::fs::write(&tmp, text.replace("key-exchange = \"ikev2\"\n", "")).unwrap();
-        std::fs::rename(&tmp, &p).unwrap();
-    }
-
-    fn start(&self, ns: &TestNetns) -> Daemon {
-        let mut c = Command::new(AGENT);
-        c.args(["run", "--netns", &ns.name, "-c"])
-            .arg(self.dir.join("policy.toml"))
-            .arg("--key")
-            .arg(self.dir.join("host.key"))
-            .arg("--cert")
-            .arg(self.dir.join("cert.pem"))
-            .arg("--cert-key")
-            .arg(self.dir.join("cert.key"));
-        Daemon::spawn(ns, c)
-    }
-}
-
-impl Drop for HostFiles {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn ike_peer(v: &Value) -> Option<&Value> {
     v["ike"]["peers"].as_array()?.first()
 }
@@ -149,8 +69,8 @@ fn two_daemons_key_an_inventory_pair_over_ikev2() {
     let (n1, n2) = TestNetns::veth_pair(("ikp1", "ikp2"), (SITE, DB));
     let pki = Pki::new("Corp CA", 1);
     let (fs, fd) = (
-        HostFiles::new(&pki, "site", SITE, 41),
-        HostFiles::new(&pki, "db", DB, 42),
+        HostFiles::new(&pki, ("site", SITE, 41), policy),
+        HostFiles::new(&pki, ("db", DB, 42), policy),
     );
     let _db = fd.start(&n2);
     let _site = fs.start(&n1);
