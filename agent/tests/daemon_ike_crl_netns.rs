@@ -14,53 +14,20 @@ use std::time::Instant;
 use ike::cert::testpki::Pki;
 use serde_json::Value;
 use support::daemon::{view, wait_for};
-use support::ike_hosts::{pem, HostFiles};
+use support::ike_hosts::{pair_policy, pem, HostFiles, DB, SITE};
 use support::ns::{privileged, TestNetns};
 
-const SITE: &str = "10.10.0.10";
-const DB: &str = "10.10.0.11";
 /// Site's certificate serial (its key seed).
 const SITE_SERIAL: u8 = 41;
 
-/// site and db keyed over IKEv2 under `require`; one CA with a CRL file beside the CA.
+/// One CA with a CRL file beside the CA, strict revocation.
 fn policy(ca: &Path) -> String {
     let crl = ca.with_file_name("corp.crl");
-    format!(
-        r#"version = 1
-
-[[authorities]]
-name = "corp"
-ca-certificates = ["{}"]
-crls = ["{}"]
-revocation = "strict"
-scope = "any"
-crl-warning = "1h"
-
-[[hosts]]
-name = "site"
-addresses = ["{SITE}"]
-public-key = "afHYlNMD37507eZrZqsbd+jZV3lhnbG36Ad3QnFbgQE="
-
-[[hosts]]
-name = "db"
-addresses = ["{DB}"]
-public-key = "t8bqXUBXDk5Wy7r3iL2JDfz1/ooQRPrlEmOAyVtb0xk="
-
-[[exemptions]]
-name = "ike"
-protocol = "udp"
-ports = [500, 4500]
-
-[[rules]]
-name = "site-db"
-from = ["host:site"]
-to = ["host:db"]
-action = "require"
-key-exchange = "ikev2"
-"#,
+    pair_policy(&format!(
+        "ca-certificates = [\"{}\"]\ncrls = [\"{}\"]\nrevocation = \"strict\"\ncrl-warning = \"1h\"",
         ca.display(),
         crl.display()
-    )
+    ))
 }
 
 fn ike_peer(v: &Value) -> Option<&Value> {

@@ -13,6 +13,46 @@ use p256::pkcs8::{EncodePrivateKey, LineEnding};
 use super::daemon::{Daemon, AGENT};
 use super::ns::TestNetns;
 
+pub const SITE: &str = "10.10.0.10";
+pub const DB: &str = "10.10.0.11";
+
+/// site and db (the example keys) with their pair keyed over IKEv2 under `require`, and
+/// one authority `corp` of scope "any" whose other keys are `authority` (CA files, CRLs,
+/// revocation).
+pub fn pair_policy(authority: &str) -> String {
+    format!(
+        r#"version = 1
+
+[[authorities]]
+name = "corp"
+{authority}
+scope = "any"
+
+[[hosts]]
+name = "site"
+addresses = ["{SITE}"]
+public-key = "afHYlNMD37507eZrZqsbd+jZV3lhnbG36Ad3QnFbgQE="
+
+[[hosts]]
+name = "db"
+addresses = ["{DB}"]
+public-key = "t8bqXUBXDk5Wy7r3iL2JDfz1/ooQRPrlEmOAyVtb0xk="
+
+[[exemptions]]
+name = "ike"
+protocol = "udp"
+ports = [500, 4500]
+
+[[rules]]
+name = "site-db"
+from = ["host:site"]
+to = ["host:db"]
+action = "require"
+key-exchange = "ikev2"
+"#
+    )
+}
+
 pub fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(p)
 }

@@ -81,8 +81,13 @@ fn wait_gone(lab: &Lab, rig: &Rig, what: &str) -> anyhow::Result<u64> {
             .is_empty()
             .then(now_ns))
     })
-    .map_err(|e| anyhow::anyhow!("{e}
-{}", diagnose(lab, rig)))
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{e}
+{}",
+            diagnose(lab, rig)
+        )
+    })
 }
 
 /// Site's IKE view, its SAs with the roamer, and the end of its log.
@@ -185,7 +190,12 @@ pub fn revoked_while_streaming(lab: &Lab, crl: &Path) -> anyhow::Result<String> 
         s.stop()?;
     }
     let mut problems = judge(&rep_r, &rep_o, (renamed, gone), &mut out);
-    if failures("site", &mut out)?.get("revoked").copied().unwrap_or(0) == 0 {
+    if failures("site", &mut out)?
+        .get("revoked")
+        .copied()
+        .unwrap_or(0)
+        == 0
+    {
         problems.push("site counted no revoked failure".into());
     }
     anyhow::ensure!(problems.is_empty(), "{}\n{out}", problems.join("\n"));
@@ -202,7 +212,15 @@ pub fn expiring_while_streaming(lab: &Lab) -> anyhow::Result<String> {
     let path = |f: &str| pki.join(f).display().to_string();
     let not_after = std::time::SystemTime::now() + LIFETIME;
     let unix = not_after.duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    let key = rig::pki_cmd(&["--gen", "--type", "ecdsa", "--size", "256", "--outform", "pem"])?;
+    let key = rig::pki_cmd(&[
+        "--gen",
+        "--type",
+        "ecdsa",
+        "--size",
+        "256",
+        "--outform",
+        "pem",
+    ])?;
     let key_path = pki.join("roamer-short-cert.key");
     std::fs::write(&key_path, key)?;
     let cert = rig::pki_cmd(&[
@@ -263,7 +281,12 @@ pub fn expiring_while_streaming(lab: &Lab) -> anyhow::Result<String> {
         s.stop()?;
     }
     let mut problems = judge(&rep_r, &rep_o, (expiry_ns, gone), &mut out);
-    if failures("site", &mut out)?.get("expired").copied().unwrap_or(0) == 0 {
+    if failures("site", &mut out)?
+        .get("expired")
+        .copied()
+        .unwrap_or(0)
+        == 0
+    {
         problems.push("site counted no expired failure".into());
     }
     anyhow::ensure!(problems.is_empty(), "{}\n{out}", problems.join("\n"));
