@@ -124,10 +124,11 @@ fn ikev2_cut_revoked_roamer_while_streaming() {
     let lab = Lab::up(&options).expect("lab up");
     let result = revocation::revoked_while_streaming(&lab, &crl);
     lab.down().expect("clean tear-down");
+    let _ = std::fs::remove_dir_all(crl.parent().unwrap());
     println!("{}", result.expect("revoked roamer"));
 }
 
-/// The roamer's certificate, issued for the test, expires 40 s after issue while it
+/// The roamer's certificate, issued for the test, expires 30 s after issue while it
 /// streams: site's SAs with it go at its notAfter (not before), site ↔ db loses nothing,
 /// site counts `expired`.
 #[test]

@@ -203,7 +203,7 @@ pub fn revoked_while_streaming(lab: &Lab, crl: &Path) -> anyhow::Result<String> 
 }
 
 /// A roamer certificate valid for `LIFETIME` from now, issued for this test.
-const LIFETIME: Duration = Duration::from_secs(40);
+const LIFETIME: Duration = Duration::from_secs(30);
 
 /// The roamer with a certificate that expires during the test: site's SAs with it go at
 /// its notAfter, while site ↔ db keeps streaming.

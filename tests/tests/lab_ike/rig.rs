@@ -106,12 +106,16 @@ pub fn prepare(name: &str) -> UpOptions {
     }
 }
 
-/// [`prepare`] with site's (and every member's) CRL file in the scratch folder, a copy of
-/// the PKI's: a test may replace it without touching the other tests' PKI.
+/// [`prepare`] with the members' CRL file a copy of the PKI's, which a test may replace
+/// without touching the other tests' PKI. It lives under /tmp, a tmpfs inside UML: a
+/// rename on the hostfs that target/ is on raised no inotify event for the daemons (seen
+/// in UML; a tmpfs one does).
 pub fn prepare_own_crl(name: &str) -> (UpOptions, PathBuf) {
     let options = prepare(name);
     let dir = work_dir().join(name);
-    let crl = dir.join("corp.crl");
+    let crl_dir = std::env::temp_dir().join(format!("xfrm-lab-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&crl_dir).unwrap();
+    let crl = crl_dir.join("corp.crl");
     copy(&pki().join("corp.crl"), &crl, 0o644);
     let text = policy_text(pki()).replace(
         &format!("{}/corp.crl", pki().display()),
