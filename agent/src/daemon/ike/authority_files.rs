@@ -13,8 +13,9 @@ use tokio::time::Instant;
 use crate::daemon::debounce::{Debounce, FileEvent};
 use crate::daemon::watch;
 
-/// A burst of events settles this long before the files are read (a rename is complete
-/// at once; a writer's close ends its write).
+/// A burst of events settles this long before the files are read: one rename raises
+/// several events (from, to, both), and reading at the first would read again at the
+/// next. A writer's close ends its write the same way.
 const QUIET: Duration = Duration::from_millis(50);
 
 /// Every CA certificate and CRL file of the policy's authorities.
@@ -62,10 +63,15 @@ impl AuthorityFiles {
         std::iter::once(first).chain(more).collect()
     }
 
-    /// Note events that arrived at `now`.
+    /// Note events that arrived at `now`. A complete file is read after the quiet period
+    /// too (see [`QUIET`]); one still being written waits for its close.
     pub fn note(&mut self, events: &[FileEvent], now: Instant) {
         for e in events {
-            self.debounce.event(*e, now - self.origin);
+            let e = match e {
+                FileEvent::Complete => FileEvent::Changed,
+                other => *other,
+            };
+            self.debounce.event(e, now - self.origin);
         }
     }
 
