@@ -180,7 +180,9 @@ impl IkeDriver {
         self.settle(now)
     }
 
-    fn refused_authorities(&mut self, e: String) {
+    /// Authority files (or the new policy's IKE setup) that did not load: the ones in
+    /// force stay; the error is kept for status and counted.
+    pub fn refused_authorities(&mut self, e: String) {
         tracing::error!(error = %e, "authority files not loaded; the CA certificates and CRLs in force are kept");
         self.crls.error = Some(e);
         self.crls.errors += 1;

@@ -139,6 +139,8 @@ impl Ike {
             }
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "IKE setup of the new policy failed; keying keeps its admission and credentials");
+                self.driver.refused_authorities(format!("{e:#}"));
+                (self.view_now, self.view_stale) = (true, true);
                 return;
             }
         };
