@@ -9,139 +9,20 @@
 
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use base64::Engine as _;
-use ike::cert::testpki::rcgen::SanType;
-use ike::cert::testpki::{Pki, TestKey};
-use p256::pkcs8::{EncodePrivateKey, LineEnding};
+use ike::cert::testpki::Pki;
 use serde_json::Value;
-use support::daemon::{view, wait_for, Daemon, AGENT};
+use support::daemon::{view, wait_for};
+use support::ike_hosts::{pair_policy, HostFiles, DB, SITE};
 use support::ns::{privileged, TestNetns};
 
-const SITE: &str = "10.10.0.10";
-const DB: &str = "10.10.0.11";
-
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(p)
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = (b64.as_bytes().chunks(64))
-        .map(|l| std::str::from_utf8(l).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        lines.join("\n")
-    )
-}
-
-fn write(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
-    p
-}
-
-/// The policy: site and db (the example keys), one CA of scope "any", and their pair
-/// keyed over IKEv2 under `require`.
+/// The policy: one CA of scope "any" without CRLs.
 fn policy(ca: &Path) -> String {
-    format!(
-        r#"version = 1
-
-[[authorities]]
-name = "corp"
-ca-certificates = ["{}"]
-revocation = "relaxed"
-scope = "any"
-
-[[hosts]]
-name = "site"
-addresses = ["{SITE}"]
-public-key = "afHYlNMD37507eZrZqsbd+jZV3lhnbG36Ad3QnFbgQE="
-
-[[hosts]]
-name = "db"
-addresses = ["{DB}"]
-public-key = "t8bqXUBXDk5Wy7r3iL2JDfz1/ooQRPrlEmOAyVtb0xk="
-
-[[exemptions]]
-name = "ike"
-protocol = "udp"
-ports = [500, 4500]
-
-[[rules]]
-name = "site-db"
-from = ["host:site"]
-to = ["host:db"]
-action = "require"
-key-exchange = "ikev2"
-"#,
+    pair_policy(&format!(
+        "ca-certificates = [\"{}\"]\nrevocation = \"relaxed\"",
         ca.display()
-    )
-}
-
-/// One host's files: policy, static key, certificate (IP SAN) and its key.
-struct HostFiles {
-    dir: PathBuf,
-}
-
-impl HostFiles {
-    fn new(pki: &Pki, host: &str, addr: &str, seed: u8) -> HostFiles {
-        let pid = std::process::id();
-        let dir = std::env::temp_dir().join(format!("xa-ikepair-{host}-{seed}-{pid}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let ca = write(&dir, "ca.pem", &pem("CERTIFICATE", &pki.ca_der), 0o644);
-        write(&dir, "policy.toml", &policy(&ca), 0o644);
-        let key = std::fs::read_to_string(repo(&format!("examples/keys/{host}.key"))).unwrap();
-        write(&dir, "host.key", &key, 0o600);
-        let k = TestKey::new(seed);
-        let cert = pki.leaf(&k, u64::from(seed), |p| {
-            p.subject_alt_names = vec![SanType::IpAddress(addr.parse().unwrap())];
-        });
-        write(&dir, "cert.pem", &pem("CERTIFICATE", &cert), 0o644);
-        let sk = p256::SecretKey::from(&k.sk);
-        let key_pem = sk.to_pkcs8_pem(LineEnding::LF).unwrap();
-        write(&dir, "cert.key", &key_pem, 0o600);
-        HostFiles { dir }
-    }
-
-    /// Replace the policy atomically with the pair keyed statically (no IKEv2 left).
-    fn drop_ikev2(&self) {
-        self.edit(|text| text.replace("key-exchange = \"ikev2\"\n", ""));
-    }
-
-    /// Replace the policy atomically with `f` of its text.
-    fn edit(&self, f: impl FnOnce(&str) -> String) {
-        let p = self.dir.join("policy.toml");
-        let text = std::fs::read_to_string(&p).unwrap();
-        let tmp = self.dir.join(".policy.toml.new");
-        std::fs::write(&tmp, f(&text)).unwrap();
-        std::fs::rename(&tmp, &p).unwrap();
-    }
-
-    fn start(&self, ns: &TestNetns) -> Daemon {
-        let mut c = Command::new(AGENT);
-        c.args(["run", "--netns", &ns.name, "-c"])
-            .arg(self.dir.join("policy.toml"))
-            .arg("--key")
-            .arg(self.dir.join("host.key"))
-            .arg("--cert")
-            .arg(self.dir.join("cert.pem"))
-            .arg("--cert-key")
-            .arg(self.dir.join("cert.key"));
-        Daemon::spawn(ns, c)
-    }
-}
-
-impl Drop for HostFiles {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    ))
 }
 
 fn ike_peer(v: &Value) -> Option<&Value> {
@@ -156,8 +37,8 @@ fn two_daemons_key_an_inventory_pair_over_ikev2() {
     let (n1, n2) = TestNetns::veth_pair(("ikp1", "ikp2"), (SITE, DB));
     let pki = Pki::new("Corp CA", 1);
     let (fs, fd) = (
-        HostFiles::new(&pki, "site", SITE, 41),
-        HostFiles::new(&pki, "db", DB, 42),
+        HostFiles::new(&pki, ("site", SITE, 41), policy),
+        HostFiles::new(&pki, ("db", DB, 42), policy),
     );
     let _db = fd.start(&n2);
     let _site = fs.start(&n1);
@@ -228,7 +109,7 @@ fn a_reload_turns_ikev2_on_and_off_without_a_restart() {
     }
     let (n1, _n2) = TestNetns::veth_pair(("ikr1", "ikr2"), (SITE, DB));
     let pki = Pki::new("Corp CA", 1);
-    let fs = HostFiles::new(&pki, "site", SITE, 43);
+    let fs = HostFiles::new(&pki, ("site", SITE, 43), policy);
     fs.drop_ikev2();
     let _site = fs.start(&n1);
     let v = view(&n1).expect("site answers");

@@ -22,7 +22,14 @@ pub struct Authority {
     pub scope: Scope,
     /// A peer's certificate must match one of these (empty: any certificate of the CA).
     pub identities: Vec<IdentityPattern>,
+    /// Warn this many seconds before a CRL's nextUpdate (`crl-warning`).
+    pub crl_warning: u64,
 }
+
+/// `crl-warning` when the file gives none: a day, time to publish a fresh CRL.
+pub const CRL_WARNING_DEFAULT: u64 = 86_400;
+/// The range of `crl-warning`: a minute to 90 days.
+pub const CRL_WARNING: (u64, u64) = (60, 90 * 86_400);
 
 /// What a missing or outdated CRL means for peers of an authority.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

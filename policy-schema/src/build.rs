@@ -104,6 +104,7 @@ fn authority(a: RawAuthority) -> Option<Authority> {
         revocation: a.revocation,
         scope: a.scope,
         identities: vals(a.identities),
+        crl_warning: (a.crl_warning.map(|w| w.v)).unwrap_or(crate::authority::CRL_WARNING_DEFAULT),
     })
 }
 

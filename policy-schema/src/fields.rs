@@ -398,6 +398,15 @@ pub(crate) static AUTHORITY: TableSpec = TableSpec {
             Kind::Identities,
             "Identity patterns a peer's certificate must match (one of them); absent = any holder.",
         ),
+        dflt(
+            "crl-warning",
+            Kind::Duration {
+                min: crate::authority::CRL_WARNING.0,
+                max: crate::authority::CRL_WARNING.1,
+            },
+            "Warn (log, status, metric) this long before a CRL's nextUpdate.",
+            || json!("1d"),
+        ),
     ],
 };
 

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 pub use crate::authority::{
     Admission, Authority, CertIdentity, Glob, IdentityPattern, KeyExchange, Revocation, Scope,
+    CRL_WARNING, CRL_WARNING_DEFAULT,
 };
 
 /// The whole policy file after validation.

@@ -108,6 +108,7 @@ pub(crate) struct RawAuthority {
     pub revocation_at: Option<usize>,
     pub scope: Scope,
     pub identities: Vec<Sp<IdentityPattern>>,
+    pub crl_warning: Option<Sp<u64>>,
 }
 
 #[derive(Debug)]

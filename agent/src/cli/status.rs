@@ -137,6 +137,47 @@ fn render_ike(out: &mut String, ike: &IkeView, now: Timestamp) {
             p.rekeys,
         );
     }
+    render_ike_validity(out, ike, now);
+}
+
+/// Our certificate's expiry, the CRLs near or past nextUpdate, a refused authority file.
+fn render_ike_validity(out: &mut String, ike: &IkeView, now: Timestamp) {
+    use crate::daemon::ike::crls::CrlState;
+    if ike.certificate_expired {
+        let _ = writeln!(
+            out,
+            "    OUR CERTIFICATE EXPIRED: no IKE SA, {} exchanges refused; load a valid one (--cert) and restart or SIGHUP",
+            ike.refused_own_expired
+        );
+    }
+    for c in ike.crls.iter().filter(|c| c.state != CrlState::Current) {
+        let when = (c.next_update).map_or("-".to_string(), |t| {
+            clock::human(Timestamp::from_secs(u64::try_from(t).unwrap_or(0)), now)
+        });
+        let what = match c.state {
+            CrlState::Outdated => "is PAST its nextUpdate (strict: new peers refused)",
+            _ => "nears its nextUpdate",
+        };
+        let _ = writeln!(
+            out,
+            "    CRL of {} (authority {}) {what}: {when}",
+            c.issuer, c.authority
+        );
+    }
+    if let Some(e) = &ike.authority_error {
+        let _ = writeln!(
+            out,
+            "    authority files refused ({} so far; those in force kept): {e}",
+            ike.authority_errors
+        );
+    }
+    if ike.peers_cut > 0 {
+        let _ = writeln!(
+            out,
+            "    peers cut by revocation or expiry: {}",
+            ike.peers_cut
+        );
+    }
 }
 
 pub fn run(args: &super::StatusArgs) -> anyhow::Result<ExitCode> {
@@ -273,6 +314,23 @@ mod tests {
         );
         assert!(text.contains("failures: auth-failed 2"), "{text}");
         assert!(text.contains("198.51.100.7 lap7.corp.example (authority corp) aes-gcm-16-256 established 2026-12-07 17:36:54 UTC"), "{text}");
+        assert!(!text.contains("CRL"), "{text}");
+        let ike = v.ike.as_mut().unwrap();
+        ike.crls = vec![crate::daemon::ike::crls::CrlView {
+            authority: "corp".into(),
+            issuer: "CN=Corp CA".into(),
+            next_update: Some(1_796_666_400),
+            seconds_left: Some(-1),
+            state: crate::daemon::ike::crls::CrlState::Outdated,
+        }];
+        ike.authority_error = Some("authority corp: CRL /crl/corp.crl: bad".into());
+        ike.authority_errors = 1;
+        let text = render_daemon(&v, NOW);
+        assert!(
+            text.contains("CRL of CN=Corp CA (authority corp) is PAST its nextUpdate"),
+            "{text}"
+        );
+        assert!(text.contains("authority files refused (1 so far; those in force kept): authority corp: CRL /crl/corp.crl: bad"), "{text}");
         let json = serde_json::to_string(&v).unwrap();
         assert_eq!(parse_view(&json).unwrap(), v);
     }

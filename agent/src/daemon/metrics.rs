@@ -197,6 +197,49 @@ fn register_ike(reg: &mut Registry, ike: &super::ike::view::IkeView) {
         "When each peer's IKE SA was established (Unix seconds)",
         established,
     );
+    register_ike_validity(reg, ike);
+}
+
+/// Revocation and expiry: CRLs' distance to nextUpdate, refused authority files, peers
+/// cut, our certificate's expiry.
+fn register_ike_validity(reg: &mut Registry, ike: &super::ike::view::IkeView) {
+    let crls = Family::<Labels, Gauge>::default();
+    for c in ike.crls.iter().filter(|c| c.seconds_left.is_some()) {
+        let l = vec![
+            ("authority".into(), c.authority.clone()),
+            ("issuer".into(), c.issuer.clone()),
+        ];
+        crls.get_or_create(&l).set(c.seconds_left.unwrap_or(0));
+    }
+    reg.register(
+        "ike_crl_next_update_seconds",
+        "Seconds until each CRL's nextUpdate (negative: past; strict revocation then refuses new peers)",
+        crls,
+    );
+    counter(
+        reg,
+        "ike_authority_load_errors",
+        "Loads of the authorities' CA and CRL files refused (the ones in force were kept)",
+        ike.authority_errors,
+    );
+    counter(
+        reg,
+        "ike_peers_cut",
+        "Established peers deleted because their certificate was revoked, expired or lost its anchor",
+        ike.peers_cut,
+    );
+    gauge(
+        reg,
+        "ike_certificate_expired",
+        "1 when our own certificate has expired (no IKE SA, new exchanges refused)",
+        usize::from(ike.certificate_expired),
+    );
+    counter(
+        reg,
+        "ike_refused_own_certificate_expired",
+        "Exchanges refused because our own certificate expired",
+        ike.refused_own_expired,
+    );
 }
 
 #[cfg(test)]
@@ -237,6 +280,15 @@ mod tests {
                 ike_sas: 2,
                 failures: BTreeMap::from([("auth-failed".to_string(), 3)]),
                 certificate_not_after: Some(1_900_000_000),
+                crls: vec![crate::daemon::ike::crls::CrlView {
+                    authority: "corp".into(),
+                    issuer: "CN=Corp CA".into(),
+                    next_update: Some(1_800_000_000),
+                    seconds_left: Some(-5),
+                    state: crate::daemon::ike::crls::CrlState::Outdated,
+                }],
+                authority_errors: 2,
+                peers_cut: 1,
                 peers: vec![IkePeerView {
                     identity: "host9.corp".into(),
                     authority: "corp".into(),
@@ -255,6 +307,10 @@ mod tests {
             "xfrm_agent_ike_failures_total{reason=\"auth-failed\"} 3",
             "xfrm_agent_ike_certificate_expiry_timestamp_seconds 1900000000",
             "xfrm_agent_ike_peer_established_timestamp_seconds{peer=\"10.1.2.3\",identity=\"host9.corp\",authority=\"corp\"} 1700000000",
+            "xfrm_agent_ike_crl_next_update_seconds{authority=\"corp\",issuer=\"CN=Corp CA\"} -5",
+            "xfrm_agent_ike_authority_load_errors_total 2",
+            "xfrm_agent_ike_peers_cut_total 1",
+            "xfrm_agent_ike_certificate_expired 0",
         ] {
             assert!(t.contains(want), "missing {want:?} in:\n{t}");
         }

@@ -34,7 +34,7 @@ use sources::{
 };
 use timers::{due, instant_of, Pending, Timers};
 
-use crate::kernel::{self, ike_sockets};
+use crate::kernel;
 
 /// After a failed reconcile (kernel I/O error), try again after this long.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -214,7 +214,7 @@ fn after_reconcile(s: &mut Sources, rec: &mut Reconciler, timers: &mut Timers) {
 }
 
 /// The IKE source's next datagram (never ready without one).
-async fn next_ike(ike: &mut Option<Ike>) -> anyhow::Result<std::io::Result<ike_sockets::Datagram>> {
+async fn next_ike(ike: &mut Option<Ike>) -> anyhow::Result<sources::IkeInput> {
     match ike {
         Some(ike) => ike.next().await,
         None => std::future::pending().await,

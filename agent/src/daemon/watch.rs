@@ -1,4 +1,5 @@
-//! Watching the policy file (and the key files) for hot reload. The directory is watched,
+//! Watching the policy file (and the key files) for hot reload, and the authorities' CA
+//! and CRL files for IKEv2 keying. The directory is watched,
 //! not the file: editors and config managers replace files by rename, and Kubernetes
 //! ConfigMaps swap a `..data` symlink, none of which a watch on the old inode would see.
 //! Which events mean "the file is complete" and which mean "still being written" is
@@ -105,7 +106,27 @@ pub fn watch(
     tx: UnboundedSender<FileEvent>,
 ) -> notify::Result<RecommendedWatcher> {
     let explicit = load::explicit_cluster_keys(args);
-    let t = Targets::of(&args.config, &args.key, &explicit);
+    start(Targets::of(&args.config, &args.key, &explicit), tx)
+}
+
+/// Start watching `files` (e.g. the authorities' CA certificates and CRLs) the same way:
+/// renames into place, in-place writes and symlink swaps; events go to `tx`.
+pub fn watch_files(
+    files: &[PathBuf],
+    tx: UnboundedSender<FileEvent>,
+) -> notify::Result<RecommendedWatcher> {
+    let mut t = Targets {
+        dirs: vec![],
+        files: vec![],
+        key_dirs: vec![],
+    };
+    for f in files {
+        t.add(f);
+    }
+    start(t, tx)
+}
+
+fn start(t: Targets, tx: UnboundedSender<FileEvent>) -> notify::Result<RecommendedWatcher> {
     let dirs = t.dirs.clone();
     let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
         Ok(ev) => {

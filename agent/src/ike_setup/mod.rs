@@ -113,12 +113,13 @@ pub fn verifier(policy: &Policy) -> anyhow::Result<CertVerifier> {
 }
 
 fn add_authority(v: &mut CertVerifier, a: &Authority) -> anyhow::Result<()> {
-    let read = |kind: &str, path: &Path| {
+    // Each file alone first (a CRL with the CA certificates, which must have signed it),
+    // so that an error names it.
+    let read = |kind: &str, path: &Path, cas: &[&[u8]]| {
         let snap = policy_schema::file::read_regular(path, MAX_CREDENTIAL_FILE_SIZE)
             .with_context(|| format!("authority {}: {kind} {}", a.name, path.display()))?;
-        // Each file alone first, so that an error names it.
         let (cas, crls): (&[&[u8]], &[&[u8]]) = match kind {
-            "CRL" => (&[], &[&snap.bytes]),
+            "CRL" => (cas, &[&snap.bytes]),
             _ => (&[&snap.bytes], &[]),
         };
         CertVerifier::new()
@@ -127,10 +128,10 @@ fn add_authority(v: &mut CertVerifier, a: &Authority) -> anyhow::Result<()> {
         anyhow::Ok(snap.bytes)
     };
     let cas = (a.ca_certificates.iter())
-        .map(|p| read("CA certificate", p))
+        .map(|p| read("CA certificate", p, &[]))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let crls = (a.crls.iter())
-        .map(|p| read("CRL", p))
+        .map(|p| read("CRL", p, &slices(&cas)))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mode = match a.revocation {
         Revocation::Strict => RevocationMode::Strict,

@@ -7,6 +7,7 @@ use ike::cert::display_id;
 use ike::sa::{ChildSa, Event, SaId};
 
 use super::status::{FailureKind, PeerStatus};
+use super::validity::Credential;
 use super::{child, Child, Ike, Keying, Pair, Peer};
 
 impl Keying {
@@ -24,6 +25,7 @@ impl Keying {
                 authority,
                 subject,
                 not_after,
+                certificates,
             } => {
                 let status = PeerStatus {
                     identity: display_id(&peer_id),
@@ -32,7 +34,12 @@ impl Keying {
                     not_after,
                     ..PeerStatus::default()
                 };
-                self.authenticated.insert(sa, status);
+                let credential = Credential {
+                    certificates,
+                    peer_id,
+                    not_after,
+                };
+                self.authenticated.insert(sa, (status, credential));
             }
             Event::ChildSaReady(c) => self.on_child(now, *c),
             Event::ChildDeleted { sa, spi_in, .. } => self.on_child_deleted(now, sa, spi_in),
@@ -95,11 +102,12 @@ impl Keying {
             );
             peer.status.established = Some(now);
         }
-        if let Some(auth) = auth {
+        if let Some((auth, credential)) = auth {
             peer.status = PeerStatus {
                 established: peer.status.established,
                 ..auth
             };
+            peer.credential = Some(credential);
         }
         peer.status.local = Some(pair.0);
         peer.status.address = Some(pair.1);
@@ -220,6 +228,7 @@ impl Keying {
     }
 
     pub(super) fn run_timers(&mut self, now: Instant) {
+        self.expire_certificates(now);
         let pairs: Vec<Pair> = self.peers.keys().copied().collect();
         for pair in pairs {
             self.drop_duplicate_ikes(now, pair);

@@ -34,6 +34,9 @@ mod testnet;
 mod tests;
 #[cfg(test)]
 mod tunnel_tests;
+mod validity;
+#[cfg(test)]
+mod validity_tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -164,6 +167,8 @@ struct Peer {
     out: Option<u32>,
     acquire_seq: Option<u32>,
     status: PeerStatus,
+    /// Its certificates as authenticated: checked again when the authorities change.
+    credential: Option<validity::Credential>,
     generations: u64,
 }
 
@@ -177,6 +182,7 @@ impl Peer {
             out: None,
             acquire_seq: None,
             status: PeerStatus::default(),
+            credential: None,
             generations: 0,
         }
     }
@@ -198,8 +204,12 @@ pub struct Keying {
     peers: BTreeMap<Pair, Peer>,
     by_sa: HashMap<SaId, Pair>,
     /// Authenticated peers whose Child SA has not come yet (responder side).
-    authenticated: HashMap<SaId, PeerStatus>,
+    authenticated: HashMap<SaId, (PeerStatus, validity::Credential)>,
     counters: Counters,
+    /// Our certificate's notAfter (Unix seconds).
+    own_not_after: Option<i64>,
+    /// Our certificate's expiry was acted on (peers deleted, logged once).
+    own_expiry_handled: bool,
 }
 
 impl Keying {
@@ -214,6 +224,7 @@ impl Keying {
     ) -> Keying {
         config.admit = Some(admit_hook(&admission));
         config.tunnel = Some(tunnel_hook(&admission));
+        let own_not_after = own_not_after(&config);
         Keying {
             endpoint: Endpoint::new(config, rng, now, wall),
             settings,
@@ -222,6 +233,8 @@ impl Keying {
             by_sa: HashMap::new(),
             authenticated: HashMap::new(),
             counters: Counters::default(),
+            own_not_after,
+            own_expiry_handled: false,
         }
     }
 
@@ -229,6 +242,10 @@ impl Keying {
     /// runs yet (one per peer); `false` if the acquire is not ours or was merged.
     pub fn acquire(&mut self, now: Instant, acquire: &Acquire) -> bool {
         let pair = (acquire.local, acquire.remote);
+        if self.own_certificate_expired(now) {
+            self.counters.refused_own_expired += 1;
+            return false;
+        }
         let Some(terms) = self.admission.terms(pair.0, pair.1) else {
             self.counters.acquires_not_admitted += 1;
             return false;
@@ -253,6 +270,11 @@ impl Keying {
 
     /// A datagram received on `to` from `from` (the non-ESP marker already stripped).
     pub fn handle(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, datagram: &[u8]) {
+        if self.own_certificate_expired(now) {
+            // Nothing of ours is valid to answer with: the peer times out.
+            self.counters.refused_own_expired += 1;
+            return;
+        }
         self.note_traffic(now, (to.ip(), from.ip()));
         let events = self.endpoint.handle(now, from, to, datagram);
         self.on_events(now, events);
@@ -292,7 +314,9 @@ impl Keying {
             });
             children.chain(retiring).chain(ikes.flatten())
         });
-        own.chain(self.endpoint.poll_timeout()).min()
+        (own.chain(self.expiry_deadline()))
+            .chain(self.endpoint.poll_timeout())
+            .min()
     }
 
     /// The ESP SAs keying wants in the kernel now: every live Child SA's inbound SA, the
@@ -347,15 +371,37 @@ impl Keying {
         }
     }
 
-    /// New credentials, authorities (CA certificates, CRLs) and suites (policy reload):
-    /// exchanges from now on use them; established IKE SAs stay (a revoked peer is refused
-    /// at its next exchange). The admission and SPI hooks in force are kept.
-    pub fn set_config(&mut self, mut config: Config) {
+    /// New credentials, authorities (CA certificates, CRLs) and suites (policy reload, or
+    /// a CA or CRL file replaced): exchanges from now on use them, and established peers
+    /// whose certificate they now refuse (revoked, no anchor) are deleted with their SAs at
+    /// once. The admission and SPI hooks in force are kept.
+    pub fn set_config(&mut self, now: Instant, mut config: Config) {
         let current = self.endpoint.config_mut();
         config.admit = current.admit.take();
         config.tunnel = current.tunnel.take();
         config.esp_spi = current.esp_spi.take();
+        self.own_not_after = own_not_after(&config);
         *current = config;
+        self.own_expiry_handled = false;
+        self.recheck_peers(now);
+        self.expire_certificates(now);
+    }
+
+    /// The authorities in force (anchors and CRLs).
+    pub fn verifier(&self) -> &ike::cert::CertVerifier {
+        &self.endpoint.config().verifier
+    }
+
+    /// The authorities in force, taken out (to keep them in a new config); keying holds
+    /// an empty verifier until [`Keying::set_config`] or [`Keying::set_verifier`].
+    pub fn take_verifier(&mut self) -> ike::cert::CertVerifier {
+        std::mem::take(&mut self.endpoint.config_mut().verifier)
+    }
+
+    /// New authorities only (a CA or CRL file replaced): as [`Keying::set_config`].
+    pub fn set_verifier(&mut self, now: Instant, verifier: ike::cert::CertVerifier) {
+        self.endpoint.config_mut().verifier = verifier;
+        self.recheck_peers(now);
     }
 
     /// New keying timers (policy reload): Child and IKE SAs made from now on are rekeyed on
@@ -412,6 +458,11 @@ impl Ike {
             probing: false,
         }
     }
+}
+
+/// The notAfter of our certificate in `config`.
+fn own_not_after(config: &Config) -> Option<i64> {
+    (config.certificates.first()).and_then(|c| ike::cert::not_after(c))
 }
 
 /// The ike crate's admission hook over ours.

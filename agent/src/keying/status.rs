@@ -93,6 +93,11 @@ pub struct Counters {
     /// Negotiated SAs that reached a kernel lifetime (soft or hard) before keying rekeyed
     /// them: each made keying rekey their Child SA at once.
     pub kernel_expires: u64,
+    /// Established peers deleted because their certificate was revoked, expired or no
+    /// longer chains to an anchor.
+    pub peers_cut: u64,
+    /// Exchanges refused (acquires and datagrams) because our certificate expired.
+    pub refused_own_expired: u64,
 }
 
 impl Counters {

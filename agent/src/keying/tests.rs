@@ -173,7 +173,7 @@ fn refused(edit: impl FnOnce(&Pki, &mut Config, &mut Config), reason: FailureKin
 }
 
 /// `pki` as authority corp, with a CRL revoking A's certificate (serial 21).
-fn revoking_a(pki: &Pki) -> CertVerifier {
+pub(super) fn revoking_a(pki: &Pki) -> CertVerifier {
     let mut verifier = CertVerifier::new();
     let crl = pki.crl(&[21], 2030);
     verifier
@@ -217,7 +217,7 @@ fn a_crl_given_on_reload_refuses_the_peer_at_its_next_exchange() {
     let pki = Pki::new("Corp CA", 1);
     let mut b = testpki::config(&pki, &pki, B, 22);
     b.verifier = revoking_a(&pki);
-    n.b.set_config(b);
+    n.b.set_config(n.now, b);
     assert!(n.a.acquire(n.now, &acquire(A, B, 2)));
     let revoked = |n: &Net| n.b.counters().failures_of(FailureKind::Revoked) == 1;
     assert!(

@@ -46,6 +46,7 @@ pub fn authority(name: &str) -> Authority {
         revocation: Revocation::Relaxed,
         scope: Scope::Any,
         identities: vec![],
+        crl_warning: policy_schema::CRL_WARNING_DEFAULT,
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod daemon;
 pub mod fixture;
+pub mod ike_hosts;
 pub mod ns;
 pub mod policy;
 

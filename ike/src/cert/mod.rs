@@ -3,6 +3,7 @@
 //! CA certificates and CRLs come in as bytes.
 
 mod algs;
+mod crl;
 mod identity;
 pub use identity::display_id;
 #[cfg(any(test, feature = "testkit"))]
@@ -98,7 +99,22 @@ struct Authority {
     name: String,
     anchors: Vec<CertificateDer<'static>>,
     crls: Vec<CertRevocationList<'static>>,
+    crl_info: Vec<CrlInfo>,
     mode: RevocationMode,
+}
+
+/// What a loaded CRL says about itself: for warnings ahead of its nextUpdate and for
+/// refusing a replacement older than it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlInfo {
+    /// The authority it was loaded for.
+    pub authority: String,
+    /// Its issuer DN (one of the authority's CA certificates).
+    pub issuer: String,
+    /// Its crlNumber (RFC 5280 §5.2.3: increases with each CRL of an issuer), if any.
+    pub number: Option<Vec<u8>>,
+    /// Its nextUpdate (Unix seconds), if any.
+    pub next_update: Option<i64>,
 }
 
 /// Verifies peer certificates against named authorities.
@@ -127,10 +143,12 @@ impl CertVerifier {
                 .map_err(|e| CertError::Malformed(format!("CA certificate: {e}")))?;
             anchors.push(CertificateDer::from(ca));
         }
+        let mut crl_info = Vec::new();
         let crls = crls
             .iter()
             .flat_map(|b| der_items(b))
             .map(|der| {
+                crl_info.push(crl::check(name, &der, &anchors)?);
                 OwnedCertRevocationList::from_der(&der)
                     .map(CertRevocationList::from)
                     .map_err(|e| CertError::Malformed(format!("CRL: {e}")))
@@ -140,9 +158,20 @@ impl CertVerifier {
             name: name.to_string(),
             anchors,
             crls,
+            crl_info,
             mode,
         });
         Ok(())
+    }
+
+    /// Every loaded CRL, authority by authority.
+    pub fn crls(&self) -> impl Iterator<Item = &CrlInfo> {
+        self.authorities.iter().flat_map(|a| &a.crl_info)
+    }
+
+    /// Each authority's name and revocation mode.
+    pub fn authorities(&self) -> impl Iterator<Item = (&str, RevocationMode)> {
+        self.authorities.iter().map(|a| (a.name.as_str(), a.mode))
     }
 
     /// SHA-1 hashes of every anchor's SubjectPublicKeyInfo, concatenated (CERTREQ data).
@@ -312,4 +341,10 @@ fn der_items(bytes: &[u8]) -> Vec<Vec<u8>> {
         .filter_map(Result::ok)
         .map(|p| p.contents)
         .collect()
+}
+
+/// The notAfter (Unix seconds) of certificate `der`, if it parses.
+pub fn not_after(der: &[u8]) -> Option<i64> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    Some(cert.validity().not_after.timestamp())
 }

@@ -135,10 +135,15 @@ impl Pki {
 
     /// A CRL listing `revoked` serials, valid until `next_update` (year).
     pub fn crl(&self, revoked: &[u64], next_update_year: i32) -> Vec<u8> {
+        self.crl_numbered(revoked, next_update_year, 1)
+    }
+
+    /// [`Pki::crl`] with crlNumber `number`.
+    pub fn crl_numbered(&self, revoked: &[u64], next_update_year: i32, number: u64) -> Vec<u8> {
         let params = CertificateRevocationListParams {
             this_update: date_time_ymd(2025, 6, 1),
             next_update: date_time_ymd(next_update_year, 1, 1),
-            crl_number: SerialNumber::from(1u64),
+            crl_number: SerialNumber::from(number),
             issuing_distribution_point: None,
             revoked_certs: revoked
                 .iter()

@@ -179,9 +179,12 @@ fn crls_are_enforced_by_mode_and_expiry() {
         verify(&[&stale], RevocationMode::Relaxed),
         Err(CertError::CrlExpired)
     );
-    // A CRL signed by someone else does not count as the issuer's.
-    let forged_crl = Pki::new("Corp CA", 98).crl(&[], 2030);
-    assert!(verify(&[&forged_crl], RevocationMode::Strict).is_err());
+    // A CRL of another issuer does not count as the CA's.
+    let other_crl = Pki::new("Other CA", 98).crl(&[], 2030);
+    assert_eq!(
+        verify(&[&other_crl], RevocationMode::Strict),
+        Err(CertError::RevocationUnknown)
+    );
 }
 
 #[test]
@@ -224,4 +227,34 @@ fn base64_lines(der: &[u8]) -> String {
         .map(|l| std::str::from_utf8(l).unwrap())
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[test]
+fn a_crl_not_signed_by_the_authority_is_refused() {
+    let ca = Pki::new("Corp CA", 1);
+    let add = |crl: &[u8]| {
+        CertVerifier::new().add_authority("corp", &[&ca.ca_der], &[crl], RevocationMode::Strict)
+    };
+    // A CRL in our CA's name signed with another CA's key (forged) is refused at load.
+    let forged = Pki::new("Corp CA", 3).crl(&[10], 2030);
+    let e = add(&forged).unwrap_err();
+    assert!(
+        matches!(&e, CertError::Malformed(m) if m.contains("is not signed by that CA certificate's key")),
+        "{e}"
+    );
+    assert!(add(&ca.crl(&[10], 2030)).is_ok());
+    let mut v = CertVerifier::new();
+    v.add_authority(
+        "corp",
+        &[&ca.ca_der],
+        &[&ca.crl_numbered(&[], 2030, 7)],
+        RevocationMode::Strict,
+    )
+    .unwrap();
+    let info: Vec<_> = v.crls().cloned().collect();
+    assert_eq!(info.len(), 1);
+    assert_eq!(info[0].authority, "corp");
+    assert_eq!(info[0].number, Some(vec![7]));
+    let next = rcgen::date_time_ymd(2030, 1, 1).unix_timestamp();
+    assert_eq!(info[0].next_update, Some(next));
 }

@@ -110,6 +110,22 @@ impl Endpoint {
         &mut self.core.config
     }
 
+    /// The configuration in force (its verifier re-checks established peers).
+    pub fn config(&self) -> &Config {
+        &self.core.config
+    }
+
+    /// Wall time at `now`, on the endpoint's anchor (what certificates are checked at).
+    pub fn wall_time(&self, now: Instant) -> SystemTime {
+        self.core.clock.1 + now.saturating_duration_since(self.core.clock.0)
+    }
+
+    /// The instant at which wall time reaches `wall` (at the anchor if it is before).
+    pub fn instant_at(&self, wall: SystemTime) -> Instant {
+        let (at, anchor) = self.core.clock;
+        at + wall.duration_since(anchor).unwrap_or_default()
+    }
+
     /// Re-anchors wall time (after the system clock was set).
     pub fn set_wall_clock(&mut self, now: Instant, wall: SystemTime) {
         self.core.clock = (now, wall);

@@ -140,7 +140,13 @@ pub(super) fn signature_and_certificate<'a>(
     Ok((*ee, chain))
 }
 
-fn authenticated(sa: &mut IkeSa, ctx: &mut Ctx<'_>, peer: VerifiedPeer, peer_id: Id) {
+fn authenticated(
+    sa: &mut IkeSa,
+    ctx: &mut Ctx<'_>,
+    peer: VerifiedPeer,
+    peer_id: Id,
+    certificates: Vec<Vec<u8>>,
+) {
     sa.peer_id = Some(peer_id.clone());
     info!(sa = sa.id().0, peer = %sa.remote, authority = %peer.authority, subject = %peer.subject, "IKE SA established");
     ctx.events.push(Event::PeerAuthenticated {
@@ -149,6 +155,7 @@ fn authenticated(sa: &mut IkeSa, ctx: &mut Ctx<'_>, peer: VerifiedPeer, peer_id:
         authority: peer.authority,
         subject: peer.subject,
         not_after: peer.not_after,
+        certificates,
     });
 }
 
@@ -212,7 +219,8 @@ pub(super) fn on_request(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], msg
     if p.initial_contact {
         ctx.initial_contact = Some((sa.id(), peer_id.clone()));
     }
-    authenticated(sa, ctx, peer, peer_id);
+    let certificates = p.certs.iter().map(|c| c.to_vec()).collect();
+    authenticated(sa, ctx, peer, peer_id, certificates);
     let (child_payloads, ready) = answer_child(sa, ctx, &p);
     payloads.extend(child_payloads);
     let bytes = sa.seal(ctx, exchange::IKE_AUTH, true, id, &payloads);
@@ -284,7 +292,8 @@ pub(super) fn on_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], ms
         return sa.fail(ctx, Some(FailReason::UnexpectedIdentity(shown)));
     }
     sa.state = State::Established;
-    authenticated(sa, ctx, peer, peer_id);
+    let certificates = p.certs.iter().map(|c| c.to_vec()).collect();
+    authenticated(sa, ctx, peer, peer_id, certificates);
     if let Some(err) = error_notify(&inner) {
         return ctx.events.push(Event::ChildRefused {
             sa: sa.id(),

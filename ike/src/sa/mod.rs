@@ -313,6 +313,9 @@ pub enum Event {
         subject: String,
         /// Certificate notAfter (Unix seconds).
         not_after: i64,
+        /// Its certificates (DER), end entity first: to check again against new CRLs
+        /// and anchors while its SAs live.
+        certificates: Vec<Vec<u8>>,
     },
     /// A Child SA is negotiated.
     ChildSaReady(Box<ChildSa>),

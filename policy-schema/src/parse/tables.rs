@@ -225,6 +225,7 @@ pub(crate) fn authority(rep: &mut Report, e: &mut Entries) -> RawAuthority {
     let revocation = e.choice(rep, "revocation");
     let scope = e.choice(rep, "scope");
     let identities = e.identities(rep, "identities");
+    let crl_warning = e.duration(rep, "crl-warning");
     RawAuthority {
         origin: origin(e),
         name,
@@ -240,6 +241,7 @@ pub(crate) fn authority(rep: &mut Report, e: &mut Entries) -> RawAuthority {
             _ => Scope::Named,
         },
         identities: identities.map(|l| l.v).unwrap_or_default(),
+        crl_warning,
     }
 }
 

@@ -106,6 +106,39 @@ pub fn prepare(name: &str) -> UpOptions {
     }
 }
 
+/// [`prepare`] with the members' CRL file a copy of the PKI's, which a test may replace
+/// without touching the other tests' PKI. It lives under /tmp, a tmpfs inside UML: a
+/// rename on the hostfs that target/ is on raised no inotify event for the daemons (seen
+/// in UML; a tmpfs one does).
+pub fn prepare_own_crl(name: &str) -> (UpOptions, PathBuf) {
+    let options = prepare(name);
+    let dir = work_dir().join(name);
+    let crl_dir = std::env::temp_dir().join(format!("xfrm-lab-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&crl_dir).unwrap();
+    let crl = crl_dir.join("corp.crl");
+    copy(&pki().join("corp.crl"), &crl, 0o644);
+    let text = policy_text(pki()).replace(
+        &format!("{}/corp.crl", pki().display()),
+        &crl.display().to_string(),
+    );
+    std::fs::write(dir.join("policy.toml"), text).unwrap();
+    (options, crl)
+}
+
+/// strongSwan's `pki` with the lab PKI's configuration (tests/lab/ike/mkpki.sh).
+pub fn pki_cmd(args: &[&str]) -> anyhow::Result<Vec<u8>> {
+    let out = Command::new("pki")
+        .args(args)
+        .env("STRONGSWAN_CONF", pki().join("pki.strongswan.conf"))
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "pki {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(out.stdout)
+}
+
 fn copy(from: &Path, to: &Path, mode: u32) {
     std::fs::copy(from, to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
     std::fs::set_permissions(to, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
@@ -181,6 +214,11 @@ action = "require"
 /// X25519 key and its corp certificate, through scripts/provision/agent (which records
 /// its pid for tear-down); wait until its daemon answers and has reconciled.
 pub fn start_roamer_agent(lab: &Lab) -> anyhow::Result<u32> {
+    start_roamer_agent_with(lab, "roamer")
+}
+
+/// [`start_roamer_agent`] with the PKI's certificate `cert` (`CERT-cert.{pem,key}`).
+pub fn start_roamer_agent_with(lab: &Lab, cert: &str) -> anyhow::Result<u32> {
     let agent = lab::agent_binary();
     let key = lab.keys.join("roamer.key");
     let out = Command::new(&agent).arg("keygen").output()?;
@@ -193,7 +231,7 @@ pub fn start_roamer_agent(lab: &Lab) -> anyhow::Result<u32> {
         .output()?;
     ensure!(out.status.success(), "xfrm-agent pubkey failed");
     let public = String::from_utf8(out.stdout)?.trim().to_string();
-    install_cert(pki(), "roamer", "roamer", &lab.keys);
+    install_cert(pki(), cert, "roamer", &lab.keys);
     let policy = lab.state.join("roamer-policy.toml");
     std::fs::write(&policy, roamer_policy_text(pki(), &public))?;
     let out = Command::new("ip")

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use super::crls::{refuse_rollback, CrlTracker};
 use super::view::{self, IkeView};
 use crate::ike_setup::IkeSetup;
 use crate::keepalive::{KeepaliveSchedule, NatPath};
@@ -33,6 +34,8 @@ pub struct IkeDriver {
     /// they depend on were reported and are not in the kernel yet.
     held: bool,
     own_not_after: Option<i64>,
+    /// The CRLs in force: warnings, refused loads.
+    pub crls: CrlTracker,
     /// Datagrams keying wanted sent that the socket refused (buffer full, no route).
     pub send_errors: u64,
 }
@@ -67,6 +70,7 @@ impl IkeDriver {
             pending: false,
             held: false,
             own_not_after,
+            crls: CrlTracker::default(),
             send_errors: 0,
         })
     }
@@ -159,9 +163,13 @@ impl IkeDriver {
         spis: Option<Arc<StaticSpis>>,
         config: Option<(ike::sa::Config, Settings)>,
     ) {
-        if let Some((config, settings)) = config {
+        if let Some((mut config, settings)) = config {
+            if let Err(e) = refuse_rollback(self.keying.verifier(), &config.verifier) {
+                self.refused_authorities(e);
+                config.verifier = self.keying.take_verifier();
+            }
             self.own_not_after = config.certificates.first().and_then(|c| view::not_after(c));
-            self.keying.set_config(config);
+            self.keying.set_config(now, config);
             self.keying.set_settings(settings);
         }
         self.keying.set_admission(now, admission);
@@ -170,6 +178,43 @@ impl IkeDriver {
         }
         self.send_all(now);
         self.pending = true;
+    }
+
+    /// The authorities' CA and CRL files read again (one of them was replaced): a valid,
+    /// not older set replaces the one in force, and established peers it now refuses are
+    /// deleted; otherwise the set in force stays and the error is kept for status.
+    pub fn set_authorities(
+        &mut self,
+        now: Instant,
+        loaded: anyhow::Result<ike::cert::CertVerifier>,
+    ) -> Option<Negotiated> {
+        let checked = loaded
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|v| refuse_rollback(self.keying.verifier(), &v).map(|()| v));
+        match checked {
+            Ok(v) => {
+                self.crls.error = None;
+                tracing::info!("authority files reloaded; established peers checked again");
+                self.keying.set_verifier(now, v);
+            }
+            Err(e) => self.refused_authorities(e),
+        }
+        self.settle(now)
+    }
+
+    /// Authority files (or the new policy's IKE setup) that did not load: the ones in
+    /// force stay; the error is kept for status and counted.
+    pub fn refused_authorities(&mut self, e: String) {
+        tracing::error!(error = %e, "authority files not loaded; the CA certificates and CRLs in force are kept");
+        self.crls.error = Some(e);
+        self.crls.errors += 1;
+    }
+
+    /// Logs CRLs that came within their warning margin or passed nextUpdate (`wall`:
+    /// Unix seconds); when to look again.
+    pub fn warn_crls(&mut self, wall: i64) -> Option<i64> {
+        self.crls.warn(self.keying.verifier(), wall);
+        self.crls.next_change(self.keying.verifier(), wall)
     }
 
     /// Deletes every IKE SA (daemon exit): Delete sent to each peer.
@@ -183,7 +228,7 @@ impl IkeDriver {
 
     /// What status shows, at `now` (which is `wall` Unix seconds).
     pub fn view(&self, now: Instant, wall: u64) -> IkeView {
-        view::build(&self.keying, now, wall, self.own_not_after)
+        view::build(&self.keying, now, wall, self.own_not_after, &self.crls)
     }
 
     /// Send what keying queued; report the negotiated SAs if they changed, and keep the

@@ -2,6 +2,8 @@
 //! IKE sockets, the NAT keepalives, the OS random numbers — and what status shows of it.
 //! The loop's source (`daemon/sources/ike.rs`) is a thin adapter over [`IkeDriver`].
 
+pub mod authority_files;
+pub mod crls;
 mod driver;
 mod rng;
 pub mod view;

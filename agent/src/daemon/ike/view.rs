@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::crls::{CrlTracker, CrlView};
 use crate::keying::Keying;
 
 /// One peer keyed over IKEv2.
@@ -31,6 +32,7 @@ pub struct IkePeerView {
 
 /// IKEv2 keying as a running daemon reports it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct IkeView {
     pub peers: Vec<IkePeerView>,
     /// IKE SAs held, in any state (half-open ones included).
@@ -44,10 +46,30 @@ pub struct IkeView {
     pub children_refused: u64,
     /// Our own certificate's notAfter (Unix seconds), when it parses.
     pub certificate_not_after: Option<i64>,
+    /// Our certificate has expired: no IKE SA, new exchanges refused.
+    pub certificate_expired: bool,
+    /// Exchanges refused because our certificate expired.
+    pub refused_own_expired: u64,
+    /// Established peers deleted because their certificate was revoked, expired or no
+    /// longer chains to an anchor.
+    pub peers_cut: u64,
+    /// The authorities' CRLs in force, with their distance to nextUpdate.
+    pub crls: Vec<CrlView>,
+    /// Why the last load of the authority files was refused (file named), until one
+    /// succeeds; the files in force stay.
+    pub authority_error: Option<String>,
+    /// Loads of authority files refused.
+    pub authority_errors: u64,
 }
 
 /// The view of `keying` at `now` (monotonic), which is `wall` Unix seconds.
-pub fn build(keying: &Keying, now: Instant, wall: u64, own_not_after: Option<i64>) -> IkeView {
+pub fn build(
+    keying: &Keying,
+    now: Instant,
+    wall: u64,
+    own_not_after: Option<i64>,
+    crls: &CrlTracker,
+) -> IkeView {
     let unix = |t: Instant| wall.saturating_sub(now.saturating_duration_since(t).as_secs());
     let peers = keying
         .peers()
@@ -75,6 +97,12 @@ pub fn build(keying: &Keying, now: Instant, wall: u64, own_not_after: Option<i64
         kernel_expires: c.kernel_expires,
         children_refused: c.children_refused,
         certificate_not_after: own_not_after,
+        certificate_expired: keying.own_certificate_expired(now),
+        refused_own_expired: c.refused_own_expired,
+        peers_cut: c.peers_cut,
+        crls: crls.views(keying.verifier(), i64::try_from(wall).unwrap_or(i64::MAX)),
+        authority_error: crls.error.clone(),
+        authority_errors: crls.errors,
     }
 }
 

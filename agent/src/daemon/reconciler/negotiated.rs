@@ -132,6 +132,11 @@ impl Reconciler {
         ike_setup(&ctx.policy, &ctx.identity.host, &self.args)
     }
 
+    /// The policy in force.
+    pub fn policy(&self) -> &policy_schema::Policy {
+        &self.loaded.ctx.policy
+    }
+
     /// The static SAs' SPI slots under the policy in force.
     pub fn static_spis(&self) -> Arc<StaticSpis> {
         let p = &self.loaded.ctx.policy;

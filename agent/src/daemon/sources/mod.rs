@@ -24,7 +24,7 @@ use super::timers::Timers;
 
 pub(super) use addresses::Addresses;
 pub(super) use control_socket::ControlSocket;
-pub(super) use ike::Ike;
+pub(super) use ike::{Ike, IkeInput};
 pub(super) use metrics_http::MetricsEndpoint;
 pub(super) use policy_file::PolicyFile;
 pub(super) use signals::Signals;
