@@ -171,8 +171,8 @@ impl Guard {
         }
     }
 
-    /// Screens a new IKE_SA_INIT `msg` from `from` while `ike_sas` IKE SAs are held: only
-    /// hashing, no allocation beyond the reply.
+    /// Screens a new IKE_SA_INIT `msg` from `from` while `ike_sas` IKE SAs are held: a
+    /// hash at most, and nothing kept of the request.
     pub(super) fn screen(
         &mut self,
         config: &Config,

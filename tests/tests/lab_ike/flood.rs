@@ -2,6 +2,7 @@
 //! connects: the roamer gets in, site's memory stays bounded, and site counts the cookies it
 //! demanded instead of keeping state.
 
+use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub fn spoofed_flood(lab: &Lab) -> anyhow::Result<String> {
     // No flood: the roamer's IPv4 exchange (the first SAs of this kernel, so the slower).
     let quiet = rig::reach(lab, "roamer", r4, s4, "tcp", TCP, ESTABLISH)?;
     let before = rss_kb(pid, "VmRSS")?;
+    let udp_before = udp_counters("site")?;
     ip(&[
         "-n",
         "edge",
@@ -82,6 +84,12 @@ pub fn spoofed_flood(lab: &Lab) -> anyhow::Result<String> {
     sampling.store(false, Ordering::Relaxed);
     let peak = sampler.join().unwrap_or(0);
     let after = rss_kb(pid, "VmRSS")?;
+    let udp: BTreeMap<String, u64> = (udp_counters("site")?.into_iter())
+        .map(|(k, n)| {
+            let was = udp_before.get(&k).copied().unwrap_or(0);
+            (k, n.saturating_sub(was))
+        })
+        .collect();
     server.stop()?;
     let flood_says = String::from_utf8_lossy(&done.stdout).trim().to_string();
     anyhow::ensure!(
@@ -96,13 +104,16 @@ pub fn spoofed_flood(lab: &Lab) -> anyhow::Result<String> {
         "flood: {flood_says} ({PACKETS} spoofed IKE_SA_INIT from {SPOOFED}/16 at {RATE}/s)\n\
          roamer → site first echo: {:.2} s without flood (v4, first SAs of the kernel), {} under the flood (v6)\n\
          site's daemon RSS: {before} kB before, {peak} kB peak, {after} kB after (+{} kB at peak)\n\
-         site: {half_open} half-open IKE SAs; defences {refused:?}\n",
+         site: {half_open} half-open IKE SAs; defences {refused:?}\n\
+         site's UDP during the flood: {} datagrams delivered to sockets, {} dropped on a full receive buffer\n",
         quiet.as_secs_f64(),
         match &flooded {
             Ok(t) => format!("{:.2} s", t.as_secs_f64()),
             Err(e) => format!("failed: {e}"),
         },
         peak.saturating_sub(before),
+        udp.get("InDatagrams").unwrap_or(&0),
+        udp.get("RcvbufErrors").unwrap_or(&0),
     );
     anyhow::ensure!(flooded.is_ok(), "the roamer did not get in\n{out}");
     let sas = rig::owned_sas("site", r6, s6)?;
@@ -130,6 +141,24 @@ fn rss_kb(pid: u32, field: &str) -> anyhow::Result<u64> {
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .ok_or_else(|| anyhow::anyhow!("no {field} in /proc/{pid}/status"))
+}
+
+/// The `Udp:` counters of `/proc/net/snmp` in `host`'s namespace.
+fn udp_counters(host: &str) -> anyhow::Result<BTreeMap<String, u64>> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", host, "cat", "/proc/net/snmp"])
+        .output()?;
+    let text = String::from_utf8(out.stdout)?;
+    let mut udp = text.lines().filter_map(|l| l.strip_prefix("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        anyhow::bail!("{host}: no Udp counters in /proc/net/snmp");
+    };
+    let values = values.split_whitespace().filter_map(|v| v.parse().ok());
+    Ok(names
+        .split_whitespace()
+        .map(String::from)
+        .zip(values)
+        .collect())
 }
 
 fn ip(args: &[&str]) -> anyhow::Result<()> {
