@@ -153,6 +153,15 @@ pub(super) enum Screen {
     Drop,
 }
 
+/// A new IKE_SA_INIT request `msg` from `from` at `now`, while `ike_sas` IKE SAs are held.
+#[derive(Clone, Copy)]
+pub(super) struct Request<'m> {
+    pub(super) now: Instant,
+    pub(super) from: IpAddr,
+    pub(super) msg: &'m Message,
+    pub(super) ike_sas: usize,
+}
+
 /// The responder's defences: cookie secrets, half-open accounting, counters.
 pub(super) struct Guard {
     cookies: Cookies,
@@ -171,31 +180,22 @@ impl Guard {
         }
     }
 
-    /// Screens a new IKE_SA_INIT `msg` from `from` while `ike_sas` IKE SAs are held: a
-    /// hash at most, and nothing kept of the request.
-    pub(super) fn screen(
-        &mut self,
-        config: &Config,
-        rng: &mut dyn Rng,
-        (now, from): (Instant, IpAddr),
-        msg: &Message,
-        ike_sas: usize,
-    ) -> Screen {
-        let verdict = self.decide(config, rng, (now, from), msg, ike_sas);
+    /// Screens a new IKE_SA_INIT: a hash at most, and nothing kept of the request.
+    pub(super) fn screen(&mut self, config: &Config, rng: &mut dyn Rng, r: &Request<'_>) -> Screen {
+        let verdict = self.decide(config, rng, r);
         if verdict != Screen::Admit {
-            self.log(now, from, config);
+            self.log(r.now, r.from, config);
         }
         verdict
     }
 
-    fn decide(
-        &mut self,
-        config: &Config,
-        rng: &mut dyn Rng,
-        (now, from): (Instant, IpAddr),
-        msg: &Message,
-        ike_sas: usize,
-    ) -> Screen {
+    fn decide(&mut self, config: &Config, rng: &mut dyn Rng, r: &Request<'_>) -> Screen {
+        let Request {
+            now,
+            from,
+            msg,
+            ike_sas,
+        } = *r;
         let c = &mut self.counters;
         if ike_sas >= config.max_ike_sas {
             c.refused_ike_sa_limit += 1;

@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime};
 
 use tracing::debug;
 
-use super::dos::{DosCounters, Guard, Screen};
+use super::dos::{DosCounters, Guard, Request, Screen};
 use super::ike_sa::{init_error, IkeSa};
 use super::{init, Config, Event, SaId, Transmit};
 use crate::codec::{decode_message, exchange, notify, Id, Message};
@@ -71,11 +71,13 @@ impl Core {
         msg: &Message,
         ike_sas: usize,
     ) -> bool {
-        let at = (now, from.ip());
-        match self
-            .guard
-            .screen(&self.config, self.rng.as_mut(), at, msg, ike_sas)
-        {
+        let request = Request {
+            now,
+            from: from.ip(),
+            msg,
+            ike_sas,
+        };
+        match (self.guard).screen(&self.config, self.rng.as_mut(), &request) {
             Screen::Admit => true,
             Screen::Drop => false,
             Screen::Cookie(cookie) => {
