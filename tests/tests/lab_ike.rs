@@ -112,6 +112,18 @@ fn ikev2_spoofed_flood_leaves_site_bounded_and_the_roamer_gets_in() {
     println!("{}", result.expect("spoofed flood"));
 }
 
+/// The same flood at strongSwan's charon as the responder (in the roamer), site's agent
+/// connecting: for the comparison in docs/benchmarks.md; asserts only that site gets in.
+#[test]
+#[ignore = "needs the lab: scripts/lab test"]
+fn ikev2_spoofed_flood_at_charon_for_comparison() {
+    require_lab!();
+    let lab = Lab::up(&rig::prepare("flood-charon")).expect("lab up");
+    let result = flood::spoofed_flood_at_charon(&lab);
+    lab.down().expect("clean tear-down");
+    println!("{}", result.expect("spoofed flood at charon"));
+}
+
 /// site ↔ db with `key-exchange = "ikev2"`: after the first packets their SAs are
 /// negotiated (owned, SPIs in none of the static slots, as `xfrm-agent render` shows them), and the
 /// flow matrix of the six standard hosts is what the oracle says (as with static keys).
