@@ -56,6 +56,32 @@ fn cookies_are_demanded_past_the_half_open_threshold() {
 }
 
 #[test]
+fn duplicate_cookie_answers_neither_resend_nor_exhaust_the_initiator() {
+    let mut s = pair(Faults::NONE, 26, |_, b| b.require_cookie = true);
+    s.a.initiate(s.now, addr(A), addr(B), None);
+    let t = s.a.poll_transmit(s.now).unwrap();
+    // Four copies reach a busy responder (retransmissions): four COOKIE answers.
+    let answers: Vec<_> = (0..4)
+        .flat_map(|_| inject(&mut s, t.from, &t.payload))
+        .collect();
+    for r in &answers {
+        s.a.handle(s.now, addr(B), addr(A), r);
+    }
+    let resent: Vec<_> = std::iter::from_fn(|| s.a.poll_transmit(s.now)).collect();
+    assert_eq!(
+        resent.len(),
+        1,
+        "one request with the cookie, not one per answer"
+    );
+    s.b.handle(s.now, resent[0].from, resent[0].to, &resent[0].payload);
+    assert_eq!(a_to_b(&mut s), 0);
+    while let Some(r) = s.b.poll_transmit(s.now) {
+        s.a.handle(s.now, r.from, r.to, &r.payload);
+    }
+    assert!(s.run_until(Duration::from_secs(5), both_ready));
+}
+
+#[test]
 fn ike_sas_beyond_the_limit_are_not_created() {
     let mut s = pair(Faults::NONE, 20, |_, b| b.max_ike_sas = 1);
     s.a.initiate(s.now, addr(A), addr(B), None);

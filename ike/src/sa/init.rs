@@ -126,6 +126,12 @@ fn send_init(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
 pub(super) fn on_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], msg: &Message) {
     let payloads = &msg.payloads;
     if let Some(cookie) = find_notify(payloads, notify::COOKIE) {
+        if sa.cookie.as_deref() == Some(cookie) {
+            // The answer to a copy sent before the cookie (our retransmission, or a
+            // duplicate on the path): the request with it is already out. Counting it as
+            // a retry would give up on a busy responder that drops, then answers, copies.
+            return;
+        }
         if sa.retries >= MAX_RETRIES || cookie.is_empty() || cookie.len() > 64 {
             return sa.fail(ctx, Some(FailReason::Protocol("COOKIE retries exhausted")));
         }
