@@ -139,7 +139,11 @@ pub fn spoofed_flood_at_charon(lab: &Lab) -> anyhow::Result<String> {
         conn("v4", "10.20.0.40", "10.10.0.10"),
         conn("v6", "fd00:20::40", "fd00:10::10"),
     ];
-    let charon = Charon::start(&rig::work_dir().join("flood-charon/charon"), rig::pki(), &conns)?;
+    let charon = Charon::start(
+        &rig::work_dir().join("flood-charon/charon"),
+        rig::pki(),
+        &conns,
+    )?;
     let pid = std::fs::read_to_string("/run/ike/roamer/charon.pid")?;
     let server = Server::start(&lab.exec, "roamer", &[r4, r6], &[TCP], &[])?;
     let responder = Responder {
