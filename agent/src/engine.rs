@@ -45,6 +45,9 @@ pub struct Outcome {
     pub acknowledged: bool,
     /// How many keys were read one by one ([`Options::only`]); None: the kernel was dumped.
     pub keys_read: Option<usize>,
+    /// Packet counters of the SAs in [`Options::count_packets`] that were read (all of
+    /// them on a dump, the touched ones otherwise), at the first observation.
+    pub packets: BTreeMap<SaKey, u64>,
 }
 
 impl Outcome {
@@ -155,6 +158,9 @@ pub struct Options<'a> {
     /// notified) and that `desired` differs from it only there. With the owned counts
     /// then installed.
     pub only: Option<(&'a Touched, (usize, usize))>,
+    /// SAs whose packet counters the caller wants (e.g. negotiated inbound SAs, whose
+    /// traffic proves the peer alive): returned in [`Outcome::packets`].
+    pub count_packets: &'a BTreeSet<SaKey>,
 }
 
 impl Options<'_> {
@@ -177,6 +183,7 @@ pub fn reconcile(
         verify: true,
         blocked: &BTreeSet::new(),
         only: None,
+        count_packets: &BTreeSet::new(),
     };
     reconcile_with(sock, desired, own, &opts)
 }
@@ -207,6 +214,9 @@ pub fn reconcile_with(
         None => diff_with(desired, &observed, own, &opts.writable()),
         Some((touched, _)) => diff_touched(desired, touched, &observed, own, &opts.writable()),
     };
+    let packets: BTreeMap<SaKey, u64> = (opts.count_packets.iter())
+        .filter_map(|k| Some((*k, observed.states.get(k)?.stats.packets)))
+        .collect();
     drop(observed);
     tracing::debug!(
         observe_ms = ms(t1 - t0),
@@ -229,6 +239,7 @@ pub fn reconcile_with(
             remaining,
             installed,
             keys_read,
+            packets,
             ..Outcome::default()
         });
     }
@@ -258,6 +269,7 @@ pub fn reconcile_with(
             applied,
             acknowledged,
             keys_read,
+            packets,
             ..Outcome::default()
         });
     }
@@ -272,6 +284,7 @@ pub fn reconcile_with(
         acknowledged,
         installed: (after.policies.len(), after.states.len()),
         keys_read,
+        packets,
     })
 }
 

@@ -70,11 +70,13 @@ fn one_missing_algorithm_blocks_its_class_only() {
         let mut sock = kernel::open().unwrap();
         let first = desired_from(&format!("{AES}{CHACHA}"));
         let none = BTreeSet::new();
+        let uncounted = BTreeSet::new();
         let opts = |blocked| Options {
             dry_run: false,
             verify: true,
             blocked,
             only: None,
+            count_packets: &uncounted,
         };
         // Every SA is tried once: the ChaCha20 ones are refused as one missing feature.
         let out = reconcile_with(&mut sock, &first, &own(), &opts(&none)).unwrap();

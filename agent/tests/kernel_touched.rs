@@ -89,6 +89,7 @@ fn reconciling_touched_keys_ends_where_a_full_reconcile_does() {
             verify: false,
             blocked: &blocked,
             only: Some((&touched, counts)),
+            count_packets: &BTreeSet::new(),
         };
         let out = reconcile_with(&mut sock, &d2, &own(), &opts).unwrap();
         assert_eq!(out.plan, full_plan, "the same plan as the full diff");

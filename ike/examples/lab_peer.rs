@@ -5,6 +5,8 @@
 //!
 //! lab_peer initiate|respond LOCAL_IP REMOTE_IP CERT KEY CA CRL [rekey|await-rekey]   (files PEM)
 //!
+//! CERT holds our certificate, then any intermediates to send; CRL one CRL per issuer.
+//!
 //! With `rekey`, the IKE SA is rekeyed once the Child SA is up, then the Child SA through
 //! the new IKE SA (CREATE_CHILD_SA with PFS); with `await-rekey`, it waits until the peer
 //! has done both (and deleted the old SAs).
@@ -30,12 +32,14 @@ impl ike::Rng for UrandomRng {
     }
 }
 
-fn pem_der(path: &str) -> Vec<u8> {
+/// Every PEM block of `path` (DER): our certificate first, then intermediates to send.
+fn pem_ders(path: &str) -> Vec<Vec<u8>> {
     let bytes = fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    x509_parser::pem::parse_x509_pem(&bytes)
-        .expect("PEM")
-        .1
-        .contents
+    let ders: Vec<Vec<u8>> = x509_parser::pem::Pem::iter_from_buffer(&bytes)
+        .map(|pem| pem.expect("PEM").contents)
+        .collect();
+    assert!(!ders.is_empty(), "{path}: no PEM certificate");
+    ders
 }
 
 fn hex(b: &[u8]) -> String {
@@ -108,7 +112,7 @@ fn main() {
         )
         .expect("CA and CRL");
     let key = ike::auth::SigningKey::from_pem(&fs::read(&key).unwrap()).expect("key");
-    let mut config = Config::new(key, vec![pem_der(&cert)], Id::from_ip(local_ip), verifier);
+    let mut config = Config::new(key, pem_ders(&cert), Id::from_ip(local_ip), verifier);
     config.key_log = Some(Arc::new(print_keymat));
     let rng = UrandomRng(fs::File::open("/dev/urandom").unwrap());
     let start = Instant::now();

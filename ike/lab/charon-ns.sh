@@ -9,6 +9,8 @@
 #      IKE_WAIT seconds to wait for charon to start or stop (default 60: a loaded machine).
 #      IKE_PROFILE=windows  charon behaves like Windows: no RFC 7427 signatures
 #               (`signature_authentication = no`) and the swanctl-NODE-windows config.
+#      IKE_PROFILE=frag  the swanctl-NODE-frag config (RSA-4096 chain), IKE fragments of
+#               at most 1280-byte IP datagrams (its default, made explicit).
 # The log is at `ike = 4` and `chd = 4`: SKEYSEED, SK_* and Child SA keys (test keys only).
 #
 # Why the mount namespace: strongSwan 5.9 hard-codes its pid file as /var/run/charon.pid
@@ -31,6 +33,7 @@ swanctl_dir=$out/swanctl-$node${profile:+-$profile}
 # Windows signs with AUTH methods 1 and 9 only and announces no SIGNATURE_HASH_ALGORITHMS.
 extra=""
 [ "$profile" != windows ] || extra="signature_authentication = no"
+[ "$profile" != frag ] || extra="fragment_size = 1280"
 export STRONGSWAN_CONF=$conf SWANCTL_DIR=$swanctl_dir
 
 write_conf() {

@@ -6,6 +6,9 @@
 # equal the ones charon logs (`ike = 4`), for the initial exchange and the IKE SA rekey.
 # Then charon configured like Windows (conf/b-windows.swanctl.conf, no RFC 7427) initiates
 # to us: AES-CBC-256 + HMAC-SHA2-256, DH 14, AUTH method 9, no IDr.
+# Last, both ends hold RSA-4096 chains of three (root -> intermediate -> host) and the path
+# has an MTU of 1280 and drops IP fragments: each side initiates once, and IKE_AUTH must
+# cross as IKE fragments (RFC 7383), counted by iptables at each end.
 # Self-contained: a fresh PKI from strongSwan's `pki` per run (mkpki.sh), charon b's
 # config in conf/. Needs root, user-mode-linux and strongSwan (scripts/install-deps).
 # Usually run as `scripts/lab test ike`. Prints PASS/FAIL lines and "N passed, M failed";
@@ -27,7 +30,7 @@ case $out/ in
   /tmp/* | /run/*) echo "interop: $out: inside UML /tmp and /run are private tmpfs" >&2; exit 2 ;;
 esac
 mkdir -p "$out"
-rm -rf "$out"/pki "$out"/swanctl-b "$out"/swanctl-b-windows; rm -f "$out"/*.txt "$out"/*.log "$out"/*.conf "$out"/*.stderr
+rm -rf "$out"/pki "$out"/swanctl-b "$out"/swanctl-b-windows "$out"/swanctl-b-frag; rm -f "$out"/*.txt "$out"/*.log "$out"/*.conf "$out"/*.stderr
 nice -n 10 cargo build -q -p ike --example lab_peer
 export IKE_OUT=$out LAB_PEER=$target/debug/examples/lab_peer
 "$here/mkpki.sh" "$out" >"$out/mkpki.txt" 2>&1 || { cat "$out/mkpki.txt" >&2; exit 1; }
@@ -43,10 +46,12 @@ flock /tmp/uml.lock bash -c 't0=$EPOCHREALTIME
 # Judge whatever the run left: a missing file (UML timed out, a step failed) is empty, so
 # its checks FAIL rather than the script stopping.
 set +e
-for role in initiate respond windows; do
+for role in initiate respond windows frag-initiate frag-respond; do
   touch "$out/ours-$role.txt" "$out/xfrm-$role.txt" "$out/sas-$role.txt"
 done
 touch "$out/charon-b.log" "$out/charon-b-initiate.log" "$out/charon-b-respond.log" "$out/times.txt"
+touch "$out/charon-b-windows.log" "$out/charon-b-frag-initiate.log" "$out/charon-b-frag-respond.log" "$out/ping-frag.txt"
+touch "$out/counters-frag-ping.txt" "$out/counters-frag-initiate.txt" "$out/counters-frag-respond.txt"
 pass=0 fail=0
 check() {
   if [ "$2" = "$3" ] && [ -n "$2" ]; then echo "PASS $1"; pass=$((pass + 1))
@@ -100,7 +105,7 @@ for role in initiate respond; do
   done
 done
 # 3. charon configured like Windows initiated; we responded.
-ours=$out/ours-windows.txt xfrm=$out/xfrm-windows.txt log=$out/charon-b.log
+ours=$out/ours-windows.txt xfrm=$out/xfrm-windows.txt log=$out/charon-b-windows.log
 read -r spi_in spi_out < <(sed -n 's/^child spi_in=\([0-9a-f]*\) spi_out=\([0-9a-f]*\).*/\1 \2/p' "$ours" 2>/dev/null | tail -1) || true
 check "windows: peer authenticated by the lab CA" "$(grep -c '^peer authority=lab' "$ours")" 1
 check "windows: Child SA is AES-CBC-256 + HMAC-SHA2-256" "$(grep -c '^child .* cipher=AesCbcHmacSha256 { bits: 256 }' "$ours")" 1
@@ -114,6 +119,32 @@ check "windows: charon chose DH group 14" "$(grep -c 'selected proposal: IKE:AES
 # Without RFC 7427 at charon's end we sign with method 9 (charon names it ECDSA-256).
 check "windows: charon verified our AUTH method 9" "$(grep -cE "authentication of '10\.77\.0\.1' with ECDSA-256 (signature )?successful" "$log")" 1
 check "respond: charon deleted the old Child SA, we removed it" "$(grep -c '^event ChildDeleted' "$out/ours-respond.txt")" 1
+# 4. RSA-4096 chains across a 1280-byte path that drops IP fragments.
+# counter NETNS NAME FILE: packets of the rules commented NAME in NETNS's part of FILE
+# (iptables -L -v -x: packets first, the comment last).
+counter() { sed -n "/^netns $1\$/,/^netns /p" "$3" | awk -v name="$2" '
+  $(NF - 1) == name && $NF == "*/" { sum += $1; seen = 1 } END { if (seen) print sum }'; }
+check "frag path: a 1400-byte ping does not cross" "$(sed -n 's/^ping rc //p' "$out/ping-frag.txt")" 1
+ipfrag=$(counter b ipfrag "$out/counters-frag-ping.txt")
+check "frag path: b dropped its IP fragments (${ipfrag:-?})" "$(( ${ipfrag:-0} > 0 ))" 1
+for role in initiate respond; do
+  ours=$out/ours-frag-$role.txt xfrm=$out/xfrm-frag-$role.txt log=$out/charon-b-frag-$role.log
+  cnt=$out/counters-frag-$role.txt
+  read -r spi_in spi_out < <(sed -n 's/^child spi_in=\([0-9a-f]*\) spi_out=\([0-9a-f]*\).*/\1 \2/p' "$ours" 2>/dev/null | tail -1) || true
+  check "frag-$role: peer authenticated through the RSA intermediate" "$(grep -c '^peer authority=lab subject=.*CN=10.77.0.2' "$ours")" 1
+  check "frag-$role: our outbound key = charon's inbound SA ${spi_out:-}" "$(sed -n 's/^key_out=//p' "$ours" | tail -1)" "$(kernel_key "$xfrm" "${spi_out:-x}")"
+  check "frag-$role: our inbound key = charon's outbound SA ${spi_in:-}" "$(sed -n 's/^key_in=//p' "$ours" | tail -1)" "$(kernel_key "$xfrm" "${spi_in:-x}")"
+  check "frag-$role: charon sent its intermediate" "$(grep -c 'sending issuer cert.*CN=lab RSA intermediate' "$log")" 1
+  # charon logs the whole message's size when it splits its IKE_AUTH and reassembles ours.
+  split=$(sed -n 's/.*splitting IKE message (\([0-9]*\) bytes) into [0-9]* fragments.*/\1/p' "$log" | head -1)
+  joined=$(sed -n 's/.*reassembled fragmented IKE message (\([0-9]*\) bytes).*/\1/p' "$log" | head -1)
+  check "frag-$role: charon's IKE_AUTH (${split:-?} bytes) exceeds the path" "$(( ${split:-0} + 28 > 1280 ))" 1
+  check "frag-$role: our IKE_AUTH (${joined:-?} bytes) exceeds the path" "$(( ${joined:-0} + 28 > 1280 ))" 1
+  skf="$(counter a skf "$cnt") $(counter b skf "$cnt")"
+  check "frag-$role: IKE fragments crossed both ways (a b: $skf)" "$(awk '{ print ($1 >= 2 && $2 >= 2) }' <<<"$skf")" 1
+  check "frag-$role: no IP fragment, no IKE datagram over 1280 bytes" \
+    "$(counter a ipfrag "$cnt") $(counter b ipfrag "$cnt") $(counter a big "$cnt") $(counter b big "$cnt")" "0 0 0 0"
+done
 awk '$1 == "uml" { printf "UML run (boot to power-off): %.1f s\n", $3 - $2 }' "$out/times.txt" 2>/dev/null || true
 if [ "$fail" != 0 ]; then
   echo "--- UML console (inside.sh's own errors), tail:"; tail -n 15 "$out/console.txt"

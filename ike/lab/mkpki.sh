@@ -6,6 +6,10 @@
 #   DIR/pki/a.{key,pem}         us (lab_peer): IP SAN 10.77.0.1
 #   DIR/pki/b.{key,pem}         charon b: IP SAN 10.77.0.2
 #   DIR/pki/crl.pem             CRL revoking a third certificate (revoked.pem, 10.77.0.3)
+#   DIR/pki/rsa-{root,int}.{key,pem}  RSA-4096 root CA and intermediate CA
+#   DIR/pki/{a,b}-rsa.{key,pem} RSA-4096 host certificates issued by the intermediate;
+#                               a-rsa-chain.pem is a's certificate then the intermediate
+#   DIR/pki/rsa-crls.pem        the root's and the intermediate's (empty) CRLs
 #   DIR/swanctl-b/              SWANCTL_DIR of charon b: swanctl.conf + its credentials
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,6 +36,27 @@ issue revoked 10.77.0.3
 # charon's `revocation = strict` (and our RevocationMode::Strict) want a current CRL.
 pki --signcrl --cacert ca.pem --cakey ca.key --lifetime 30 \
     --reason key-compromise --cert revoked.pem --outform pem > crl.pem
+# An RSA-4096 chain of three (root -> intermediate -> host): its IKE_AUTH messages carry
+# two 4096-bit certificates and a 512-byte signature, far beyond a 1280-byte path MTU.
+pki --gen --type rsa --size 4096 --outform pem > rsa-root.key
+pki --self --ca --lifetime 30 --in rsa-root.key --type rsa --dn "$O, CN=lab RSA root" --outform pem > rsa-root.pem
+pki --gen --type rsa --size 4096 --outform pem > rsa-int.key
+pki --pub --in rsa-int.key --type rsa |
+  pki --issue --cacert rsa-root.pem --cakey rsa-root.key --type pub --ca --lifetime 30 \
+      --dn "$O, CN=lab RSA intermediate" --outform pem > rsa-int.pem
+issue_rsa() { # name ip
+  pki --gen --type rsa --size 4096 --outform pem > "$1-rsa.key"
+  pki --pub --in "$1-rsa.key" --type rsa |
+    pki --issue --cacert rsa-int.pem --cakey rsa-int.key --type pub --lifetime 30 \
+        --dn "$O, CN=$2" --san "$2" --flag serverAuth --flag clientAuth --outform pem > "$1-rsa.pem"
+}
+issue_rsa a 10.77.0.1
+issue_rsa b 10.77.0.2
+cat a-rsa.pem rsa-int.pem > a-rsa-chain.pem
+# Strict revocation wants a current CRL from every issuer in the chain.
+pki --signcrl --cacert rsa-root.pem --cakey rsa-root.key --lifetime 30 --outform pem > rsa-root.crl
+pki --signcrl --cacert rsa-int.pem --cakey rsa-int.key --lifetime 30 --outform pem > rsa-int.crl
+cat rsa-root.crl rsa-int.crl > rsa-crls.pem
 chmod 600 ./*.key
 # swanctl-b: charon b as configured for the interop runs; swanctl-b-windows: the same
 # credentials, the Windows-like connection (conf/b-windows.swanctl.conf).
@@ -46,3 +71,11 @@ swanctl_dir() { # dir conf
 }
 swanctl_dir "$out/swanctl-b" "$here/conf/b.swanctl.conf"
 swanctl_dir "$out/swanctl-b-windows" "$here/conf/b-windows.swanctl.conf"
+# swanctl-b-frag: charon b with the RSA-4096 chain (conf/b-frag.swanctl.conf); it sends
+# its intermediate from x509ca/ with its own certificate.
+swanctl_dir "$out/swanctl-b-frag" "$here/conf/b-frag.swanctl.conf"
+rm "$out/swanctl-b-frag/x509ca/ca.pem" "$out/swanctl-b-frag/x509crl/crl.pem"
+rm "$out/swanctl-b-frag/x509/b.pem" "$out/swanctl-b-frag/private/b.key"
+cp rsa-root.pem rsa-int.pem "$out/swanctl-b-frag/x509ca/"
+cp rsa-root.crl rsa-int.crl "$out/swanctl-b-frag/x509crl/"
+cp b-rsa.pem "$out/swanctl-b-frag/x509/"; cp b-rsa.key "$out/swanctl-b-frag/private/"

@@ -179,6 +179,12 @@ fn register_ike(reg: &mut Registry, ike: &super::ike::view::IkeView) {
         "Acquires merged into an exchange already running",
         ike.acquires_merged,
     );
+    counter(
+        reg,
+        "ike_kernel_expires",
+        "Negotiated SAs that reached a kernel lifetime (their Child SA was rekeyed at once)",
+        ike.kernel_expires,
+    );
     if let Some(t) = ike.certificate_not_after {
         let g: Gauge = Gauge::default();
         g.set(t);

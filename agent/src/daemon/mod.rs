@@ -167,8 +167,10 @@ async fn turn(
         return Ok(flow);
     }
     let acquires = std::mem::take(&mut cx.turn.acquires);
+    let expires = std::mem::take(&mut cx.turn.expires);
     if let Some(ike) = s.ike.as_mut() {
         ike.on_acquires(&acquires, &mut cx);
+        ike.on_expires(&expires, &mut cx);
     }
     let now = Instant::now();
     let fired = due(cx.timers, now);

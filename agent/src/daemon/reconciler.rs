@@ -227,14 +227,17 @@ impl Reconciler {
             }
             _ => None,
         };
+        let count_packets = self.ike.inbound_keys();
         let opts = engine::Options {
             dry_run: false,
             verify: false,
             blocked: &blocked,
             only,
+            count_packets: &count_packets,
         };
         let own = &self.loaded.ctx.policy.ownership;
         let out = engine::reconcile_with(&mut self.sock, full, own, &opts)?;
+        self.ike.packets.extend(&out.packets);
         if out.holds_desired() {
             self.sync = KernelSync::Held(out.installed.0, out.installed.1);
         }

@@ -109,14 +109,21 @@ impl Keying {
         let replaces_live = c
             .rekeyed
             .is_some_and(|old| peer.children.iter().any(|o| o.sa.spi_in == old));
-        if c.rekeyed.is_some() {
+        if let Some(old) = c.rekeyed {
             peer.status.rekeyed = Some(now);
             peer.status.rekeys += 1;
+            // Replaced (by either end's rekey): rekeying it too would only be refused
+            // (CHILD_SA_NOT_FOUND) once the old one's Delete is through.
+            for o in peer.children.iter_mut().filter(|o| o.sa.spi_in == old) {
+                o.rekey_at = None;
+            }
         }
         peer.generations += 1;
         let rekey_at = now + rekey_delay(&settings, initiator, settings.rekey_after, c.spi_in);
         tracing::info!(local = %pair.0, peer = %pair.1, spi_in = c.spi_in, spi_out = c.spi_out, rekey = c.rekeyed.is_some(), "Child SA ready");
-        if !replaces_live {
+        // A first Child SA carries traffic out unless another one already does (a second
+        // IKE SA with the peer: both ends initiated at once); that one stays in use.
+        if !replaces_live && peer.out.is_none() {
             peer.out = Some(c.spi_in);
         }
         peer.children.push(Child {
@@ -124,7 +131,10 @@ impl Keying {
             generation: peer.generations,
             rekey_at: Some(rekey_at),
             out_ready: !replaces_live,
+            expired: false,
+            packets_in: 0,
         });
+        self.drop_duplicate_ikes(now, pair);
     }
 
     fn on_child_deleted(&mut self, now: Instant, sa: SaId, spi_in: u32) {
@@ -212,6 +222,7 @@ impl Keying {
     pub(super) fn run_timers(&mut self, now: Instant) {
         let pairs: Vec<Pair> = self.peers.keys().copied().collect();
         for pair in pairs {
+            self.drop_duplicate_ikes(now, pair);
             self.rekey_children(now, pair);
             self.ike_timers(now, pair);
             if let Some(peer) = self.peers.get_mut(&pair) {

@@ -16,9 +16,16 @@
 //! installation order.
 
 mod child;
+mod duplicates;
 mod events;
+mod expiry;
+#[cfg(test)]
+mod expiry_tests;
 #[cfg(test)]
 mod kernel_tests;
+mod liveness;
+#[cfg(test)]
+mod race_tests;
 mod spi;
 mod status;
 #[cfg(test)]
@@ -34,6 +41,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ike::sa::{ChildSa, Config, Endpoint, SaId, Transmit};
 
 pub use child::{algorithm, lifetime, suite_name};
+pub use expiry::Expiry;
 pub use spi::StaticSpis;
 pub use status::{Counters, FailureKind, PeerStatus};
 
@@ -133,6 +141,10 @@ struct Child {
     rekey_at: Option<Instant>,
     /// The peer has our outbound's inbound side: the outbound may be used.
     out_ready: bool,
+    /// The kernel hard-expired one of its SAs: none of them is installed again.
+    expired: bool,
+    /// Its inbound SA's packet counter when last read.
+    packets_in: u64,
 }
 
 /// What keying holds for one peer address.
@@ -287,7 +299,7 @@ impl Keying {
                 let (k, v) = child::state(c, dir, &peer.terms, &name, generation);
                 out.insert(k, v);
             };
-            for c in &peer.children {
+            for c in peer.children.iter().filter(|c| !c.expired) {
                 put(&c.sa, c.generation, SaDir::In);
                 if peer.out == Some(c.sa.spi_in) {
                     put(&c.sa, c.generation, SaDir::Out);

@@ -90,6 +90,9 @@ pub struct Counters {
     pub acquires_merged: u64,
     /// Child SAs refused by the peer.
     pub children_refused: u64,
+    /// Negotiated SAs that reached a kernel lifetime (soft or hard) before keying rekeyed
+    /// them: each made keying rekey their Child SA at once.
+    pub kernel_expires: u64,
 }
 
 impl Counters {
@@ -100,5 +103,28 @@ impl Counters {
     /// Failures of one kind.
     pub fn failures_of(&self, kind: FailureKind) -> u64 {
         self.failures.get(&kind).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ike::auth::AuthError;
+
+    #[test]
+    fn a_peer_with_a_pre_shared_key_or_no_certificate_counts_as_auth_failed() {
+        let psk = FailReason::Auth(AuthError::UnsupportedMethod(2));
+        let no_cert = FailReason::Certificate(CertError::Malformed("no certificate".into()));
+        for reason in [psk, no_cert, FailReason::PeerError(24)] {
+            assert_eq!(
+                FailureKind::of(&reason),
+                FailureKind::AuthFailed,
+                "{reason}"
+            );
+        }
+        assert_eq!(
+            FailureKind::of(&FailReason::Protocol("no AUTH payload")),
+            FailureKind::Protocol
+        );
     }
 }

@@ -14,7 +14,7 @@ use super::{Acquire, FailureKind, Keying, Settings, StaticSpis};
 use crate::model::{DesiredSa, SaDir, SaKey, Selector};
 use crate::plan::host_net as host;
 
-fn settings() -> Settings {
+pub(super) fn settings() -> Settings {
     Settings {
         rekey_after: Duration::from_secs(40),
         rekey_jitter: Duration::from_secs(4),
@@ -25,7 +25,7 @@ fn settings() -> Settings {
     }
 }
 
-fn acquire(local: &str, remote: &str, seq: u32) -> Acquire {
+pub(super) fn acquire(local: &str, remote: &str, seq: u32) -> Acquire {
     Acquire {
         local: ip(local),
         remote: ip(remote),
@@ -34,20 +34,20 @@ fn acquire(local: &str, remote: &str, seq: u32) -> Acquire {
     }
 }
 
-fn outbound(k: &Keying) -> Vec<(SaKey, DesiredSa)> {
+pub(super) fn outbound(k: &Keying) -> Vec<(SaKey, DesiredSa)> {
     (k.desired_states().into_iter())
         .filter(|(_, s)| s.meta.dir == SaDir::Out)
         .collect()
 }
 
 /// Both sides carry traffic: each has one outbound SA.
-fn both_up(n: &Net) -> bool {
+pub(super) fn both_up(n: &Net) -> bool {
     outbound(&n.a).len() == 1 && outbound(&n.b).len() == 1
 }
 
 /// Every outbound SA either side wants has the other side's inbound SA with the same key,
 /// algorithm (keys), selector and encapsulation; at most one outbound SA per side.
-fn consistent(n: &Net) -> Result<(), String> {
+pub(super) fn consistent(n: &Net) -> Result<(), String> {
     let (da, db) = (n.a.desired_states(), n.b.desired_states());
     for (mine, theirs, who) in [(&da, &db, "A"), (&db, &da, "B")] {
         let outs: Vec<_> = mine
@@ -75,13 +75,13 @@ fn consistent(n: &Net) -> Result<(), String> {
 }
 
 /// [`consistent`], at every step.
-fn outbound_has_peer_inbound(n: &Net) {
+pub(super) fn outbound_has_peer_inbound(n: &Net) {
     if let Err(e) = consistent(n) {
         panic!("at {:?}: {e}", n.now);
     }
 }
 
-fn established(faults: Faults, seed: u64) -> Net {
+pub(super) fn established(faults: Faults, seed: u64) -> Net {
     let mut n = Net::new(settings(), faults, seed);
     assert!(n.a.acquire(n.now, &acquire(A, B, 7)));
     assert!(n.run_until(Duration::from_secs(60), both_up, |_| ()));

@@ -1,13 +1,15 @@
 //! Who gets in: certificates from other CAs, unexpected identities, our own certificate,
-//! and the daemon's admission rule.
+//! the daemon's admission rule, peers that do not sign (a pre-shared key).
 
 use std::time::Duration;
 
 use super::sim::Faults;
 use super::tests::{addr, both_ready, config, pair, sim, A, B};
 use super::*;
+use crate::auth::{method, AuthError};
 use crate::cert::testpki::{Pki, TestKey};
-use crate::codec::notify;
+use crate::cert::CertError;
+use crate::codec::{notify, Auth};
 
 /// a initiates; b answers AUTHENTICATION_FAILED, which is all a hears.
 fn assert_b_refuses_a(s: &mut super::sim::Sim) {
@@ -93,4 +95,31 @@ fn the_admission_rule_decides_after_authentication() {
     let mut s = pair(Faults::NONE, 22, |a, _| deny_a(a));
     s.a.initiate(s.now, addr(A), addr(B), None);
     assert!(s.run_until(Duration::from_secs(5), both_ready));
+}
+
+#[test]
+fn a_pre_shared_key_peer_fails_authentication_not_the_protocol() {
+    let psk = Auth {
+        method: 2,
+        data: vec![0; 32],
+    };
+    let cert: &[u8] = b"certificate";
+    for certs in [&[][..], &[cert][..]] {
+        assert_eq!(
+            ike_auth::signature_and_certificate(&psk, certs).unwrap_err(),
+            FailReason::Auth(AuthError::UnsupportedMethod(2))
+        );
+    }
+    let signed = Auth {
+        method: method::DIGITAL_SIGNATURE,
+        data: vec![0; 32],
+    };
+    assert!(matches!(
+        ike_auth::signature_and_certificate(&signed, &[]),
+        Err(FailReason::Certificate(CertError::Malformed(_)))
+    ));
+    assert_eq!(
+        ike_auth::signature_and_certificate(&signed, &[cert]).unwrap(),
+        (cert, &[][..])
+    );
 }

@@ -27,6 +27,11 @@ pub(super) struct Ctx<'a> {
     pub(super) initial_contact: Option<(SaId, Id)>,
     /// Limit hits inside SAs (reassembly bounds).
     pub(super) counters: &'a mut DosCounters,
+    /// IKE SAs made redundant by a rekey collision, for the endpoint to delete.
+    pub(super) redundant: Vec<SaId>,
+    /// Another IKE SA with the same peer address is established or being negotiated:
+    /// INITIAL_CONTACT would make the peer drop it (RFC 7296 §2.4).
+    pub(super) peer_has_other_sa: bool,
 }
 
 /// All IKE SAs of one host, driven by the caller's datagrams and clock.
@@ -59,6 +64,8 @@ impl Core {
             spawned: Vec::new(),
             initial_contact: None,
             counters: &mut self.guard.counters,
+            redundant: Vec::new(),
+            peer_has_other_sa: false,
         }
     }
 
@@ -89,6 +96,18 @@ impl Core {
                 });
                 false
             }
+        }
+    }
+}
+
+/// Deletes the IKE SAs a rekey collision made redundant (RFC 7296 §2.8.2). Their
+/// initiator deletes them too; deleting from both ends also ends one whose initiator
+/// never learnt it lost (its response was lost after the old IKE SA was deleted).
+fn delete_redundant(sas: &mut HashMap<u64, IkeSa>, ctx: &mut Ctx<'_>) {
+    for id in std::mem::take(&mut ctx.redundant) {
+        if let Some(sa) = sas.get_mut(&id.0) {
+            sa.children.clear();
+            super::info::delete_ike(sa, ctx);
         }
     }
 }
@@ -138,7 +157,10 @@ impl Endpoint {
         let mut events = Vec::new();
         let mut ctx = self.core.ctx(now, &mut events);
         let mut sa = init::start(&mut ctx, spi, local, remote, remote_id);
-        sa.initial_contact = !self.sas.values().any(|other| other.is_up_with(remote.ip()));
+        sa.initial_contact = !self
+            .sas
+            .values()
+            .any(|other| other.is_live_with(remote.ip()));
         self.sas.insert(spi, sa);
         SaId(spi)
     }
@@ -178,12 +200,18 @@ impl Endpoint {
                 self.by_initiator.insert((from, h.spi_i), spi);
                 self.sas.insert(spi, sa);
             }
-        } else if let Some(sa) = ours.and_then(|spi| self.sas.get_mut(&spi)) {
+        } else if let Some(spi) = ours.filter(|spi| self.sas.contains_key(spi)) {
+            // Decided when IKE_AUTH is sent, not when the exchange started: the peer may
+            // have started one towards us meanwhile (both got traffic at once).
+            ctx.peer_has_other_sa =
+                (self.sas.iter()).any(|(other, sa)| *other != spi && sa.is_live_with(from.ip()));
+            let sa = self.sas.get_mut(&spi).expect("checked");
             sa.handle(&mut ctx, (to, from), datagram, &msg);
         } else {
             debug!(%from, spi_i = h.spi_i, spi_r = h.spi_r, "IKE message for no known SA");
         }
         let spawned = std::mem::take(&mut ctx.spawned);
+        delete_redundant(&mut self.sas, &mut ctx);
         if let Some((keep, id)) = ctx.initial_contact.take() {
             // RFC 7296 §2.4: the peer restarted; its older IKE SAs with us are gone.
             for sa in self.sas.values_mut() {
@@ -284,6 +312,7 @@ impl Endpoint {
         let sa = self.sas.get_mut(&id.0)?;
         let started = f(sa, &mut ctx);
         let spawned = std::mem::take(&mut ctx.spawned);
+        delete_redundant(&mut self.sas, &mut ctx);
         self.adopt(spawned);
         started.then_some(events)
     }
@@ -319,6 +348,19 @@ impl Endpoint {
     /// Number of IKE SAs held (any state).
     pub fn ike_sa_count(&self) -> usize {
         self.sas.len()
+    }
+
+    /// Each IKE SA held: its id and state (tests).
+    #[cfg(test)]
+    pub(super) fn states(&self) -> Vec<(SaId, super::ike_sa::State, usize, Option<u32>)> {
+        let mut v: Vec<_> = (self.sas.values())
+            .map(|sa| {
+                let tries = sa.outstanding.as_ref().map(|o| o.tries);
+                (sa.id(), sa.state, sa.children.len(), tries)
+            })
+            .collect();
+        v.sort_by_key(|x| x.0);
+        v
     }
 
     fn fresh_spi(&mut self) -> u64 {

@@ -8,7 +8,8 @@ use super::ike_sa::{error_notify, IkeSa, State};
 use super::proposal::{choose, covers_host, esp_proposals, within_host};
 use super::{ChildSa, Event, FailReason, Mode};
 use crate::auth::auth_octets;
-use crate::cert::VerifiedPeer;
+use crate::auth::AuthError;
+use crate::cert::{CertError, VerifiedPeer};
 use crate::codec::{
     exchange, notify, protocol, Auth, Cert, CertReq, Id, Message, Notify, Payload, TrafficSelector,
 };
@@ -94,10 +95,7 @@ fn authenticate(
 ) -> Result<(VerifiedPeer, Id), FailReason> {
     let id = p.id.ok_or(FailReason::Protocol("no ID payload"))?;
     let auth = p.auth.ok_or(FailReason::Protocol("no AUTH payload"))?;
-    let (ee, chain) = p
-        .certs
-        .split_first()
-        .ok_or(FailReason::Protocol("no certificate"))?;
+    let (ee, chain) = signature_and_certificate(auth, &p.certs)?;
     let chain: Vec<Vec<u8>> = chain.iter().map(|c| c.to_vec()).collect();
     let peer = ctx.config.verifier.verify(ee, &chain, id, ctx.wall)?;
     let keys = sa.keys.as_ref().ok_or(FailReason::Protocol("no keys"))?;
@@ -121,6 +119,23 @@ fn authenticate(
         return Err(FailReason::NotAdmitted(crate::cert::display_id(id)));
     }
     Ok((peer, id.clone()))
+}
+
+/// The peer's end-entity certificate and the rest of its chain, once its AUTH method is a
+/// signature: a peer with a pre-shared key (method 2) or without a certificate fails
+/// authentication, not the protocol (it is a credentials mismatch, and counted as one).
+pub(super) fn signature_and_certificate<'a>(
+    auth: &Auth,
+    certs: &'a [&'a [u8]],
+) -> Result<(&'a [u8], &'a [&'a [u8]]), FailReason> {
+    use crate::auth::method;
+    if ![method::RSA, method::ECDSA_P256, method::DIGITAL_SIGNATURE].contains(&auth.method) {
+        return Err(AuthError::UnsupportedMethod(auth.method).into());
+    }
+    let (ee, chain) = certs
+        .split_first()
+        .ok_or(CertError::Malformed("no certificate".into()))?;
+    Ok((*ee, chain))
 }
 
 fn authenticated(sa: &mut IkeSa, ctx: &mut Ctx<'_>, peer: VerifiedPeer, peer_id: Id) {
@@ -147,8 +162,9 @@ pub(super) fn send_request(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
         payloads.insert(at, Payload::IdR(id.clone()));
     }
     sa.child_spi_in = fresh_esp_spi(ctx);
-    if sa.initial_contact {
-        // We hold no other IKE SA with this peer: it may drop any it still has with us.
+    if sa.initial_contact && !ctx.peer_has_other_sa {
+        // We hold no other IKE SA with this peer, nor negotiate one: it may drop any it
+        // still has with us.
         payloads.push(Payload::Notify(Notify::new(
             notify::INITIAL_CONTACT,
             Vec::new(),

@@ -1,12 +1,18 @@
 //! IKE SA rekey with CREATE_CHILD_SA (RFC 7296 §1.3.2, §2.18): a new IKE SA with new SPIs
 //! and keys from SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr); the Child SAs move to
 //! it, and the rekey's initiator deletes the old IKE SA. Its initiator is the new SA's
-//! "original initiator". Not yet: IKE SA rekey collisions (§2.8.2).
+//! "original initiator".
+//!
+//! Both ends rekeying at once (§2.8.2): each answers the other's request, which makes two
+//! new IKE SAs. The one whose exchange has the lowest of the four nonces is redundant: its
+//! initiator deletes it, and the initiator of the other one deletes the old IKE SA. Until
+//! the outcome is known the Child SAs stay with the old IKE SA (the answered exchange's
+//! new SA holds a copy of the list), so they are moved exactly once, to the survivor.
 
 use super::endpoint::Ctx;
 use super::ike_sa::{error_notify, IkeSa, Role, State};
 use super::proposal::{choose, ike_proposals};
-use super::{info, init, log_keys, Event, KeyLog};
+use super::{info, init, log_keys, Event, KeyLog, SaId};
 use crate::codec::{exchange, notify, protocol, Ke, Message, Payload, Proposal};
 use crate::crypto::{derive_ike_keys, rekey_skeyseed, Cipher, DhGroup, KeyShare, Secret};
 use crate::rng::random_vec;
@@ -16,6 +22,9 @@ pub(super) struct PendingIke {
     spi: u64,
     ni: Vec<u8>,
     share: KeyShare,
+    /// The peer's simultaneous rekey of the same IKE SA, answered: the lowest nonce of
+    /// its exchange and the IKE SA it made.
+    collision: Option<(Vec<u8>, SaId)>,
 }
 
 fn fresh_spi(ctx: &mut Ctx<'_>) -> u64 {
@@ -56,7 +65,12 @@ pub(super) fn start(sa: &mut IkeSa, ctx: &mut Ctx<'_>) -> bool {
     let bytes = sa.seal(ctx, exchange::CREATE_CHILD_SA, false, id, &payloads);
     sa.next_request_id = id.wrapping_add(1);
     sa.send_request(ctx, id, bytes);
-    sa.ike_rekey = Some(PendingIke { spi, ni, share });
+    sa.ike_rekey = Some(PendingIke {
+        spi,
+        ni,
+        share,
+        collision: None,
+    });
     true
 }
 
@@ -149,10 +163,17 @@ pub(super) fn answer(
         ctx.config.key_log.as_ref(),
     )
     .ok_or((notify::TEMPORARY_FAILURE, Vec::new()))?;
-    ctx.events.push(Event::IkeRekeyed {
-        old: sa.id(),
-        new: new.id(),
-    });
+    match sa.ike_rekey.as_mut() {
+        Some(ours) => {
+            // A collision: which new IKE SA survives is known once our own exchange ends.
+            sa.children.clone_from(&new.children);
+            ours.collision = Some((std::cmp::min(ni.to_vec(), nr.clone()), new.id()));
+        }
+        None => ctx.events.push(Event::IkeRekeyed {
+            old: sa.id(),
+            new: new.id(),
+        }),
+    }
     ctx.spawned.push(new);
     let mut proposal = chosen.proposal;
     proposal.spi = spi_r.to_be_bytes().to_vec();
@@ -173,19 +194,50 @@ pub(super) fn on_response(
     inner: &[Payload],
     pending: PendingIke,
 ) {
+    let collision = pending.collision.clone();
     match accept(sa, ctx, inner, &pending) {
-        Some(new) => {
-            ctx.events.push(Event::IkeRekeyed {
-                old: sa.id(),
-                new: new.id(),
-            });
-            ctx.spawned.push(new);
-            info::delete_ike(sa, ctx);
-        }
+        Some(mut new) => match collision {
+            Some((theirs, winner)) if std::cmp::min(&new.ni, &new.nr) < &theirs => {
+                // Ours has the lowest nonce: it is redundant, and we delete it; the peer
+                // deletes the old IKE SA (RFC 7296 §2.8.2).
+                new.children.clear();
+                info::delete_ike(&mut new, ctx);
+                ctx.spawned.push(new);
+                adopt_peers(sa, ctx, winner);
+            }
+            _ => {
+                ctx.events.push(Event::IkeRekeyed {
+                    old: sa.id(),
+                    new: new.id(),
+                });
+                ctx.spawned.push(new);
+                info::delete_ike(sa, ctx);
+                ctx.redundant
+                    .extend(collision.map(|(_, redundant)| redundant));
+            }
+        },
         None => {
             let notify = error_notify(inner).unwrap_or(notify::NO_PROPOSAL_CHOSEN);
             tracing::info!(sa = sa.id().0, notify, "IKE SA rekey refused");
+            if let Some((_, theirs)) = collision {
+                adopt_peers(sa, ctx, theirs);
+            }
         }
+    }
+}
+
+/// The peer's rekey of `sa`, answered in a collision, is the survivor: the Child SAs
+/// live on in `new` (which holds them already); the peer deletes `sa`.
+fn adopt_peers(sa: &mut IkeSa, ctx: &mut Ctx<'_>, new: SaId) {
+    sa.children.clear();
+    ctx.events.push(Event::IkeRekeyed { old: sa.id(), new });
+}
+
+/// The peer deletes `sa` while our rekey of it collided with the peer's (our response
+/// is late or lost): the peer's rekey won, so its new IKE SA holds the Child SAs.
+pub(super) fn on_deleted_in_collision(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
+    if let Some((_, theirs)) = sa.ike_rekey.take().and_then(|p| p.collision) {
+        adopt_peers(sa, ctx, theirs);
     }
 }
 

@@ -345,6 +345,12 @@ impl IkeSa {
         matches!(self.state, State::Established | State::Deleting) && self.remote.ip() == ip
     }
 
+    /// Whether this SA is with peer address `ip` and not dead: being negotiated (either
+    /// role), established or being deleted.
+    pub(super) fn is_live_with(&self, ip: std::net::IpAddr) -> bool {
+        self.state != State::Dead && self.remote.ip() == ip
+    }
+
     /// Forgets this SA without telling the peer (it announced INITIAL_CONTACT).
     pub(super) fn drop_silently(&mut self, ctx: &mut Ctx<'_>) {
         ctx.events.push(Event::Deleted { sa: self.id() });

@@ -47,6 +47,7 @@ pub(super) fn on_request(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], msg
     let bytes = sa.seal(ctx, exchange::INFORMATIONAL, true, id, &reply);
     sa.send_response(ctx, id, bytes);
     if ike_deleted {
+        super::ike_rekey::on_deleted_in_collision(sa, ctx);
         ctx.events.push(Event::Deleted { sa: sa.id() });
         sa.fail(ctx, None);
     }

@@ -100,3 +100,31 @@ fn a_restarted_peer_sends_initial_contact_and_its_old_ike_sa_goes() {
         .iter()
         .any(|e| matches!(e, Event::Deleted { .. })));
 }
+
+#[test]
+fn both_ends_initiating_at_once_send_no_initial_contact_and_keep_both_ike_sas() {
+    let jitter = Faults {
+        loss: 0,
+        duplicate: 0,
+        jitter: Duration::from_millis(80),
+    };
+    for seed in 20..40 {
+        let mut s = pair(jitter, seed, |_, _| {});
+        s.a.initiate(s.now, addr(A), addr(B), None);
+        s.b.initiate(s.now, addr(B), addr(A), None);
+        let both = |s: &Sim| children(&s.events_a).len() == 2 && children(&s.events_b).len() == 2;
+        assert!(s.run_until(Duration::from_secs(10), both), "seed {seed}");
+        s.run_until(Duration::from_secs(5), |_| false);
+        // Neither end made the other drop an IKE SA it still uses.
+        assert!(
+            !(s.events_a.iter().chain(&s.events_b))
+                .any(|e| matches!(e, Event::Deleted { .. } | Event::Failed { .. })),
+            "seed {seed}"
+        );
+        assert_eq!(
+            (s.a.ike_sa_count(), s.b.ike_sa_count()),
+            (2, 2),
+            "seed {seed}"
+        );
+    }
+}

@@ -8,6 +8,8 @@
 
 #[cfg(test)]
 mod admission_tests;
+#[cfg(test)]
+mod collision_tests;
 mod dos;
 #[cfg(test)]
 mod dos_tests;

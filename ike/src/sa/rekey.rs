@@ -1,6 +1,6 @@
 //! Child SA rekey with CREATE_CHILD_SA (RFC 7296 §1.3.3, §2.17), with a KE for perfect
 //! forward secrecy (IKE SA rekeys: `ike_rekey`), including both ends rekeying one Child SA
-//! at once (§2.8.1). Not yet: new Child SAs.
+//! at once (§2.8.1, §2.25.1). Not yet: new Child SAs.
 
 use super::endpoint::Ctx;
 use super::ike_auth::{derive_child, fresh_esp_spi};
@@ -304,6 +304,11 @@ pub(super) fn on_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], ms
                     notify: notify::INVALID_KE_PAYLOAD,
                 });
             }
+        }
+        Err(notify::CHILD_SA_NOT_FOUND) if pending.collision.is_some() => {
+            // The peer's rekey of the same Child SA completed first and it deleted the old
+            // one before ours arrived (RFC 7296 §2.25.1): its Child SA is the survivor.
+            tracing::debug!(sa = sa.id().0, "lost a Child SA rekey collision");
         }
         Err(notify) => ctx.events.push(Event::ChildRefused {
             sa: sa.id(),

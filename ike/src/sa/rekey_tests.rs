@@ -8,7 +8,7 @@ use super::{ChildSa, Config, Event, SaId};
 use crate::codec::notify;
 use crate::crypto::DhGroup;
 
-fn established(
+pub(super) fn established(
     faults: Faults,
     seed: u64,
     edit: impl FnOnce(&mut Config, &mut Config),
@@ -19,7 +19,7 @@ fn established(
     (s, sa)
 }
 
-fn deleted(events: &[Event]) -> Vec<(u32, u32)> {
+pub(super) fn deleted(events: &[Event]) -> Vec<(u32, u32)> {
     events
         .iter()
         .filter_map(|e| {
@@ -37,7 +37,7 @@ fn deleted(events: &[Event]) -> Vec<(u32, u32)> {
 
 /// Both sides got a second Child SA that replaces the first, with matching new keys, and
 /// both removed the first.
-fn assert_rekeyed(s: &Sim) -> (ChildSa, ChildSa) {
+pub(super) fn assert_rekeyed(s: &Sim) -> (ChildSa, ChildSa) {
     let (ca, cb) = (children(&s.events_a), children(&s.events_b));
     assert_eq!((ca.len(), cb.len()), (2, 2), "{:?}", s.events_a);
     let (old_a, new_a, old_b, new_b) = (ca[0], ca[1], cb[0], cb[1]);
@@ -56,7 +56,7 @@ fn assert_rekeyed(s: &Sim) -> (ChildSa, ChildSa) {
     (new_a.clone(), new_b.clone())
 }
 
-fn two_deletes(s: &Sim) -> bool {
+pub(super) fn two_deletes(s: &Sim) -> bool {
     deleted(&s.events_a).len() == 1 && deleted(&s.events_b).len() == 1
 }
 
@@ -152,7 +152,7 @@ fn a_rekey_of_a_child_the_peer_no_longer_has_is_refused() {
     }));
 }
 
-fn ike_rekeyed(events: &[Event]) -> Option<(SaId, SaId)> {
+pub(super) fn ike_rekeyed(events: &[Event]) -> Option<(SaId, SaId)> {
     events.iter().find_map(|e| {
         if let Event::IkeRekeyed { old, new } = e {
             Some((*old, *new))
@@ -200,7 +200,7 @@ fn either_side_rekeys_the_ike_sa_and_the_child_sas_move_to_the_new_one() {
 }
 
 /// The Child SAs each side reported and has not deleted since.
-fn live(events: &[Event]) -> Vec<ChildSa> {
+pub(super) fn live(events: &[Event]) -> Vec<ChildSa> {
     let gone = deleted(events);
     children(events)
         .into_iter()

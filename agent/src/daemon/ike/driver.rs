@@ -100,6 +100,26 @@ impl IkeDriver {
         self.settle(now)
     }
 
+    /// Kernel lifetimes of negotiated SAs: their Child SAs are rekeyed now (a hard-expired
+    /// SA also leaves the desired set).
+    pub fn on_expires(&mut self, now: Instant, expires: &[(SaKey, bool)]) -> Option<Negotiated> {
+        for (key, hard) in expires {
+            self.keying.expire(now, *key, *hard);
+        }
+        if self.keying.poll_timeout().is_some_and(|t| t <= now) {
+            self.keying.handle_timeout(now);
+        }
+        self.settle(now)
+    }
+
+    /// Packet counters of negotiated inbound SAs, as a reconcile read them: a peer whose
+    /// ESP arrived needs no liveness check.
+    pub fn note_packets(&mut self, now: Instant, packets: &BTreeMap<SaKey, u64>) {
+        for (key, n) in packets {
+            self.keying.note_packets(now, *key, *n);
+        }
+    }
+
     /// Timers due at `now`: retransmissions, rekeys, liveness checks, keepalives.
     pub fn on_timeout(&mut self, now: Instant) -> Option<Negotiated> {
         if self.keying.poll_timeout().is_some_and(|t| t <= now) {

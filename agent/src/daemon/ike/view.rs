@@ -48,6 +48,8 @@ pub struct IkeView {
     pub failures: BTreeMap<String, u64>,
     /// Acquires merged into an exchange already running for that peer.
     pub acquires_merged: u64,
+    /// Negotiated SAs that reached a kernel lifetime (each rekeyed its Child SA at once).
+    pub kernel_expires: u64,
     pub children_refused: u64,
     /// Our own certificate's notAfter (Unix seconds), when it parses.
     pub certificate_not_after: Option<i64>,
@@ -81,6 +83,7 @@ pub fn build(keying: &Keying, now: Instant, wall: u64, own_not_after: Option<i64
             .map(|(k, n)| (k.as_str().to_string(), *n))
             .collect(),
         acquires_merged: c.acquires_merged,
+        kernel_expires: c.kernel_expires,
         children_refused: c.children_refused,
         certificate_not_after: own_not_after,
     }

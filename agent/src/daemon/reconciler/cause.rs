@@ -44,6 +44,8 @@ pub struct Turn {
     pub sweep: bool,
     /// Acquires for pairs keyed over IKEv2, for the IKE source to start exchanges.
     pub acquires: Vec<crate::keying::Acquire>,
+    /// Soft (false) and hard (true) expires of negotiated SAs, for keying to rekey.
+    pub expires: Vec<(crate::model::SaKey, bool)>,
 }
 
 impl Turn {

@@ -3,7 +3,7 @@
 //! them like static SAs (they are owned: the rule's reqid, an SPI in the owned range).
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use super::Reconciler;
 use crate::daemon::ike::Negotiated;
 use crate::ike_setup::{ike_setup, IkeSetup};
 use crate::keying::{Admission, StaticSpis};
-use crate::model::{Desired, SaKey};
+use crate::model::{Desired, SaDir, SaKey};
 use crate::plan::SpiTable;
 use crate::plan::Touched;
 
@@ -32,9 +32,20 @@ pub(super) struct IkeState {
     /// Keys of negotiated SAs added, removed or changed since the last reconcile: a
     /// keying reconcile reads and diffs only these when the kernel held the last set.
     pub(super) touched: BTreeSet<SaKey>,
+    /// Packet counters of negotiated inbound SAs as reconciles read them, for keying's
+    /// liveness (traffic from a peer proves it alive).
+    pub(super) packets: BTreeMap<SaKey, u64>,
 }
 
 impl IkeState {
+    /// The negotiated inbound SAs, whose packet counters tell keying the peer is alive.
+    pub(super) fn inbound_keys(&self) -> BTreeSet<SaKey> {
+        (self.negotiated.iter())
+            .filter(|(_, s)| s.meta.dir == SaDir::In)
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
     /// `compiler`'s touched keys with the negotiated ones changed since the last reconcile.
     pub(super) fn touched_with<'a>(&self, compiler: &'a Touched) -> Cow<'a, Touched> {
         if self.touched.is_empty() {
@@ -86,6 +97,16 @@ impl Reconciler {
     /// an exchange instead of being counted as an unknown peer's).
     pub fn ike_keys(&self, local: IpAddr, remote: IpAddr) -> bool {
         (self.ike.admission.as_ref()).is_some_and(|a| a.terms(local, remote).is_some())
+    }
+
+    /// Whether the kernel SA `key` is one keying negotiated (its lifetimes are keying's).
+    pub fn negotiated_sa(&self, key: &SaKey) -> bool {
+        self.ike.negotiated.contains_key(key)
+    }
+
+    /// The packet counters of negotiated inbound SAs read since the last call.
+    pub fn take_negotiated_packets(&mut self) -> BTreeMap<SaKey, u64> {
+        std::mem::take(&mut self.ike.packets)
     }
 
     /// The IKE setup of the policy in force.

@@ -14,6 +14,7 @@ use crate::daemon::reconciler::{Cause, Reconciler};
 use crate::ike_setup::IkeSetup;
 use crate::kernel::ike_sockets::{Datagram, IkePorts};
 use crate::keying::{Acquire, Admission, Terms};
+use crate::model::SaKey;
 
 /// The status view of keying is rebuilt at most this often (per datagram it would cost
 /// a walk over every peer); a change of the negotiated SAs rebuilds it at once.
@@ -75,11 +76,23 @@ impl Ike {
         self.report(changed, cx);
     }
 
+    /// Kernel lifetimes of negotiated SAs the XFRM source routed here.
+    pub(in crate::daemon) fn on_expires(&mut self, expires: &[(SaKey, bool)], cx: &mut Cx<'_>) {
+        if expires.is_empty() {
+            return;
+        }
+        let changed = self.driver.on_expires(std_now(), expires);
+        self.report(changed, cx);
+    }
+
     /// After the turn's reconcile: the datagrams held for the SAs it installed leave
     /// now; a policy newly in force (a reload, or SIGHUP after a CRL or certificate was
     /// replaced) gives keying its admission, SPI slots, credentials and authorities.
     pub(in crate::daemon) fn after_reconcile(&mut self, rec: &mut Reconciler) {
         self.driver.release(std_now());
+        // ESP that arrived since the last reconcile proves its peer alive (no DPD needed).
+        self.driver
+            .note_packets(std_now(), &rec.take_negotiated_packets());
         if !rec.take_policy_change() {
             return;
         }

@@ -1,6 +1,7 @@
 //! XFRM events someone else caused (our own writes are filtered by port id): drift, soft
 //! expires, acquires, lost notifications.
 
+use std::net::IpAddr;
 use std::ops::ControlFlow;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use crate::daemon::reconciler::Cause;
 use crate::kernel::events::{XfrmEvent, XfrmEvents};
 use crate::kernel::KernelError;
 use crate::keying::Acquire;
-use crate::model::Selector;
+use crate::model::{SaKey, Selector};
 use crate::plan::host_net as host;
 
 /// Unknown-peer acquires are logged once per address per this interval.
@@ -94,6 +95,37 @@ fn ike_acquire(ev: &XfrmEvent) -> Option<Acquire> {
     })
 }
 
+/// XFRM events split between the static path and keying.
+#[derive(Debug, Default, PartialEq)]
+struct Routed {
+    static_path: Vec<XfrmEvent>,
+    /// Acquires of pairs keyed over IKEv2: keying starts (or merges into) an exchange.
+    acquires: Vec<Acquire>,
+    /// Soft and hard expires of negotiated SAs: keying rekeys their Child SA (no static
+    /// rotation was missed, so none is counted).
+    expires: Vec<(SaKey, bool)>,
+}
+
+/// Routes each event to keying when it is about a pair keyed over IKEv2 (`ike_keys`) or
+/// an SA keying negotiated (`negotiated`), else to the static path.
+fn route(
+    evs: Vec<XfrmEvent>,
+    ike_keys: impl Fn(IpAddr, IpAddr) -> bool,
+    negotiated: impl Fn(&SaKey) -> bool,
+) -> Routed {
+    let mut r = Routed::default();
+    for ev in evs {
+        match ev {
+            XfrmEvent::Acquire { src, dst, .. } if ike_keys(src, dst) => {
+                r.acquires.extend(ike_acquire(&ev));
+            }
+            XfrmEvent::Expire { key, hard } if negotiated(&key) => r.expires.push((key, hard)),
+            ev => r.static_path.push(ev),
+        }
+    }
+    r
+}
+
 impl Source for Xfrm {
     type Event = Result<Vec<XfrmEvent>, KernelError>;
 
@@ -110,12 +142,11 @@ impl Source for Xfrm {
                 return ControlFlow::Continue(());
             }
         };
-        let (evs, ike): (Vec<_>, Vec<_>) = evs.into_iter().partition(|ev| match ev {
-            XfrmEvent::Acquire { src, dst, .. } => !cx.rec.ike_keys(*src, *dst),
-            _ => true,
-        });
-        // Pairs keyed over IKEv2: keying starts (or merges into) an exchange.
-        cx.turn.acquires.extend(ike.iter().filter_map(ike_acquire));
+        let rec = &*cx.rec;
+        let routed = route(evs, |s, d| rec.ike_keys(s, d), |k| rec.negotiated_sa(k));
+        let evs = routed.static_path;
+        cx.turn.acquires.extend(routed.acquires);
+        cx.turn.expires.extend(routed.expires);
         let empty = crate::model::Desired::default();
         let d = cx.rec.last_desired().unwrap_or(&empty);
         let reactions: Vec<Reaction> = evs
@@ -129,5 +160,52 @@ impl Source for Xfrm {
             }
         }
         ControlFlow::Continue(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn lifetimes_and_acquires_of_negotiated_sas_go_to_keying_and_the_rest_stays_static() {
+        let negotiated = SaKey {
+            dst: ip("10.0.0.1"),
+            spi: 0x7a00_0001,
+        };
+        let compiled = SaKey {
+            spi: 0x0100_0001,
+            ..negotiated
+        };
+        let expire = |key, hard| XfrmEvent::Expire { key, hard };
+        let acquire = |dst: &str| XfrmEvent::Acquire {
+            src: ip("10.0.0.1"),
+            dst: ip(dst),
+            sel: None,
+        };
+        let evs = vec![
+            expire(negotiated, false),
+            expire(compiled, false),
+            expire(negotiated, true),
+            acquire("10.0.0.2"),
+            acquire("10.0.0.3"),
+            XfrmEvent::SaFlushed,
+        ];
+        let r = route(evs, |_, dst| dst == ip("10.0.0.2"), |k| *k == negotiated);
+        assert_eq!(r.expires, vec![(negotiated, false), (negotiated, true)]);
+        assert_eq!(r.acquires.len(), 1);
+        assert_eq!(r.acquires[0].remote, ip("10.0.0.2"));
+        assert_eq!(
+            r.static_path,
+            vec![
+                expire(compiled, false),
+                acquire("10.0.0.3"),
+                XfrmEvent::SaFlushed
+            ]
+        );
     }
 }
