@@ -116,6 +116,22 @@ fn render_ike(out: &mut String, ike: &IkeView, now: Timestamp) {
             failures.join(", ")
         },
     );
+    let refused: Vec<String> = (ike.refused.iter())
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    if ike.half_open > 0 || !refused.is_empty() {
+        let _ = writeln!(
+            out,
+            "    responder: {} half-open; defences: {}",
+            ike.half_open,
+            if refused.is_empty() {
+                "none".into()
+            } else {
+                refused.join(", ")
+            }
+        );
+    }
     for p in &ike.peers {
         let addr = p.address.map_or("-".to_string(), |a| a.to_string());
         let _ = writeln!(
@@ -292,6 +308,12 @@ mod tests {
         let mut v = view();
         v.ike = Some(IkeView {
             ike_sas: 1,
+            half_open: 4,
+            refused: [
+                ("cookie-sent".to_string(), 20),
+                ("ike-sa-limit".to_string(), 0),
+            ]
+            .into(),
             failures: [("auth-failed".to_string(), 2)].into(),
             certificate_not_after: Some(1_796_666_400),
             peers: vec![IkePeerView {
@@ -313,6 +335,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("failures: auth-failed 2"), "{text}");
+        assert!(
+            text.contains("responder: 4 half-open; defences: cookie-sent 20\n"),
+            "{text}"
+        );
         assert!(text.contains("198.51.100.7 lap7.corp.example (authority corp) aes-gcm-16-256 established 2026-12-07 17:36:54 UTC"), "{text}");
         assert!(!text.contains("CRL"), "{text}");
         let ike = v.ike.as_mut().unwrap();

@@ -158,6 +158,21 @@ fn register_ike(reg: &mut Registry, ike: &super::ike::view::IkeView) {
             .inc_by(*n);
     }
     reg.register("ike_failures", "Failed IKE SAs by reason", failures);
+    gauge(
+        reg,
+        "ike_half_open",
+        "Responder IKE SAs waiting for IKE_AUTH",
+        ike.half_open,
+    );
+    let refused = Family::<Labels, Counter>::default();
+    for (reason, n) in &ike.refused {
+        (refused.get_or_create(&vec![("reason".into(), reason.clone())])).inc_by(*n);
+    }
+    reg.register(
+        "ike_dos",
+        "The IKE responder's defences: cookies sent, limits hit, half-open SAs expired",
+        refused,
+    );
     counter(
         reg,
         "ike_acquires_merged",
@@ -278,6 +293,8 @@ mod tests {
         let v = DaemonView {
             ike: Some(IkeView {
                 ike_sas: 2,
+                half_open: 1,
+                refused: BTreeMap::from([("cookie-sent".to_string(), 19_990)]),
                 failures: BTreeMap::from([("auth-failed".to_string(), 3)]),
                 certificate_not_after: Some(1_900_000_000),
                 crls: vec![crate::daemon::ike::crls::CrlView {
@@ -304,6 +321,8 @@ mod tests {
         for want in [
             "xfrm_agent_ike_sas 2",
             "xfrm_agent_ike_peers 1",
+            "xfrm_agent_ike_half_open 1",
+            "xfrm_agent_ike_dos_total{reason=\"cookie-sent\"} 19990",
             "xfrm_agent_ike_failures_total{reason=\"auth-failed\"} 3",
             "xfrm_agent_ike_certificate_expiry_timestamp_seconds 1900000000",
             "xfrm_agent_ike_peer_established_timestamp_seconds{peer=\"10.1.2.3\",identity=\"host9.corp\",authority=\"corp\"} 1700000000",

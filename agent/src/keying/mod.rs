@@ -445,6 +445,16 @@ impl Keying {
     pub fn ike_sa_count(&self) -> usize {
         self.endpoint.ike_sa_count()
     }
+
+    /// Half-open responder IKE SAs held (IKE_SA_INIT answered, no IKE_AUTH yet).
+    pub fn half_open_count(&self) -> usize {
+        self.endpoint.half_open_count()
+    }
+
+    /// The responder's denial-of-service counters (cookies sent, limits hit).
+    pub fn dos_counters(&self) -> ike::sa::DosCounters {
+        self.endpoint.dos_counters()
+    }
 }
 
 impl Ike {

@@ -1,17 +1,17 @@
 //! The endpoint: demultiplexes datagrams to IKE SAs by SPI, creates responder SAs, and
 //! collects what the SAs want sent.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 use tracing::debug;
 
-use super::ike_sa::IkeSa;
+use super::dos::{DosCounters, Guard, Request, Screen};
+use super::ike_sa::{init_error, IkeSa};
 use super::{init, Config, Event, SaId, Transmit};
-use crate::codec::{decode_message, exchange, Id};
-use crate::crypto::Secret;
-use crate::rng::{random_vec, Rng};
+use crate::codec::{decode_message, exchange, notify, Id, Message};
+use crate::rng::Rng;
 
 /// What an SA needs from its endpoint while it handles one input.
 pub(super) struct Ctx<'a> {
@@ -25,6 +25,8 @@ pub(super) struct Ctx<'a> {
     pub(super) spawned: Vec<IkeSa>,
     /// A peer announced INITIAL_CONTACT on this SA: its other SAs with us are stale.
     pub(super) initial_contact: Option<(SaId, Id)>,
+    /// Limit hits inside SAs (reassembly bounds).
+    pub(super) counters: &'a mut DosCounters,
     /// IKE SAs made redundant by a rekey collision, for the endpoint to delete.
     pub(super) redundant: Vec<SaId>,
     /// Another IKE SA with the same peer address is established or being negotiated:
@@ -37,7 +39,6 @@ pub struct Endpoint {
     core: Core,
     sas: HashMap<u64, IkeSa>,
     by_initiator: HashMap<(SocketAddr, u64), u64>,
-    refused_over_limit: u64,
 }
 
 /// What every SA shares: configuration, randomness, clock anchor, outgoing datagrams.
@@ -46,14 +47,14 @@ struct Core {
     rng: Box<dyn Rng + Send>,
     clock: (Instant, SystemTime),
     outbox: VecDeque<Transmit>,
-    cookie_secret: Secret,
+    guard: Guard,
 }
 
 impl Core {
-    /// The context for handling one input at `now`, and the cookie secret.
-    fn ctx<'a>(&'a mut self, now: Instant, events: &'a mut Vec<Event>) -> (Ctx<'a>, &'a Secret) {
+    /// The context for handling one input at `now`.
+    fn ctx<'a>(&'a mut self, now: Instant, events: &'a mut Vec<Event>) -> Ctx<'a> {
         let wall = self.clock.1 + now.saturating_duration_since(self.clock.0);
-        let ctx = Ctx {
+        Ctx {
             config: &self.config,
             rng: self.rng.as_mut(),
             now,
@@ -62,10 +63,40 @@ impl Core {
             events,
             spawned: Vec::new(),
             initial_contact: None,
+            counters: &mut self.guard.counters,
             redundant: Vec::new(),
             peer_has_other_sa: false,
+        }
+    }
+
+    /// Screens a new IKE_SA_INIT request; `true` lets it make state. A COOKIE reply is
+    /// queued here, statelessly.
+    fn screen(
+        &mut self,
+        now: Instant,
+        (from, to): (SocketAddr, SocketAddr),
+        msg: &Message,
+        ike_sas: usize,
+    ) -> bool {
+        let request = Request {
+            now,
+            from: from.ip(),
+            msg,
+            ike_sas,
         };
-        (ctx, &self.cookie_secret)
+        match (self.guard).screen(&self.config, self.rng.as_mut(), &request) {
+            Screen::Admit => true,
+            Screen::Drop => false,
+            Screen::Cookie(cookie) => {
+                let payload = init_error(msg.header.spi_i, notify::COOKIE, cookie);
+                self.outbox.push_back(Transmit {
+                    from: to,
+                    to: from,
+                    payload,
+                });
+                false
+            }
+        }
     }
 }
 
@@ -89,18 +120,17 @@ impl Endpoint {
         now: Instant,
         wall: SystemTime,
     ) -> Endpoint {
-        let cookie_secret = Secret::new(random_vec(rng.as_mut(), 32));
+        let guard = Guard::new(rng.as_mut(), now);
         Endpoint {
             core: Core {
                 config,
                 rng,
                 clock: (now, wall),
                 outbox: VecDeque::new(),
-                cookie_secret,
+                guard,
             },
             sas: HashMap::new(),
             by_initiator: HashMap::new(),
-            refused_over_limit: 0,
         }
     }
 
@@ -141,7 +171,7 @@ impl Endpoint {
     ) -> SaId {
         let spi = self.fresh_spi();
         let mut events = Vec::new();
-        let (mut ctx, _) = self.core.ctx(now, &mut events);
+        let mut ctx = self.core.ctx(now, &mut events);
         let mut sa = init::start(&mut ctx, spi, local, remote, remote_id);
         sa.initial_contact = !self
             .sas
@@ -173,25 +203,16 @@ impl Endpoint {
             (false, true) => Some(h.spi_r),
             (false, false) => Some(h.spi_i),
         };
-        if new_request && ours.is_none() && self.sas.len() >= self.core.config.max_ike_sas {
-            self.refused_over_limit += 1;
-            debug!(%from, limit = self.core.config.max_ike_sas, "IKE SA limit reached: dropped IKE_SA_INIT");
+        let fresh = new_request && ours.is_none();
+        // Stateless screening first: no SPI, SA or DH for a request that must show a cookie.
+        if fresh && !self.core.screen(now, (from, to), &msg, self.sas.len()) {
             return Vec::new();
         }
-        let fresh = if new_request && ours.is_none() {
-            Some(self.fresh_spi())
-        } else {
-            None
-        };
+        let fresh = fresh.then(|| self.fresh_spi());
         let mut events = Vec::new();
-        let (mut ctx, cookie_secret) = self.core.ctx(now, &mut events);
+        let mut ctx = self.core.ctx(now, &mut events);
         if let Some(spi) = fresh {
-            let half_open = self.sas.values().filter(|sa| sa.is_half_open()).count();
-            let config = ctx.config;
-            let demand =
-                config.require_cookie || config.cookie_threshold.is_some_and(|t| half_open >= t);
-            let secret = demand.then_some(cookie_secret);
-            if let Some(sa) = init::respond(&mut ctx, spi, (from, to), datagram, &msg, secret) {
+            if let Some(sa) = init::respond(&mut ctx, spi, (from, to), datagram, &msg) {
                 self.by_initiator.insert((from, h.spi_i), spi);
                 self.sas.insert(spi, sa);
             }
@@ -216,25 +237,44 @@ impl Endpoint {
             }
         }
         self.adopt(spawned);
+        if let Some(spi) = fresh.or(ours) {
+            self.track_half_open(spi);
+        }
         events
+    }
+
+    /// Keeps the guard's half-open accounting in step with SA `spi`'s state.
+    fn track_half_open(&mut self, spi: u64) {
+        let source = (self.sas.get(&spi))
+            .filter(|sa| sa.is_half_open())
+            .map(|sa| sa.remote.ip());
+        self.core.guard.set_half_open(spi, source);
     }
 
     /// Runs due timers: retransmissions, give-ups, expiry of half-open and dead SAs.
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<Event> {
         let mut events = Vec::new();
-        let (mut ctx, _) = self.core.ctx(now, &mut events);
-        for sa in self.sas.values_mut() {
+        let mut ctx = self.core.ctx(now, &mut events);
+        let mut expired = Vec::new();
+        for (spi, sa) in self.sas.iter_mut() {
+            let half_open = sa.is_half_open();
             sa.on_timeout(&mut ctx);
+            if half_open && !sa.is_half_open() {
+                expired.push(*spi);
+            }
         }
-        let gone: Vec<u64> = self
-            .sas
-            .iter()
+        self.core.guard.counters.half_open_expired += expired.len() as u64;
+        for spi in expired {
+            self.core.guard.set_half_open(spi, None);
+        }
+        let gone: HashSet<u64> = (self.sas.iter())
             .filter(|(_, sa)| sa.is_removable(now))
             .map(|(spi, _)| *spi)
             .collect();
-        for spi in gone {
-            self.sas.remove(&spi);
-            self.by_initiator.retain(|_, v| *v != spi);
+        if !gone.is_empty() {
+            self.sas.retain(|spi, _| !gone.contains(spi));
+            // One pass for all: a flood's half-open SAs expire together.
+            self.by_initiator.retain(|_, v| !gone.contains(v));
         }
         events
     }
@@ -284,7 +324,7 @@ impl Endpoint {
         f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>) -> bool,
     ) -> Option<Vec<Event>> {
         let mut events = Vec::new();
-        let (mut ctx, _) = self.core.ctx(now, &mut events);
+        let mut ctx = self.core.ctx(now, &mut events);
         let sa = self.sas.get_mut(&id.0)?;
         let started = f(sa, &mut ctx);
         let spawned = std::mem::take(&mut ctx.spawned);
@@ -308,7 +348,17 @@ impl Endpoint {
 
     /// IKE_SA_INIT requests dropped because `max_ike_sas` was reached.
     pub fn refused_over_limit(&self) -> u64 {
-        self.refused_over_limit
+        self.core.guard.counters.refused_ike_sa_limit
+    }
+
+    /// Counters of the responder's defences (cookies, limits hit, half-open expiries).
+    pub fn dos_counters(&self) -> DosCounters {
+        self.core.guard.counters
+    }
+
+    /// Half-open responder SAs held (IKE_SA_INIT answered, IKE_AUTH not done).
+    pub fn half_open_count(&self) -> usize {
+        self.core.guard.half_open()
     }
 
     /// Number of IKE SAs held (any state).

@@ -108,6 +108,9 @@ pub(super) struct Reassembly {
     bytes: usize,
 }
 
+const TOO_MANY: &str = "too many fragments";
+const TOO_BIG: &str = "reassembled message too big";
+
 /// What became of a received fragment.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Outcome {
@@ -135,7 +138,7 @@ pub(super) fn receive(
         return Outcome::Dropped("fragment number out of range");
     }
     if total > limits.max_fragments {
-        return Outcome::Dropped("too many fragments");
+        return Outcome::Dropped(TOO_MANY);
     }
     let id = msg.header.message_id;
     let current = slot.as_ref().filter(|r| r.message_id == id);
@@ -166,7 +169,7 @@ pub(super) fn receive(
     r.bytes += opened.piece.len();
     if r.bytes > limits.max_message {
         *slot = None;
-        return Outcome::Dropped("reassembled message too big");
+        return Outcome::Dropped(TOO_BIG);
     }
     if number == 1 {
         r.first_inner = opened.first_inner;
@@ -188,7 +191,12 @@ pub(super) fn receive(
 
 /// Feeds the peer's SKF fragment to reassembly: `true` when `msg` is not a fragment or
 /// completes its message (whose inner payloads then wait in `IkeSa::reassembled`).
-pub(super) fn reassemble(sa: &mut IkeSa, ctx: &Ctx<'_>, datagram: &[u8], msg: &Message) -> bool {
+pub(super) fn reassemble(
+    sa: &mut IkeSa,
+    ctx: &mut Ctx<'_>,
+    datagram: &[u8],
+    msg: &Message,
+) -> bool {
     if !matches!(msg.payloads.last(), Some(Payload::Skf { .. })) {
         return true;
     }
@@ -216,6 +224,9 @@ pub(super) fn reassemble(sa: &mut IkeSa, ctx: &Ctx<'_>, datagram: &[u8], msg: &M
         }
         Outcome::Incomplete => false,
         Outcome::Dropped(reason) => {
+            if [TOO_MANY, TOO_BIG].contains(&reason) {
+                ctx.counters.reassembly_refused += 1;
+            }
             let message_id = msg.header.message_id;
             debug!(sa = id, message_id, reason, "dropped fragment");
             false

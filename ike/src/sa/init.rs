@@ -1,6 +1,6 @@
 //! IKE_SA_INIT (RFC 7296 §1.2): proposals, KE and nonces, COOKIE and INVALID_KE_PAYLOAD.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use tracing::debug;
 
@@ -10,7 +10,7 @@ use super::proposal::{choose, ike_proposals, Chosen};
 use super::{ike_auth, log_keys, natd, FailReason, KeyLog, Transmit};
 use crate::auth::{parse_hash_algorithms, signature_hash_algorithms};
 use crate::codec::{exchange, notify, protocol, Cert, CertReq, Id, Ke, Message, Notify, Payload};
-use crate::crypto::{derive_ike_keys, prf, skeyseed, Cipher, DhGroup, KeyShare, Secret};
+use crate::crypto::{derive_ike_keys, skeyseed, Cipher, DhGroup, KeyShare, Secret};
 use crate::rng::random_vec;
 
 const NONCE_LEN: usize = 32;
@@ -128,6 +128,12 @@ fn send_init(sa: &mut IkeSa, ctx: &mut Ctx<'_>) {
 pub(super) fn on_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], msg: &Message) {
     let payloads = &msg.payloads;
     if let Some(cookie) = find_notify(payloads, notify::COOKIE) {
+        if sa.cookie.as_deref() == Some(cookie) {
+            // The answer to a copy sent before the cookie (our retransmission, or a
+            // duplicate on the path): the request with it is already out. Counting it as
+            // a retry would give up on a busy responder that drops, then answers, copies.
+            return;
+        }
         if sa.retries >= MAX_RETRIES || cookie.is_empty() || cookie.len() > 64 {
             return sa.fail(ctx, Some(FailReason::Protocol("COOKIE retries exhausted")));
         }
@@ -241,25 +247,12 @@ struct Accepted<'m> {
 }
 
 /// Checks an IKE_SA_INIT request; on refusal, the notify (type, data) to answer with.
-fn accept_request<'m>(
-    ctx: &Ctx<'_>,
-    from: SocketAddr,
-    msg: &'m Message,
-    cookie_secret: Option<&Secret>,
-) -> Result<Accepted<'m>, (u16, Vec<u8>)> {
+fn accept_request<'m>(ctx: &Ctx<'_>, msg: &'m Message) -> Result<Accepted<'m>, (u16, Vec<u8>)> {
     if let Some(ptype) = msg.unsupported_critical() {
         return Err((notify::UNSUPPORTED_CRITICAL_PAYLOAD, vec![ptype]));
     }
     let (proposals, ke, ni) =
         init_payloads(&msg.payloads).ok_or((notify::INVALID_SYNTAX, Vec::new()))?;
-    if let Some(secret) = cookie_secret {
-        let expected = cookie(secret, ni, from.ip(), msg.header.spi_i);
-        let first = msg.payloads.first();
-        let ok = matches!(first, Some(Payload::Notify(n)) if n.notify_type == notify::COOKIE && n.data == expected);
-        if !ok {
-            return Err((notify::COOKIE, expected));
-        }
-    }
     let no_proposal = (notify::NO_PROPOSAL_CHOSEN, Vec::new());
     let chosen = choose(
         proposals,
@@ -283,16 +276,14 @@ fn accept_request<'m>(
     })
 }
 
-/// Responder: answers a new IKE_SA_INIT request; returns the new SA, or `None` after a
-/// stateless error or COOKIE reply. With `cookie_secret`, only a request that returns
-/// its cookie gets state.
+/// Responder: answers a new IKE_SA_INIT request (already screened for cookies and limits,
+/// [`super::dos`]); returns the new SA, or `None` after a stateless error reply.
 pub(super) fn respond(
     ctx: &mut Ctx<'_>,
     spi: u64,
     (from, to): (SocketAddr, SocketAddr),
     datagram: &[u8],
     msg: &Message,
-    cookie_secret: Option<&Secret>,
 ) -> Option<IkeSa> {
     let refuse = |ctx: &mut Ctx<'_>, (notify_type, data): (u16, Vec<u8>)| {
         debug!(%from, notify_type, "refused IKE_SA_INIT");
@@ -304,7 +295,7 @@ pub(super) fn respond(
         });
         None
     };
-    let accepted = match accept_request(ctx, from, msg, cookie_secret) {
+    let accepted = match accept_request(ctx, msg) {
         Ok(a) => a,
         Err(refusal) => return refuse(ctx, refusal),
     };
@@ -386,13 +377,4 @@ fn derive_keys(sa: &mut IkeSa, payloads: &[Payload], shared: &Secret, key_log: O
     let keys = derive_ike_keys(sa.cipher, &seed, &sa.ni, &sa.nr, sa.spi_i, sa.spi_r);
     log_keys(key_log, sa.spi_i, sa.spi_r, &seed, &keys);
     sa.keys = Some(keys);
-}
-
-/// A stateless cookie (RFC 7296 §2.6): prf(secret, Ni | IPi | SPIi).
-fn cookie(secret: &Secret, ni: &[u8], ip: IpAddr, spi_i: u64) -> Vec<u8> {
-    let ip = match ip {
-        IpAddr::V4(a) => a.octets().to_vec(),
-        IpAddr::V6(a) => a.octets().to_vec(),
-    };
-    prf(secret.expose(), &[ni, &ip, &spi_i.to_be_bytes()]).to_vec()
 }

@@ -11,6 +11,7 @@ mod admission_tests;
 mod child_ts;
 #[cfg(test)]
 mod collision_tests;
+mod dos;
 #[cfg(test)]
 mod dos_tests;
 mod endpoint;
@@ -44,6 +45,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use dos::DosCounters;
 pub use endpoint::Endpoint;
 pub use fragment::Fragmentation;
 
@@ -80,6 +82,16 @@ pub struct Config {
     pub require_cookie: bool,
     /// Demand cookies once this many responder SAs are half-open (no IKE_AUTH yet).
     pub cookie_threshold: Option<usize>,
+    /// Demand cookies of an address once this many responder SAs with it are half-open.
+    pub cookie_threshold_per_source: Option<usize>,
+    /// Cookie secrets are replaced this often; a cookie made with the previous one is
+    /// still accepted until the next replacement, so a cookie lives one to two periods.
+    pub cookie_rotation: Duration,
+    /// Half-open responder SAs held at most; new IKE_SA_INIT requests beyond are dropped
+    /// (even with a valid cookie: an attacker with many real addresses).
+    pub max_half_open: usize,
+    /// Half-open responder SAs with one address held at most (a host, or a NAT's hosts).
+    pub max_half_open_per_source: usize,
     /// IKE SAs held at most (any state); new IKE_SA_INIT requests beyond are dropped.
     pub max_ike_sas: usize,
     /// Encapsulate ESP in UDP even without a NAT (paths that drop IP protocol 50).
@@ -202,6 +214,10 @@ impl Config {
             half_open_timeout: Duration::from_secs(30),
             require_cookie: false,
             cookie_threshold: Some(100),
+            cookie_threshold_per_source: Some(5),
+            cookie_rotation: Duration::from_secs(60),
+            max_half_open: 5_000,
+            max_half_open_per_source: 50,
             max_ike_sas: 10_000,
             force_encap: false,
             rekey_pfs: true,

@@ -335,7 +335,17 @@ pub fn ike_peers(v: &Value) -> Vec<Value> {
 
 /// The daemon's IKE failures by reason (`auth-failed`, `revoked`, …).
 pub fn failures(v: &Value) -> BTreeMap<String, u64> {
-    find_key(v, "failures")
+    counts(v, "failures")
+}
+
+/// A number of the daemon's IKE view (`half_open`, `ike_sas`), 0 if absent.
+pub fn number(v: &Value, key: &str) -> u64 {
+    find_key(v, key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// A map of counters of the daemon's IKE view by name (`failures`, `refused`).
+pub fn counts(v: &Value, key: &str) -> BTreeMap<String, u64> {
+    find_key(v, key)
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()

@@ -37,6 +37,15 @@ pub struct IkeView {
     pub peers: Vec<IkePeerView>,
     /// IKE SAs held, in any state (half-open ones included).
     pub ike_sas: usize,
+    /// Responder IKE SAs waiting for IKE_AUTH.
+    #[serde(default)]
+    pub half_open: usize,
+    /// New IKE_SA_INITs refused by the responder's defences, by reason (`cookie-sent`,
+    /// `cookie-invalid`, `ike-sa-limit`, `half-open-limit`, `half-open-per-source-limit`),
+    /// fragments over the reassembly bounds (`reassembly-limit`), and half-open SAs
+    /// expired without IKE_AUTH (`half-open-expired`).
+    #[serde(default)]
+    pub refused: BTreeMap<String, u64>,
     /// Failed IKE SAs by reason (`auth-failed`, `no-proposal`, `timeout`, `revoked`, …).
     pub failures: BTreeMap<String, u64>,
     /// Acquires merged into an exchange already running for that peer.
@@ -90,6 +99,8 @@ pub fn build(
     IkeView {
         peers,
         ike_sas: keying.ike_sa_count(),
+        half_open: keying.half_open_count(),
+        refused: refused(&keying.dos_counters()),
         failures: (c.failures.iter())
             .map(|(k, n)| (k.as_str().to_string(), *n))
             .collect(),
@@ -104,6 +115,22 @@ pub fn build(
         authority_error: crls.error.clone(),
         authority_errors: crls.errors,
     }
+}
+
+/// The responder's defence counters by reason, for status and the metrics.
+fn refused(d: &ike::sa::DosCounters) -> BTreeMap<String, u64> {
+    [
+        ("cookie-sent", d.cookies_sent),
+        ("cookie-invalid", d.cookies_invalid),
+        ("ike-sa-limit", d.refused_ike_sa_limit),
+        ("half-open-limit", d.refused_half_open),
+        ("half-open-per-source-limit", d.refused_half_open_per_source),
+        ("reassembly-limit", d.reassembly_refused),
+        ("half-open-expired", d.half_open_expired),
+    ]
+    .into_iter()
+    .map(|(k, n)| (k.to_string(), n))
+    .collect()
 }
 
 /// The notAfter (Unix seconds) of our certificate `der`.
