@@ -176,7 +176,7 @@ fn a_cross_family_tunnel_acquire_names_the_outer_addresses() {
         .iter()
         .find(|e| matches!(e, XfrmEvent::Acquire { .. }))
         .unwrap();
-    let XfrmEvent::Acquire { src, dst, sel } = acquire else {
+    let XfrmEvent::Acquire { src, dst, sel, .. } = acquire else {
         unreachable!()
     };
     assert_eq!(src.to_string(), "10.93.0.1");

@@ -93,6 +93,9 @@ fn render_daemon(v: &DaemonView, now: Timestamp) -> String {
     if let Some(ike) = &v.ike {
         render_ike(&mut out, ike, now);
     }
+    if let Some(f) = &v.first_packets {
+        let _ = writeln!(out, "    first packets to a peer being keyed: {f}");
+    }
     out
 }
 

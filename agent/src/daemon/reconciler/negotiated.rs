@@ -7,11 +7,12 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::waiting::Waiting;
 use super::Reconciler;
 use crate::daemon::ike::Negotiated;
 use crate::ike_setup::{ike_setup, IkeSetup};
 use crate::keying::{Admission, StaticSpis};
-use crate::model::{Desired, SaKey};
+use crate::model::{Desired, PolicyKey, SaKey};
 use crate::plan::SpiTable;
 use crate::plan::Touched;
 
@@ -32,6 +33,8 @@ pub(super) struct IkeState {
     /// Keys of negotiated SAs added, removed or changed since the last reconcile: a
     /// keying reconcile reads and diffs only these when the kernel held the last set.
     pub(super) touched: BTreeSet<SaKey>,
+    /// Outbound policies whose queue may hold packets for a peer being keyed.
+    pub(super) waiting: Waiting,
 }
 
 impl IkeState {
@@ -86,6 +89,36 @@ impl Reconciler {
     /// an exchange instead of being counted as an unknown peer's).
     pub fn ike_keys(&self, local: IpAddr, remote: IpAddr) -> bool {
         (self.ike.admission.as_ref()).is_some_and(|a| a.terms(local, remote).is_some())
+    }
+
+    /// An acquire keying takes: its packet may wait in `policy`'s queue for the SA.
+    pub fn note_waiting(&mut self, remote: IpAddr, policy: PolicyKey) {
+        self.ike.waiting.note(remote, policy, std::time::Instant::now());
+    }
+
+    /// Rewrite the policies whose queued packets now have an SA (see `waiting`): they
+    /// leave at once instead of at the kernel's next queue timer. A failure only delays
+    /// them to that timer.
+    pub(super) fn release_waiting(&mut self, desired: &Desired) {
+        if self.ike.waiting.is_empty() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let ops = self.ike.waiting.releases(&self.ike.negotiated, desired, now);
+        if ops.is_empty() {
+            return;
+        }
+        match crate::kernel::apply(&mut self.sock, &ops) {
+            Ok(acks) => {
+                for (op, ack) in ops.iter().zip(acks) {
+                    match ack {
+                        Ok(()) => tracing::debug!(op = %op.label, "rewrote the policy holding them"),
+                        Err(e) => tracing::warn!(op = %op.label, error = %e, "could not rewrite the policy; the kernel's queue timer releases them"),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not rewrite policies holding packets; the kernel's queue timer releases them"),
+        }
     }
 
     /// The IKE setup of the policy in force.

@@ -82,7 +82,7 @@ impl Xfrm {
 /// `xfrm_state_add` → `__find_acq_core`), which negotiated SAs do, so no sequence number is
 /// needed to install over it.
 fn ike_acquire(ev: &XfrmEvent) -> Option<Acquire> {
-    let XfrmEvent::Acquire { src, dst, sel } = ev else {
+    let XfrmEvent::Acquire { src, dst, sel, .. } = ev else {
         return None;
     };
     let sel = sel.unwrap_or_else(|| Selector::between(host(*src), host(*dst)));
@@ -115,6 +115,16 @@ impl Source for Xfrm {
             _ => true,
         });
         // Pairs keyed over IKEv2: keying starts (or merges into) an exchange.
+        for ev in &ike {
+            if let XfrmEvent::Acquire {
+                dst,
+                policy: Some(p),
+                ..
+            } = ev
+            {
+                cx.rec.note_waiting(*dst, p.clone());
+            }
+        }
         cx.turn.acquires.extend(ike.iter().filter_map(ike_acquire));
         let empty = crate::model::Desired::default();
         let d = cx.rec.last_desired().unwrap_or(&empty);
