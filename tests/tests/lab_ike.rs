@@ -30,6 +30,8 @@ mod agent;
 mod charon;
 #[path = "lab_ike/evidence.rs"]
 mod evidence;
+#[path = "lab_ike/first_packet.rs"]
+mod first_packet;
 #[path = "lab_ike/interop.rs"]
 mod interop;
 #[path = "lab_ike/inventory.rs"]
@@ -108,6 +110,22 @@ fn ikev2_inventory_pair_negotiates_and_the_matrix_is_unchanged() {
     let result = inventory::inventory_pair(&lab);
     lab.down().expect("clean tear-down");
     println!("{}", result.expect("site ↔ db over IKEv2"));
+}
+
+/// The first packets to a new peer wait for the exchange they start: a TCP connect from
+/// the roamer (xfrm-agent) to site, tried once, completes without a SYN retransmission
+/// (the roamer's TCPSynRetrans counter), and a single UDP datagram is echoed; the daemon
+/// restores `xfrm_larval_drop` on exit. Then charon as the roamer with the same sysctl
+/// (the time to compare), and with the kernel's default as a control that does
+/// retransmit. Prints the connect times.
+#[test]
+#[ignore = "needs the lab: scripts/lab test"]
+fn ikev2_first_packets_wait_for_the_exchange() {
+    require_lab!();
+    let lab = Lab::up(&rig::prepare("first")).expect("lab up");
+    let result = first_packet::first_packets(&lab);
+    lab.down().expect("clean tear-down");
+    println!("{}", result.expect("first packets"));
 }
 
 /// Without the lab: both IKE policy files load without errors, and the variant's oracle

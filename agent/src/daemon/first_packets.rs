@@ -45,7 +45,12 @@ impl Larval {
         match larval::set_drops(false) {
             Ok(()) => {
                 tracing::info!("set net.core.xfrm_larval_drop = 0: packets to a peer being keyed wait for its SA (restored on exit)");
-                (Larval { restore: Some(true) }, "queued")
+                (
+                    Larval {
+                        restore: Some(true),
+                    },
+                    "queued",
+                )
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot set net.core.xfrm_larval_drop = 0; first packets to new IKE peers are dropped");

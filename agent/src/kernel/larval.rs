@@ -13,7 +13,9 @@ pub fn drops() -> io::Result<bool> {
     match text.trim() {
         "0" => Ok(false),
         "1" => Ok(true),
-        other => Err(io::Error::other(format!("{PATH}: unexpected value {other:?}"))),
+        other => Err(io::Error::other(format!(
+            "{PATH}: unexpected value {other:?}"
+        ))),
     }
 }
 

@@ -93,7 +93,9 @@ impl Reconciler {
 
     /// An acquire keying takes: its packet may wait in `policy`'s queue for the SA.
     pub fn note_waiting(&mut self, remote: IpAddr, policy: PolicyKey) {
-        self.ike.waiting.note(remote, policy, std::time::Instant::now());
+        self.ike
+            .waiting
+            .note(remote, policy, std::time::Instant::now());
     }
 
     /// Rewrite the policies whose queued packets now have an SA (see `waiting`): they
@@ -104,7 +106,10 @@ impl Reconciler {
             return;
         }
         let now = std::time::Instant::now();
-        let ops = self.ike.waiting.releases(&self.ike.negotiated, desired, now);
+        let ops = self
+            .ike
+            .waiting
+            .releases(&self.ike.negotiated, desired, now);
         if ops.is_empty() {
             return;
         }
@@ -112,12 +117,18 @@ impl Reconciler {
             Ok(acks) => {
                 for (op, ack) in ops.iter().zip(acks) {
                     match ack {
-                        Ok(()) => tracing::debug!(op = %op.label, "rewrote the policy holding them"),
-                        Err(e) => tracing::warn!(op = %op.label, error = %e, "could not rewrite the policy; the kernel's queue timer releases them"),
+                        Ok(()) => {
+                            tracing::debug!(op = %op.label, "rewrote the policy holding them")
+                        }
+                        Err(e) => {
+                            tracing::warn!(op = %op.label, error = %e, "could not rewrite the policy; the kernel's queue timer releases them")
+                        }
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "could not rewrite policies holding packets; the kernel's queue timer releases them"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not rewrite policies holding packets; the kernel's queue timer releases them")
+            }
         }
     }
 

@@ -37,7 +37,12 @@ impl Waiting {
     /// The rewrites that release the packets waiting for a peer that now has an outbound
     /// negotiated SA (the policy as desired, unchanged); those entries are done. Entries
     /// past [`FORGET_AFTER`] are dropped.
-    pub fn releases(&mut self, negotiated: &Negotiated, desired: &Desired, now: Instant) -> Vec<Op> {
+    pub fn releases(
+        &mut self,
+        negotiated: &Negotiated,
+        desired: &Desired,
+        now: Instant,
+    ) -> Vec<Op> {
         let keyed = |peer: &IpAddr| negotiated.keys().any(|k| k.dst == *peer);
         let mut ops: Vec<Op> = Vec::new();
         self.0.retain(|(peer, key), at| {
@@ -48,7 +53,10 @@ impl Waiting {
                 return true;
             }
             if let Some(p) = desired.policies.get(key) {
-                if !ops.iter().any(|o| matches!(&o.kind, OpKind::UpdatePolicy(k, _) if k == key)) {
+                if !ops
+                    .iter()
+                    .any(|o| matches!(&o.kind, OpKind::UpdatePolicy(k, _) if k == key))
+                {
                     ops.push(Op {
                         kind: OpKind::UpdatePolicy(key.clone(), p.spec.clone()),
                         label: format!("release packets waiting for {peer}"),
