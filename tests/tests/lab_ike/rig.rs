@@ -82,13 +82,18 @@ key-exchange = "ikev2"
 /// A scratch folder `name` under target/lab/ike, holding the policy variant and a key
 /// directory: the example X25519 keys of the members and their corp certificates.
 pub fn prepare(name: &str) -> UpOptions {
+    prepare_with(name, "")
+}
+
+/// [`prepare`] with `rules` (TOML `[[rules]]` entries) before the variant's rules.
+pub fn prepare_with(name: &str, rules: &str) -> UpOptions {
     let pki = pki();
     let dir = work_dir().join(name);
     let _ = std::fs::remove_dir_all(&dir);
     let keys = dir.join("keys");
     std::fs::create_dir_all(&keys).unwrap();
     let policy = dir.join("policy.toml");
-    std::fs::write(&policy, policy_text(pki)).unwrap();
+    std::fs::write(&policy, with_rules(&policy_text(pki), rules)).unwrap();
     let examples = e2e::repo_root().join("examples/keys");
     for h in MEMBERS {
         copy(
@@ -104,6 +109,12 @@ pub fn prepare(name: &str) -> UpOptions {
         keys: Some(keys),
         no_agents: false,
     }
+}
+
+/// `text` with `rules` before its first rule.
+pub fn with_rules(text: &str, rules: &str) -> String {
+    let at = text.find("[[rules]]").expect("the variant has rules");
+    format!("{}{rules}{}", &text[..at], &text[at..])
 }
 
 fn copy(from: &Path, to: &Path, mode: u32) {
