@@ -44,6 +44,7 @@ impl Admission for Pair {
             reqid: REQID,
             replay_window: 64,
             lifetime: lifetime(Duration::from_secs(3600)),
+            fallback: None,
         })
     }
     fn admit(&self, _: &ike::sa::Admission<'_>) -> bool {

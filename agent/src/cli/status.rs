@@ -140,6 +140,14 @@ fn render_ike(out: &mut String, ike: &IkeView, now: Timestamp) {
             p.rekeys,
         );
     }
+    if !ike.clear_peers.is_empty() {
+        let peers: Vec<String> = ike.clear_peers.iter().map(|a| a.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "    clear (request peers that did not answer IKE; tried again later): {}",
+            peers.join(", ")
+        );
+    }
 }
 
 pub fn run(args: &super::StatusArgs) -> anyhow::Result<ExitCode> {

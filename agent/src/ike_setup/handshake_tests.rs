@@ -37,6 +37,7 @@ impl Admission for Open {
             reqid: 1,
             replay_window: 64,
             lifetime: lifetime(Duration::from_secs(3600)),
+            fallback: None,
         })
     }
     fn admit(&self, _: &ike::sa::Admission<'_>) -> bool {

@@ -33,6 +33,7 @@ impl Admission for Table {
             reqid: REQID,
             replay_window: 1024,
             lifetime: lifetime(Duration::from_secs(60)),
+            fallback: None,
         })
     }
     fn admit(&self, _: &ike::sa::Admission<'_>) -> bool {

@@ -287,7 +287,7 @@ pub fn reach(
 
 /// The first value named `key` anywhere in the daemon's view (its IKE section's place in
 /// `status --daemon --json` is the daemon's business).
-fn find_key<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+pub fn find_key<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     match v {
         Value::Object(m) => m
             .get(key)

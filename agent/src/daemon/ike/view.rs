@@ -39,6 +39,12 @@ pub struct IkeView {
     pub failures: BTreeMap<String, u64>,
     /// Acquires merged into an exchange already running for that peer.
     pub acquires_merged: u64,
+    /// Acquires for `request` peers that did not answer IKE, within their backoff.
+    #[serde(default)]
+    pub acquires_in_backoff: u64,
+    /// `request` peers that did not answer IKE: their traffic flows clear until the retry.
+    #[serde(default)]
+    pub clear_peers: Vec<std::net::IpAddr>,
     pub children_refused: u64,
     /// Our own certificate's notAfter (Unix seconds), when it parses.
     pub certificate_not_after: Option<i64>,
@@ -70,6 +76,8 @@ pub fn build(keying: &Keying, now: Instant, wall: u64, own_not_after: Option<i64
             .map(|(k, n)| (k.as_str().to_string(), *n))
             .collect(),
         acquires_merged: c.acquires_merged,
+        acquires_in_backoff: c.acquires_in_backoff,
+        clear_peers: keying.clear_peers(now).map(|p| p.1).collect(),
         children_refused: c.children_refused,
         certificate_not_after: own_not_after,
     }

@@ -58,7 +58,7 @@ impl Waiting {
                     .any(|o| matches!(&o.kind, OpKind::UpdatePolicy(k, _) if k == key))
                 {
                     ops.push(Op {
-                        kind: OpKind::UpdatePolicy(key.clone(), p.spec.clone()),
+                        kind: OpKind::UpdatePolicy(*key, p.spec.clone()),
                         label: format!("release packets waiting for {peer}"),
                     });
                 }
@@ -81,8 +81,8 @@ mod tests {
         d.policies
             .keys()
             .find(|k| k.dir == Dir::Out)
+            .copied()
             .expect("an outbound policy")
-            .clone()
     }
 
     #[test]
@@ -93,11 +93,11 @@ mod tests {
         let (peer, other): (IpAddr, IpAddr) = (sa_key.dst, "192.0.2.99".parse().unwrap());
         let t0 = Instant::now();
         let mut w = Waiting::default();
-        w.note(peer, key.clone(), t0);
-        w.note(other, key.clone(), t0);
+        w.note(peer, key, t0);
+        w.note(other, key, t0);
         let inbound = PolicyKey {
             dir: Dir::In,
-            ..key.clone()
+            ..key
         };
         w.note(peer, inbound, t0);
         // Nothing negotiated yet: nothing to release, everything still waits.
@@ -107,7 +107,7 @@ mod tests {
         assert_eq!(ops.len(), 1, "{ops:?}");
         assert_eq!(
             ops[0].kind,
-            OpKind::UpdatePolicy(key.clone(), d.policies[&key].spec.clone())
+            OpKind::UpdatePolicy(key, d.policies[&key].spec.clone())
         );
         assert!(w.releases(&neg, &d, t0).is_empty(), "released once");
         assert!(!w.is_empty(), "the other peer still waits");

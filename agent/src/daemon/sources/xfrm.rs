@@ -122,7 +122,7 @@ impl Source for Xfrm {
                 ..
             } = ev
             {
-                cx.rec.note_waiting(*dst, p.clone());
+                cx.rec.note_waiting(*dst, *p);
             }
         }
         cx.turn.acquires.extend(ike.iter().filter_map(ike_acquire));
