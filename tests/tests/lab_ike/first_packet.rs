@@ -12,11 +12,10 @@ use std::time::Duration;
 use anyhow::{ensure, Context};
 use e2e::daemon;
 use e2e::lab::Lab;
-use e2e::probe::{Batch, Probe};
-use e2e::remote::{self, Server};
+use e2e::remote::Server;
 use e2e::topology::Family;
 
-use super::charon::{Charon, Conn};
+use super::charon::{roamer_conns, Charon};
 use super::rig::{self, addr};
 use super::{TCP, UDP};
 
@@ -65,6 +64,12 @@ fn agent_then_charon(
         "agent: TCP over the established SAs {:.3} s\n",
         warm.as_secs_f64()
     );
+    // Informational (not a verdict): whether the daemon released the queue itself.
+    let log = std::fs::read_to_string(lab.state.join("logs/agent-roamer.log")).unwrap_or_default();
+    let rewrites = log
+        .matches("rewrote the policy whose queue held them")
+        .count();
+    *out += &format!("agent: policy rewrites that released queued packets: {rewrites}\n");
     stop_agent(lab, pid)?;
     ensure!(
         larval_drop(lab)? == 1,
@@ -74,7 +79,11 @@ fn agent_then_charon(
 
     // charon as the roamer, with the same sysctl; then the kernel's default as a control.
     lab.sh("roamer", "sysctl -qw net.core.xfrm_larval_drop=0")?;
-    let charon = Charon::start(&rig::work_dir().join("first/charon"), rig::pki(), &conns())?;
+    let charon = Charon::start(
+        &rig::work_dir().join("first/charon"),
+        rig::pki(),
+        &roamer_conns(true),
+    )?;
     let (charon_tcp, charon_retrans) = once(lab, r4, s4, "tcp", TCP)?;
     *out += &format!(
         "charon: new-peer TCP connect + echo {:.3} s, SYN retransmissions {charon_retrans}\n",
@@ -104,21 +113,7 @@ fn once(
     port: u16,
 ) -> anyhow::Result<(Duration, u64)> {
     let before = syn_retrans(lab)?;
-    let batch = Batch {
-        concurrent: false,
-        timeout_ms: ONE_TRY_MS,
-        settle_ms: 0,
-        probes: vec![Probe {
-            id: 0,
-            src,
-            dst,
-            proto: proto.into(),
-            port,
-        }],
-    };
-    let run = remote::start_probes(&lab.exec, "roamer", &batch)?;
-    let res = remote::finish_probes(run, "roamer")?;
-    let r = res.first().context("no probe result")?;
+    let r = rig::probe(lab, "roamer", (src, dst), proto, port, (ONE_TRY_MS, 0))?;
     ensure!(
         r.ok,
         "{proto} {src} → {dst}:{port}, tried once, not echoed: {}",
@@ -159,24 +154,4 @@ fn stop_agent(_lab: &Lab, pid: u32) -> anyhow::Result<()> {
         Duration::from_millis(20),
         || Ok((!daemon::alive(pid)).then_some(())),
     )
-}
-
-/// Both families trapped: traffic from the roamer makes charon initiate.
-fn conns() -> [Conn; 2] {
-    [
-        Conn {
-            name: "v4",
-            local: "10.20.0.40",
-            remote: "10.10.0.10",
-            cert: Some("roamer"),
-            trap: true,
-        },
-        Conn {
-            name: "v6",
-            local: "fd00:20::40",
-            remote: "fd00:10::10",
-            cert: Some("roamer"),
-            trap: true,
-        },
-    ]
 }

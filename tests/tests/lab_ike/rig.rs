@@ -247,10 +247,22 @@ pub fn probe_once(
     proto: &str,
     port: u16,
 ) -> anyhow::Result<bool> {
+    Ok(probe(lab, host, (src, dst), proto, port, (2000, 50))?.ok)
+}
+
+/// One probe from `host`, given `timeout_ms` for its echo and `settle_ms` after it.
+pub fn probe(
+    lab: &Lab,
+    host: &str,
+    (src, dst): (IpAddr, IpAddr),
+    proto: &str,
+    port: u16,
+    (timeout_ms, settle_ms): (u64, u64),
+) -> anyhow::Result<e2e::probe::Result> {
     let batch = Batch {
         concurrent: false,
-        timeout_ms: 2000,
-        settle_ms: 50,
+        timeout_ms,
+        settle_ms,
         probes: vec![Probe {
             id: 0,
             src,
@@ -261,7 +273,7 @@ pub fn probe_once(
     };
     let run = remote::start_probes(&lab.exec, host, &batch)?;
     let res = remote::finish_probes(run, host)?;
-    Ok(res.first().is_some_and(|r| r.ok))
+    res.into_iter().next().context("no probe result")
 }
 
 /// Probe until one echo comes back (the first packets start the exchange and wait for
