@@ -176,11 +176,24 @@ fn a_cross_family_tunnel_acquire_names_the_outer_addresses() {
         .iter()
         .find(|e| matches!(e, XfrmEvent::Acquire { .. }))
         .unwrap();
-    let XfrmEvent::Acquire { src, dst, sel, .. } = acquire else {
+    let XfrmEvent::Acquire {
+        src,
+        dst,
+        sel,
+        policy,
+    } = acquire
+    else {
         unreachable!()
     };
     assert_eq!(src.to_string(), "10.93.0.1");
     assert_eq!(dst.to_string(), "10.93.0.2");
     let sel = sel.expect("the selector decodes");
     assert_eq!(sel.dst.to_string(), "fd00:2::5/128");
+    // The policy the packet hit (the daemon rewrites it to release queued packets).
+    let policy = policy.expect("the acquire names its policy");
+    assert_eq!(policy.dir, agent::model::Dir::Out);
+    assert_eq!(
+        (policy.sel.src.to_string(), policy.sel.dst.to_string()),
+        ("fd00:1::/64".to_string(), "fd00:2::/64".to_string())
+    );
 }

@@ -58,10 +58,12 @@ impl Larval {
             }
         }
     }
+}
 
-    /// Daemon exit: put back what [`Larval::start`] changed.
-    pub fn restore(self) {
-        if let Some(drop) = self.restore {
+impl Drop for Larval {
+    /// Daemon exit (also on an error return): put back what [`Larval::start`] changed.
+    fn drop(&mut self) {
+        if let Some(drop) = self.restore.take() {
             match larval::set_drops(drop) {
                 Ok(()) => tracing::info!("restored net.core.xfrm_larval_drop = 1"),
                 Err(e) => tracing::warn!(error = %e, "cannot restore net.core.xfrm_larval_drop"),

@@ -126,7 +126,7 @@ async fn serve(policy: &crate::load::PolicyFiles, o: &Options) -> anyhow::Result
     if let Some(ike) = sources.ike.as_mut() {
         ike.shutdown();
     }
-    larval.restore();
+    drop(larval);
     if o.flush_on_exit {
         let n = rec.flush()?;
         tracing::info!(removed = n, "flushed every owned object (--flush-on-exit)");
