@@ -70,6 +70,15 @@ fn agent_then_charon(
         .matches("rewrote the policy whose queue held them")
         .count();
     *out += &format!("agent: policy rewrites that released queued packets: {rewrites}\n");
+    let marks = [
+        "rewrote the policy",
+        "exchange started",
+        "could not rewrite",
+        "larval",
+    ];
+    for l in log.lines().filter(|l| marks.iter().any(|m| l.contains(m))) {
+        *out += &format!("  roamer log: {l}\n");
+    }
     stop_agent(lab, pid)?;
     ensure!(
         larval_drop(lab)? == 1,

@@ -93,6 +93,7 @@ impl Reconciler {
 
     /// An acquire keying takes: its packet may wait in `policy`'s queue for the SA.
     pub fn note_waiting(&mut self, remote: IpAddr, policy: PolicyKey) {
+        tracing::debug!(%policy, peer = %remote, "packets to a peer being keyed may wait in this policy's queue");
         self.ike
             .waiting
             .note(remote, policy, std::time::Instant::now());

@@ -52,7 +52,11 @@ impl Waiting {
             if !keyed(peer) {
                 return true;
             }
-            if let Some(p) = desired.policies.get(key) {
+            let Some(p) = desired.policies.get(key) else {
+                tracing::warn!(%key, %peer, "the policy an acquire named is not desired: its queue is left to the kernel's timer");
+                return false;
+            };
+            {
                 if !ops
                     .iter()
                     .any(|o| matches!(&o.kind, OpKind::UpdatePolicy(k, _) if k == key))

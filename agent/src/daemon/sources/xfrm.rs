@@ -123,6 +123,8 @@ impl Source for Xfrm {
             } = ev
             {
                 cx.rec.note_waiting(*dst, *p);
+            } else if let XfrmEvent::Acquire { dst, .. } = ev {
+                tracing::warn!(peer = %dst, "an acquire without its policy: packets queued for this peer leave at the kernel's timer");
             }
         }
         cx.turn.acquires.extend(ike.iter().filter_map(ike_acquire));
