@@ -69,12 +69,16 @@ fn agent_then_charon(
     let rewrites = log
         .matches("rewrote the policy whose queue held them")
         .count();
-    *out += &format!("agent: policy rewrites that released queued packets: {rewrites}\n");
+    *out += &format!(
+        "agent: policy rewrites that released queued packets: {rewrites} (roamer log: {} lines)\n",
+        log.lines().count()
+    );
     let marks = [
         "rewrote the policy",
-        "exchange started",
         "could not rewrite",
-        "larval",
+        "not desired",
+        "without its policy",
+        "WARN",
     ];
     for l in log.lines().filter(|l| marks.iter().any(|m| l.contains(m))) {
         *out += &format!("  roamer log: {l}\n");
