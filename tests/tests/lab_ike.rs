@@ -30,18 +30,18 @@ mod agent;
 mod charon;
 #[path = "lab_ike/evidence.rs"]
 mod evidence;
-#[path = "lab_ike/flood.rs"]
-mod flood;
 #[path = "lab_ike/first_packet.rs"]
 mod first_packet;
+#[path = "lab_ike/flood.rs"]
+mod flood;
 #[path = "lab_ike/interop.rs"]
 mod interop;
 #[path = "lab_ike/inventory.rs"]
 mod inventory;
-#[path = "lab_ike/revocation.rs"]
-mod revocation;
 #[path = "lab_ike/request.rs"]
 mod request;
+#[path = "lab_ike/revocation.rs"]
+mod revocation;
 #[path = "lab_ike/rig.rs"]
 mod rig;
 #[path = "lab_ike/untrusted.rs"]

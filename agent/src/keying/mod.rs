@@ -328,9 +328,10 @@ impl Keying {
             });
             children.chain(retiring).chain(ikes.flatten())
         });
-        (own.chain(self.expiry_deadline()).chain(self.fallback_timeout()))
-            .chain(self.endpoint.poll_timeout())
-            .min()
+        (own.chain(self.expiry_deadline())
+            .chain(self.fallback_timeout()))
+        .chain(self.endpoint.poll_timeout())
+        .min()
     }
 
     /// The ESP SAs keying wants in the kernel now: every live Child SA's inbound SA, the
