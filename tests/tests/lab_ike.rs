@@ -10,6 +10,7 @@
 //!   SA rekey every 20 s under 100 datagrams/s each way: 0 lost, 0 clear;
 //! - the roamer with another CA's certificate, a revoked one, or none (PSK): no SA, its
 //!   clear traffic dropped by site, the failures counted by reason in site's daemon view;
+//! - federation: the roamer with a partner CA's certificate reaches site's TCP 443 only;
 //! - site ↔ db with `key-exchange = "ikev2"`: negotiated SAs (SPIs outside the static
 //!   slots), and the flow matrix of the six standard hosts unchanged.
 //!
@@ -38,6 +39,8 @@ mod flood;
 mod interop;
 #[path = "lab_ike/inventory.rs"]
 mod inventory;
+#[path = "lab_ike/partner.rs"]
+mod partner;
 #[path = "lab_ike/request.rs"]
 mod request;
 #[path = "lab_ike/revocation.rs"]
@@ -128,6 +131,22 @@ fn bench_ikev2_spoofed_flood_at_charon() {
     let result = flood::spoofed_flood_at_charon(&lab);
     lab.down().expect("clean tear-down");
     println!("{}", result.expect("spoofed flood at charon"));
+}
+
+/// Federation: the roamer (xfrm-agent) with a partner CA's certificate, admitted by one
+/// rule to site's TCP 443 only (not by the intranet rule): site narrows the Child SA to
+/// that service; the roamer reaches 443 over ESP-in-UDP, gets no answer on 8443 (served
+/// too), sends nothing in clear, and site's SAs carry `proto tcp` and port 443; with a
+/// forged wider outbound SA (same SPI and keys) its ESP to 8443 is dropped by site's
+/// kernel after decryption (`XfrmInStateMismatch`).
+#[test]
+#[ignore = "needs the lab: scripts/lab test"]
+fn ikev2_partner_roamer_reaches_only_its_service() {
+    require_lab!();
+    let lab = Lab::up(&rig::prepare_partner("partner", TCP)).expect("lab up");
+    let result = partner::partner_roamer(&lab);
+    lab.down().expect("clean tear-down");
+    println!("{}", result.expect("partner roamer"));
 }
 
 /// site ↔ db with `key-exchange = "ikev2"`: after the first packets their SAs are

@@ -16,6 +16,12 @@
 //!   admits its own authority on its side, and its certificate matches the authority's and each rule's
 //!   identity patterns. (A partner admitted by one port's rule would otherwise get an SA
 //!   that the kernel also accepts for a later rule's traffic with the same reqid.)
+//! - when no authority passes every ESP rule of the chain, a peer outside the inventory is
+//!   still keyed by the chain's first ESP rule that admits an authority on its side and
+//!   names one protocol and one port range (an XFRM selector's port and mask), unless an
+//!   earlier rule of the chain overlaps its traffic: the Child SA and the kernel SAs'
+//!   selectors are then narrowed to that rule's traffic ([`Terms::ports`]), so only that
+//!   rule admits the peer; the kernel drops anything else it sends inside the SA.
 //!
 //! The terms' reqid is the one of the chain's first IKEv2-keyed rule's template (reqid =
 //! range start + cipher × 2 + mode, `plan::Layout`), so the kernel's catch-all policy finds
@@ -31,6 +37,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
+use ike::sa::Ports;
 use ipnet::IpNet;
 use policy_schema::{CertIdentity, Family, IdentityPattern, KeyExchange, Mode, Policy, Scope};
 use x509_parser::extensions::GeneralName;
@@ -38,6 +45,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::keying::{self, lifetime, net_selector, Settings, Terms};
 use crate::plan::{ike_tunnels, Layout};
+use narrowing::{narrowing, service};
 
 /// One transport-mode rule, resolved.
 struct Rule {
@@ -46,6 +54,8 @@ struct Rule {
     to: Vec<IpNet>,
     /// Protocol family the rule is limited to (icmp, icmpv6), if any.
     family: Option<Family>,
+    /// Protocol number, and the `to` side's ports if they are one selector's worth.
+    service: Option<(u8, Option<(u16, u16)>)>,
     all_protocols: bool,
     esp: bool,
     /// `request`: clear traffic is allowed, so an unanswered exchange is given up.
@@ -62,6 +72,16 @@ struct Rule {
 struct Link<'a> {
     rule: &'a Rule,
     admits: Vec<&'a str>,
+    /// The peer matches the rule's `from` side (and we its `to`), or the other way.
+    peer_from: bool,
+    peer_to: bool,
+}
+
+/// How a pair is keyed: the rule whose template's reqid the SAs carry and, when a port
+/// rule alone admits the peer, the link of that rule and the narrowing.
+struct Keyed<'a> {
+    rule: &'a Rule,
+    narrowed: Option<(&'a Link<'a>, Ports)>,
 }
 
 /// An authority as admission sees it.
@@ -103,6 +123,7 @@ impl PolicyAdmission {
                 from: policy.resolve_all(&r.from),
                 to: policy.resolve_all(&r.to),
                 family: r.protocol.and_then(|p| p.family()),
+                service: r.protocol.and_then(|p| service(p.number(), &r.ports)),
                 all_protocols: r.protocol.is_none(),
                 esp: r.action.uses_esp(),
                 request: r.action == policy_schema::Action::Request,
@@ -201,7 +222,12 @@ impl PolicyAdmission {
                     admits.push(n);
                 }
             }
-            out.push(Link { rule: r, admits });
+            out.push(Link {
+                rule: r,
+                admits,
+                peer_from,
+                peer_to,
+            });
             if r.all_protocols {
                 break;
             }
@@ -210,12 +236,17 @@ impl PolicyAdmission {
     }
 
     /// The first ESP rule of the chain that keys the pair over IKEv2. A peer outside the
-    /// inventory is keyed only when some authority is admitted by every ESP rule of the
-    /// chain (else no certificate could be admitted: no exchange is started).
-    fn keying_rule<'a>(&self, chain: &'a [Link<'a>], remote: IpAddr) -> Option<&'a Rule> {
+    /// inventory is keyed when some authority is admitted by every ESP rule of the chain,
+    /// else narrowed to a port rule's traffic ([`Self::narrowing`]); else no certificate
+    /// could be admitted: no exchange is started.
+    fn keying<'a>(&self, chain: &'a [Link<'a>], remote: IpAddr) -> Option<Keyed<'a>> {
         let mut esp = chain.iter().filter(|l| l.rule.esp);
         if self.inventory.contains(&remote) {
-            return esp.find(|l| l.rule.ikev2).map(|l| l.rule);
+            let rule = esp.find(|l| l.rule.ikev2)?.rule;
+            return Some(Keyed {
+                rule,
+                narrowed: None,
+            });
         }
         let first = esp.next()?;
         let everywhere = |n: &&str| {
@@ -224,13 +255,24 @@ impl PolicyAdmission {
                 .filter(|l| l.rule.esp)
                 .all(|l| l.admits.contains(n))
         };
-        first.admits.iter().any(everywhere).then_some(first.rule)
+        if first.admits.iter().any(everywhere) {
+            return Some(Keyed {
+                rule: first.rule,
+                narrowed: None,
+            });
+        }
+        let (link, ports) = narrowing(chain)?;
+        Some(Keyed {
+            rule: link.rule,
+            narrowed: Some((link, ports)),
+        })
     }
 
     /// Whether `authority` may vouch for a peer of the chain and its certificate matches.
     fn admitted(
         &self,
         chain: &[Link],
+        keyed: &Keyed,
         remote: IpAddr,
         authority: &str,
         cert: &CertIdentity,
@@ -243,6 +285,9 @@ impl PolicyAdmission {
             return false;
         }
         let esp = || chain.iter().filter(|l| l.rule.esp);
+        if let Some((link, _)) = keyed.narrowed {
+            return link.admits.contains(&authority) && any_of(&link.rule.identities);
+        }
         if self.inventory.contains(&remote) {
             let named = esp().any(|l| l.admits.contains(&authority));
             return (a.scope == Scope::Any || named) && cert.ips.contains(&remote);
@@ -254,11 +299,11 @@ impl PolicyAdmission {
 impl keying::Admission for PolicyAdmission {
     fn terms(&self, local: IpAddr, remote: IpAddr) -> Option<Terms> {
         let chain = self.chain(local, remote);
-        let (reqid, tunnel) = match self.keying_rule(&chain, remote) {
-            Some(rule) => (rule.reqid, None),
+        let (reqid, tunnel, ports) = match self.keying(&chain, remote) {
+            Some(k) => (k.rule.reqid, None, k.narrowed.map(|n| n.1)),
             None => {
                 let t = self.tunnels.get(&(local, remote))?;
-                (t.reqid, Some(t.tunnel.clone()))
+                (t.reqid, Some(t.tunnel.clone()), None)
             }
         };
         Some(Terms {
@@ -271,6 +316,7 @@ impl keying::Admission for PolicyAdmission {
             fallback: (chain.iter().filter(|l| l.rule.esp))
                 .all(|l| l.rule.request)
                 .then_some(self.request_timeout),
+            ports,
         })
     }
 
@@ -280,12 +326,15 @@ impl keying::Admission for PolicyAdmission {
         let Some(cert) = cert_identity(peer.certificate) else {
             return false;
         };
-        let Some(rule) = self.keying_rule(&chain, remote) else {
+        let Some(keyed) = self.keying(&chain, remote) else {
             return self.admit_gateway((local, remote), peer, &cert);
         };
-        let ok = self.admitted(&chain, remote, peer.authority, &cert);
-        if !ok {
-            tracing::info!(peer = %remote, rule = %rule.name, authority = %peer.authority,
+        let ok = self.admitted(&chain, &keyed, remote, peer.authority, &cert);
+        if !ok && keyed.narrowed.is_some() {
+            tracing::info!(peer = %remote, rule = %keyed.rule.name, authority = %peer.authority,
+                subject = %peer.subject, "IKEv2 peer refused: not admitted by the port rule its SA is narrowed to");
+        } else if !ok {
+            tracing::info!(peer = %remote, rule = %keyed.rule.name, authority = %peer.authority,
                 subject = %peer.subject, "IKEv2 peer refused: not admitted by every rule covering the pair");
         }
         ok
@@ -350,6 +399,9 @@ pub fn cert_identity(der: &[u8]) -> Option<CertIdentity> {
     }
     Some(id)
 }
+
+#[path = "narrowing.rs"]
+mod narrowing;
 
 #[cfg(test)]
 #[path = "admission_tests.rs"]

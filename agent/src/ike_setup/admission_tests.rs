@@ -10,6 +10,7 @@ use policy_schema::Cipher;
 
 use super::*;
 use crate::keying::Admission as _;
+use ike::sa::Ports;
 
 pub(in crate::ike_setup) const POLICY: &str = r#"
 version = 1
@@ -292,20 +293,72 @@ fn certificate_holders_are_admitted_by_every_rule_covering_the_pair() {
     }
 }
 
+/// The policy with partner-https admitting partner holders only, its ports `ports`.
+fn partner_only(ports: &str) -> PolicyAdmission {
+    let text = POLICY
+        .replace(
+            "from = [\"ca:partner\", \"ca:corp\"]",
+            "from = [\"ca:partner\"]",
+        )
+        .replace("ports = [443]", &format!("ports = {ports}"));
+    PolicyAdmission::new(&policy(&text), "site", &Settings::default())
+}
+
 #[test]
-fn no_exchange_where_no_authority_passes_every_rule() {
-    // partner-https admits partner holders only, the intranet rule corp holders only:
-    // nobody outside the inventory could be admitted, so site starts nothing.
-    let text = POLICY.replace(
-        "from = [\"ca:partner\", \"ca:corp\"]",
-        "from = [\"ca:partner\"]",
+fn a_port_rule_alone_admits_its_authority_for_its_service_only() {
+    // partner-https admits partner holders, the intranet rule corp holders: no authority
+    // passes both, so the pair is narrowed to partner-https (TCP to site's 443).
+    let a = partner_only("[443]");
+    let t = a.terms(ip(SITE), ip(LAPTOP)).expect("keyed, narrowed");
+    let want = Ports {
+        protocol: 6,
+        local: (443, 443),
+        remote: (0, u16::MAX),
+    };
+    assert_eq!(t.ports, Some(want));
+    assert_eq!(t.tunnel, None);
+    let (partner, corp) = (Pki::new("partner", 2), Pki::new("corp", 1));
+    let ok = cert(&partner, "Partner Ltd", &["h.partner.example"], &[LAPTOP]);
+    assert!(admits(&a, LAPTOP, "partner", &ok));
+    let wrong_org = cert(&partner, "Partner Ltd Evil", &[], &[LAPTOP]);
+    assert!(
+        !admits(&a, LAPTOP, "partner", &wrong_org),
+        "authority identities"
     );
+    // A corp holder is not admitted by the rule the pair's SA is narrowed to.
+    let laptop = cert(&corp, "Corp", &["lap7.corp.example"], &[LAPTOP]);
+    assert!(!admits(&a, LAPTOP, "corp", &laptop));
+    let db = a
+        .terms(ip(SITE), ip(DB))
+        .expect("inventory pairs are unaffected");
+    assert_eq!(db.ports, None);
+}
+
+#[test]
+fn no_exchange_where_neither_every_rule_nor_one_service_admits() {
+    // Two ranges, or a range no port-and-mask holds: not one selector, so no narrowing.
+    for ports in ["[443, 8443]", "[\"8000-8100\"]"] {
+        let a = partner_only(ports);
+        assert_eq!(a.terms(ip(SITE), ip(LAPTOP)), None, "{ports}");
+    }
+    // An aligned block is one selector.
+    let t = partner_only("[\"8000-8007\"]").terms(ip(SITE), ip(LAPTOP));
+    assert_eq!(t.and_then(|t| t.ports).map(|p| p.local), Some((8000, 8007)));
+}
+
+#[test]
+fn an_earlier_overlapping_rule_prevents_narrowing() {
+    // A rule before partner-https taking TCP 443 of the whole intranet from anyone: the
+    // kernel would match it first, so partner-https alone cannot decide.
+    let earlier = "[[rules]]\nname = \"https-clear\"\nfrom = [\"any\"]\nto = [\"zone:intranet\"]\nprotocol = \"tcp\"\nports = [\"1-1023\"]\naction = \"permit\"\n\n[[rules]]\nname = \"partner-https\"";
+    let text = POLICY
+        .replace(
+            "from = [\"ca:partner\", \"ca:corp\"]",
+            "from = [\"ca:partner\"]",
+        )
+        .replace("[[rules]]\nname = \"partner-https\"", earlier);
     let a = PolicyAdmission::new(&policy(&text), "site", &Settings::default());
     assert_eq!(a.terms(ip(SITE), ip(LAPTOP)), None);
-    assert!(
-        a.terms(ip(SITE), ip(DB)).is_some(),
-        "inventory pairs are unaffected"
-    );
 }
 
 #[test]

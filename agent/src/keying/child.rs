@@ -49,8 +49,9 @@ pub fn suite_name(cipher: Cipher) -> String {
     }
 }
 
-/// The selector for local→remote traffic: the two hosts, and the protocol when both sides
-/// narrowed to one (the ike crate narrows to the hosts, every protocol).
+/// The selector for local→remote traffic: the two hosts, and the protocol and ports when
+/// the Child SA was narrowed to one (a peer admitted by a port rule alone): the kernel then
+/// drops decrypted packets outside it (XfrmInStateMismatch).
 fn outbound_selector(local: IpAddr, remote: IpAddr, child: &ChildSa) -> Selector {
     if child.mode == IkeMode::Tunnel {
         return tunnel_selector(local, child);
@@ -59,8 +60,8 @@ fn outbound_selector(local: IpAddr, remote: IpAddr, child: &ChildSa) -> Selector
     if let ([l], [r]) = (child.local_ts.as_slice(), child.remote_ts.as_slice()) {
         if l.protocol != 0 && l.protocol == r.protocol {
             sel.proto = l.protocol;
-            sel.sport = single_port(l);
-            sel.dport = single_port(r);
+            sel.sport = port_match(l);
+            sel.dport = port_match(r);
         }
     }
     sel
@@ -101,12 +102,24 @@ pub fn net_selector(net: &IpNet) -> TrafficSelector {
     }
 }
 
-fn single_port(ts: &TrafficSelector) -> PortMatch {
-    if ts.start_port == ts.end_port {
-        PortMatch::exact(ts.start_port)
-    } else {
-        PortMatch::ANY
+/// A selector's port range as the kernel's port and mask: exact when the range is one
+/// port or an aligned power-of-two block ([`ports_fit`]), else every port.
+fn port_match(ts: &TrafficSelector) -> PortMatch {
+    let (lo, hi) = (ts.start_port, ts.end_port);
+    match ports_fit(lo, hi) {
+        true => PortMatch {
+            port: lo,
+            mask: !(hi - lo),
+        },
+        false => PortMatch::ANY,
     }
+}
+
+/// Whether `lo..=hi` is one port-and-mask match (an XFRM selector holds one): a
+/// power-of-two block starting on its own size.
+pub fn ports_fit(lo: u16, hi: u16) -> bool {
+    let span = u32::from(hi.wrapping_sub(lo)) + 1;
+    lo <= hi && span.is_power_of_two() && u32::from(lo) % span == 0
 }
 
 /// One direction of a Child SA: its kernel key and desired state.

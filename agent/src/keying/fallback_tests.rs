@@ -25,6 +25,7 @@ impl Admission for Request {
             lifetime: lifetime(Duration::from_secs(60)),
             tunnel: None,
             fallback: self.0,
+            ports: None,
         })
     }
     fn admit(&self, _: &ike::sa::Admission<'_>) -> bool {

@@ -25,6 +25,8 @@ mod fallback;
 #[cfg(test)]
 mod fallback_tests;
 #[cfg(test)]
+mod federation_tests;
+#[cfg(test)]
 mod kernel_tests;
 mod liveness;
 #[cfg(test)]
@@ -48,7 +50,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ike::sa::{ChildSa, Config, Endpoint, SaId, Transmit, Tunnel};
 
-pub use child::{algorithm, lifetime, net_selector, suite_name};
+pub use child::{algorithm, lifetime, net_selector, ports_fit, suite_name};
 pub use expiry::Expiry;
 pub use spi::StaticSpis;
 pub use status::{Counters, FailureKind, PeerStatus};
@@ -104,6 +106,9 @@ pub struct Terms {
     /// A `request` rule keys the pair (clear traffic is allowed): an exchange we start is
     /// given up when the peer has not answered within this time ([`fallback`]).
     pub fallback: Option<Duration>,
+    /// A port rule alone admits the peer: the transport-mode Child SA (and so the kernel
+    /// SAs' selectors) is narrowed to its protocol and ports. `None`: every protocol.
+    pub ports: Option<ike::sa::Ports>,
 }
 
 /// Which peers keying admits: filled in by the daemon from the policy (rules with
@@ -232,6 +237,7 @@ impl Keying {
     ) -> Keying {
         config.admit = Some(admit_hook(&admission));
         config.tunnel = Some(tunnel_hook(&admission));
+        config.ports = Some(ports_hook(&admission));
         let own_not_after = own_not_after(&config);
         Keying {
             endpoint: Endpoint::new(config, rng, now, wall),
@@ -376,12 +382,15 @@ impl Keying {
     pub fn set_admission(&mut self, now: Instant, admission: Arc<dyn Admission>) {
         self.endpoint.config_mut().admit = Some(admit_hook(&admission));
         self.endpoint.config_mut().tunnel = Some(tunnel_hook(&admission));
+        self.endpoint.config_mut().ports = Some(ports_hook(&admission));
         self.admission = admission;
         let pairs: Vec<Pair> = self.peers.keys().copied().collect();
         for pair in pairs {
+            let peer = self.peers.get_mut(&pair).expect("listed");
             match self.admission.terms(pair.0, pair.1) {
-                Some(terms) => self.peers.get_mut(&pair).expect("listed").terms = terms,
-                None => self.delete_peer(now, pair),
+                // Negotiated selectors cannot change in place: a new narrowing renegotiates.
+                Some(terms) if terms.ports == peer.terms.ports => peer.terms = terms,
+                _ => self.delete_peer(now, pair),
             }
         }
     }
@@ -394,6 +403,7 @@ impl Keying {
         let current = self.endpoint.config_mut();
         config.admit = current.admit.take();
         config.tunnel = current.tunnel.take();
+        config.ports = current.ports.take();
         config.esp_spi = current.esp_spi.take();
         self.own_not_after = own_not_after(&config);
         *current = config;
@@ -501,4 +511,11 @@ fn admit_hook(admission: &Arc<dyn Admission>) -> ike::sa::Admit {
 fn tunnel_hook(admission: &Arc<dyn Admission>) -> ike::sa::TunnelPolicy {
     let admission = admission.clone();
     Arc::new(move |local, remote| admission.terms(local, remote).and_then(|t| t.tunnel))
+}
+
+/// The ike crate's narrowing hook over our admission: a pair a port rule alone admits
+/// takes a Child SA of that rule's protocol and ports, in both roles.
+fn ports_hook(admission: &Arc<dyn Admission>) -> ike::sa::PortsPolicy {
+    let admission = admission.clone();
+    Arc::new(move |local, remote| admission.terms(local, remote).and_then(|t| t.ports))
 }

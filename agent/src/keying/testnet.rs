@@ -35,6 +35,7 @@ impl Admission for Table {
             lifetime: lifetime(Duration::from_secs(60)),
             tunnel: None,
             fallback: None,
+            ports: None,
         })
     }
     fn admit(&self, _: &ike::sa::Admission<'_>) -> bool {

@@ -4,7 +4,9 @@
 
 use tracing::info;
 
-use super::child_ts::{answer_fits, mode_notify, request_fits, selectors};
+use super::child_ts::{
+    answer_fits, mode_notify, narrowed, request_fits, selectors, transport_selectors,
+};
 use super::endpoint::Ctx;
 use super::ike_sa::{error_notify, IkeSa, State};
 use super::proposal::{choose, esp_proposals};
@@ -251,6 +253,7 @@ fn answer_child(
         &[],
     );
     sa.tunnel = (ctx.config.tunnel.as_ref()).and_then(|f| f(sa.local.ip(), sa.remote.ip()));
+    sa.ports = (ctx.config.ports.as_ref()).and_then(|f| f(sa.local.ip(), sa.remote.ip()));
     let Some(chosen) = chosen.filter(|c| c.proposal.spi.len() == 4) else {
         return refuse(notify::NO_PROPOSAL_CHOSEN);
     };
@@ -313,6 +316,8 @@ pub(super) fn on_response(sa: &mut IkeSa, ctx: &mut Ctx<'_>, datagram: &[u8], ms
                     local: ts_i.to_vec(),
                     remote: ts_r.to_vec(),
                 });
+            } else {
+                sa.ports = narrowed(ts_i, ts_r).or(sa.ports);
             }
             let spi_out = u32::from_be_bytes(c.proposal.spi[..4].try_into().unwrap_or_default());
             let child = child_sa(sa, c.cipher, (sa.child_spi_in, spi_out), None);
@@ -354,11 +359,10 @@ pub(super) fn derive_child(
         false => (keys.initiator_to_responder, keys.responder_to_initiator),
     };
     let (local_ts, remote_ts, mode) = match &sa.tunnel {
-        None => (
-            vec![TrafficSelector::host(sa.local.ip())],
-            vec![TrafficSelector::host(sa.remote.ip())],
-            Mode::Transport,
-        ),
+        None => {
+            let (us, them) = transport_selectors(sa);
+            (us, them, Mode::Transport)
+        }
         Some(t) => (t.local.clone(), t.remote.clone(), Mode::Tunnel),
     };
     ChildSa {

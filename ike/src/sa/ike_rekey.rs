@@ -120,6 +120,7 @@ fn successor(
     sa.fragmentation = old.fragmentation;
     sa.children = std::mem::take(&mut old.children);
     sa.tunnel = old.tunnel.clone();
+    sa.ports = old.ports;
     Some(sa)
 }
 

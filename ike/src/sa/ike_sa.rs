@@ -79,6 +79,8 @@ pub(super) struct IkeSa {
     /// The Child SAs' tunnel selectors; `None`: transport mode between the two hosts.
     /// Requested by the initiator, then what was agreed; rekeys keep it.
     pub(super) tunnel: Option<super::Tunnel>,
+    /// The protocol and ports a transport-mode Child SA is narrowed to; `None`: all.
+    pub(super) ports: Option<super::Ports>,
     /// Our CREATE_CHILD_SA rekey request in flight.
     pub(super) rekey: Option<super::rekey::Pending>,
     /// The peer's authenticated identity.

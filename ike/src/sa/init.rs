@@ -52,6 +52,7 @@ pub(super) fn blank(
         child_spi_in: 0,
         children: Vec::new(),
         tunnel: None,
+        ports: None,
         rekey: None,
         ike_rekey: None,
         peer_id: None,
@@ -84,6 +85,7 @@ pub(super) fn start(
     sa.ni = random_vec(ctx.rng, NONCE_LEN);
     sa.remote_id = remote_id;
     sa.tunnel = (ctx.config.tunnel.as_ref()).and_then(|f| f(local.ip(), remote.ip()));
+    sa.ports = (ctx.config.ports.as_ref()).and_then(|f| f(local.ip(), remote.ip()));
     send_init(&mut sa, ctx);
     sa
 }

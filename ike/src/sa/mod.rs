@@ -28,6 +28,8 @@ mod init;
 #[cfg(test)]
 mod nat_tests;
 mod natd;
+#[cfg(test)]
+mod ports_tests;
 mod proposal;
 mod rekey;
 #[cfg(test)]
@@ -120,6 +122,27 @@ pub struct Config {
     /// two hosts. Both roles ask it: the initiator for what to request, the responder for
     /// what to accept.
     pub tunnel: Option<TunnelPolicy>,
+    /// Which pairs (our address, the peer's) take a transport-mode Child SA narrowed to one
+    /// protocol and port range (a rule that admits the peer for one service only); `None`,
+    /// or the hook answering `None`, means every protocol between the two hosts. Both roles
+    /// ask it: the initiator proposes the narrowed selectors, the responder narrows a wider
+    /// proposal to them and refuses one that does not cover them (RFC 7296 §2.9).
+    pub ports: Option<PortsPolicy>,
+}
+
+/// The narrowing of a transport-mode Child SA a pair (our address, the peer's) takes, if any.
+pub type PortsPolicy = Arc<dyn Fn(IpAddr, IpAddr) -> Option<Ports> + Send + Sync>;
+
+/// One protocol and port range on each side: the traffic selectors of a narrowed
+/// transport-mode Child SA (ranges inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// IP protocol number (never 0: that is every protocol).
+    pub protocol: u8,
+    /// Our ports (TSi's when we initiate).
+    pub local: (u16, u16),
+    /// The peer's ports.
+    pub remote: (u16, u16),
 }
 
 /// The tunnel-mode Child SA a pair (our address, the peer's) takes, if any.
@@ -227,6 +250,7 @@ impl Config {
             esp_spi: None,
             fragmentation: Fragmentation::default(),
             tunnel: None,
+            ports: None,
         }
     }
 }

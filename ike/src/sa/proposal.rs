@@ -1,8 +1,6 @@
 //! Building our proposals and choosing from the peer's (RFC 7296 §2.7, §3.3), and the
 //! host-to-host traffic selectors of transport mode (§2.9).
 
-use std::net::IpAddr;
-
 use crate::codec::{protocol, Proposal, TrafficSelector, Transform};
 use crate::crypto::{transform as tf, Cipher, DhGroup};
 
@@ -135,19 +133,6 @@ fn choose_one(p: &Proposal, ciphers: &[Cipher], groups: &[DhGroup]) -> Option<Ch
         cipher,
         group,
     })
-}
-
-/// Whether some selector of `list` covers all traffic of host `addr`.
-pub(super) fn covers_host(list: &[TrafficSelector], addr: IpAddr) -> bool {
-    list.iter().any(|ts| {
-        let all_ports = ts.protocol == 0 && ts.start_port == 0 && ts.end_port == u16::MAX;
-        all_ports && ts.start <= addr && addr <= ts.end && ts.start.is_ipv4() == addr.is_ipv4()
-    })
-}
-
-/// Whether every selector of `list` lies within host `addr` (a narrowing of ours).
-pub(super) fn within_host(list: &[TrafficSelector], addr: IpAddr) -> bool {
-    !list.is_empty() && list.iter().all(|ts| ts.start == addr && ts.end == addr)
 }
 
 /// Whether selector `a` lies within `b`: its protocol, ports and addresses.

@@ -9,6 +9,8 @@
 #   DIR/roamer-revoked-cert.*  the roamer's addresses, corp CA, revoked by corp.crl
 #   DIR/other-ca.{pem,key}     another CA, trusted by nobody in the policy
 #   DIR/roamer-other-cert.*    the roamer's addresses, issued by the other CA
+#   DIR/partner-ca.{pem,key}   a partner's CA ("partner", scope named: federation)
+#   DIR/roamer-partner-cert.*  the roamer's addresses, issued by the partner CA
 # Keys are SEC1 PEM, mode 0600 (the agent refuses group- or other-readable keys).
 set -euo pipefail
 out=${1:?usage: mkpki.sh DIR}
@@ -30,6 +32,7 @@ issue() { # name ca ipv4 ipv6
 }
 ca corp-ca "lab corp CA"
 ca other-ca "lab other CA"
+ca partner-ca "lab partner CA"
 issue site corp-ca 10.10.0.10 fd00:10::10
 issue db corp-ca 10.10.0.11 fd00:10::11
 issue mp corp-ca 10.20.0.20 fd00:20::20
@@ -38,6 +41,7 @@ issue gw-east corp-ca 10.93.0.1 fd00:93::1
 issue gw-west corp-ca 10.93.0.2 fd00:93::2
 issue roamer-revoked corp-ca 10.20.0.40 fd00:20::40
 issue roamer-other other-ca 10.20.0.40 fd00:20::40
+issue roamer-partner partner-ca 10.20.0.40 fd00:20::40
 # `revocation = "strict"` wants a current CRL: 30 days (pki's default is 15).
 pki --signcrl --cacert corp-ca.pem --cakey corp-ca.key --lifetime 30 \
     --reason key-compromise --cert roamer-revoked-cert.pem --outform pem > corp.crl

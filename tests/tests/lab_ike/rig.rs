@@ -111,6 +111,34 @@ pub fn prepare_with(name: &str, rules: &str) -> UpOptions {
     }
 }
 
+/// [`prepare`] with the partner CA as authority `partner` (scope named, no CRL) and a rule
+/// before `intranet-isolation` admitting its holders to site's TCP `port` only: no
+/// authority passes both rules for the roamer, so site narrows its Child SA to that rule.
+pub fn prepare_partner(name: &str, port: u16) -> UpOptions {
+    let options = prepare(name);
+    let head = "[[rules]]\nname = \"intranet-isolation\"";
+    let p = pki().display();
+    let partner = format!(
+        r#"[[authorities]]
+name = "partner"              # a partner's CA: admitted only where a rule names it
+ca-certificates = ["{p}/partner-ca.pem"]
+revocation = "relaxed"
+
+[[rules]]
+name = "partner-service"
+from = ["ca:partner"]
+to = ["host:site"]
+protocol = "tcp"
+ports = [{port}]
+action = "require"
+
+{head}"#
+    );
+    let text = policy_text(pki()).replacen(head, &partner, 1);
+    std::fs::write(work_dir().join(name).join("policy.toml"), text).unwrap();
+    options
+}
+
 /// [`prepare`] with the members' CRL file a copy of the PKI's, which a test may replace
 /// without touching the other tests' PKI. It lives under /tmp, a tmpfs inside UML: a
 /// rename on the hostfs that target/ is on raised no inotify event for the daemons (seen
