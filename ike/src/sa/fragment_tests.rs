@@ -396,4 +396,3 @@ fn retransmissions_carry_every_fragment_and_are_answered_on_fragment_1() {
         "fragment 1 brings the whole response"
     );
 }
-

@@ -1,0 +1,165 @@
+//! Heap the daemon keeps per established IKE SA, by part, in one process, no root: the
+//! breakdown of the RSS per IKE SA that `scripts/bench-ike` measures (docs/benchmarks.md).
+//!
+//! cargo run --release -p bench --example keying_heap [PEERS]
+//!
+//! One `ike` initiator endpoint runs PEERS handshakes (one source address each) with one
+//! responder [`Keying`], as the daemon runs it; then what the daemon builds from it per
+//! peer: the negotiated SAs (`desired_states`, of which the daemon holds three copies: the
+//! IKE driver's last report, the reconciler's negotiated set and its merged desired set),
+//! the status view and one metrics scrape. A counting allocator gives the bytes live (as
+//! requested, without the allocator's own overhead); the keying share is split into the
+//! `ike` endpoint (dropped alone, through `Keying::take_endpoint_for_bench` … not public:
+//! measured instead by `ike_heap`) and keying's own records.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agent::daemon::ike::crls::CrlTracker;
+use agent::daemon::ike::view;
+use agent::daemon::metrics::{render, Metrics};
+use agent::daemon::view::DaemonView;
+use agent::keying::{lifetime, Admission, Keying, Settings, Terms};
+use ike::cert::testpki::{self, Pki};
+use ike::sa::{Endpoint, Event};
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let now = LIVE.fetch_add(l.size() as isize, Ordering::Relaxed) + l.size() as isize;
+        PEAK.fetch_max(now, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+/// Every pair keyed in transport mode, every authenticated peer admitted (as the bench's
+/// `any → host:b` rule with `scope = "any"`).
+struct Everyone;
+
+impl Admission for Everyone {
+    fn terms(&self, _: IpAddr, _: IpAddr) -> Option<Terms> {
+        Some(Terms {
+            reqid: 0x7a00_0010,
+            replay_window: 1024,
+            lifetime: lifetime(Duration::from_secs(3600)),
+            tunnel: None,
+        })
+    }
+    fn admit(&self, _: &ike::sa::Admission<'_>) -> bool {
+        true
+    }
+}
+
+/// Copies of the negotiated SAs the daemon holds: the IKE driver's last report, the
+/// reconciler's negotiated set and the merged desired set of its last reconcile.
+const COPIES: isize = 3;
+
+fn main() {
+    let peers: u32 = std::env::args().nth(1).map_or(1000, |s| s.parse().unwrap());
+    let pki = Pki::new("bench CA", 1);
+    let responder_ip = "10.77.0.2";
+    let initiator_cfg = testpki::config(&pki, &pki, "10.78.0.1", 3);
+    let rng = |seed: u64| Box::new(ike::rng::SeededRng::new(seed));
+    let (now, wall) = (Instant::now(), testpki::now());
+    let mut ini = Endpoint::new(initiator_cfg, rng(7), now, wall);
+    let before = live();
+    let mut resp = Keying::new(
+        testpki::config(&pki, &pki, responder_ip, 2),
+        rng(8),
+        (now, wall),
+        Settings::default(),
+        Arc::new(Everyone),
+    );
+    let empty = live() - before;
+    let r_addr = SocketAddr::new(responder_ip.parse().unwrap(), 500);
+    let mut ready = 0u32;
+    PEAK.store(live(), Ordering::Relaxed);
+    for i in 0..peers {
+        let ip = IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 78, 0, 1)) + i));
+        ini.initiate(now, SocketAddr::new(ip, 500), r_addr, None);
+        ready += exchange(&mut ini, &mut resp, now);
+    }
+    let n = f64::from(ready.max(1));
+    let per = |bytes: isize| bytes as f64 / n;
+    if std::env::var_os("KEYING_HEAP_EXIT").is_some() {
+        // For heaptrack: everything still allocated shows as leaked, by allocation site.
+        std::process::exit(0);
+    }
+
+    let at = live();
+    let states = resp.desired_states();
+    let negotiated = live() - at;
+
+    let at = live();
+    let ike = view::build(&resp, now, 1_800_000_000, None, &CrlTracker::default());
+    let status_view = live() - at;
+
+    let dv = DaemonView {
+        ike: Some(ike),
+        ..DaemonView::default()
+    };
+    let at = live();
+    let text = render(&Metrics::default(), &dv, None, &BTreeMap::new());
+    let scrape = live() - at;
+    drop((text, dv, states));
+
+    // The initiator grew too: what the responder held is what dropping it frees.
+    let held = live();
+    drop(resp);
+    let keying = held - live() - empty;
+    println!(
+        "peers={peers} established={ready} keying_empty_bytes={empty} \
+         keying_bytes_per_peer={:.0} negotiated_sas_bytes_per_peer={:.0} \
+         status_view_bytes_per_peer={:.0} retained_per_peer={:.0} \
+         metrics_scrape_transient_bytes_per_peer={:.0} burst_peak_bytes={}",
+        per(keying),
+        per(negotiated),
+        per(status_view),
+        per(keying + COPIES * negotiated + status_view),
+        per(scrape),
+        PEAK.load(Ordering::Relaxed) - before,
+    );
+}
+
+/// Delivers datagrams both ways until the wire is quiet; returns Child SAs ready at the initiator.
+fn exchange(ini: &mut Endpoint, resp: &mut Keying, now: Instant) -> u32 {
+    let mut ready = 0;
+    loop {
+        let mut moved = false;
+        while let Some(t) = ini.poll_transmit(now) {
+            moved = true;
+            resp.handle(now, t.from, t.to, &t.payload);
+        }
+        while let Some(t) = resp.poll_transmit(now) {
+            moved = true;
+            let events = ini.handle(now, t.from, t.to, &t.payload);
+            ready += events
+                .iter()
+                .filter(|e| matches!(e, Event::ChildSaReady(c) if c.rekeyed.is_none()))
+                .count() as u32;
+        }
+        if !moved {
+            return ready;
+        }
+    }
+}
