@@ -11,10 +11,8 @@
 //! endpoint's part of keying's; for allocation sites, run this under heaptrack with
 //! `KEYING_HEAP_EXIT=1` (it exits after the handshakes: what keying holds shows as leaked).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,32 +22,14 @@ use agent::daemon::metrics::{render, Metrics};
 use agent::daemon::view::DaemonView;
 use agent::keying::{lifetime, Admission, Keying, Settings, Terms};
 use ike::cert::testpki::{self, Pki};
-use ike::sa::{Endpoint, Event};
+use ike::sa::Endpoint;
 
-struct Counting;
+mod common;
 
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-static PEAK: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let now = LIVE.fetch_add(l.size() as isize, Ordering::Relaxed) + l.size() as isize;
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-}
+use common::{exchange, live, peak, reset_peak, Counting, Responder};
 
 #[global_allocator]
 static A: Counting = Counting;
-
-fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
-}
 
 /// Every pair keyed in transport mode, every authenticated peer admitted (as the bench's
 /// `any → host:b` rule with `scope = "any"`).
@@ -93,7 +73,7 @@ fn main() {
     let empty = live() - before;
     let r_addr = SocketAddr::new(responder_ip.parse().unwrap(), 500);
     let mut ready = 0u32;
-    PEAK.store(live(), Ordering::Relaxed);
+    reset_peak();
     for i in 0..peers {
         let ip = IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 78, 0, 1)) + i));
         ini.initiate(now, SocketAddr::new(ip, 500), r_addr, None);
@@ -137,29 +117,15 @@ fn main() {
         per(status_view),
         per(keying + COPIES * negotiated + status_view),
         per(scrape),
-        PEAK.load(Ordering::Relaxed) - before,
+        peak() - before,
     );
 }
 
-/// Delivers datagrams both ways until the wire is quiet; returns Child SAs ready at the initiator.
-fn exchange(ini: &mut Endpoint, resp: &mut Keying, now: Instant) -> u32 {
-    let mut ready = 0;
-    loop {
-        let mut moved = false;
-        while let Some(t) = ini.poll_transmit(now) {
-            moved = true;
-            resp.handle(now, t.from, t.to, &t.payload);
-        }
-        while let Some(t) = resp.poll_transmit(now) {
-            moved = true;
-            let events = ini.handle(now, t.from, t.to, &t.payload);
-            ready += events
-                .iter()
-                .filter(|e| matches!(e, Event::ChildSaReady(c) if c.rekeyed.is_none()))
-                .count() as u32;
-        }
-        if !moved {
-            return ready;
-        }
+impl Responder for Keying {
+    fn receive(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, datagram: &[u8]) {
+        self.handle(now, from, to, datagram);
+    }
+    fn transmit(&mut self, now: Instant) -> Option<ike::sa::Transmit> {
+        self.poll_transmit(now)
     }
 }
