@@ -45,6 +45,7 @@ impl Admission for Pair {
             replay_window: 64,
             lifetime: lifetime(Duration::from_secs(3600)),
             tunnel: None,
+            fallback: None,
         })
     }
     fn admit(&self, _: &ike::sa::Admission<'_>) -> bool {

@@ -176,11 +176,68 @@ fn a_cross_family_tunnel_acquire_names_the_outer_addresses() {
         .iter()
         .find(|e| matches!(e, XfrmEvent::Acquire { .. }))
         .unwrap();
-    let XfrmEvent::Acquire { src, dst, sel } = acquire else {
+    let XfrmEvent::Acquire {
+        src,
+        dst,
+        sel,
+        policy,
+    } = acquire
+    else {
         unreachable!()
     };
     assert_eq!(src.to_string(), "10.93.0.1");
     assert_eq!(dst.to_string(), "10.93.0.2");
     let sel = sel.expect("the selector decodes");
     assert_eq!(sel.dst.to_string(), "fd00:2::5/128");
+    // The policy the packet hit (the daemon rewrites it to release queued packets).
+    let policy = policy.expect("the acquire names its policy");
+    assert_eq!(policy.dir, agent::model::Dir::Out);
+    assert_eq!(
+        (policy.sel.src.to_string(), policy.sel.dst.to_string()),
+        ("fd00:1::/64".to_string(), "fd00:2::/64".to_string())
+    );
+}
+
+/// The policy an acquire names is the desired policy's key as the agent wrote it (the
+/// daemon looks it up to rewrite that policy and release the packets queued on it).
+#[test]
+fn an_acquire_names_the_desired_policy_it_hit() {
+    if !privileged("an_acquire_names_the_desired_policy_it_hit") {
+        return;
+    }
+    let ns = TestNetns::new("acqkey");
+    ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+    ns.ip(&["link", "set", "v0", "up"]);
+    ns.ip(&["link", "set", "v1", "up"]);
+    ns.ip(&["addr", "add", "10.0.0.1/24", "dev", "v0"]);
+    let d = desired_from(SAMPLE_POLICIES);
+    let keys: Vec<_> = d.policies.keys().copied().collect();
+    let seen = ns.run(move || {
+        let mut sock = kernel::open().unwrap();
+        assert!(
+            reconcile(&mut sock, &d, &Ownership::default(), false)
+                .unwrap()
+                .verified
+        );
+        let mut ev = XfrmEvents::open().unwrap();
+        let fd = ev.as_raw_fd();
+        let s = std::net::UdpSocket::bind("10.0.0.1:0").unwrap();
+        // The `intranet` rule requires ESP and no SA exists: the kernel asks for one.
+        let _ = s.send_to(b"x", "10.0.0.2:9");
+        wait(
+            fd,
+            || ev.poll().unwrap(),
+            |s| s.iter().any(|e| matches!(e, XfrmEvent::Acquire { .. })),
+        )
+    });
+    let policy = seen.iter().find_map(|e| match e {
+        XfrmEvent::Acquire { policy, .. } => Some(*policy),
+        _ => None,
+    });
+    let policy = policy.flatten().expect("the acquire names its policy");
+    assert!(
+        keys.contains(&policy),
+        "{policy} is not a desired policy key"
+    );
+    assert_eq!(policy.to_string(), "policy out 10.0.0.0/24 -> 10.0.0.0/24");
 }

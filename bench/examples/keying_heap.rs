@@ -42,6 +42,7 @@ impl Admission for Everyone {
             replay_window: 1024,
             lifetime: lifetime(Duration::from_secs(3600)),
             tunnel: None,
+            fallback: None,
         })
     }
     fn admit(&self, _: &ike::sa::Admission<'_>) -> bool {

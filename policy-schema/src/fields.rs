@@ -129,6 +129,8 @@ pub(crate) const REKEY_INTERVAL: (u64, u64) = (10, 86_400);
 pub(crate) const CLOCK_SKEW: (u64, u64) = (0, 3_600);
 /// Packets in flight outlive an SA by seconds; an hour is generous.
 pub(crate) const GRACE: (u64, u64) = (0, 3_600);
+/// `request-timeout`: an IKE peer on any path answers within seconds; a minute is plenty.
+pub(crate) const REQUEST_TIMEOUT: (u64, u64) = (1, 60);
 
 /// The ESN replay window the kernel accepts (XFRMA_REPLAY_ESN_VAL bitmap; the agent keeps
 /// it within what `ip xfrm` and strongSwan use).
@@ -184,6 +186,15 @@ pub(crate) static DEFAULTS: TableSpec = TableSpec {
             },
             "How long an old inbound SA stays after every peer may have switched.",
             || json!(d().grace),
+        ),
+        dflt(
+            "request-timeout",
+            Kind::Duration {
+                min: REQUEST_TIMEOUT.0,
+                max: REQUEST_TIMEOUT.1,
+            },
+            "How long the IKEv2 exchange of a `request` rule waits for the peer's first answer before it gives up (the peer's traffic flows clear); it is tried again later.",
+            || json!(d().request_timeout),
         ),
         dflt(
             "replay-window",

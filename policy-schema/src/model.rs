@@ -50,6 +50,9 @@ pub struct Defaults {
     pub exempt_neighbor_discovery: bool,
     /// How rules that name none key SAs with inventory hosts.
     pub key_exchange: KeyExchange,
+    /// Seconds a `request` rule's IKEv2 exchange waits for the peer's first answer before
+    /// giving up (traffic to it flows clear meanwhile and after).
+    pub request_timeout: u64,
 }
 
 impl Default for Defaults {
@@ -64,6 +67,7 @@ impl Default for Defaults {
             allow_legacy: false,
             exempt_neighbor_discovery: true,
             key_exchange: KeyExchange::Static,
+            request_timeout: 3,
         }
     }
 }

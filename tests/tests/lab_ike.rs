@@ -30,12 +30,16 @@ mod agent;
 mod charon;
 #[path = "lab_ike/evidence.rs"]
 mod evidence;
+#[path = "lab_ike/first_packet.rs"]
+mod first_packet;
 #[path = "lab_ike/flood.rs"]
 mod flood;
 #[path = "lab_ike/interop.rs"]
 mod interop;
 #[path = "lab_ike/inventory.rs"]
 mod inventory;
+#[path = "lab_ike/request.rs"]
+mod request;
 #[path = "lab_ike/revocation.rs"]
 mod revocation;
 #[path = "lab_ike/rig.rs"]
@@ -170,6 +174,35 @@ fn ikev2_cut_expiring_roamer_at_not_after() {
     println!("{}", result.expect("expiring roamer"));
 }
 
+/// The first packets to a new peer wait for the exchange they start: a TCP connect from
+/// the roamer (xfrm-agent) to site, tried once, completes without a SYN retransmission
+/// (the roamer's TCPSynRetrans counter), and a single UDP datagram is echoed; the daemon
+/// restores `xfrm_larval_drop` on exit. Then charon as the roamer with the same sysctl
+/// (the time to compare), and with the kernel's default as a control that does
+/// retransmit. Prints the connect times.
+#[test]
+#[ignore = "needs the lab: scripts/lab test"]
+fn ikev2_first_packets_wait_for_the_exchange() {
+    require_lab!();
+    let lab = Lab::up(&rig::prepare("first")).expect("lab up");
+    let result = first_packet::first_packets(&lab);
+    lab.down().expect("clean tear-down");
+    println!("{}", result.expect("first packets"));
+}
+
+/// A `request` rule keyed over IKEv2: the client (no IKE) gets clear traffic both ways on
+/// the first try while site's exchange with it goes unanswered; the roamer (an agent)
+/// answers and gets ESP-in-UDP.
+#[test]
+#[ignore = "needs the lab: scripts/lab test"]
+fn ikev2_request_rule_is_clear_without_ike_and_esp_with_it() {
+    require_lab!();
+    let lab = Lab::up(&rig::prepare_with("request", request::RULES)).expect("lab up");
+    let result = request::request(&lab);
+    lab.down().expect("clean tear-down");
+    println!("{}", result.expect("request with IKEv2"));
+}
+
 /// Without the lab: both IKE policy files load without errors, and the variant's oracle
 /// outcomes for the six standard hosts are the seed's (so the matrix above proves that
 /// IKEv2 keying changed no cell).
@@ -181,6 +214,10 @@ fn ikev2_lab_policies_load_and_keep_the_seed_matrix() {
         Err(d) => panic!("{name} does not load:\n{d}"),
     };
     let variant = load("variant", &rig::policy_text(pki));
+    load(
+        "request",
+        &rig::with_rules(&rig::policy_text(pki), request::RULES),
+    );
     let seed_text =
         std::fs::read_to_string(e2e::repo_root().join("examples/dual-stack.toml")).unwrap();
     let seed = load("seed", &seed_text);

@@ -246,6 +246,11 @@ pub struct RunArgs {
     /// cluster managers that do not (keepalived and Pacemaker's IPaddr2 do).
     #[arg(long)]
     pub announce_cluster_addresses: bool,
+    /// With IKEv2: `queue` sets net.core.xfrm_larval_drop = 0 in the daemon's namespace
+    /// while it runs (restored on exit), so packets to a peer being keyed wait for its SA
+    /// instead of being dropped; `system` leaves the sysctl alone.
+    #[arg(long, value_enum, value_name = "HOW", default_value = "queue")]
+    pub first_packets: crate::daemon::first_packets::FirstPackets,
 }
 
 #[derive(Args, Debug)]

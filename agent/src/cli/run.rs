@@ -13,6 +13,7 @@ pub fn run(args: &super::RunArgs) -> anyhow::Result<ExitCode> {
         resync: Duration::from_secs(args.resync),
         debounce: Duration::from_millis(args.debounce_ms),
         announce: args.announce_cluster_addresses,
+        first_packets: args.first_packets,
     };
     daemon::run(&args.policy.files(), args.netns.netns.as_deref(), &o)
 }

@@ -93,6 +93,9 @@ fn render_daemon(v: &DaemonView, now: Timestamp) -> String {
     if let Some(ike) = &v.ike {
         render_ike(&mut out, ike, now);
     }
+    if let Some(f) = &v.first_packets {
+        let _ = writeln!(out, "    first packets to a peer being keyed: {f}");
+    }
     out
 }
 
@@ -151,6 +154,14 @@ fn render_ike(out: &mut String, ike: &IkeView, now: Timestamp) {
             opt(p.established_unix),
             opt(p.rekeyed_unix),
             p.rekeys,
+        );
+    }
+    if !ike.clear_peers.is_empty() {
+        let peers: Vec<String> = ike.clear_peers.iter().map(|a| a.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "    clear (request peers that did not answer IKE; tried again later): {}",
+            peers.join(", ")
         );
     }
     render_ike_validity(out, ike, now);

@@ -185,6 +185,18 @@ fn register_ike(reg: &mut Registry, ike: &super::ike::view::IkeView) {
         "Negotiated SAs that reached a kernel lifetime (their Child SA was rekeyed at once)",
         ike.kernel_expires,
     );
+    counter(
+        reg,
+        "ike_acquires_in_backoff",
+        "Acquires for request peers that did not answer IKE, within their backoff (clear)",
+        ike.acquires_in_backoff,
+    );
+    gauge(
+        reg,
+        "ike_clear_peers",
+        "Request peers that did not answer IKE: their traffic flows clear until the retry",
+        ike.clear_peers.len(),
+    );
     if let Some(t) = ike.certificate_not_after {
         let g: Gauge = Gauge::default();
         g.set(t);

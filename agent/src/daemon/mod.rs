@@ -8,6 +8,7 @@
 
 pub mod control;
 pub mod debounce;
+pub mod first_packets;
 pub mod ike;
 pub mod metrics;
 pub mod rate_limit;
@@ -50,6 +51,8 @@ pub struct Options {
     pub debounce: Duration,
     /// Announce a cluster address when this host starts holding it.
     pub announce: bool,
+    /// With IKEv2: queue the first packets to a peer being keyed, or leave the sysctl.
+    pub first_packets: first_packets::FirstPackets,
 }
 
 /// Enter the namespace, build the runtime and run until SIGTERM/SIGINT.
@@ -96,6 +99,14 @@ async fn serve(policy: &crate::load::PolicyFiles, o: &Options) -> anyhow::Result
         signals,
         ike: open_ike(&mut rec)?,
     };
+    let larval = match sources.ike {
+        Some(_) => {
+            let (l, shown) = first_packets::Larval::start(o.first_packets);
+            rec.view.first_packets = Some(shown.into());
+            l
+        }
+        None => first_packets::Larval::default(),
+    };
 
     // Subscribed before the first reconcile: nothing that happens after it is missed.
     if let Err(e) = rec.reconcile(Cause::Start, true) {
@@ -115,6 +126,7 @@ async fn serve(policy: &crate::load::PolicyFiles, o: &Options) -> anyhow::Result
     if let Some(ike) = sources.ike.as_mut() {
         ike.shutdown();
     }
+    drop(larval);
     if o.flush_on_exit {
         let n = rec.flush()?;
         tracing::info!(removed = n, "flushed every owned object (--flush-on-exit)");

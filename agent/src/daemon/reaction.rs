@@ -104,7 +104,8 @@ mod tests {
             r(XfrmEvent::Acquire {
                 src: "10.0.0.1".parse().unwrap(),
                 dst: unknown,
-                sel: None
+                sel: None,
+                policy: None
             }),
             Reaction::UnknownAcquire(unknown)
         );

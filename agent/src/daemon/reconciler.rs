@@ -27,6 +27,7 @@ mod guard;
 mod negotiated;
 mod reload;
 mod sync;
+mod waiting;
 
 pub use cause::{Cause, Turn};
 pub use reload::Reloaded;
@@ -246,6 +247,7 @@ impl Reconciler {
         let repair = same && before != KernelSync::Failed;
         self.account(cause, &out, full, repair, secs);
         self.announce_new_holdings(&local);
+        self.release_waiting(full);
         self.ike.merged = merged;
         self.ike.touched.clear();
         Ok(())

@@ -65,6 +65,10 @@ pub struct DaemonView {
     /// IKEv2 keying, when the policy uses it.
     #[serde(default)]
     pub ike: Option<super::ike::view::IkeView>,
+    /// With IKEv2: whether packets to a peer being keyed wait for its SA (`queued`) or
+    /// are `dropped` (net.core.xfrm_larval_drop).
+    #[serde(default)]
+    pub first_packets: Option<String>,
 }
 
 impl DaemonView {

@@ -48,6 +48,8 @@ struct Rule {
     family: Option<Family>,
     all_protocols: bool,
     esp: bool,
+    /// `request`: clear traffic is allowed, so an unanswered exchange is given up.
+    request: bool,
     ikev2: bool,
     /// Authorities admitted for a peer on the `from` / `to` side.
     admits_from: Vec<String>,
@@ -87,6 +89,7 @@ pub struct PolicyAdmission {
     authorities: HashMap<String, Authority>,
     replay_window: u32,
     lifetime: crate::model::Lifetime,
+    request_timeout: std::time::Duration,
 }
 
 impl PolicyAdmission {
@@ -102,6 +105,7 @@ impl PolicyAdmission {
                 family: r.protocol.and_then(|p| p.family()),
                 all_protocols: r.protocol.is_none(),
                 esp: r.action.uses_esp(),
+                request: r.action == policy_schema::Action::Request,
                 ikev2: r.key_exchange == KeyExchange::Ikev2,
                 admits_from: r.admits.from.clone(),
                 admits_to: r.admits.to.clone(),
@@ -157,6 +161,7 @@ impl PolicyAdmission {
             authorities,
             replay_window: policy.defaults.replay_window,
             lifetime: lifetime(settings.rekey_after),
+            request_timeout: std::time::Duration::from_secs(policy.defaults.request_timeout),
         }
     }
 
@@ -261,6 +266,11 @@ impl keying::Admission for PolicyAdmission {
             replay_window: self.replay_window,
             lifetime: self.lifetime,
             tunnel,
+            // Only when every ESP rule of the chain lets clear traffic through: a
+            // `require` rule's traffic has no other way than this exchange.
+            fallback: (chain.iter().filter(|l| l.rule.esp))
+                .all(|l| l.rule.request)
+                .then_some(self.request_timeout),
         })
     }
 

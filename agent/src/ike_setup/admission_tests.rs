@@ -150,6 +150,35 @@ fn terms_cover_ikev2_pairs_only() {
 }
 
 #[test]
+fn request_rules_give_their_pairs_a_fallback_timeout() {
+    let a = site();
+    assert_eq!(
+        a.terms(ip(SITE), ip(LAPTOP)).unwrap().fallback,
+        None,
+        "require"
+    );
+    let request = |text: &str, rule: &str| {
+        let at = text.find(&format!("name = \"{rule}\"")).unwrap();
+        let (head, tail) = text.split_at(at);
+        format!(
+            "{head}{}",
+            tail.replacen("action = \"require\"", "action = \"request\"", 1)
+        )
+    };
+    let text = POLICY.replace("[zones]", "[defaults]\nrequest-timeout = \"5s\"\n\n[zones]");
+    let text = request(&text, "intranet-isolation");
+    let a = PolicyAdmission::new(&policy(&text), "site", &Settings::default());
+    // The laptop's chain still has the `require` port rule: its traffic needs the SA.
+    assert_eq!(a.terms(ip(SITE), ip(LAPTOP)).unwrap().fallback, None);
+    let text = request(&text, "partner-https");
+    let a = PolicyAdmission::new(&policy(&text), "site", &Settings::default());
+    let t = a.terms(ip(SITE), ip(LAPTOP)).expect("keyed");
+    assert_eq!(t.fallback, Some(std::time::Duration::from_secs(5)));
+    // site ↔ db is keyed by its own `require` rule first: no fallback.
+    assert_eq!(a.terms(ip(SITE), ip(DB)).unwrap().fallback, None);
+}
+
+#[test]
 fn a_host_without_ike_pairs_needs_no_ike() {
     let text = POLICY
         .replace("scope = \"any\"\n", "")

@@ -38,6 +38,7 @@ impl Admission for Open {
             replay_window: 64,
             lifetime: lifetime(Duration::from_secs(3600)),
             tunnel: None,
+            fallback: None,
         })
     }
     fn admit(&self, _: &ike::sa::Admission<'_>) -> bool {

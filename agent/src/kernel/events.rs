@@ -39,6 +39,9 @@ pub enum XfrmEvent {
         src: IpAddr,
         dst: IpAddr,
         sel: Option<Selector>,
+        /// The policy the packet hit: with `net.core.xfrm_larval_drop = 0` the packet waits
+        /// in that policy's queue (`polq`) for the SA.
+        policy: Option<PolicyKey>,
     },
     /// Events were lost (receive queue overrun): observe everything again.
     Resync,
@@ -143,6 +146,7 @@ pub fn decode_event(ty: u16, payload: &[u8]) -> Option<XfrmEvent> {
                 src: ip(&a.saddr, outer)?,
                 dst: ip(&a.id.daddr, outer)?,
                 sel: decode::selector(&a.selector, a.selector.family),
+                policy: policy_key(&a.policy.selector, a.policy.direction, &m.nlas),
             }
         }
         _ => return None,
@@ -324,6 +328,8 @@ mod tests {
         m.acquire.id.daddr = x::Address::from_ip(&dst);
         m.acquire.saddr = x::Address::from_ip(&src);
         m.acquire.selector = encode::selector(&sel);
+        m.acquire.policy.selector = encode::selector(&sel);
+        m.acquire.policy.direction = x::XFRM_POLICY_OUT;
         let t = x::UserTemplate {
             id: x::Id {
                 daddr: x::Address::from_ip(&dst),
@@ -347,13 +353,19 @@ mod tests {
 
     #[test]
     fn acquire_addresses_decode_with_their_own_family() {
-        let want = |src: &str, dst: &str, inner: (&str, &str)| XfrmEvent::Acquire {
-            src: src.parse().unwrap(),
-            dst: dst.parse().unwrap(),
-            sel: Some(Selector::between(
-                inner.0.parse().unwrap(),
-                inner.1.parse().unwrap(),
-            )),
+        let want = |src: &str, dst: &str, inner: (&str, &str)| {
+            let sel = Selector::between(inner.0.parse().unwrap(), inner.1.parse().unwrap());
+            XfrmEvent::Acquire {
+                src: src.parse().unwrap(),
+                dst: dst.parse().unwrap(),
+                sel: Some(sel),
+                // The policy whose queue holds the packet, so it can be re-written.
+                policy: Some(PolicyKey {
+                    dir: Dir::Out,
+                    sel,
+                    mark: None,
+                }),
+            }
         };
         // IPv6 subnets behind IPv4 gateways: 10.93.0.2, not a5d:2::.
         let v6_in_v4 = ("fd00:1::/64", "fd00:2::/64");

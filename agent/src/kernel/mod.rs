@@ -12,6 +12,7 @@ pub mod encode;
 pub mod error;
 pub mod events;
 pub mod ike_sockets;
+pub mod larval;
 pub mod netns;
 mod pktinfo;
 pub mod socket;

@@ -59,6 +59,9 @@ impl Keying {
                 let pair = self.by_sa.get(&sa).copied();
                 tracing::warn!(peer = ?pair.map(|p| p.1), reason = %reason, kind = kind.as_str(), "IKE SA failed");
                 self.drop_ike(sa);
+                if let Some(pair) = pair {
+                    self.fallback_failed(now, pair);
+                }
             }
             Event::Deleted { sa } => self.drop_ike(sa),
             Event::IkeRekeyed { old, new } => self.on_ike_rekeyed(now, old, new),
@@ -104,6 +107,8 @@ impl Keying {
                 ),
             );
             peer.status.established = Some(now);
+            // The peer answers: a `request` backoff is over.
+            self.fallbacks.remove(&pair);
         }
         if let Some((auth, credential)) = auth {
             peer.status = PeerStatus {

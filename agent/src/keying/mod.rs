@@ -21,6 +21,9 @@ mod events;
 mod expiry;
 #[cfg(test)]
 mod expiry_tests;
+mod fallback;
+#[cfg(test)]
+mod fallback_tests;
 #[cfg(test)]
 mod kernel_tests;
 mod liveness;
@@ -98,6 +101,9 @@ pub struct Terms {
     /// A tunnel-mode rule keys the pair (two gateways): the networks behind each. `None`:
     /// transport mode between the two hosts.
     pub tunnel: Option<Tunnel>,
+    /// A `request` rule keys the pair (clear traffic is allowed): an exchange we start is
+    /// given up when the peer has not answered within this time ([`fallback`]).
+    pub fallback: Option<Duration>,
 }
 
 /// Which peers keying admits: filled in by the daemon from the policy (rules with
@@ -207,6 +213,8 @@ pub struct Keying {
     by_sa: HashMap<SaId, Pair>,
     /// Authenticated peers whose Child SA has not come yet (responder side).
     authenticated: HashMap<SaId, (PeerStatus, validity::Credential)>,
+    /// `request` peers we tried: when to give up, when to try again.
+    fallbacks: BTreeMap<Pair, fallback::Fallback>,
     counters: Counters,
     /// Our certificate's notAfter (Unix seconds).
     own_not_after: Option<i64>,
@@ -234,6 +242,7 @@ impl Keying {
             peers: BTreeMap::new(),
             by_sa: HashMap::new(),
             authenticated: HashMap::new(),
+            fallbacks: BTreeMap::new(),
             counters: Counters::default(),
             own_not_after,
             own_expiry_handled: false,
@@ -252,14 +261,15 @@ impl Keying {
             self.counters.acquires_not_admitted += 1;
             return false;
         };
-        let peer = self
-            .peers
-            .entry(pair)
-            .or_insert_with(|| Box::new(Peer::new(terms)));
-        if !peer.ikes.is_empty() {
+        if self.peers.get(&pair).is_some_and(|p| !p.ikes.is_empty()) {
             self.counters.acquires_merged += 1;
             return false;
         }
+        if self.fallback_acquire(now, pair, &terms) {
+            self.counters.acquires_in_backoff += 1;
+            return false;
+        }
+        let peer = (self.peers.entry(pair)).or_insert_with(|| Box::new(Peer::new(terms)));
         let sa = self.endpoint.initiate(
             now,
             SocketAddr::new(pair.0, IKE_PORT),
@@ -301,6 +311,7 @@ impl Keying {
         let events = self.endpoint.handle_timeout(now);
         self.on_events(now, events);
         self.run_timers(now);
+        self.fallback_timers(now);
     }
 
     /// The next datagram to send.
@@ -319,9 +330,10 @@ impl Keying {
             });
             children.chain(retiring).chain(ikes.flatten())
         });
-        (own.chain(self.expiry_deadline()))
-            .chain(self.endpoint.poll_timeout())
-            .min()
+        (own.chain(self.expiry_deadline())
+            .chain(self.fallback_timeout()))
+        .chain(self.endpoint.poll_timeout())
+        .min()
     }
 
     /// The ESP SAs keying wants in the kernel now: every live Child SA's inbound SA, the

@@ -88,6 +88,8 @@ pub struct Counters {
     pub acquires_not_admitted: u64,
     /// Acquires for a peer whose exchange was already running (de-duplicated).
     pub acquires_merged: u64,
+    /// Acquires for a `request` peer that did not answer, within its backoff (clear).
+    pub acquires_in_backoff: u64,
     /// Child SAs refused by the peer.
     pub children_refused: u64,
     /// Negotiated SAs that reached a kernel lifetime (soft or hard) before keying rekeyed

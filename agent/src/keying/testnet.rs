@@ -34,6 +34,7 @@ impl Admission for Table {
             replay_window: 1024,
             lifetime: lifetime(Duration::from_secs(60)),
             tunnel: None,
+            fallback: None,
         })
     }
     fn admit(&self, _: &ike::sa::Admission<'_>) -> bool {

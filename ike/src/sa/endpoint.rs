@@ -298,6 +298,13 @@ impl Endpoint {
         self.with_sa(now, sa, super::info::delete_ike)
     }
 
+    /// Gives up an exchange we started whose IKE_SA_INIT the peer has not answered yet:
+    /// [`Event::Failed`] with [`super::FailReason::Timeout`], and nothing more is sent.
+    /// `None` once the peer answered (the exchange then runs to its end) or for no such SA.
+    pub fn abandon(&mut self, now: Instant, sa: SaId) -> Option<Vec<Event>> {
+        self.with_sa(now, sa, IkeSa::abandon)
+    }
+
     /// Deletes the Child SA of `sa` with inbound SPI `spi_in`: [`Event::ChildDeleted`] at
     /// once (remove the kernel SAs). `None` as for [`Endpoint::delete`], or no such Child SA.
     pub fn delete_child(&mut self, now: Instant, sa: SaId, spi_in: u32) -> Option<Vec<Event>> {

@@ -378,6 +378,15 @@ impl IkeSa {
     }
 
     /// Forgets this SA without telling the peer (it announced INITIAL_CONTACT).
+    /// Gives up while IKE_SA_INIT is unanswered (see [`super::Endpoint::abandon`]).
+    pub(super) fn abandon(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        if self.state != State::InitSent {
+            return false;
+        }
+        self.fail(ctx, Some(FailReason::Timeout));
+        true
+    }
+
     pub(super) fn drop_silently(&mut self, ctx: &mut Ctx<'_>) {
         ctx.events.push(Event::Deleted { sa: self.id() });
         self.children.clear();

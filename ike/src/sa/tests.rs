@@ -320,3 +320,35 @@ fn a_refused_child_sa_leaves_the_ike_sa_up() {
         "the IKE SA is established"
     );
 }
+
+#[test]
+fn an_unanswered_exchange_can_be_abandoned_and_sends_nothing_more() {
+    let faults = Faults {
+        loss: 100,
+        duplicate: 0,
+        jitter: Duration::ZERO,
+    };
+    let mut s = pair(faults, 7, |_, _| {});
+    let sa = s.a.initiate(s.now, addr(A), addr(B), None);
+    s.run_until(Duration::from_secs(2), |_| false);
+    let sent = s.sent.len();
+    let events = s.a.abandon(s.now, sa).expect("IKE_SA_INIT is unanswered");
+    assert_eq!(
+        events,
+        vec![Event::Failed {
+            sa,
+            reason: FailReason::Timeout
+        }]
+    );
+    s.run_until(Duration::from_secs(60), |_| false);
+    assert_eq!(s.sent.len(), sent, "nothing sent after abandon");
+    assert!(s.a.abandon(s.now, sa).is_none(), "abandoned once");
+}
+
+#[test]
+fn an_answered_exchange_is_not_abandoned() {
+    let mut s = pair(Faults::NONE, 8, |_, _| {});
+    let sa = s.a.initiate(s.now, addr(A), addr(B), None);
+    assert!(s.run_until(Duration::from_secs(5), both_ready));
+    assert!(s.a.abandon(s.now, sa).is_none());
+}

@@ -96,6 +96,9 @@ pub(crate) fn defaults(rep: &mut Report, e: &mut Entries) -> RawDefaults {
     if let Some(k) = e.choice(rep, "key-exchange") {
         v.key_exchange = key_exchange(k.v);
     }
+    if let Some(t) = e.duration(rep, "request-timeout") {
+        v.request_timeout = t.v;
+    }
     d
 }
 

@@ -179,3 +179,24 @@ impl Drop for Charon {
         }
     }
 }
+
+/// The roamer's two connections to site, with its corp certificate: IPv4 trapped (traffic
+/// from the roamer makes charon initiate), IPv6 trapped too when `v6_trap`.
+pub fn roamer_conns(v6_trap: bool) -> [Conn; 2] {
+    [
+        Conn {
+            name: "v4",
+            local: "10.20.0.40",
+            remote: "10.10.0.10",
+            cert: Some("roamer"),
+            trap: true,
+        },
+        Conn {
+            name: "v6",
+            local: "fd00:20::40",
+            remote: "fd00:10::10",
+            cert: Some("roamer"),
+            trap: v6_trap,
+        },
+    ]
+}

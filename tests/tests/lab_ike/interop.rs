@@ -13,7 +13,7 @@ use e2e::topology::Family;
 use e2e::wire::{self, Flow};
 use serde_json::Value;
 
-use super::charon::{Charon, Conn};
+use super::charon::{roamer_conns, Charon};
 use super::evidence::{describe, losses_at_switches, on_the_path, stat_delta};
 use super::rig::{self, addr};
 use super::{rekey_for, ESTABLISH, RATE, UDP};
@@ -24,7 +24,9 @@ pub fn charon_roamer(lab: &Lab) -> anyhow::Result<String> {
         addr(lab, "roamer", Family::V6),
     );
     let (s4, s6) = (addr(lab, "site", Family::V4), addr(lab, "site", Family::V6));
-    let conns = conns();
+    // IPv4: charon initiates on the roamer's traffic (trap); IPv6: it only responds, so
+    // site's agent initiates.
+    let conns = roamer_conns(false);
     let charon = Charon::start(&rig::work_dir().join("charon/run"), rig::pki(), &conns)?;
     let mut servers = BTreeMap::new();
     servers.insert(
@@ -82,27 +84,6 @@ pub fn charon_roamer(lab: &Lab) -> anyhow::Result<String> {
         "charon lists no established IKE SA:\n{sas}"
     );
     Ok(out)
-}
-
-/// IPv4: charon initiates on the roamer's traffic (trap); IPv6: it only responds, so
-/// site's agent initiates.
-fn conns() -> [Conn; 2] {
-    [
-        Conn {
-            name: "v4",
-            local: "10.20.0.40",
-            remote: "10.10.0.10",
-            cert: Some("roamer"),
-            trap: true,
-        },
-        Conn {
-            name: "v6",
-            local: "fd00:20::40",
-            remote: "fd00:10::10",
-            cert: Some("roamer"),
-            trap: false,
-        },
-    ]
 }
 
 /// Each stream: nothing clear from either end, nothing lost, only IKE and ESP-in-UDP on

@@ -82,13 +82,18 @@ key-exchange = "ikev2"
 /// A scratch folder `name` under target/lab/ike, holding the policy variant and a key
 /// directory: the example X25519 keys of the members and their corp certificates.
 pub fn prepare(name: &str) -> UpOptions {
+    prepare_with(name, "")
+}
+
+/// [`prepare`] with `rules` (TOML `[[rules]]` entries) before the variant's rules.
+pub fn prepare_with(name: &str, rules: &str) -> UpOptions {
     let pki = pki();
     let dir = work_dir().join(name);
     let _ = std::fs::remove_dir_all(&dir);
     let keys = dir.join("keys");
     std::fs::create_dir_all(&keys).unwrap();
     let policy = dir.join("policy.toml");
-    std::fs::write(&policy, policy_text(pki)).unwrap();
+    std::fs::write(&policy, with_rules(&policy_text(pki), rules)).unwrap();
     let examples = e2e::repo_root().join("examples/keys");
     for h in MEMBERS {
         copy(
@@ -137,6 +142,12 @@ pub fn pki_cmd(args: &[&str]) -> anyhow::Result<Vec<u8>> {
         String::from_utf8_lossy(&out.stderr).trim()
     );
     Ok(out.stdout)
+}
+
+/// `text` with `rules` before its first rule.
+pub fn with_rules(text: &str, rules: &str) -> String {
+    let at = text.find("[[rules]]").expect("the variant has rules");
+    format!("{}{rules}{}", &text[..at], &text[at..])
 }
 
 fn copy(from: &Path, to: &Path, mode: u32) {
@@ -274,10 +285,22 @@ pub fn probe_once(
     proto: &str,
     port: u16,
 ) -> anyhow::Result<bool> {
+    Ok(probe(lab, host, (src, dst), proto, port, (2000, 50))?.ok)
+}
+
+/// One probe from `host`, given `timeout_ms` for its echo and `settle_ms` after it.
+pub fn probe(
+    lab: &Lab,
+    host: &str,
+    (src, dst): (IpAddr, IpAddr),
+    proto: &str,
+    port: u16,
+    (timeout_ms, settle_ms): (u64, u64),
+) -> anyhow::Result<e2e::probe::Result> {
     let batch = Batch {
         concurrent: false,
-        timeout_ms: 2000,
-        settle_ms: 50,
+        timeout_ms,
+        settle_ms,
         probes: vec![Probe {
             id: 0,
             src,
@@ -288,7 +311,7 @@ pub fn probe_once(
     };
     let run = remote::start_probes(&lab.exec, host, &batch)?;
     let res = remote::finish_probes(run, host)?;
-    Ok(res.first().is_some_and(|r| r.ok))
+    res.into_iter().next().context("no probe result")
 }
 
 /// Probe until one echo comes back (the first packets start the exchange and wait for
@@ -314,7 +337,7 @@ pub fn reach(
 
 /// The first value named `key` anywhere in the daemon's view (its IKE section's place in
 /// `status --daemon --json` is the daemon's business).
-fn find_key<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+pub fn find_key<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     match v {
         Value::Object(m) => m
             .get(key)

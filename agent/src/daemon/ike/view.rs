@@ -52,6 +52,12 @@ pub struct IkeView {
     pub acquires_merged: u64,
     /// Negotiated SAs that reached a kernel lifetime (each rekeyed its Child SA at once).
     pub kernel_expires: u64,
+    /// Acquires for `request` peers that did not answer IKE, within their backoff.
+    #[serde(default)]
+    pub acquires_in_backoff: u64,
+    /// `request` peers that did not answer IKE: their traffic flows clear until the retry.
+    #[serde(default)]
+    pub clear_peers: Vec<std::net::IpAddr>,
     pub children_refused: u64,
     /// Our own certificate's notAfter (Unix seconds), when it parses.
     pub certificate_not_after: Option<i64>,
@@ -106,6 +112,8 @@ pub fn build(
             .collect(),
         acquires_merged: c.acquires_merged,
         kernel_expires: c.kernel_expires,
+        acquires_in_backoff: c.acquires_in_backoff,
+        clear_peers: keying.clear_peers(now).map(|p| p.1).collect(),
         children_refused: c.children_refused,
         certificate_not_after: own_not_after,
         certificate_expired: keying.own_certificate_expired(now),

@@ -7,11 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::waiting::Waiting;
 use super::Reconciler;
 use crate::daemon::ike::Negotiated;
 use crate::ike_setup::{ike_setup, IkeSetup};
 use crate::keying::{Admission, StaticSpis};
-use crate::model::{Desired, SaDir, SaKey};
+use crate::model::{Desired, PolicyKey, SaDir, SaKey};
 use crate::plan::SpiTable;
 use crate::plan::Touched;
 
@@ -35,6 +36,8 @@ pub(super) struct IkeState {
     /// Packet counters of negotiated inbound SAs as reconciles read them, for keying's
     /// liveness (traffic from a peer proves it alive).
     pub(super) packets: BTreeMap<SaKey, u64>,
+    /// Outbound policies whose queue may hold packets for a peer being keyed.
+    pub(super) waiting: Waiting,
 }
 
 impl IkeState {
@@ -124,6 +127,48 @@ impl Reconciler {
     /// The packet counters of negotiated inbound SAs read since the last call.
     pub fn take_negotiated_packets(&mut self) -> BTreeMap<SaKey, u64> {
         std::mem::take(&mut self.ike.packets)
+    }
+
+    /// An acquire keying takes: its packet may wait in `policy`'s queue for the SA.
+    pub fn note_waiting(&mut self, remote: IpAddr, policy: PolicyKey) {
+        tracing::debug!(%policy, peer = %remote, "packets to a peer being keyed may wait in this policy's queue");
+        self.ike
+            .waiting
+            .note(remote, policy, std::time::Instant::now());
+    }
+
+    /// Rewrite the policies whose queued packets now have an SA (see `waiting`): they
+    /// leave at once instead of at the kernel's next queue timer. A failure only delays
+    /// them to that timer.
+    pub(super) fn release_waiting(&mut self, desired: &Desired) {
+        if self.ike.waiting.is_empty() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let ops = self
+            .ike
+            .waiting
+            .releases(&self.ike.negotiated, desired, now);
+        if ops.is_empty() {
+            return;
+        }
+        match crate::kernel::apply(&mut self.sock, &ops) {
+            Ok(acks) => {
+                for (op, ack) in ops.iter().zip(acks) {
+                    match ack {
+                        Ok(()) => {
+                            tracing::debug!(op = %op.label, "rewrote the policy holding them")
+                        }
+                        Err(e) => {
+                            tracing::warn!(op = %op.label, error = %e, "could not rewrite the policy; the kernel's queue timer releases them")
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not rewrite policies holding packets; the kernel's queue timer releases them")
+            }
+        }
     }
 
     /// The IKE setup of the policy in force.

@@ -70,6 +70,7 @@ async fn the_loop_wakes_at_the_earliest_source_and_fires_only_the_due() {
         resync: Duration::from_secs(60),
         debounce: Duration::from_millis(100),
         announce: false,
+        first_packets: crate::daemon::first_packets::FirstPackets::System,
     };
     let mut rec = reconciler(&o);
     let t0 = Instant::now();

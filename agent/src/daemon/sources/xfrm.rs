@@ -16,7 +16,7 @@ use crate::daemon::reconciler::Cause;
 use crate::kernel::events::{XfrmEvent, XfrmEvents};
 use crate::kernel::KernelError;
 use crate::keying::Acquire;
-use crate::model::{SaKey, Selector};
+use crate::model::{PolicyKey, SaKey, Selector};
 use crate::plan::host_net as host;
 
 /// Unknown-peer acquires are logged once per address per this interval.
@@ -83,7 +83,7 @@ impl Xfrm {
 /// `xfrm_state_add` → `__find_acq_core`), which negotiated SAs do, so no sequence number is
 /// needed to install over it.
 fn ike_acquire(ev: &XfrmEvent) -> Option<Acquire> {
-    let XfrmEvent::Acquire { src, dst, sel } = ev else {
+    let XfrmEvent::Acquire { src, dst, sel, .. } = ev else {
         return None;
     };
     let sel = sel.unwrap_or_else(|| Selector::between(host(*src), host(*dst)));
@@ -101,6 +101,8 @@ struct Routed {
     static_path: Vec<XfrmEvent>,
     /// Acquires of pairs keyed over IKEv2: keying starts (or merges into) an exchange.
     acquires: Vec<Acquire>,
+    /// Their peers and the policies whose queues may hold their packets meanwhile.
+    waiting: Vec<(IpAddr, Option<PolicyKey>)>,
     /// Soft and hard expires of negotiated SAs: keying rekeys their Child SA (no static
     /// rotation was missed, so none is counted).
     expires: Vec<(SaKey, bool)>,
@@ -116,7 +118,10 @@ fn route(
     let mut r = Routed::default();
     for ev in evs {
         match ev {
-            XfrmEvent::Acquire { src, dst, .. } if ike_keys(src, dst) => {
+            XfrmEvent::Acquire {
+                src, dst, policy, ..
+            } if ike_keys(src, dst) => {
+                r.waiting.push((dst, policy));
                 r.acquires.extend(ike_acquire(&ev));
             }
             XfrmEvent::Expire { key, hard } if negotiated(&key) => r.expires.push((key, hard)),
@@ -145,6 +150,14 @@ impl Source for Xfrm {
         let rec = &*cx.rec;
         let routed = route(evs, |s, d| rec.ike_keys(s, d), |k| rec.negotiated_sa(k));
         let evs = routed.static_path;
+        for (peer, policy) in routed.waiting {
+            match policy {
+                Some(p) => cx.rec.note_waiting(peer, p),
+                None => {
+                    tracing::warn!(%peer, "an acquire without its policy: packets queued for this peer leave at the kernel's timer")
+                }
+            }
+        }
         cx.turn.acquires.extend(routed.acquires);
         cx.turn.expires.extend(routed.expires);
         let empty = crate::model::Desired::default();
@@ -186,6 +199,7 @@ mod tests {
             src: ip("10.0.0.1"),
             dst: ip(dst),
             sel: None,
+            policy: None,
         };
         let evs = vec![
             expire(negotiated, false),
@@ -199,6 +213,7 @@ mod tests {
         assert_eq!(r.expires, vec![(negotiated, false), (negotiated, true)]);
         assert_eq!(r.acquires.len(), 1);
         assert_eq!(r.acquires[0].remote, ip("10.0.0.2"));
+        assert_eq!(r.waiting, vec![(ip("10.0.0.2"), None)]);
         assert_eq!(
             r.static_path,
             vec![
