@@ -97,7 +97,7 @@ fn drive(
                 now(),
             )
             .expect("open IKE sockets");
-            let mut negotiated = Negotiated::new();
+            let mut negotiated = Negotiated::default();
             if acquire {
                 let a = Acquire {
                     local: ip(me),

@@ -9,36 +9,18 @@
 //! (as requested, without the allocator's own overhead) before and after, and after the
 //! responder is dropped: what it held.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
 use ike::cert::testpki::{self, Pki};
-use ike::sa::{Endpoint, Event};
+use ike::sa::Endpoint;
 
-struct Counting;
+mod common;
 
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-}
+use common::{exchange, live, Counting};
 
 #[global_allocator]
 static A: Counting = Counting;
-
-fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
-}
 
 fn main() {
     let peers: u32 = std::env::args().nth(1).map_or(1000, |s| s.parse().unwrap());
@@ -71,27 +53,4 @@ fn main() {
     println!(
         "peers={peers} established={ready} responder_empty_bytes={empty} responder_bytes_per_ike_sa={per_sa:.0}"
     );
-}
-
-/// Delivers datagrams both ways until the wire is quiet; returns Child SAs ready at the initiator.
-fn exchange(ini: &mut Endpoint, resp: &mut Endpoint, now: Instant) -> u32 {
-    let mut ready = 0;
-    loop {
-        let mut moved = false;
-        while let Some(t) = ini.poll_transmit(now) {
-            moved = true;
-            resp.handle(now, t.from, t.to, &t.payload);
-        }
-        while let Some(t) = resp.poll_transmit(now) {
-            moved = true;
-            let events = ini.handle(now, t.from, t.to, &t.payload);
-            ready += events
-                .iter()
-                .filter(|e| matches!(e, Event::ChildSaReady(c) if c.rekeyed.is_none()))
-                .count() as u32;
-        }
-        if !moved {
-            return ready;
-        }
-    }
 }

@@ -8,7 +8,7 @@ use ike::sa::{ChildSa, Event, SaId};
 
 use super::status::{FailureKind, PeerStatus};
 use super::validity::Credential;
-use super::{child, Child, Ike, Keying, Pair, Peer};
+use super::{child, push_exact, Child, Ike, Keying, Pair, Peer};
 
 impl Keying {
     pub(super) fn on_events(&mut self, now: Instant, events: Vec<Event>) {
@@ -70,7 +70,7 @@ impl Keying {
 
     fn peer_of(&mut self, sa: SaId) -> Option<&mut Peer> {
         let pair = self.by_sa.get(&sa)?;
-        self.peers.get_mut(pair)
+        self.peers.get_mut(pair).map(|p| &mut **p)
     }
 
     fn on_child(&mut self, now: Instant, c: ChildSa) {
@@ -84,11 +84,14 @@ impl Keying {
         self.by_sa.insert(c.sa, pair);
         let settings = self.settings;
         let auth = self.authenticated.remove(&c.sa);
-        let peer = self.peers.entry(pair).or_insert_with(|| Peer::new(terms));
+        let peer = self
+            .peers
+            .entry(pair)
+            .or_insert_with(|| Box::new(Peer::new(terms)));
         let ike = match peer.ikes.iter().position(|i| i.id == c.sa) {
             Some(at) => &mut peer.ikes[at],
             None => {
-                peer.ikes.push(Ike::new(c.sa, false, now));
+                push_exact(&mut peer.ikes, Ike::new(c.sa, false, now));
                 peer.ikes.last_mut().expect("pushed")
             }
         };
@@ -139,14 +142,17 @@ impl Keying {
         if !replaces_live && peer.out.is_none() {
             peer.out = Some(c.spi_in);
         }
-        peer.children.push(Child {
-            sa: c,
-            generation: peer.generations,
-            rekey_at: Some(rekey_at),
-            out_ready: !replaces_live,
-            expired: false,
-            packets_in: 0,
-        });
+        push_exact(
+            &mut peer.children,
+            Child {
+                sa: c,
+                generation: peer.generations,
+                rekey_at: Some(rekey_at),
+                out_ready: !replaces_live,
+                expired: false,
+                packets_in: 0,
+            },
+        );
         self.drop_duplicate_ikes(now, pair);
     }
 
@@ -175,7 +181,7 @@ impl Keying {
             spi_in,
             "Child SA retired; inbound kept for the grace period"
         );
-        peer.retiring.push((old.sa, old.generation, now + grace));
+        push_exact(&mut peer.retiring, (old.sa, old.generation, now + grace));
     }
 
     fn on_ike_rekeyed(&mut self, now: Instant, old: SaId, new: SaId) {

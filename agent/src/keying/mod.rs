@@ -212,7 +212,9 @@ pub struct Keying {
     endpoint: Endpoint,
     settings: Settings,
     admission: Arc<dyn Admission>,
-    peers: BTreeMap<Pair, Peer>,
+    /// Boxed: a `Peer` is several hundred bytes, and B-tree nodes hold 11 values each,
+    /// a third empty on average.
+    peers: BTreeMap<Pair, Box<Peer>>,
     by_sa: HashMap<SaId, Pair>,
     /// Authenticated peers whose Child SA has not come yet (responder side).
     authenticated: HashMap<SaId, (PeerStatus, validity::Credential)>,
@@ -273,7 +275,7 @@ impl Keying {
             self.counters.acquires_in_backoff += 1;
             return false;
         }
-        let peer = self.peers.entry(pair).or_insert_with(|| Peer::new(terms));
+        let peer = (self.peers.entry(pair)).or_insert_with(|| Box::new(Peer::new(terms)));
         let sa = self.endpoint.initiate(
             now,
             SocketAddr::new(pair.0, IKE_PORT),
@@ -281,7 +283,7 @@ impl Keying {
             None,
         );
         peer.acquire_seq = Some(acquire.seq);
-        peer.ikes.push(Ike::new(sa, true, now));
+        push_exact(&mut peer.ikes, Ike::new(sa, true, now));
         self.by_sa.insert(sa, pair);
         tracing::info!(local = %pair.0, peer = %pair.1, seq = acquire.seq, packet = %acquire.sel, "IKEv2 exchange started on acquire");
         true
@@ -493,6 +495,13 @@ impl Ike {
             probing: false,
         }
     }
+}
+
+/// Pushes `item` growing `v` by one slot only: a peer holds one IKE SA and one Child SA
+/// but for the moments of a rekey, and `push` would reserve four (~1 KB per peer).
+fn push_exact<T>(v: &mut Vec<T>, item: T) {
+    v.reserve_exact(1);
+    v.push(item);
 }
 
 /// The notAfter of our certificate in `config`.

@@ -109,6 +109,25 @@ impl IkeSa {
         })
     }
 
+    /// Once IKE_AUTH is through, drops what only it needed: both IKE_SA_INIT messages and
+    /// the nonces (signed octets, RFC 7296 §2.15; the first Child SA's KEYMAT, §2.17),
+    /// ~650 bytes per IKE SA. Rekeys bring their own nonces (§2.18), and a retransmitted
+    /// IKE_AUTH request is answered from `last_response`.
+    fn forget_handshake(&mut self) {
+        if self.state == State::Established {
+            for v in [
+                &mut self.init_request,
+                &mut self.init_response,
+                &mut self.ni,
+                &mut self.nr,
+            ] {
+                *v = Vec::new();
+            }
+            self.key_share = None;
+            self.cookie = None;
+        }
+    }
+
     /// A header for a message of ours.
     pub(super) fn header(&self, exchange: u8, response: bool, message_id: u32) -> Header {
         let mut f = if response { flags::RESPONSE } else { 0 };
@@ -259,7 +278,8 @@ impl IkeSa {
                     init::on_response(self, ctx, datagram, msg)
                 }
                 (State::AuthSent, exchange::IKE_AUTH) => {
-                    ike_auth::on_response(self, ctx, datagram, msg)
+                    ike_auth::on_response(self, ctx, datagram, msg);
+                    self.forget_handshake();
                 }
                 (State::Established | State::Deleting, exchange::INFORMATIONAL) => {
                     info::on_response(self, ctx, datagram, msg)
@@ -298,7 +318,10 @@ impl IkeSa {
             return;
         }
         match (self.state, h.exchange) {
-            (State::InitDone, exchange::IKE_AUTH) => ike_auth::on_request(self, ctx, datagram, msg),
+            (State::InitDone, exchange::IKE_AUTH) => {
+                ike_auth::on_request(self, ctx, datagram, msg);
+                self.forget_handshake();
+            }
             (State::Established | State::Deleting, exchange::INFORMATIONAL) => {
                 info::on_request(self, ctx, datagram, msg)
             }

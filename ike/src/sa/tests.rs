@@ -227,6 +227,23 @@ fn tampered_ike_auth_is_dropped_and_the_retransmission_wins() {
     assert_eq!(children(&events).len(), 1);
 }
 
+/// The responder forgets the IKE_SA_INIT messages and nonces once IKE_AUTH is through:
+/// a replayed IKE_AUTH request still gets the response it was sent, and nothing new.
+#[test]
+fn a_replayed_ike_auth_is_answered_from_the_kept_response() {
+    let mut s = pair(Faults::NONE, 12, |_, _| {});
+    s.a.initiate(s.now, addr(A), addr(B), None);
+    s.run_until(Duration::from_secs(5), |s| s.delivered.len() == 2);
+    let req = s.a.poll_transmit(s.now).unwrap();
+    let events = s.b.handle(s.now, req.from, req.to, &req.payload);
+    assert_eq!(children(&events).len(), 1);
+    let first = s.b.poll_transmit(s.now).unwrap();
+    assert!(s.b.handle(s.now, req.from, req.to, &req.payload).is_empty());
+    let again = s.b.poll_transmit(s.now).unwrap();
+    assert_eq!(again.payload, first.payload);
+    assert!(s.b.poll_transmit(s.now).is_none());
+}
+
 #[test]
 fn unsupported_critical_payload_is_answered() {
     let mut s = pair(Faults::NONE, 10, |_, _| {});

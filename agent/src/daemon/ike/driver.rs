@@ -18,8 +18,9 @@ use crate::kernel::ike_sockets::{Datagram, IkePorts, IkeSockets};
 use crate::keying::{Acquire, Admission, Keying, Settings, StaticSpis};
 use crate::model::{DesiredSa, SaDir, SaKey};
 
-/// The negotiated SAs keying wants in the kernel.
-pub type Negotiated = BTreeMap<SaKey, DesiredSa>;
+/// The negotiated SAs keying wants in the kernel: one set, shared by the driver (to see
+/// a change) and the reconciler (to install it).
+pub type Negotiated = Arc<BTreeMap<SaKey, DesiredSa>>;
 
 /// IKEv2 keying with its sockets and keepalive schedule.
 pub struct IkeDriver {
@@ -66,7 +67,7 @@ impl IkeDriver {
             sockets,
             keying,
             keepalives: KeepaliveSchedule::default(),
-            reported: Negotiated::new(),
+            reported: Negotiated::default(),
             pending: false,
             held: false,
             own_not_after,
@@ -239,7 +240,7 @@ impl IkeDriver {
     /// inbound SA must be in the kernel before it leaves (make-before-break; charon
     /// switches on the CREATE_CHILD_SA response and may send right after IKE_AUTH).
     fn settle(&mut self, now: Instant) -> Option<Negotiated> {
-        let states = self.keying.desired_states();
+        let states = Negotiated::new(self.keying.desired_states());
         self.pending = false;
         if states == self.reported {
             if !self.held {
@@ -289,7 +290,7 @@ impl IkeDriver {
 
 /// The NAT-T paths of the encapsulated outbound SAs: our port to the peer's (RFC 3948
 /// §2.3 keepalives keep exactly those mappings open).
-pub fn keepalive_paths(states: &Negotiated) -> BTreeSet<NatPath> {
+pub fn keepalive_paths(states: &BTreeMap<SaKey, DesiredSa>) -> BTreeSet<NatPath> {
     (states.iter())
         .filter(|(_, s)| s.meta.dir == SaDir::Out)
         .filter_map(|(k, s)| {
@@ -316,7 +317,7 @@ mod tests {
         };
         let (ko, mut out) = pick(SaDir::Out);
         let (ki, mut inb) = pick(SaDir::In);
-        let plain: Negotiated = [(ko, out.clone()), (ki, inb.clone())].into();
+        let plain = Negotiated::new([(ko, out.clone()), (ki, inb.clone())].into());
         assert!(keepalive_paths(&plain).is_empty(), "no NAT-T, no keepalive");
         out.spec.encap = Some(Encap {
             sport: 4500,

@@ -74,7 +74,7 @@ pub fn changed_keys(old: &Negotiated, new: &Negotiated) -> BTreeSet<SaKey> {
 /// collision impossible, and the static one would be the one to keep).
 pub fn merge(compiled: &Desired, negotiated: &Negotiated) -> Desired {
     let mut d = compiled.clone();
-    for (k, s) in negotiated {
+    for (k, s) in negotiated.iter() {
         d.states.entry(*k).or_insert_with(|| s.clone());
     }
     d
@@ -100,7 +100,7 @@ impl Reconciler {
     /// keyed over IKEv2, the negotiated SAs leave the desired set, UDP 4500 is the
     /// reconciler's again; the next reconcile applies it.
     pub fn stop_ike(&mut self) {
-        self.set_negotiated(Negotiated::new());
+        self.set_negotiated(Negotiated::default());
         self.ike.admission = None;
         self.ike.holds_natt = false;
         self.view.ike = None;
@@ -217,7 +217,10 @@ mod tests {
             spi: 0x7a00_1234,
             ..*k
         };
-        let neg = Negotiated::from([(*k, theirs.clone()), (new_key, theirs.clone())]);
+        let neg = Negotiated::new(BTreeMap::from([
+            (*k, theirs.clone()),
+            (new_key, theirs.clone()),
+        ]));
         let m = merge(&d, &neg);
         assert_eq!(m.states.len(), d.states.len() + 1);
         assert_eq!(m.states[k], *s, "the compiled SA stays");
@@ -230,10 +233,10 @@ mod tests {
         let d = crate::daemon::ike::seed_desired();
         let mut it = d.states.iter().map(|(k, s)| (*k, s.clone()));
         let (a, b, c) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
-        let old = Negotiated::from([a.clone(), b.clone()]);
+        let old = Negotiated::new(BTreeMap::from([a.clone(), b.clone()]));
         let mut b2 = b.clone();
         b2.1.spec.replay_window += 1;
-        let new = Negotiated::from([b2, c.clone()]);
+        let new = Negotiated::new(BTreeMap::from([b2, c.clone()]));
         assert_eq!(changed_keys(&old, &new), BTreeSet::from([a.0, b.0, c.0]));
         assert!(changed_keys(&new, &new).is_empty());
     }

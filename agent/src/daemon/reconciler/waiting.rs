@@ -105,8 +105,8 @@ mod tests {
         };
         w.note(peer, inbound, t0);
         // Nothing negotiated yet: nothing to release, everything still waits.
-        assert!(w.releases(&Negotiated::new(), &d, t0).is_empty());
-        let neg = Negotiated::from([(*sa_key, sa.clone())]);
+        assert!(w.releases(&Negotiated::default(), &d, t0).is_empty());
+        let neg = Negotiated::new(BTreeMap::from([(*sa_key, sa.clone())]));
         let ops = w.releases(&neg, &d, t0);
         assert_eq!(ops.len(), 1, "{ops:?}");
         assert_eq!(
@@ -125,7 +125,7 @@ mod tests {
         let t0 = Instant::now();
         let mut w = Waiting::default();
         w.note(sa_key.dst, key, t0);
-        let neg = Negotiated::from([(*sa_key, sa.clone())]);
+        let neg = Negotiated::new(BTreeMap::from([(*sa_key, sa.clone())]));
         let later = t0 + FORGET_AFTER + Duration::from_secs(1);
         assert!(w.releases(&neg, &d, later).is_empty());
         assert!(w.is_empty());
