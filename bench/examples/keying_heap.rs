@@ -43,6 +43,7 @@ impl Admission for Everyone {
             lifetime: lifetime(Duration::from_secs(3600)),
             tunnel: None,
             fallback: None,
+            ports: None,
         })
     }
     fn admit(&self, _: &ike::sa::Admission<'_>) -> bool {
