@@ -26,8 +26,8 @@ for w in agent charon; do
   eval "udp_$w=\$(get $w udp first_delivery_ms | median)"
   eval "sa_$w=\$(get $w sa-ready ms | median)"
   eval "tcp_$w=\$(get $w tcp connect_ms | median)"
-  eval "drops_$w=\$(awk -v w=$w '\$1 == w && \$2 == \"udp-rcvbuf-drops\" { print \$3 }' "$r")"
-  eval "sas_$w=\$(awk -v w=$w '\$1 == w && \$2 == \"kernel-sas\" { print \$3 }' "$r")"
+  eval "drops_$w=\$(awk -v w=$w '\$1 == w && \$2 == \"udp-rcvbuf-drops\" { print \$3 }' \"$r\")"
+  eval "sas_$w=\$(awk -v w=$w '\$1 == w && \$2 == \"kernel-sas\" { print \$3 }' \"$r\")"
 done
 # shellcheck disable=SC2154 # set by eval above
 {

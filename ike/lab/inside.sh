@@ -113,7 +113,9 @@ frag_role() { # initiate|respond
 }
 frag_roles() {
   modprobe -a -q iptable_raw xt_u32 xt_length xt_comment 2>/dev/null
-  narrow_path a va && narrow_path b vb || { echo "inside: no 1280-byte path" >&2; return 1; }
+  if ! { narrow_path a va && narrow_path b vb; }; then
+    echo "inside: no 1280-byte path" >&2; return 1
+  fi
   # The path itself: a 1400-byte ping leaves a as IP fragments, which b drops.
   ip netns exec a ping -c 1 -W 2 -s 1400 10.77.0.2 >"$out/ping-frag.txt" 2>&1
   echo "ping rc $?" >>"$out/ping-frag.txt"
