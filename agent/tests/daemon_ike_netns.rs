@@ -40,14 +40,8 @@ struct Pair(IpAddr, IpAddr);
 
 impl Admission for Pair {
     fn terms(&self, local: IpAddr, remote: IpAddr) -> Option<Terms> {
-        ((local, remote) == (self.0, self.1)).then(|| Terms {
-            reqid: REQID,
-            replay_window: 64,
-            lifetime: lifetime(Duration::from_secs(3600)),
-            tunnel: None,
-            fallback: None,
-            ports: None,
-        })
+        ((local, remote) == (self.0, self.1))
+            .then(|| Terms::transport(REQID, 64, lifetime(Duration::from_secs(3600))))
     }
     fn admit(&self, _: &ike::sa::Admission<'_>) -> bool {
         true

@@ -37,14 +37,11 @@ struct Everyone;
 
 impl Admission for Everyone {
     fn terms(&self, _: IpAddr, _: IpAddr) -> Option<Terms> {
-        Some(Terms {
-            reqid: 0x7a00_0010,
-            replay_window: 1024,
-            lifetime: lifetime(Duration::from_secs(3600)),
-            tunnel: None,
-            fallback: None,
-            ports: None,
-        })
+        Some(Terms::transport(
+            0x7a00_0010,
+            1024,
+            lifetime(Duration::from_secs(3600)),
+        ))
     }
     fn admit(&self, _: &ike::sa::Admission<'_>) -> bool {
         true

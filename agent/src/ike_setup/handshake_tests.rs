@@ -33,14 +33,7 @@ struct Open;
 
 impl Admission for Open {
     fn terms(&self, _: IpAddr, _: IpAddr) -> Option<Terms> {
-        Some(Terms {
-            reqid: 1,
-            replay_window: 64,
-            lifetime: lifetime(Duration::from_secs(3600)),
-            tunnel: None,
-            fallback: None,
-            ports: None,
-        })
+        Some(Terms::transport(1, 64, lifetime(Duration::from_secs(3600))))
     }
     fn admit(&self, _: &ike::sa::Admission<'_>) -> bool {
         true

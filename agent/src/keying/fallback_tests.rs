@@ -20,12 +20,8 @@ impl Admission for Request {
     fn terms(&self, local: IpAddr, remote: IpAddr) -> Option<Terms> {
         let pair = [(ip(A), ip(B)), (ip(B), ip(A))];
         pair.contains(&(local, remote)).then(|| Terms {
-            reqid: REQID,
-            replay_window: 1024,
-            lifetime: lifetime(Duration::from_secs(60)),
-            tunnel: None,
             fallback: self.0,
-            ports: None,
+            ..Terms::transport(REQID, 1024, lifetime(Duration::from_secs(60)))
         })
     }
     fn admit(&self, _: &ike::sa::Admission<'_>) -> bool {

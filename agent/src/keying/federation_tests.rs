@@ -65,12 +65,8 @@ struct Partner(Option<Ports>);
 impl Admission for Partner {
     fn terms(&self, local: IpAddr, remote: IpAddr) -> Option<Terms> {
         ((local, remote) == (ip(A), ip(B))).then(|| Terms {
-            reqid: 1,
-            replay_window: 64,
-            lifetime: lifetime(Duration::from_secs(60)),
-            tunnel: None,
-            fallback: None,
             ports: self.0,
+            ..Terms::transport(1, 64, lifetime(Duration::from_secs(60)))
         })
     }
     fn admit(&self, _: &ike::sa::Admission<'_>) -> bool {

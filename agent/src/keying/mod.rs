@@ -114,6 +114,21 @@ pub struct Terms {
     pub ports: Option<ike::sa::Ports>,
 }
 
+impl Terms {
+    /// Transport mode between the two hosts, every protocol, no fallback to clear: what
+    /// a `require` rule between two hosts gives; other terms are set over it.
+    pub fn transport(reqid: u32, replay_window: u32, lifetime: Lifetime) -> Terms {
+        Terms {
+            reqid,
+            replay_window,
+            lifetime,
+            tunnel: None,
+            fallback: None,
+            ports: None,
+        }
+    }
+}
+
 /// Which peers keying admits: filled in by the daemon from the policy (rules with
 /// `key-exchange = "ikev2"` and their authorities), replaced on reload.
 pub trait Admission: Send + Sync {

@@ -29,14 +29,9 @@ pub(super) struct Table {
 
 impl Admission for Table {
     fn terms(&self, local: IpAddr, remote: IpAddr) -> Option<Terms> {
-        self.pairs.contains(&(local, remote)).then(|| Terms {
-            reqid: REQID,
-            replay_window: 1024,
-            lifetime: lifetime(Duration::from_secs(60)),
-            tunnel: None,
-            fallback: None,
-            ports: None,
-        })
+        self.pairs
+            .contains(&(local, remote))
+            .then(|| Terms::transport(REQID, 1024, lifetime(Duration::from_secs(60))))
     }
     fn admit(&self, _: &ike::sa::Admission<'_>) -> bool {
         self.admit
